@@ -1,0 +1,252 @@
+//! Configuring and starting a pool.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use crate::dispatcher::{Counters, Dispatcher};
+use crate::error::Error;
+use crate::pool::Pool;
+use crate::registry;
+use crate::spawn::{self, Ledger, Redirect, WorkerSpec};
+use crate::worker;
+
+/// Settings for a [`Pool`]; start from [`Pool::builder`], finish with
+/// [`build`](PoolBuilder::build).
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), procpool::Error> {
+/// use procpool::{Pool, Redirect};
+///
+/// let pool = Pool::builder()
+///     .workers(4)
+///     .stderr(Redirect::Null)
+///     .env("RUST_LOG", "warn")
+///     .build()
+///     .await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+#[must_use = "a PoolBuilder does nothing until .build().await"]
+pub struct PoolBuilder {
+    workers: Option<usize>,
+    program: Option<PathBuf>,
+    args: Vec<OsString>,
+    env: Vec<(OsString, OsString)>,
+    stdout: Redirect,
+    stderr: Redirect,
+    max_frame: u64,
+    max_in_flight: usize,
+    socket_buffer: usize,
+    handshake_timeout: Duration,
+    task_timeout: Option<Duration>,
+}
+
+impl Default for PoolBuilder {
+    fn default() -> Self {
+        PoolBuilder::new()
+    }
+}
+
+impl PoolBuilder {
+    /// The defaults, as each setter documents them.
+    pub fn new() -> PoolBuilder {
+        PoolBuilder {
+            workers: None,
+            program: None,
+            args: Vec::new(),
+            env: Vec::new(),
+            stdout: Redirect::Inherit,
+            stderr: Redirect::Inherit,
+            max_frame: 1 << 30,
+            max_in_flight: 64,
+            socket_buffer: 4 << 20,
+            handshake_timeout: Duration::from_secs(10),
+            task_timeout: None,
+        }
+    }
+
+    /// How many worker processes to keep running.
+    ///
+    /// The default is [`std::thread::available_parallelism`] (1 if unknown).
+    /// Zero is treated as one.
+    pub fn workers(mut self, n: usize) -> Self {
+        self.workers = Some(n.max(1));
+        self
+    }
+
+    /// The program to run as a worker.
+    ///
+    /// By default a worker is this same executable, started again (on Linux
+    /// through `/proc/self/exe`, so a binary replaced on disk by a deploy
+    /// cannot mismatch). Set a program when the current executable cannot
+    /// serve, e.g. a test harness that runs tests before anything else: the
+    /// program's `main` must call [`init`](crate::init) with the same
+    /// `tasks![...]` list, which the handshake checks.
+    pub fn worker_program(mut self, program: impl Into<PathBuf>) -> Self {
+        self.program = Some(program.into());
+        self
+    }
+
+    /// Arguments for the worker program. The default is none.
+    pub fn worker_args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        self.args = args.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets an environment variable for the workers, on top of the pool
+    /// process's own environment (which they inherit).
+    pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Where the workers' standard output goes. The default is
+    /// [`Redirect::Inherit`]: a task's `println!` shows up where the pool's does.
+    pub fn stdout(mut self, redirect: Redirect) -> Self {
+        self.stdout = redirect;
+        self
+    }
+
+    /// Where the workers' standard error goes. The default is
+    /// [`Redirect::Inherit`].
+    pub fn stderr(mut self, redirect: Redirect) -> Self {
+        self.stderr = redirect;
+        self
+    }
+
+    /// The largest frame (one encoded argument set or result, plus a few
+    /// bytes) the pool accepts from a worker, and a worker from the pool.
+    ///
+    /// A worker that announces a larger frame is treated as broken (its task
+    /// fails with [`Error::is_protocol`](crate::Error::is_protocol)) instead of
+    /// making the pool allocate whatever a corrupt length says. The default is
+    /// 1 GiB; there is no upper limit beyond memory.
+    pub fn max_frame_size(mut self, bytes: u64) -> Self {
+        self.max_frame = bytes.max(64);
+        self
+    }
+
+    /// The most tasks sent ahead to one worker.
+    ///
+    /// Within this cap the pool adapts: a worker is sent about a millisecond
+    /// of work beyond the task it is running (by the run times it reports), so
+    /// tiny tasks go many to a system call while long ones stay in the pool's
+    /// queue, where any free worker can take them. The default is 64; 1 turns
+    /// pipelining off.
+    pub fn max_in_flight_per_worker(mut self, n: usize) -> Self {
+        self.max_in_flight = n.max(1);
+        self
+    }
+
+    /// A time limit for every task, counted from its submission; see
+    /// [`TaskHandle::timeout`](crate::TaskHandle::timeout), which overrides it
+    /// per task. The default is no limit.
+    pub fn task_timeout(mut self, limit: Duration) -> Self {
+        self.task_timeout = Some(limit);
+        self
+    }
+
+    /// How long a new worker has to start and complete its handshake.
+    /// The default is 10 seconds.
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
+        self
+    }
+
+    /// Starts the workers and waits until every one has completed its
+    /// handshake.
+    ///
+    /// # Errors
+    ///
+    /// * [`Error::is_unregistered`](crate::Error::is_unregistered) if
+    ///   [`init`](crate::init) was not called;
+    /// * [`Error::is_spawn`](crate::Error::is_spawn) if a worker cannot be
+    ///   started, exits, or is a different build (protocol version or task list
+    ///   differ), or if this process is itself a worker whose `main` did not
+    ///   call `init` before building a pool (which would otherwise start
+    ///   workers without end).
+    ///
+    /// Workers already started are killed and reaped before the error returns.
+    ///
+    /// # Panics
+    ///
+    /// If polled outside a tokio runtime.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future kills the workers started so far.
+    pub async fn build(self) -> Result<Pool, Error> {
+        if worker::is_unclaimed_worker() {
+            return Err(Error::spawn(
+                "this process was started as a procpool worker, but its `main` built a pool \
+                 without calling `procpool::init(procpool::tasks![...])` first; call init first \
+                 thing in main",
+                None,
+            ));
+        }
+        let registry = registry::global()?;
+        let workers = self
+            .workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+        let program = match self.program {
+            Some(program) => program,
+            None => current_exe()?,
+        };
+        let spec = Arc::new(WorkerSpec {
+            program,
+            args: self.args,
+            env: self.env,
+            stdout: self.stdout,
+            stderr: self.stderr,
+            max_frame: self.max_frame,
+            socket_buffer: self.socket_buffer,
+            handshake_timeout: self.handshake_timeout,
+            fingerprint: registry.fingerprint(),
+            ledger: Ledger::new(),
+        });
+        // Handshakes overlap; if any fails, the others are killed and reaped.
+        let results = futures::future::join_all((0..workers).map(|_| spawn::spawn(&spec))).await;
+        let mut started = Vec::with_capacity(workers);
+        let mut failure = None;
+        for result in results {
+            match result {
+                Ok(spawned) => started.push(spawned),
+                Err(err) => failure = failure.or(Some(err)),
+            }
+        }
+        if let Some(err) = failure {
+            for spawned in started {
+                spawn::abandon(spawned.child, spawned.pid, &spec.ledger).await;
+            }
+            return Err(err);
+        }
+        let counters = Arc::new(Counters::default());
+        let (commands, inbox) = mpsc::unbounded_channel();
+        let dispatcher =
+            Dispatcher::new(inbox, started, spec, counters.clone(), self.max_in_flight);
+        tokio::spawn(dispatcher);
+        Ok(Pool::from_parts(
+            commands,
+            counters,
+            registry,
+            workers,
+            self.task_timeout,
+        ))
+    }
+}
+
+fn current_exe() -> Result<PathBuf, Error> {
+    if cfg!(target_os = "linux") {
+        return Ok(PathBuf::from("/proc/self/exe"));
+    }
+    std::env::current_exe()
+        .map_err(|err| Error::spawn("cannot find the current executable", Some(err)))
+}

@@ -1,0 +1,285 @@
+//! The pool's end of one worker's data socket: the requests in flight, in
+//! order, and the bytes going out and coming in.
+//!
+//! Generic over the byte stream, so it is tested over `tokio::io::duplex`
+//! without a process, and could carry a remote worker's stdio later.
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::frame::{self, HEADER_LEN};
+use crate::job::Job;
+use crate::sys;
+
+/// Frames at least this large are handed over in the read buffer they arrived
+/// in rather than copied out of it.
+const ZERO_COPY_FROM: usize = 64 * 1024;
+/// How much to read at a time when no larger frame is pending.
+const READ_CHUNK: usize = 64 * 1024;
+/// Most frames handed to one `writev`.
+const MAX_IOVECS: usize = 64;
+
+/// A request sent (or being sent) to the worker and not yet answered.
+#[derive(Debug)]
+pub(crate) struct InFlight {
+    pub(crate) job: Job,
+    /// The worker's number for this request: 1 for the first it receives.
+    pub(crate) seq: u64,
+    /// A cancel for `seq` went out on the control socket.
+    pub(crate) cancel_sent: bool,
+}
+
+/// A complete frame body: `buf[start..]`.
+#[derive(Debug)]
+pub(crate) struct Body {
+    pub(crate) buf: Vec<u8>,
+    pub(crate) start: usize,
+}
+
+impl Body {
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Conn<S> {
+    io: S,
+    max_frame: u64,
+    /// Received bytes; the unparsed part is `read_buf[read_pos..]`.
+    read_buf: Vec<u8>,
+    read_pos: usize,
+    in_flight: VecDeque<InFlight>,
+    /// How many of `in_flight`, from the front, are completely written.
+    written: usize,
+    /// Bytes of `in_flight[written]` already written.
+    partial: usize,
+    sent: u64,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
+    pub(crate) fn new(io: S, max_frame: u64) -> Conn<S> {
+        Conn {
+            io,
+            max_frame,
+            read_buf: Vec::new(),
+            read_pos: 0,
+            in_flight: VecDeque::new(),
+            written: 0,
+            partial: 0,
+            sent: 0,
+        }
+    }
+
+    pub(crate) fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    pub(crate) fn in_flight_mut(&mut self) -> impl Iterator<Item = &mut InFlight> {
+        self.in_flight.iter_mut()
+    }
+
+    /// Queues a request behind those in flight.
+    pub(crate) fn push(&mut self, job: Job) {
+        self.sent += 1;
+        self.in_flight.push_back(InFlight {
+            job,
+            seq: self.sent,
+            cancel_sent: false,
+        });
+    }
+
+    /// Takes the answered request off the front.
+    ///
+    /// `None` if the worker answered a request that was never (fully) sent:
+    /// a protocol violation.
+    pub(crate) fn pop_answered(&mut self) -> Option<InFlight> {
+        if self.written == 0 {
+            return None;
+        }
+        self.written -= 1;
+        self.in_flight.pop_front()
+    }
+
+    /// Everything still in flight, and whether the first of it may have
+    /// started running (its frame was completely written).
+    pub(crate) fn into_unanswered(self) -> (VecDeque<InFlight>, bool) {
+        (self.in_flight, self.written > 0)
+    }
+
+    /// Writes queued requests, as many per system call as fit.
+    /// `Ready(Ok)` once everything queued is written.
+    pub(crate) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while self.written < self.in_flight.len() {
+            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+            let mut count = 0;
+            for (i, entry) in self
+                .in_flight
+                .iter()
+                .skip(self.written)
+                .take(MAX_IOVECS)
+                .enumerate()
+            {
+                let skip = if i == 0 { self.partial } else { 0 };
+                slices[i] = IoSlice::new(&entry.job.frame[skip..]);
+                count += 1;
+            }
+            let mut n = ready!(Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..count]))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            // Advance over what was written.
+            while n > 0 {
+                let left = self.in_flight[self.written].job.frame.len() - self.partial;
+                if n >= left {
+                    n -= left;
+                    self.written += 1;
+                    self.partial = 0;
+                } else {
+                    self.partial += n;
+                    n = 0;
+                }
+            }
+        }
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    /// The next complete frame body already received, if any.
+    ///
+    /// # Errors
+    ///
+    /// A description of the garbage if the length prefix is over the maximum.
+    pub(crate) fn next_body(&mut self) -> Result<Option<Body>, String> {
+        let unread = &self.read_buf[self.read_pos..];
+        let Some(header) = unread.first_chunk::<HEADER_LEN>() else {
+            return Ok(None);
+        };
+        let len = frame::body_len(*header, self.max_frame)?;
+        let frame_len = HEADER_LEN + len;
+        if unread.len() < frame_len {
+            // Make room for the whole frame, so it is read straight into place.
+            if self.read_buf.capacity() - self.read_pos < frame_len {
+                self.read_buf.drain(..self.read_pos);
+                self.read_pos = 0;
+                self.read_buf.reserve(frame_len - self.read_buf.len());
+            }
+            return Ok(None);
+        }
+        let body = if self.read_pos == 0 && unread.len() == frame_len && len >= ZERO_COPY_FROM {
+            Body {
+                buf: std::mem::take(&mut self.read_buf),
+                start: HEADER_LEN,
+            }
+        } else {
+            let at = self.read_pos + HEADER_LEN;
+            self.read_pos += frame_len;
+            Body {
+                buf: self.read_buf[at..at + len].to_vec(),
+                start: 0,
+            }
+        };
+        if self.read_pos == self.read_buf.len() {
+            self.read_buf.clear();
+            self.read_pos = 0;
+        }
+        Ok(Some(body))
+    }
+
+    /// Reads more bytes. `Ready(Ok(0))` is the end of the stream.
+    pub(crate) fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        if self.read_buf.capacity() - self.read_buf.len() < READ_CHUNK / 2 {
+            if self.read_pos > 0 {
+                self.read_buf.drain(..self.read_pos);
+                self.read_pos = 0;
+            }
+            self.read_buf.reserve(READ_CHUNK);
+        }
+        sys::poll_read_spare(&mut self.io, cx, &mut self.read_buf)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::future::poll_fn;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::sync::oneshot;
+
+    fn job(
+        bytes: usize,
+    ) -> (
+        Job,
+        oneshot::Receiver<Result<crate::job::Reply, crate::Error>>,
+    ) {
+        let (reply, rx) = oneshot::channel();
+        let frame = frame::request(3, &vec![7u8; bytes]).unwrap();
+        (
+            Job {
+                task: "t",
+                frame,
+                reply,
+            },
+            rx,
+        )
+    }
+
+    async fn next(conn: &mut Conn<tokio::io::DuplexStream>) -> Option<Body> {
+        loop {
+            if let Some(body) = conn.next_body().unwrap() {
+                return Some(body);
+            }
+            if poll_fn(|cx| conn.poll_fill(cx)).await.unwrap() == 0 {
+                return None;
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn writes_every_request_and_reads_frames_of_any_size() {
+        let (ours, mut theirs) = tokio::io::duplex(4096);
+        let mut conn = Conn::new(ours, 1 << 30);
+        let sizes = [0, 10, 100_000, 3, 1 << 20];
+        let mut expected = Vec::new();
+        let mut frames = Vec::new();
+        for size in sizes {
+            let (job, _rx) = job(size);
+            expected.extend_from_slice(&job.frame);
+            frames.push(job.frame.clone());
+            conn.push(job);
+        }
+        assert_eq!(conn.written, 0, "nothing written yet");
+        let echo = tokio::spawn(async move {
+            let mut got = vec![0; expected.len()];
+            theirs.read_exact(&mut got).await.unwrap();
+            assert!(got == expected, "bytes arrive in order, unchanged");
+            theirs.write_all(&got).await.unwrap();
+            theirs.shutdown().await.unwrap();
+        });
+        poll_fn(|cx| conn.poll_flush(cx)).await.unwrap();
+        assert_eq!(conn.written, sizes.len());
+        for (i, frame) in frames.iter().enumerate() {
+            let body = next(&mut conn).await.expect("a frame");
+            assert!(body.bytes() == &frame[HEADER_LEN..]);
+            let answered = conn.pop_answered().unwrap();
+            assert_eq!(answered.seq, i as u64 + 1);
+        }
+        assert!(next(&mut conn).await.is_none());
+        assert!(conn.pop_answered().is_none());
+        echo.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_oversized_length_is_an_error_before_any_allocation() {
+        let (ours, mut theirs) = tokio::io::duplex(64);
+        let mut conn = Conn::new(ours, 1024);
+        theirs.write_all(&(1u64 << 40).to_le_bytes()).await.unwrap();
+        poll_fn(|cx| conn.poll_fill(cx)).await.unwrap();
+        let err = conn.next_body().unwrap_err();
+        assert!(err.contains("maximum"), "{err}");
+        assert!(conn.read_buf.capacity() < 1 << 20);
+    }
+}

@@ -1,0 +1,641 @@
+//! The background task that owns the workers.
+//!
+//! One future, polled by tokio, holds every piece of mutable pool state: the
+//! queue, each worker's socket and requests in flight, the children. Nothing
+//! is shared with the submitting tasks but a channel in and a oneshot per task
+//! out, so there is no lock on the hot path and no state to get out of sync.
+//!
+//! Each worker is pipelined: it holds up to `capacity()` requests, so it never
+//! waits a round trip between tasks. The depth adapts to how long its tasks
+//! take (about a millisecond of queued work), so short tasks are batched many
+//! per system call while long ones are not stuck behind each other on one
+//! worker while another is idle.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::net::UnixStream;
+use tokio::process::Child;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio::time::Sleep;
+
+use crate::conn::{Body, Conn, InFlight};
+use crate::error::{Error, Exit, Repr};
+use crate::frame::Response;
+use crate::job::{Job, Reply};
+use crate::spawn::{self, Spawned, WorkerSpec};
+
+/// What a pool handle asks of the dispatcher.
+#[derive(Debug)]
+pub(crate) enum Command {
+    Submit(Job),
+    /// Finish everything queued, stop the workers, then answer.
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// Live counters, written by the dispatcher and read by `Pool::stats`.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) alive: AtomicUsize,
+    pub(crate) busy: AtomicUsize,
+    pub(crate) queued: AtomicUsize,
+    pub(crate) completed: AtomicU64,
+    pub(crate) failed: AtomicU64,
+    pub(crate) respawns: AtomicU64,
+}
+
+/// Roughly how much work, in time, a worker may have queued behind its
+/// running task.
+const PIPELINE_BUDGET_NANOS: u64 = 1_000_000;
+/// Depth before a worker's task times are known: one running, one ready.
+const INITIAL_DEPTH: usize = 2;
+/// How long dropping a pool may block reaping its killed workers.
+const KILL_REAP_LIMIT: Duration = Duration::from_millis(500);
+const BACKOFF_FIRST: Duration = Duration::from_millis(50);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+#[derive(Debug)]
+struct Worker {
+    pid: u32,
+    child: Child,
+    conn: Conn<UnixStream>,
+    control: UnixStream,
+    /// Moving average of the run time the worker reports per task.
+    task_nanos: Option<u64>,
+}
+
+impl Worker {
+    fn new(spawned: Spawned, max_frame: u64) -> Worker {
+        Worker {
+            pid: spawned.pid,
+            child: spawned.child,
+            conn: Conn::new(spawned.data, max_frame),
+            control: spawned.control,
+            task_nanos: None,
+        }
+    }
+
+    fn capacity(&self, max_depth: usize) -> usize {
+        match self.task_nanos {
+            None => INITIAL_DEPTH.min(max_depth),
+            Some(nanos) => {
+                let depth = 1 + PIPELINE_BUDGET_NANOS / nanos.max(1);
+                usize::try_from(depth).unwrap_or(usize::MAX).min(max_depth)
+            }
+        }
+    }
+
+    fn record(&mut self, nanos: u64) {
+        self.task_nanos = Some(match self.task_nanos {
+            None => nanos,
+            Some(avg) => (avg * 7 + nanos) / 8,
+        });
+    }
+}
+
+/// Why a live worker is being let go.
+#[derive(Debug)]
+enum Fault {
+    /// It closed its socket: it exited or crashed.
+    Hangup,
+    /// Reading or writing its socket failed.
+    Io,
+    /// It sent something that is not our protocol.
+    Protocol(String),
+}
+
+#[derive(Debug)]
+enum State {
+    Starting(JoinHandle<Result<Spawned, Error>>),
+    Live(Box<Worker>),
+    /// The worker is gone or going; its exit status decides what its unanswered
+    /// requests become.
+    Reaping {
+        pid: u32,
+        reaper: JoinHandle<Exit>,
+        unanswered: VecDeque<InFlight>,
+        head_started: bool,
+        protocol_fault: Option<String>,
+    },
+    Backoff(Pin<Box<Sleep>>),
+    /// Shutting down: the worker was told to exit and is being reaped.
+    Closing(JoinHandle<()>),
+    Stopped,
+}
+
+#[derive(Debug)]
+struct Slot {
+    state: State,
+    /// Deaths in a row without running a task; drives the respawn backoff.
+    failures: u32,
+}
+
+#[derive(Debug)]
+pub(crate) struct Dispatcher {
+    commands: mpsc::UnboundedReceiver<Command>,
+    queue: VecDeque<Job>,
+    slots: Vec<Slot>,
+    spec: Arc<WorkerSpec>,
+    counters: Arc<Counters>,
+    max_depth: usize,
+    /// `Some` once a shutdown was asked for: who to tell when it is done.
+    draining: Option<Vec<oneshot::Sender<()>>>,
+}
+
+impl Dispatcher {
+    pub(crate) fn new(
+        commands: mpsc::UnboundedReceiver<Command>,
+        workers: Vec<Spawned>,
+        spec: Arc<WorkerSpec>,
+        counters: Arc<Counters>,
+        max_depth: usize,
+    ) -> Dispatcher {
+        let slots = workers
+            .into_iter()
+            .map(|spawned| Slot {
+                state: State::Live(Box::new(Worker::new(spawned, spec.max_frame))),
+                failures: 0,
+            })
+            .collect();
+        Dispatcher {
+            commands,
+            queue: VecDeque::new(),
+            slots,
+            spec,
+            counters,
+            max_depth: max_depth.max(1),
+            draining: None,
+        }
+    }
+
+    /// Takes in new commands. `false` once every `Pool` handle is gone and no
+    /// shutdown is in progress: then the workers are killed (see `Drop`).
+    fn take_commands(&mut self, cx: &mut Context<'_>) -> bool {
+        loop {
+            match self.commands.poll_recv(cx) {
+                Poll::Ready(Some(Command::Submit(job))) => {
+                    if self.draining.is_some() {
+                        job.finish(Err(Error::new(Repr::ShutDown)));
+                    } else {
+                        self.queue.push_back(job);
+                    }
+                }
+                Poll::Ready(Some(Command::Shutdown(done))) => {
+                    self.draining.get_or_insert_with(Vec::new).push(done)
+                }
+                Poll::Ready(None) => return self.draining.is_some(),
+                Poll::Pending => return true,
+            }
+        }
+    }
+
+    /// Drives slot `i` until it waits on something.
+    fn poll_slot(&mut self, i: usize, cx: &mut Context<'_>) {
+        loop {
+            let state = std::mem::replace(&mut self.slots[i].state, State::Stopped);
+            // `moved`: the slot entered a new state, which must be polled once
+            // so that it registers for its next wake-up.
+            let (next, moved) = match state {
+                State::Starting(mut handle) => match Pin::new(&mut handle).poll(cx) {
+                    Poll::Pending => (State::Starting(handle), false),
+                    Poll::Ready(Ok(Ok(spawned))) => {
+                        let worker = Worker::new(spawned, self.spec.max_frame);
+                        (State::Live(Box::new(worker)), true)
+                    }
+                    Poll::Ready(Ok(Err(err))) => (self.spawn_failed(i, err), true),
+                    Poll::Ready(Err(join)) => (
+                        self.spawn_failed(i, Error::spawn(join.to_string(), None)),
+                        true,
+                    ),
+                },
+                State::Live(mut worker) => match self.poll_worker(i, &mut worker, cx) {
+                    Ok(()) => (State::Live(worker), false),
+                    Err(fault) => (retire(*worker, fault, &self.spec), true),
+                },
+                State::Reaping {
+                    pid,
+                    mut reaper,
+                    unanswered,
+                    head_started,
+                    protocol_fault,
+                } => match Pin::new(&mut reaper).poll(cx) {
+                    Poll::Pending => {
+                        let state = State::Reaping {
+                            pid,
+                            reaper,
+                            unanswered,
+                            head_started,
+                            protocol_fault,
+                        };
+                        (state, false)
+                    }
+                    Poll::Ready(exit) => {
+                        let exit = exit.unwrap_or(Exit::Unknown);
+                        (
+                            self.settle(i, pid, exit, unanswered, head_started, protocol_fault),
+                            true,
+                        )
+                    }
+                },
+                State::Backoff(mut sleep) => match sleep.as_mut().poll(cx) {
+                    Poll::Pending => (State::Backoff(sleep), false),
+                    Poll::Ready(()) => (self.start_worker(), true),
+                },
+                State::Closing(mut handle) => match Pin::new(&mut handle).poll(cx) {
+                    Poll::Pending => (State::Closing(handle), false),
+                    Poll::Ready(_) => (State::Stopped, false),
+                },
+                State::Stopped => (State::Stopped, false),
+            };
+            self.slots[i].state = next;
+            if !moved {
+                return;
+            }
+        }
+    }
+
+    /// Reads a live worker's answers and passes on cancellations.
+    fn poll_worker(
+        &mut self,
+        i: usize,
+        worker: &mut Worker,
+        cx: &mut Context<'_>,
+    ) -> Result<(), Fault> {
+        loop {
+            while let Some(body) = worker.conn.next_body().map_err(Fault::Protocol)? {
+                self.answer(i, worker, body)?;
+            }
+            match worker.conn.poll_fill(cx) {
+                Poll::Ready(Ok(0)) => return Err(Fault::Hangup),
+                Poll::Ready(Ok(_)) => continue,
+                Poll::Ready(Err(_)) => return Err(Fault::Io),
+                Poll::Pending => break,
+            }
+        }
+        send_cancels(worker, cx)
+    }
+
+    /// Delivers one answer to the task it belongs to.
+    fn answer(&mut self, i: usize, worker: &mut Worker, body: Body) -> Result<(), Fault> {
+        let pid = worker.pid;
+        let Some(entry) = worker.conn.pop_answered() else {
+            return Err(Fault::Protocol(
+                "an answer to a request it was never sent".into(),
+            ));
+        };
+        let job = entry.job;
+        let outcome = match Response::parse(body.bytes()) {
+            Ok(Response::Ok { nanos, payload_at }) => {
+                worker.record(nanos);
+                self.slots[i].failures = 0;
+                self.counters.completed.fetch_add(1, Relaxed);
+                job.finish(Ok(Reply {
+                    payload_at: body.start + payload_at,
+                    body: body.buf,
+                }));
+                return Ok(());
+            }
+            Ok(Response::Skipped) => return Ok(()),
+            Ok(Response::Panic { message, location }) => Repr::Panicked {
+                task: job.task,
+                message,
+                location,
+                pid,
+            },
+            Ok(Response::Failed(message)) => Repr::Remote {
+                task: job.task,
+                pid,
+                message: message.to_string(),
+            },
+            Err(garbage) => {
+                self.counters.failed.fetch_add(1, Relaxed);
+                let task = job.task;
+                job.finish(Err(Error::protocol(pid, Some(task), garbage.clone())));
+                return Err(Fault::Protocol(garbage));
+            }
+        };
+        self.counters.failed.fetch_add(1, Relaxed);
+        job.finish(Err(Error::new(outcome)));
+        Ok(())
+    }
+
+    /// A worker is gone: report the task it was running, send the ones it had
+    /// not started back to the queue, and schedule a replacement.
+    fn settle(
+        &mut self,
+        i: usize,
+        pid: u32,
+        exit: Exit,
+        unanswered: VecDeque<InFlight>,
+        head_started: bool,
+        protocol_fault: Option<String>,
+    ) -> State {
+        let mut entries = unanswered.into_iter();
+        let mut ran_something = false;
+        if head_started && let Some(head) = entries.next() {
+            ran_something = true;
+            // A cancelled head died because we asked; its caller is gone.
+            if !head.cancel_sent && !head.job.is_cancelled() {
+                self.counters.failed.fetch_add(1, Relaxed);
+                let task = head.job.task;
+                let error = match protocol_fault {
+                    Some(message) => Error::protocol(pid, Some(task), message),
+                    None => Error::new(Repr::WorkerDied { task, pid, exit }),
+                };
+                head.job.finish(Err(error));
+            }
+        }
+        // Never started: they go first again, in their order.
+        let rest: Vec<InFlight> = entries.collect();
+        for entry in rest.into_iter().rev() {
+            if !entry.job.is_cancelled() {
+                self.queue.push_front(entry.job);
+            }
+        }
+        let slot = &mut self.slots[i];
+        if !ran_something {
+            slot.failures += 1;
+        }
+        self.counters.respawns.fetch_add(1, Relaxed);
+        match backoff(slot.failures) {
+            None => self.start_worker(),
+            Some(delay) => State::Backoff(Box::pin(tokio::time::sleep(delay))),
+        }
+    }
+
+    fn start_worker(&self) -> State {
+        let spec = self.spec.clone();
+        State::Starting(tokio::spawn(async move { spawn::spawn(&spec).await }))
+    }
+
+    /// A replacement could not be started. If no worker is left, queued tasks
+    /// fail with the reason rather than wait for a recovery that may not come.
+    fn spawn_failed(&mut self, i: usize, err: Error) -> State {
+        self.slots[i].failures += 1;
+        let any_live = self
+            .slots
+            .iter()
+            .any(|slot| matches!(slot.state, State::Live(_)));
+        if !any_live {
+            let reason = err.to_string();
+            for job in self.queue.drain(..) {
+                job.finish(Err(Error::spawn(
+                    format!("no worker is running and none could be started: {reason}"),
+                    None,
+                )));
+            }
+        }
+        State::Backoff(Box::pin(tokio::time::sleep(
+            backoff(self.slots[i].failures).unwrap_or(BACKOFF_FIRST),
+        )))
+    }
+
+    /// Hands queued tasks to the least loaded workers with room.
+    fn assign(&mut self) {
+        while let Some(job) = self.queue.front() {
+            if job.is_cancelled() {
+                self.queue.pop_front();
+                continue;
+            }
+            let max_depth = self.max_depth;
+            let target = self
+                .slots
+                .iter_mut()
+                .filter_map(|slot| match &mut slot.state {
+                    State::Live(worker) if worker.conn.in_flight() < worker.capacity(max_depth) => {
+                        Some(worker)
+                    }
+                    _ => None,
+                })
+                .min_by_key(|worker| worker.conn.in_flight());
+            let Some(worker) = target else { break };
+            let job = self.queue.pop_front().expect("front exists");
+            worker.conn.push(job);
+        }
+    }
+
+    /// Writes what was assigned; a worker whose socket fails is let go.
+    fn flush(&mut self, cx: &mut Context<'_>) {
+        for i in 0..self.slots.len() {
+            if let State::Live(worker) = &mut self.slots[i].state
+                && let Poll::Ready(Err(_)) = worker.conn.poll_flush(cx)
+            {
+                let State::Live(worker) =
+                    std::mem::replace(&mut self.slots[i].state, State::Stopped)
+                else {
+                    unreachable!("matched above")
+                };
+                self.slots[i].state = retire(*worker, Fault::Io, &self.spec);
+                self.poll_slot(i, cx);
+            }
+        }
+    }
+
+    fn publish_counters(&self) {
+        let (mut alive, mut busy) = (0, 0);
+        for slot in &self.slots {
+            if let State::Live(worker) = &slot.state {
+                alive += 1;
+                busy += usize::from(worker.conn.in_flight() > 0);
+            }
+        }
+        self.counters.alive.store(alive, Relaxed);
+        self.counters.busy.store(busy, Relaxed);
+        self.counters.queued.store(self.queue.len(), Relaxed);
+    }
+
+    /// Nothing queued, nothing running, nothing that could come back.
+    fn is_drained(&self) -> bool {
+        self.queue.is_empty()
+            && self.slots.iter().all(|slot| match &slot.state {
+                State::Live(worker) => worker.conn.in_flight() == 0,
+                State::Reaping { unanswered, .. } => unanswered.is_empty(),
+                _ => true,
+            })
+    }
+
+    /// Tells every worker to exit; `Ready` once all are reaped.
+    fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        for i in 0..self.slots.len() {
+            let state = std::mem::replace(&mut self.slots[i].state, State::Stopped);
+            self.slots[i].state = match state {
+                State::Live(worker) => {
+                    State::Closing(tokio::spawn(close(*worker, self.spec.clone())))
+                }
+                State::Starting(handle) => {
+                    let spec = self.spec.clone();
+                    State::Closing(tokio::spawn(async move {
+                        if let Ok(Ok(spawned)) = handle.await {
+                            close(Worker::new(spawned, 0), spec).await;
+                        }
+                    }))
+                }
+                State::Reaping { reaper, .. } => State::Closing(tokio::spawn(async move {
+                    let _ = reaper.await;
+                })),
+                State::Backoff(_) => State::Stopped,
+                other => other,
+            };
+            self.poll_slot(i, cx);
+        }
+        if self
+            .slots
+            .iter()
+            .all(|slot| matches!(slot.state, State::Stopped))
+        {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+impl Future for Dispatcher {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        if !this.take_commands(cx) {
+            return Poll::Ready(()); // every Pool was dropped: Drop kills the workers
+        }
+        for i in 0..this.slots.len() {
+            this.poll_slot(i, cx);
+        }
+        this.assign();
+        this.flush(cx);
+        this.publish_counters();
+        if this.draining.is_some() && this.is_drained() && this.poll_close(cx).is_ready() {
+            this.publish_counters();
+            for done in this.draining.take().into_iter().flatten() {
+                let _ = done.send(());
+            }
+            return Poll::Ready(());
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for Dispatcher {
+    /// The pool is gone without a shutdown (or the runtime is): kill every
+    /// worker now, fail what was outstanding, and reap.
+    fn drop(&mut self) {
+        let gone = || Err(Error::new(Repr::ShutDown));
+        for job in self.queue.drain(..) {
+            job.finish(gone());
+        }
+        for slot in &mut self.slots {
+            match std::mem::replace(&mut slot.state, State::Stopped) {
+                State::Live(worker) => {
+                    for entry in worker.conn.into_unanswered().0 {
+                        entry.job.finish(gone());
+                    }
+                }
+                State::Reaping { unanswered, .. } => {
+                    for entry in unanswered {
+                        entry.job.finish(gone());
+                    }
+                }
+                State::Starting(handle) => handle.abort(),
+                _ => {}
+            }
+        }
+        self.spec.ledger.kill_all(KILL_REAP_LIMIT);
+    }
+}
+
+/// Asks the worker to skip (or, if running, abandon) every request whose
+/// caller stopped waiting, and arranges to be woken when the next ones do.
+fn send_cancels(worker: &mut Worker, cx: &mut Context<'_>) -> Result<(), Fault> {
+    // Wake-ups for the two requests that start soonest; deeper ones are seen
+    // on the next wake-up, before they can start.
+    for (n, entry) in worker.conn.in_flight_mut().enumerate() {
+        if entry.cancel_sent {
+            continue;
+        }
+        let cancelled = if n < 2 {
+            entry.job.reply.poll_closed(cx).is_ready()
+        } else {
+            entry.job.is_cancelled()
+        };
+        if cancelled {
+            match worker.control.try_write(&entry.seq.to_le_bytes()) {
+                Ok(8) => entry.cancel_sent = true,
+                Ok(_) | Err(_) => {
+                    return Err(Fault::Io);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Lets a worker go: its sockets close (so a live worker kills itself), and a
+/// task reaps it, killing its group if it lingers.
+fn retire(worker: Worker, fault: Fault, spec: &Arc<WorkerSpec>) -> State {
+    let Worker {
+        pid,
+        child,
+        conn,
+        control,
+        ..
+    } = worker;
+    let (unanswered, head_started) = conn.into_unanswered();
+    drop(control);
+    let protocol_fault = match fault {
+        Fault::Protocol(message) => Some(message),
+        Fault::Hangup | Fault::Io => None,
+    };
+    let kill_now = protocol_fault.is_some();
+    State::Reaping {
+        pid,
+        reaper: {
+            let spec = spec.clone();
+            tokio::spawn(async move { spawn::reap(child, pid, &spec.ledger, kill_now).await })
+        },
+        unanswered,
+        head_started,
+        protocol_fault,
+    }
+}
+
+/// Closes a worker's sockets (it exits on the hang-up) and reaps it.
+async fn close(worker: Worker, spec: Arc<WorkerSpec>) {
+    let Worker {
+        pid,
+        child,
+        conn,
+        control,
+        ..
+    } = worker;
+    drop((conn, control));
+    spawn::reap(child, pid, &spec.ledger, false).await;
+}
+
+/// How long to wait before replacing a worker that died `failures` times in a
+/// row without running a task; `None` means at once.
+fn backoff(failures: u32) -> Option<Duration> {
+    if failures == 0 {
+        return None;
+    }
+    let factor = 1u32 << (failures - 1).min(16);
+    Some(BACKOFF_FIRST.saturating_mul(factor).min(BACKOFF_MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert_eq!(backoff(0), None);
+        assert_eq!(backoff(1), Some(BACKOFF_FIRST));
+        assert_eq!(backoff(2), Some(BACKOFF_FIRST * 2));
+        assert_eq!(backoff(40), Some(BACKOFF_MAX));
+    }
+}

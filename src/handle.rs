@@ -1,0 +1,201 @@
+//! The caller's side of one task: a future for its result.
+
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use tokio::sync::oneshot;
+use tokio::time::Sleep;
+
+use crate::codec;
+use crate::error::{Error, Repr};
+use crate::job::Reply;
+
+/// A task submitted to a [`Pool`](crate::Pool): a future of its result.
+///
+/// The task starts when it is submitted, whether or not the handle is ever
+/// polled. Awaiting the handle gives the function's return value, or an
+/// [`Error`] that says why there is none.
+///
+/// # Cancellation
+///
+/// Dropping the handle before it completes cancels the task:
+///
+/// * a task still queued in the pool never runs;
+/// * a task sent to a worker but not started is skipped by the worker;
+/// * a task that is running has its worker process killed — with everything
+///   in the worker's process group, so processes the task started die too —
+///   and the pool starts a replacement. Other tasks are not affected.
+///
+/// So `tokio::time::timeout(d, pool.submit(f, x))`, a `select!` branch that
+/// loses, or a dropped request handler really stop the work. Use
+/// [`detach`](TaskHandle::detach) to let a task finish without waiting for it.
+///
+/// # Cancel safety
+///
+/// Awaiting a `TaskHandle` by reference (`&mut handle`) in a `select!` is
+/// cancel safe: the task keeps running while the handle lives, and a later
+/// poll returns its result.
+#[must_use = "dropping a TaskHandle cancels its task; await it or call .detach()"]
+pub struct TaskHandle<T> {
+    raw: RawHandle,
+    _output: PhantomData<fn() -> T>,
+}
+
+/// The part of a handle that does not depend on the result type.
+struct RawHandle {
+    task: &'static str,
+    state: State,
+    deadline: Option<(Pin<Box<Sleep>>, Duration)>,
+}
+
+enum State {
+    Waiting(oneshot::Receiver<Result<Reply, Error>>),
+    /// Failed at submit time (not registered, not encodable, pool shut down).
+    Failed(Option<Error>),
+}
+
+impl<T> TaskHandle<T> {
+    pub(crate) fn new(
+        task: &'static str,
+        submitted: Result<oneshot::Receiver<Result<Reply, Error>>, Error>,
+        timeout: Option<Duration>,
+    ) -> Self {
+        let state = match submitted {
+            Ok(receiver) => State::Waiting(receiver),
+            Err(err) => State::Failed(Some(err)),
+        };
+        let handle = TaskHandle {
+            raw: RawHandle {
+                task,
+                state,
+                deadline: None,
+            },
+            _output: PhantomData,
+        };
+        match timeout {
+            Some(limit) => handle.timeout(limit),
+            None => handle,
+        }
+    }
+
+    /// The submitted function's name (its Rust path, e.g. `my_app::square`).
+    pub fn task_name(&self) -> &'static str {
+        self.raw.task
+    }
+
+    /// Gives the task `limit` from now to finish; past that, it is cancelled as
+    /// if the handle were dropped (its worker is killed and replaced if it is
+    /// running) and the handle resolves to [`Error::is_timeout`].
+    ///
+    /// The time counts from this call, so it includes any time the task waits
+    /// in the queue. A pool-wide default is set with
+    /// [`PoolBuilder::task_timeout`](crate::PoolBuilder::task_timeout); this
+    /// replaces it.
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # fn slow(x: u64) -> u64 { x }
+    /// # async fn demo(pool: procpool::Pool) {
+    /// let result = pool.submit(slow, 1).timeout(Duration::from_secs(2)).await;
+    /// if let Err(err) = &result {
+    ///     assert!(err.is_timeout());
+    /// }
+    /// # }
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If called outside a tokio runtime (the timer needs one).
+    pub fn timeout(mut self, limit: Duration) -> Self {
+        self.raw.deadline = Some((Box::pin(tokio::time::sleep(limit)), limit));
+        self
+    }
+
+    /// Lets the task run to completion without anyone waiting for its result.
+    ///
+    /// ```no_run
+    /// # fn log_line(line: String) {}
+    /// # async fn demo(pool: procpool::Pool) {
+    /// pool.submit(log_line, "started".to_string()).detach();
+    /// # }
+    /// ```
+    pub fn detach(self) {
+        let mut raw = self.raw;
+        if !matches!(raw.state, State::Waiting(_)) {
+            return;
+        }
+        let wait = async move {
+            let _ = std::future::poll_fn(|cx| raw.poll_reply(cx)).await;
+        };
+        // The receiver must outlive the task, or the pool would cancel it.
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn(wait)),
+            Err(_) => drop(std::thread::spawn(move || {
+                futures::executor::block_on(wait)
+            })),
+        }
+    }
+}
+
+impl RawHandle {
+    /// Polls for the encoded result, enforcing the deadline.
+    fn poll_reply(&mut self, cx: &mut Context<'_>) -> Poll<Result<Reply, Error>> {
+        let receiver = match &mut self.state {
+            State::Waiting(receiver) => receiver,
+            State::Failed(err) => {
+                return Poll::Ready(Err(err.take().unwrap_or_else(|| {
+                    // Polled again after returning its error.
+                    Error::new(Repr::Cancelled { task: self.task })
+                })));
+            }
+        };
+        if let Poll::Ready(outcome) = Pin::new(receiver).poll(cx) {
+            return Poll::Ready(match outcome {
+                Ok(outcome) => outcome,
+                // The dispatcher is gone without answering: the pool was dropped.
+                Err(_) => Err(Error::new(Repr::ShutDown)),
+            });
+        }
+        if let Some((sleep, limit)) = &mut self.deadline
+            && sleep.as_mut().poll(cx).is_ready()
+        {
+            let limit = *limit;
+            // Dropping the receiver is what cancels the task.
+            self.state = State::Failed(None);
+            return Poll::Ready(Err(Error::new(Repr::TimedOut {
+                task: self.task,
+                after: limit,
+            })));
+        }
+        Poll::Pending
+    }
+}
+
+impl<T: DeserializeOwned> Future for TaskHandle<T> {
+    type Output = Result<T, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.get_mut()
+            .raw
+            .poll_reply(cx)
+            .map(|reply| reply.and_then(|reply| codec::decode(reply.payload())))
+    }
+}
+
+impl<T> fmt::Debug for TaskHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.raw.state {
+            State::Waiting(_) => "pending",
+            State::Failed(_) => "failed",
+        };
+        f.debug_struct("TaskHandle")
+            .field("task", &self.raw.task)
+            .field("state", &state)
+            .finish()
+    }
+}

@@ -1,0 +1,42 @@
+//! A submitted task on its way to a worker, paired with where its answer goes.
+
+use tokio::sync::oneshot;
+
+use crate::error::Error;
+
+/// One task: its request frame, encoded once at submit time (and kept until the
+/// answer arrives, so a task that never started can be sent to another worker
+/// if its worker dies), and the channel its result goes back on. The caller
+/// dropping the other end of `reply` is what cancels the task.
+#[derive(Debug)]
+pub(crate) struct Job {
+    pub(crate) task: &'static str,
+    pub(crate) frame: Vec<u8>,
+    pub(crate) reply: oneshot::Sender<Result<Reply, Error>>,
+}
+
+impl Job {
+    /// Delivers the outcome; a caller that stopped waiting is not an error.
+    pub(crate) fn finish(self, outcome: Result<Reply, Error>) {
+        let _ = self.reply.send(outcome);
+    }
+
+    /// Whether the caller has stopped waiting (cancelled the task).
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.reply.is_closed()
+    }
+}
+
+/// A successful result, still encoded: `body[payload_at..]`. Decoding happens
+/// in the caller's task, not in the dispatcher.
+#[derive(Debug)]
+pub(crate) struct Reply {
+    pub(crate) body: Vec<u8>,
+    pub(crate) payload_at: usize,
+}
+
+impl Reply {
+    pub(crate) fn payload(&self) -> &[u8] {
+        &self.body[self.payload_at..]
+    }
+}

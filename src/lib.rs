@@ -1,0 +1,129 @@
+//! An async process pool for tokio: run plain Rust functions in worker
+//! processes and await their results.
+//!
+//! procpool is Python's `ProcessPoolExecutor` rebuilt for async Rust. You
+//! register ordinary `fn`s; a [`Pool`] runs them in child processes (the same
+//! executable, started again) and hands the results back as futures.
+//!
+//! ```rust,standalone_crate
+//! fn square(x: u64) -> u64 {
+//!     x * x
+//! }
+//!
+//! fn product(a: u64, b: u64, c: u64) -> u64 {
+//!     a * b * c
+//! }
+//!
+//! fn main() -> Result<(), procpool::Error> {
+//!     // In a worker process this line serves tasks and never returns.
+//!     procpool::init(procpool::tasks![square, product]);
+//!
+//!     tokio::runtime::Runtime::new()?.block_on(async {
+//!         let pool = procpool::Pool::builder().workers(2).build().await?;
+//!         assert_eq!(pool.submit(square, 7).await?, 49);
+//!         assert_eq!(pool.submit(product, (2, 3, 4)).await?, 24);
+//!         pool.shutdown().await;
+//!         Ok(())
+//!     })
+//! }
+//! ```
+//!
+//! # Why processes
+//!
+//! * **Isolation.** A segfault, `abort`, stack overflow or OOM kill in a task
+//!   takes down one worker, not your service. The task's caller gets an
+//!   [`Error`] saying how the worker died, and the pool starts a replacement.
+//! * **Killability.** A running thread cannot be stopped; a process can.
+//!   Dropping a [`TaskHandle`] really stops the CPU work.
+//! * **Hygiene.** Leaky or non-thread-safe native code runs in parallel, in
+//!   processes that can be thrown away.
+//!
+//! The cost is that arguments and results cross a socket, serialized with
+//! serde (bincode), so a task must be worth more than a round trip (about
+//! 10–20 µs here; see the README's benchmarks).
+//!
+//! # Tasks and workers
+//!
+//! A task is a plain `fn` item whose arguments and result implement serde's
+//! `Serialize` and `DeserializeOwned` (see [`Task`]). Every task is listed once,
+//! in [`tasks!`], passed to [`init`] as the first statement of `main`. A worker
+//! is your executable, re-executed with a marker in its environment: `init`
+//! notices the marker, serves tasks, and exits when the pool goes away, so
+//! nothing after `init` runs in a worker. Workers are never forked from the
+//! tokio process (forking a threaded process can deadlock).
+//!
+//! Submitting an unregistered function is an error that names it; closures are
+//! rejected (capturing ones at compile time). The worker's handshake checks
+//! the protocol version and a fingerprint of the task list, so a worker built
+//! from other code is refused at start-up rather than misbehaving later.
+//!
+//! # Failures
+//!
+//! Every submitted task resolves: to its value, to an [`Error`], or — if you
+//! drop its handle — it is cancelled. In detail:
+//!
+//! | what happens | the task's result | the pool |
+//! |---|---|---|
+//! | the task panics | [`Error::is_panic`], with message, location, worker pid | worker lives on |
+//! | the worker dies (abort, SIGSEGV, `exit`, `kill -9`) | [`Error::is_worker_died`] with [`exit_code`](Error::exit_code) or [`signal`](Error::signal) | worker replaced; other tasks unaffected |
+//! | the worker sends garbage or an oversized frame | [`Error::is_protocol`] | worker killed and replaced |
+//! | arguments cannot be serialized | [`Error::is_codec`], at submit | nothing sent |
+//! | the handle is dropped | cancelled: never runs, or its worker is killed | worker replaced |
+//! | [`Pool::shutdown`] | queued and running tasks finish | workers exit, then it returns |
+//! | the last [`Pool`] is dropped | [`Error::is_shutdown`] | workers killed at once |
+//! | the pool's process is killed | — | workers exit at once (they watch their socket) |
+//!
+//! Tasks that a dead worker had received but not started are not lost: they
+//! go back to the front of the queue. A worker that keeps dying before it runs
+//! anything is restarted with exponential backoff (50 ms to 5 s), never in a
+//! tight loop.
+//!
+//! # Testing code that uses a pool
+//!
+//! A worker must reach [`init`] before anything else. Cargo's default test
+//! harness runs tests instead of your `main`, so an integration test that
+//! starts a pool uses its own `main`: set `harness = false` for it in
+//! `Cargo.toml` and call `init` first, as this crate's own tests do. Or point
+//! [`PoolBuilder::worker_program`] at a binary that serves the same tasks.
+//!
+//! # Platform support
+//!
+//! Linux is the primary target. Other Unix systems should work, but a worker
+//! there notices the death of its pool's process only by polling (within a
+//! second). Windows is not supported.
+
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    rust_2018_idioms,
+    unreachable_pub
+)]
+#![deny(unsafe_code)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+#[cfg(not(unix))]
+compile_error!(
+    "procpool supports Unix only (it relies on socketpairs, process groups and signals)"
+);
+
+mod builder;
+mod codec;
+mod conn;
+mod dispatcher;
+mod error;
+mod frame;
+mod handle;
+mod job;
+mod pool;
+mod registry;
+mod spawn;
+mod sys;
+mod worker;
+
+pub use builder::PoolBuilder;
+pub use error::Error;
+pub use handle::TaskHandle;
+pub use pool::{Pool, Stats};
+pub use registry::{Registry, Task};
+pub use spawn::Redirect;
+pub use worker::init;

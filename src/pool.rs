@@ -1,0 +1,194 @@
+//! The user's handle on a running pool.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::builder::PoolBuilder;
+use crate::dispatcher::{Command, Counters};
+use crate::error::{Error, Repr};
+use crate::frame;
+use crate::handle::TaskHandle;
+use crate::job::Job;
+use crate::registry::{Registry, Task, assert_fn_item};
+
+/// A pool of worker processes that run registered functions.
+///
+/// `Pool` is a cheap handle: clone it into as many tokio tasks as you like;
+/// all clones drive the same workers. Build one with [`Pool::builder`].
+///
+/// Dropping the last handle kills every worker at once (tasks still
+/// outstanding fail with [`Error::is_shutdown`]); call
+/// [`shutdown`](Pool::shutdown) to let them finish first.
+///
+/// # Examples
+///
+/// ```no_run
+/// fn square(x: u64) -> u64 { x * x }
+///
+/// fn main() -> Result<(), procpool::Error> {
+///     procpool::init(procpool::tasks![square]);
+///     tokio::runtime::Runtime::new()?.block_on(async {
+///         let pool = procpool::Pool::builder().workers(2).build().await?;
+///         assert_eq!(pool.submit(square, 7).await?, 49);
+///         pool.shutdown().await;
+///         Ok(())
+///     })
+/// }
+/// ```
+#[derive(Clone)]
+pub struct Pool {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    commands: mpsc::UnboundedSender<Command>,
+    counters: Arc<Counters>,
+    registry: &'static Registry,
+    workers: usize,
+    task_timeout: Option<Duration>,
+    closed: AtomicBool,
+}
+
+/// A snapshot of what a pool is doing, from [`Pool::stats`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Worker slots the pool keeps filled.
+    pub workers: usize,
+    /// Workers running and connected now.
+    pub alive: usize,
+    /// Workers with at least one task sent to them.
+    pub busy: usize,
+    /// Tasks waiting for a worker.
+    pub queued: usize,
+    /// Tasks that returned a value.
+    pub completed: u64,
+    /// Tasks that panicked, or whose worker died or misbehaved.
+    pub failed: u64,
+    /// Workers replaced after they died or were killed.
+    pub respawns: u64,
+}
+
+impl Pool {
+    /// A builder with default settings; see [`PoolBuilder`].
+    pub fn builder() -> PoolBuilder {
+        PoolBuilder::new()
+    }
+
+    pub(crate) fn from_parts(
+        commands: mpsc::UnboundedSender<Command>,
+        counters: Arc<Counters>,
+        registry: &'static Registry,
+        workers: usize,
+        task_timeout: Option<Duration>,
+    ) -> Pool {
+        Pool {
+            inner: Arc::new(Inner {
+                commands,
+                counters,
+                registry,
+                workers,
+                task_timeout,
+                closed: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// Runs `f(args)` in a worker process; the handle resolves to its result.
+    ///
+    /// The arguments are encoded now, and the task is queued at once: it runs
+    /// whether or not the handle is polled, unless the handle is dropped first
+    /// (see [`TaskHandle`] on cancellation). For a function of several
+    /// arguments, pass them as a tuple.
+    ///
+    /// ```no_run
+    /// fn product(a: u64, b: u64, c: u64) -> u64 { a * b * c }
+    /// # async fn demo(pool: procpool::Pool) -> Result<(), procpool::Error> {
+    /// assert_eq!(pool.submit(product, (2, 3, 4)).await?, 24);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// The handle resolves to an error if `f` was not registered with
+    /// [`init`](crate::init) ([`Error::is_unregistered`]), the arguments cannot
+    /// be serialized ([`Error::is_codec`]; known before the handle is first
+    /// polled), the pool is shut down ([`Error::is_shutdown`]), the task
+    /// panics ([`Error::is_panic`]) or its worker dies ([`Error::is_worker_died`]).
+    pub fn submit<M, F: Task<M>>(&self, f: F, args: F::Args) -> TaskHandle<F::Output> {
+        assert_fn_item::<F>();
+        let _ = f;
+        let task = std::any::type_name::<F>();
+        TaskHandle::new(
+            task,
+            self.enqueue::<F, F::Args>(task, &args),
+            self.inner.task_timeout,
+        )
+    }
+
+    fn enqueue<F: 'static, A: serde::Serialize>(
+        &self,
+        task: &'static str,
+        args: &A,
+    ) -> Result<oneshot::Receiver<Result<crate::job::Reply, Error>>, Error> {
+        if self.inner.closed.load(Relaxed) {
+            return Err(Error::new(Repr::ShutDown));
+        }
+        let index = self.inner.registry.index_of::<F>()?;
+        let frame = frame::request(index, args)?;
+        let (reply, receiver) = oneshot::channel();
+        self.inner
+            .commands
+            .send(Command::Submit(Job { task, frame, reply }))
+            .map_err(|_| Error::new(Repr::ShutDown))?;
+        Ok(receiver)
+    }
+
+    /// Lets queued and running tasks finish, then stops the workers and waits
+    /// for them to exit. Tasks submitted after this starts fail with
+    /// [`Error::is_shutdown`]. Every clone of the pool is shut down.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future does not undo the shutdown, which carries on in the
+    /// background.
+    pub async fn shutdown(&self) {
+        self.inner.closed.store(true, Relaxed);
+        let (done, finished) = oneshot::channel();
+        if self.inner.commands.send(Command::Shutdown(done)).is_ok() {
+            // An error means the dispatcher is already gone: also done.
+            let _ = finished.await;
+        }
+    }
+
+    /// What the pool is doing right now.
+    pub fn stats(&self) -> Stats {
+        let c = &self.inner.counters;
+        Stats {
+            workers: self.inner.workers,
+            alive: c.alive.load(Relaxed),
+            busy: c.busy.load(Relaxed),
+            queued: c.queued.load(Relaxed),
+            completed: c.completed.load(Relaxed),
+            failed: c.failed.load(Relaxed),
+            respawns: c.respawns.load(Relaxed),
+        }
+    }
+}
+
+impl fmt::Debug for Pool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let stats = self.stats();
+        f.debug_struct("Pool")
+            .field("workers", &stats.workers)
+            .field("alive", &stats.alive)
+            .field("busy", &stats.busy)
+            .field("queued", &stats.queued)
+            .field("closed", &self.inner.closed.load(Relaxed))
+            .finish()
+    }
+}

@@ -1,0 +1,256 @@
+//! Starting one worker process and checking that it speaks our protocol.
+
+use std::collections::BTreeSet;
+use std::ffi::OsString;
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use tokio::net::UnixStream;
+use tokio::process::{Child, Command};
+
+use crate::error::{Error, Exit, Repr};
+use crate::frame::{self, Hello};
+use crate::sys;
+use crate::worker;
+
+/// Where a worker's standard output or error goes.
+///
+/// The protocol has its own socket, so a worker's stdio never carries frames:
+/// a task's `println!` goes wherever this says.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Redirect {
+    /// Share the pool process's stream (the default).
+    #[default]
+    Inherit,
+    /// Discard it (`/dev/null`).
+    Null,
+}
+
+impl Redirect {
+    fn stdio(self) -> Stdio {
+        match self {
+            Redirect::Inherit => Stdio::inherit(),
+            Redirect::Null => Stdio::null(),
+        }
+    }
+}
+
+/// Everything needed to start a worker; shared by all of a pool's slots.
+#[derive(Debug)]
+pub(crate) struct WorkerSpec {
+    pub(crate) program: PathBuf,
+    pub(crate) args: Vec<OsString>,
+    pub(crate) env: Vec<(OsString, OsString)>,
+    pub(crate) stdout: Redirect,
+    pub(crate) stderr: Redirect,
+    pub(crate) max_frame: u64,
+    pub(crate) socket_buffer: usize,
+    pub(crate) handshake_timeout: Duration,
+    pub(crate) fingerprint: u64,
+    pub(crate) ledger: Ledger,
+}
+
+/// Every worker the pool started and has not reaped yet.
+///
+/// tokio reaps a dropped child only on a later SIGCHLD, and not at all once
+/// its runtime is gone; a pool dropped mid-respawn, or together with its
+/// runtime, would leave zombies. The ledger lets the pool's `Drop` kill and
+/// reap every worker it ever started, whichever task holds it.
+#[derive(Debug, Default)]
+pub(crate) struct Ledger {
+    /// `None` once the pool is gone: a worker started after that is killed
+    /// at once by whoever started it.
+    pids: Mutex<Option<BTreeSet<u32>>>,
+}
+
+impl Ledger {
+    pub(crate) fn new() -> Ledger {
+        Ledger {
+            pids: Mutex::new(Some(BTreeSet::new())),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<BTreeSet<u32>>> {
+        self.pids.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records a new worker; `false` if the pool is already gone.
+    fn started(&self, pid: u32) -> bool {
+        self.lock().as_mut().is_some_and(|pids| pids.insert(pid))
+    }
+
+    fn reaped(&self, pid: u32) {
+        if let Some(pids) = self.lock().as_mut() {
+            pids.remove(&pid);
+        }
+    }
+
+    /// Kills every worker not yet reaped, with its process group, and reaps
+    /// them, blocking for at most `limit` (SIGKILL takes effect within
+    /// milliseconds; the bound is for a process stuck in the kernel).
+    pub(crate) fn kill_all(&self, limit: Duration) {
+        let pids = self.lock().take().unwrap_or_default();
+        for &pid in &pids {
+            sys::kill_group(pid);
+        }
+        let deadline = Instant::now() + limit;
+        let mut left: Vec<u32> = pids.into_iter().collect();
+        while !left.is_empty() && Instant::now() < deadline {
+            left.retain(|&pid| !sys::try_reap(pid));
+            if !left.is_empty() {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    }
+}
+
+/// A worker that has said hello.
+#[derive(Debug)]
+pub(crate) struct Spawned {
+    pub(crate) child: Child,
+    pub(crate) pid: u32,
+    pub(crate) data: UnixStream,
+    pub(crate) control: UnixStream,
+}
+
+/// How long a worker that hung up during the handshake gets to exit before we
+/// read its status anyway.
+const EXIT_GRACE: Duration = Duration::from_millis(500);
+
+/// Starts a worker and waits for its handshake.
+///
+/// # Errors
+///
+/// A spawn error if the program cannot be started, exits or stays silent
+/// instead of saying hello, or is a different build (protocol version or task
+/// registry differ). The child is killed and reaped before the error returns.
+pub(crate) async fn spawn(spec: &WorkerSpec) -> Result<Spawned, Error> {
+    let io_err = |what: &str, err| Error::spawn(what.to_string(), Some(err));
+    let (data, child_data) =
+        sys::socket_pair(spec.socket_buffer).map_err(|e| io_err("socketpair", e))?;
+    let (control, child_control) = sys::socket_pair(4096).map_err(|e| io_err("socketpair", e))?;
+
+    let mut command = Command::new(&spec.program);
+    command
+        .args(&spec.args)
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .env(
+            worker::ENV_MARKER,
+            worker::marker_value(
+                child_data.as_raw_fd(),
+                child_control.as_raw_fd(),
+                spec.max_frame,
+            ),
+        )
+        .stdin(Stdio::null())
+        .stdout(spec.stdout.stdio())
+        .stderr(spec.stderr.stdio())
+        // Its own process group, so one signal reaches whatever a task starts.
+        .process_group(0)
+        .kill_on_drop(true);
+    sys::inherit_in_child(
+        &mut command,
+        [child_data.as_raw_fd(), child_control.as_raw_fd()],
+    );
+    let mut child = command
+        .spawn()
+        .map_err(|e| io_err(&format!("cannot run {}", spec.program.display()), e))?;
+    drop((child_data, child_control));
+    let pid = child.id().unwrap_or(0);
+    if !spec.ledger.started(pid) {
+        abandon(child, pid, &spec.ledger).await;
+        return Err(Error::new(Repr::ShutDown));
+    }
+
+    let stream = |s: std::os::unix::net::UnixStream| {
+        s.set_nonblocking(true)
+            .and_then(|()| UnixStream::from_std(s))
+    };
+    let (mut data, control) = match (stream(data), stream(control)) {
+        (Ok(data), Ok(control)) => (data, control),
+        (Err(err), _) | (_, Err(err)) => {
+            abandon(child, pid, &spec.ledger).await;
+            return Err(io_err("socket setup", err));
+        }
+    };
+
+    let problem = match tokio::time::timeout(
+        spec.handshake_timeout,
+        frame::read_async(&mut data, 64),
+    )
+    .await
+    {
+        Ok(Ok(Some(body))) => match Hello::parse(&body) {
+            Some(hello) if hello.version != frame::PROTOCOL_VERSION => format!(
+                "worker {pid} speaks protocol version {}, the pool {}; point worker_program \
+                 at a binary built against this procpool",
+                hello.version,
+                frame::PROTOCOL_VERSION
+            ),
+            Some(hello) if hello.fingerprint != spec.fingerprint => format!(
+                "worker {pid} registered different tasks (fingerprint {:016x}, the pool {:016x}); \
+                 the worker program must call procpool::init with the same tasks![...] list, \
+                 in the same order",
+                hello.fingerprint, spec.fingerprint
+            ),
+            Some(_) => {
+                return Ok(Spawned {
+                    child,
+                    pid,
+                    data,
+                    control,
+                });
+            }
+            None => format!("worker {pid} sent something other than a procpool handshake"),
+        },
+        Ok(Ok(None)) => {
+            let exit = match tokio::time::timeout(EXIT_GRACE, child.wait()).await {
+                Ok(Ok(status)) => Exit::from_status(status).to_string(),
+                _ => "closed its socket".to_string(),
+            };
+            format!(
+                "worker {pid} ({}) {exit} before its handshake; does its `main` call \
+                 `procpool::init(procpool::tasks![...])` first?",
+                spec.program.display()
+            )
+        }
+        Ok(Err(err)) => format!("worker {pid} handshake failed: {err}"),
+        Err(_) => format!(
+            "worker {pid} ({}) did not complete its handshake within {:?}; does its `main` \
+             call `procpool::init` first?",
+            spec.program.display(),
+            spec.handshake_timeout
+        ),
+    };
+    abandon(child, pid, &spec.ledger).await;
+    Err(Error::spawn(problem, None))
+}
+
+/// Kills a worker's process group and reaps it.
+pub(crate) async fn abandon(child: Child, pid: u32, ledger: &Ledger) {
+    reap(child, pid, ledger, true).await;
+}
+
+/// How long a worker that hung up gets to exit on its own before SIGKILL.
+const REAP_GRACE: Duration = Duration::from_millis(200);
+
+/// Waits for a worker to exit and returns how it ended. With `kill_now`, or
+/// if it lingers, its whole process group is killed first.
+pub(crate) async fn reap(mut child: Child, pid: u32, ledger: &Ledger, kill_now: bool) -> Exit {
+    if kill_now {
+        sys::kill_group(pid);
+    }
+    let status = match tokio::time::timeout(REAP_GRACE, child.wait()).await {
+        Ok(status) => status,
+        Err(_) => {
+            sys::kill_group(pid);
+            child.wait().await
+        }
+    };
+    ledger.reaped(pid);
+    status.map(Exit::from_status).unwrap_or(Exit::Unknown)
+}

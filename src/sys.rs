@@ -1,0 +1,222 @@
+//! Every `unsafe` block in the crate lives here, each behind a safe function
+//! whose contract is stated at the call.
+
+#![allow(unsafe_code)]
+
+use std::io;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, ReadBuf};
+
+fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// A connected pair of Unix stream sockets (close-on-exec), with send and
+/// receive buffers raised towards `buffer_bytes`.
+///
+/// Large buffers are what make a socketpair ~3x faster than a pipe for big
+/// payloads (DESIGN.md, Transport); the kernel caps them at `net.core.wmem_max`
+/// / `rmem_max`, which is fine: this is a hint, not a requirement.
+pub(crate) fn socket_pair(buffer_bytes: usize) -> io::Result<(UnixStream, UnixStream)> {
+    let (a, b) = UnixStream::pair()?;
+    let size = libc::c_int::try_from(buffer_bytes).unwrap_or(libc::c_int::MAX);
+    for fd in [a.as_raw_fd(), b.as_raw_fd()] {
+        for option in [libc::SO_SNDBUF, libc::SO_RCVBUF] {
+            // SAFETY: `fd` is an open socket owned by `a` or `b` for the whole call;
+            // the option value points at a live c_int of the length we pass.
+            let ret = unsafe {
+                libc::setsockopt(
+                    fd,
+                    libc::SOL_SOCKET,
+                    option,
+                    (&size as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            check(ret)?;
+        }
+    }
+    Ok((a, b))
+}
+
+/// Makes `fds` survive the `exec` of `command`'s child (they are close-on-exec
+/// in the parent, so no other child the program spawns inherits them).
+pub(crate) fn inherit_in_child(command: &mut tokio::process::Command, fds: [RawFd; 2]) {
+    // SAFETY: the closure runs in the forked child before exec, where only
+    // async-signal-safe calls are allowed; it calls nothing but fcntl(2), which
+    // is, and it allocates nothing.
+    unsafe {
+        command.pre_exec(move || {
+            for fd in fds {
+                check(libc::fcntl(fd, libc::F_SETFD, 0))?;
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Sends SIGKILL to the process group `pgid` (a worker and everything it
+/// started). A group that is already gone is not an error.
+pub(crate) fn kill_group(pgid: u32) {
+    let Ok(pgid) = libc::pid_t::try_from(pgid) else {
+        return;
+    };
+    if pgid <= 1 {
+        return; // never signal "every process" or init's group
+    }
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    unsafe {
+        libc::kill(-pgid, libc::SIGKILL);
+    }
+}
+
+/// Reaps `pid` if it has exited; `true` once it is no longer our zombie
+/// (reaped now, or earlier by someone else).
+pub(crate) fn try_reap(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return true;
+    };
+    let mut status = 0;
+    // SAFETY: waitpid writes only to `status`, a live c_int.
+    let ret = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+    ret != 0
+}
+
+/// Kills this worker's whole process group (itself and every process its tasks
+/// started), at once: used when the pool is gone or a running task is cancelled.
+pub(crate) fn kill_own_group() -> ! {
+    // SAFETY: kill(2) and _exit(2) have no memory-safety preconditions;
+    // _exit is the fallback if the group signal somehow did not end us.
+    unsafe {
+        libc::kill(0, libc::SIGKILL);
+        libc::_exit(137)
+    }
+}
+
+/// Takes ownership of an inherited socket fd.
+///
+/// Returns an error unless `fd` is an open socket; the caller must not use
+/// `fd` otherwise afterwards (it is only ever the number the pool put in our
+/// environment, read once).
+pub(crate) fn adopt_socket(fd: RawFd) -> io::Result<UnixStream> {
+    let mut stat = MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: fstat writes into the buffer we pass and touches nothing else.
+    check(unsafe { libc::fstat(fd, stat.as_mut_ptr()) })?;
+    // SAFETY: fstat returned 0, so it initialised `stat`.
+    let stat = unsafe { stat.assume_init() };
+    if stat.st_mode & libc::S_IFMT != libc::S_IFSOCK {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("fd {fd} is not a socket"),
+        ));
+    }
+    // SAFETY: fd is open and a socket (checked above), and by the contract of
+    // this function nothing else owns it.
+    let stream = unsafe { UnixStream::from_raw_fd(fd) };
+    // Close-on-exec, so processes that tasks start do not keep our socket open.
+    // SAFETY: fcntl on an fd we now own.
+    check(unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) })?;
+    Ok(stream)
+}
+
+/// What the worker's watchdog woke up for.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Wake {
+    /// The control socket has bytes to read.
+    Control,
+    /// The pool closed its end of the data socket (it shut down, was dropped,
+    /// or its process died).
+    PoolGone,
+    /// Nothing yet (a timeout; only on platforms without POLLRDHUP).
+    Idle,
+}
+
+/// Blocks until the control socket is readable or the pool hangs up the data
+/// socket, without reading the data socket (the task thread owns that).
+pub(crate) fn watch(control: RawFd, data: RawFd) -> io::Result<Wake> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let (hangup, timeout) = (libc::POLLRDHUP, -1);
+    // Elsewhere a peer's close is not reported without reading, so poll the
+    // parent pid instead (a second's delay at worst).
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let (hangup, timeout) = (0, 1000);
+    let mut fds = [
+        libc::pollfd {
+            fd: control,
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: data,
+            events: hangup,
+            revents: 0,
+        },
+    ];
+    loop {
+        // SAFETY: `fds` is a live array of two pollfd and we pass its length.
+        let ret = unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout) };
+        if ret == -1 {
+            let err = io::Error::last_os_error();
+            if err.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(err);
+        }
+        let gone = libc::POLLHUP | libc::POLLERR | libc::POLLNVAL | hangup;
+        if fds[1].revents & gone != 0 {
+            return Ok(Wake::PoolGone);
+        }
+        if fds[0].revents & (libc::POLLIN | gone) != 0 {
+            return Ok(Wake::Control);
+        }
+        // SAFETY: getppid(2) has no preconditions.
+        if ret == 0 && unsafe { libc::getppid() } == 1 {
+            return Ok(Wake::PoolGone);
+        }
+        if ret == 0 {
+            return Ok(Wake::Idle);
+        }
+    }
+}
+
+/// Removes an environment variable.
+///
+/// Called by `init` in a worker, before the worker starts any thread.
+pub(crate) fn remove_env(key: &str) {
+    // SAFETY: the environment is only unsafe to modify while another thread may
+    // read it; `init` is documented to run first in `main`, and the worker has
+    // started no threads of its own at this point.
+    unsafe { std::env::remove_var(key) }
+}
+
+/// Reads from `io` into the spare capacity of `buf`, growing its length by
+/// what was read, without zero-filling the spare capacity first (that would
+/// cost a memset per large frame).
+pub(crate) fn poll_read_spare<R: AsyncRead + Unpin>(
+    io: &mut R,
+    cx: &mut Context<'_>,
+    buf: &mut Vec<u8>,
+) -> Poll<io::Result<usize>> {
+    let filled_before = buf.len();
+    let mut read_buf = ReadBuf::uninit(buf.spare_capacity_mut());
+    match Pin::new(io).poll_read(cx, &mut read_buf) {
+        Poll::Ready(Ok(())) => {
+            let n = read_buf.filled().len();
+            // SAFETY: `ReadBuf` guarantees its first `filled().len()` bytes were
+            // initialised by the reader, and they are exactly the `n` bytes after
+            // the old length in `buf`'s allocation.
+            unsafe { buf.set_len(filled_before + n) };
+            Poll::Ready(Ok(n))
+        }
+        other => other.map_ok(|()| 0),
+    }
+}

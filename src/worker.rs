@@ -1,0 +1,306 @@
+//! The worker side: what a re-executed child does instead of the user's `main`.
+//!
+//! A worker runs tasks one at a time on its main thread, reading requests
+//! straight from the data socket (no hand-off between threads on the hot
+//! path). A second thread, the watchdog, never reads that socket: it waits for
+//! the pool to hang up (then the worker kills its whole process group at once,
+//! even mid-task) and for cancel messages on the control socket (then it skips
+//! the named request, or kills the group if that request is running).
+
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::ffi::OsStr;
+use std::io::{self, BufReader, Read, Write};
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+use crate::codec;
+use crate::frame::{self, Hello};
+use crate::registry::{self, Registry};
+use crate::sys;
+
+/// Set in a worker's environment by the pool: `<data fd>,<control fd>,<max frame>`.
+pub(crate) const ENV_MARKER: &str = "PROCPOOL_WORKER";
+
+/// Exit code of a worker that could not start serving (EX_SOFTWARE).
+const EXIT_SETUP_FAILED: i32 = 70;
+
+/// Registers this program's tasks and, in a worker process, serves them.
+///
+/// Call it first thing in `main`. In the program you run, it records the tasks
+/// and returns. In a worker process (the same executable, started again by a
+/// [`Pool`](crate::Pool)), it never returns: it serves tasks until the pool
+/// goes away and then exits, so nothing below it in `main` runs there. It is
+/// the analogue of Python's `if __name__ == "__main__":` guard.
+///
+/// # Examples
+///
+/// ```no_run
+/// fn square(x: u64) -> u64 { x * x }
+///
+/// fn main() {
+///     procpool::init(procpool::tasks![square]);
+///     // ... build a Pool and submit work ...
+/// }
+/// ```
+///
+/// # Panics
+///
+/// If called twice in one process.
+#[track_caller]
+pub fn init(registry: Registry) {
+    let marker = std::env::var_os(ENV_MARKER);
+    assert!(
+        registry::install(registry),
+        "procpool::init was called twice; call it once, first thing in main"
+    );
+    if let Some(marker) = marker {
+        // Processes that tasks start are not workers of ours.
+        sys::remove_env(ENV_MARKER);
+        let registry = registry::global().expect("installed above");
+        let code = match Endpoints::parse(&marker).and_then(|endpoints| serve(registry, endpoints))
+        {
+            Ok(()) => 0,
+            Err(err) => {
+                eprintln!("procpool worker {}: {err}", std::process::id());
+                EXIT_SETUP_FAILED
+            }
+        };
+        // Whatever the reason we stop, take the processes our tasks started with us.
+        let _ = io::stdout().flush();
+        if code == 0 {
+            sys::kill_own_group();
+        }
+        std::process::exit(code);
+    }
+}
+
+/// Whether this process was started by a pool as a worker (and so must not
+/// start a pool of its own before `init` took it over).
+pub(crate) fn is_unclaimed_worker() -> bool {
+    std::env::var_os(ENV_MARKER).is_some()
+}
+
+pub(crate) fn marker_value(data: RawFd, control: RawFd, max_frame: u64) -> String {
+    format!("{data},{control},{max_frame}")
+}
+
+struct Endpoints {
+    data: UnixStream,
+    control: UnixStream,
+    max_frame: u64,
+}
+
+impl Endpoints {
+    fn parse(marker: &OsStr) -> io::Result<Endpoints> {
+        let bad = || {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "malformed {ENV_MARKER}={marker:?}; it is set by procpool::Pool, not by hand"
+                ),
+            )
+        };
+        let text = marker.to_str().ok_or_else(bad)?;
+        let mut parts = text.split(',');
+        let mut next = || {
+            parts
+                .next()
+                .and_then(|part| part.parse::<u64>().ok())
+                .ok_or_else(bad)
+        };
+        let (data, control, max_frame) = (next()?, next()?, next()?);
+        let fd = |n: u64| RawFd::try_from(n).map_err(|_| bad());
+        Ok(Endpoints {
+            data: sys::adopt_socket(fd(data)?)?,
+            control: sys::adopt_socket(fd(control)?)?,
+            max_frame,
+        })
+    }
+}
+
+/// Which request runs now, which were started, and which were cancelled before
+/// they started. Shared by the task thread and the watchdog under one mutex,
+/// taken twice per task, so "is it running?" and "start it" cannot interleave.
+#[derive(Default)]
+struct Progress {
+    started: u64,
+    running: Option<u64>,
+    cancelled: BTreeSet<u64>,
+}
+
+type Shared = Arc<Mutex<Progress>>;
+
+fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, Progress> {
+    shared.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn serve(registry: &Registry, endpoints: Endpoints) -> io::Result<()> {
+    let Endpoints {
+        data,
+        control,
+        max_frame,
+    } = endpoints;
+    let shared = Shared::default();
+    install_panic_hook();
+    let watchdog_shared = shared.clone();
+    let data_fd = data.as_raw_fd();
+    std::thread::Builder::new()
+        .name("procpool-watchdog".into())
+        .spawn(move || watchdog(control, data_fd, &watchdog_shared))?;
+
+    let mut writer = data.try_clone()?;
+    writer.write_all(
+        &Hello {
+            version: frame::PROTOCOL_VERSION,
+            fingerprint: registry.fingerprint(),
+            pid: std::process::id(),
+        }
+        .encode(),
+    )?;
+
+    let mut reader = BufReader::with_capacity(64 * 1024, data);
+    let mut body = Vec::new();
+    let mut out = Vec::new();
+    let mut seq = 0u64;
+    while frame::read_blocking(&mut reader, &mut body, max_frame)? {
+        seq += 1;
+        run_one(registry, &shared, seq, &body, &mut out)?;
+        // One write per answer, before the next task starts: if that task
+        // crashes the worker, the answers to all earlier ones have already
+        // left, so the pool knows exactly which task was running.
+        writer.write_all(&out)?;
+    }
+    Ok(())
+}
+
+/// Runs request `seq` (or skips it if it was cancelled) and leaves the
+/// response frame in `out`.
+fn run_one(
+    registry: &Registry,
+    shared: &Shared,
+    seq: u64,
+    body: &[u8],
+    out: &mut Vec<u8>,
+) -> io::Result<()> {
+    let index = match body {
+        [frame::REQUEST, a, b, c, d, ..] => u32::from_le_bytes([*a, *b, *c, *d]),
+        _ => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "the pool sent a frame that is not a request",
+            ));
+        }
+    };
+    {
+        let mut progress = lock(shared);
+        progress.started = seq;
+        let skip = progress.cancelled.remove(&seq);
+        // Cancels for earlier requests can no longer matter.
+        progress.cancelled = progress.cancelled.split_off(&seq);
+        if skip {
+            frame::start(out, frame::SKIPPED);
+            frame::finish(out);
+            return Ok(());
+        }
+        progress.running = Some(seq);
+    }
+
+    frame::start(out, frame::OK);
+    out.extend_from_slice(&[0; 8]);
+    let began = Instant::now();
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
+        registry.invoke(
+            index,
+            &body[frame::REQUEST_ARGS_AT - frame::HEADER_LEN..],
+            out,
+        )
+    }));
+    let nanos = u64::try_from(began.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    lock(shared).running = None;
+    // A task's `print!` without a newline should not wait for the next one.
+    let _ = io::stdout().flush();
+
+    match outcome {
+        Ok(Ok(())) => {
+            out[frame::HEADER_LEN + 1..frame::HEADER_LEN + 9].copy_from_slice(&nanos.to_le_bytes())
+        }
+        Ok(Err(message)) => {
+            frame::start(out, frame::FAILED);
+            out.extend_from_slice(message.as_bytes());
+        }
+        Err(payload) => {
+            let report = LAST_PANIC
+                .with(|last| last.borrow_mut().take())
+                .unwrap_or_else(|| {
+                    let message = payload
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| payload.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "Box<dyn Any>".to_string());
+                    (message, None)
+                });
+            frame::start(out, frame::PANIC);
+            if codec::encode_into(&report, out).is_err() {
+                frame::start(out, frame::FAILED);
+                out.extend_from_slice(b"the task panicked and its message could not be encoded");
+            }
+        }
+    }
+    frame::finish(out);
+    Ok(())
+}
+
+fn watchdog(mut control: UnixStream, data_fd: RawFd, shared: &Shared) {
+    let mut pending = Vec::with_capacity(64);
+    let mut chunk = [0u8; 512];
+    loop {
+        match sys::watch(control.as_raw_fd(), data_fd) {
+            Ok(sys::Wake::Idle) => continue,
+            Ok(sys::Wake::Control) => {}
+            Ok(sys::Wake::PoolGone) | Err(_) => sys::kill_own_group(),
+        }
+        let n = match control.read(&mut chunk) {
+            Ok(0) | Err(_) => sys::kill_own_group(),
+            Ok(n) => n,
+        };
+        pending.extend_from_slice(&chunk[..n]);
+        let whole = pending.len() / 8 * 8;
+        for seq in pending[..whole].chunks_exact(8) {
+            let seq = u64::from_le_bytes(seq.try_into().expect("8 bytes"));
+            let mut progress = lock(shared);
+            if progress.running == Some(seq) {
+                // Holding the lock: the task thread cannot start the next request.
+                sys::kill_own_group();
+            }
+            if seq > progress.started {
+                progress.cancelled.insert(seq);
+            }
+        }
+        pending.drain(..whole);
+    }
+}
+
+thread_local! {
+    static IS_TASK_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    static LAST_PANIC: RefCell<Option<(String, Option<String>)>> = const { RefCell::new(None) };
+}
+
+/// Panics on the task thread become data for the caller instead of text on
+/// stderr; panics on any other thread keep the default report.
+fn install_panic_hook() {
+    IS_TASK_THREAD.with(|flag| flag.set(true));
+    let previous = panic::take_hook();
+    panic::set_hook(Box::new(move |info| {
+        if IS_TASK_THREAD.with(|flag| flag.get()) {
+            let message = info.payload_as_str().unwrap_or("Box<dyn Any>").to_string();
+            let location = info.location().map(|location| location.to_string());
+            LAST_PANIC.with(|last| *last.borrow_mut() = Some((message, location)));
+        } else {
+            previous(info);
+        }
+    }));
+}

@@ -1,0 +1,298 @@
+//! Shared by the integration tests: the tasks they run, a tiny test runner
+//! (each test binary is `harness = false`, so its `main` can call
+//! `procpool::init` before anything else, as a worker must), and process
+//! accounting to prove nothing is left behind.
+
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use futures::FutureExt;
+use serde::{Deserialize, Serialize};
+
+// ---- tasks ---------------------------------------------------------------
+
+pub fn square(x: u64) -> u64 {
+    x * x
+}
+
+pub fn product(a: u64, b: u64, c: u64) -> u64 {
+    a * b * c
+}
+
+pub fn pid() -> u32 {
+    std::process::id()
+}
+
+pub fn greet(name: String, times: usize) -> String {
+    format!("hello, {name}! ").repeat(times)
+}
+
+/// Sleeps, then returns the worker's pid.
+pub fn sleep_ms(ms: u64) -> u32 {
+    std::thread::sleep(Duration::from_millis(ms));
+    std::process::id()
+}
+
+/// Sleeps, then creates `path`: proof that the task ran to the end.
+pub fn sleep_then_touch(ms: u64, path: String) -> u32 {
+    std::thread::sleep(Duration::from_millis(ms));
+    std::fs::write(&path, std::process::id().to_string()).unwrap();
+    std::process::id()
+}
+
+/// Writes its pid to `path` at once, then sleeps: proof that it started.
+pub fn touch_then_sleep(path: String, ms: u64) -> u32 {
+    std::fs::write(&path, std::process::id().to_string()).unwrap();
+    std::thread::sleep(Duration::from_millis(ms));
+    std::process::id()
+}
+
+pub fn panics(message: String) -> u64 {
+    panic!("{message}")
+}
+
+pub fn aborts() -> u64 {
+    std::process::abort()
+}
+
+pub fn segfaults() -> u64 {
+    // SAFETY: resetting a signal's disposition and raising it have no
+    // memory-safety preconditions; the crash is the point. (Rust's own SIGSEGV
+    // handler, there to report stack overflows, would swallow a raised signal.)
+    unsafe {
+        libc::signal(libc::SIGSEGV, libc::SIG_DFL);
+        libc::raise(libc::SIGSEGV);
+    }
+    unreachable!("SIGSEGV's default action ends the process")
+}
+
+pub fn exits(code: i32) -> u64 {
+    std::process::exit(code)
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct Blob(#[serde(with = "serde_bytes")] pub Vec<u8>);
+
+pub fn echo(blob: Blob) -> Blob {
+    blob
+}
+
+pub fn print_line(line: String) -> u32 {
+    println!("{line}");
+    std::process::id()
+}
+
+/// Writes `bytes` raw to every socket the worker holds, the pool's data
+/// socket among them: garbage on the pipe, from inside a task.
+pub fn scribble(bytes: Vec<u8>) -> u64 {
+    use std::io::Write;
+    use std::os::fd::FromRawFd;
+    for entry in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
+        let target = std::fs::read_link(entry.path()).unwrap_or_default();
+        if !target.to_string_lossy().starts_with("socket:") {
+            continue;
+        }
+        let fd: i32 = entry.file_name().to_string_lossy().parse().unwrap();
+        // SAFETY: the fd is open (listed just now); ManuallyDrop keeps the
+        // File from closing a socket that the worker owns.
+        let mut file = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(fd) });
+        let _ = file.write_all(&bytes);
+    }
+    0
+}
+
+/// A value whose serialization always fails.
+#[derive(Debug)]
+pub struct Unencodable;
+
+impl Serialize for Unencodable {
+    fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        Err(serde::ser::Error::custom(
+            "this value refuses to be serialized",
+        ))
+    }
+}
+
+impl<'de> Deserialize<'de> for Unencodable {
+    fn deserialize<D: serde::Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+        Ok(Unencodable)
+    }
+}
+
+pub fn takes_unencodable(_: Unencodable) -> u64 {
+    0
+}
+
+pub fn tasks() -> procpool::Registry {
+    procpool::tasks![
+        square,
+        product,
+        pid,
+        greet,
+        sleep_ms,
+        sleep_then_touch,
+        touch_then_sleep,
+        panics,
+        aborts,
+        segfaults,
+        exits,
+        echo,
+        print_line,
+        scribble,
+        takes_unencodable,
+    ]
+}
+
+/// A function deliberately left out of `tasks()`.
+pub fn not_registered(x: u64) -> u64 {
+    x
+}
+
+// ---- runner --------------------------------------------------------------
+
+pub type TestFn = fn() -> Pin<Box<dyn Future<Output = ()>>>;
+
+/// Lists test functions for [`run`].
+#[macro_export]
+macro_rules! tests {
+    ($($name:ident),* $(,)?) => {
+        &[$((stringify!($name), (|| Box::pin($name()) as ::std::pin::Pin<Box<dyn ::std::future::Future<Output = ()>>>) as $crate::common::TestFn)),*]
+    };
+}
+
+/// The `main` of a test binary: serve as a worker if we are one, play a role
+/// if a test asked for one, otherwise run the tests (filtered by the first
+/// non-flag argument, as cargo's harness does), each on a fresh multi-thread
+/// runtime, checking after each that no child process is left.
+pub fn run(tests: &[(&str, TestFn)], roles: fn(&str)) {
+    procpool::init(tasks());
+    if let Ok(role) = std::env::var(ROLE) {
+        roles(&role);
+        return;
+    }
+    let filter = std::env::args().skip(1).find(|arg| !arg.starts_with('-'));
+    let mut failed = Vec::new();
+    let selected: Vec<_> = tests
+        .iter()
+        .filter(|(name, _)| filter.as_deref().is_none_or(|f| name.contains(f)))
+        .collect();
+    println!("\nrunning {} tests", selected.len());
+    for (name, test) in selected {
+        let started = Instant::now();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let outcome = runtime.block_on(AssertUnwindSafe(test()).catch_unwind());
+        drop(runtime);
+        let leftovers = wait_for_no_children(Duration::from_secs(3));
+        let verdict = match (&outcome, leftovers.is_empty()) {
+            (Ok(()), true) => "ok".to_string(),
+            (Ok(()), false) => format!("FAILED: processes left behind: {leftovers:?}"),
+            (Err(panic), _) => format!("FAILED: {}", panic_text(panic.as_ref())),
+        };
+        println!("test {name} ... {verdict} ({:.2?})", started.elapsed());
+        if verdict != "ok" {
+            failed.push(*name);
+        }
+    }
+    if failed.is_empty() {
+        println!("\ntest result: ok.\n");
+    } else {
+        println!("\ntest result: FAILED. failures: {failed:?}\n");
+        std::process::exit(101);
+    }
+}
+
+/// Environment variable that makes a test binary play a role (see `run`).
+pub const ROLE: &str = "PROCPOOL_TEST_ROLE";
+
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".into())
+}
+
+// ---- process accounting --------------------------------------------------
+
+/// The children of `parent` as (pid, state letter), zombies included.
+pub fn children_of(parent: u32) -> Vec<(u32, char)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // "pid (comm) state ppid ..."; comm may hold spaces and parens.
+        let Some(after) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+            continue;
+        };
+        let mut fields = after.split(' ');
+        let state = fields.next().and_then(|s| s.chars().next()).unwrap_or('?');
+        let ppid: u32 = fields.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+        if ppid == parent {
+            found.push((pid, state));
+        }
+    }
+    found
+}
+
+/// Waits up to `limit` for this process to have no children; returns those left.
+pub fn wait_for_no_children(limit: Duration) -> Vec<(u32, char)> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = children_of(std::process::id());
+        if left.is_empty() || Instant::now() > deadline {
+            return left;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Whether a process with this pid exists (a zombie counts as gone).
+pub fn is_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+/// Waits up to `limit` for `pid` to be gone.
+pub fn wait_gone(pid: u32, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while is_alive(pid) {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    true
+}
+
+pub async fn pool(workers: usize) -> procpool::Pool {
+    procpool::Pool::builder()
+        .workers(workers)
+        .build()
+        .await
+        .expect("pool starts")
+}
+
+/// A fresh path in the temp dir for marker files.
+pub fn marker(tag: &str) -> String {
+    static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = std::env::temp_dir().join(format!("procpool-{}-{tag}-{n}", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    path.to_string_lossy().into_owned()
+}
