@@ -260,7 +260,7 @@ impl Dispatcher {
         }
     }
 
-    /// Reads a live worker's answers and passes on cancellations.
+    /// Reads a live worker's answers.
     fn poll_worker(
         &mut self,
         i: usize,
@@ -275,10 +275,9 @@ impl Dispatcher {
                 Poll::Ready(Ok(0)) => return Err(Fault::Hangup),
                 Poll::Ready(Ok(_)) => continue,
                 Poll::Ready(Err(_)) => return Err(Fault::Io),
-                Poll::Pending => break,
+                Poll::Pending => return Ok(()),
             }
         }
-        send_cancels(worker, cx)
     }
 
     /// Delivers one answer to the task it belongs to.
@@ -420,11 +419,13 @@ impl Dispatcher {
         }
     }
 
-    /// Writes what was assigned; a worker whose socket fails is let go.
+    /// Writes what was assigned and passes on cancellations (last, so that
+    /// every task in flight is watched); a worker whose socket fails is let go.
     fn flush(&mut self, cx: &mut Context<'_>) {
         for i in 0..self.slots.len() {
             if let State::Live(worker) = &mut self.slots[i].state
-                && let Poll::Ready(Err(_)) = worker.conn.poll_flush(cx)
+                && (matches!(worker.conn.poll_flush(cx), Poll::Ready(Err(_)))
+                    || send_cancels(worker, cx).is_err())
             {
                 let State::Live(worker) =
                     std::mem::replace(&mut self.slots[i].state, State::Stopped)
@@ -551,7 +552,7 @@ impl Drop for Dispatcher {
 
 /// Asks the worker to skip (or, if running, abandon) every request whose
 /// caller stopped waiting, and arranges to be woken when the next ones do.
-fn send_cancels(worker: &mut Worker, cx: &mut Context<'_>) -> Result<(), Fault> {
+fn send_cancels(worker: &mut Worker, cx: &mut Context<'_>) -> Result<(), ()> {
     // Wake-ups for the two requests that start soonest; deeper ones are seen
     // on the next wake-up, before they can start.
     for (n, entry) in worker.conn.in_flight_mut().enumerate() {
@@ -566,9 +567,7 @@ fn send_cancels(worker: &mut Worker, cx: &mut Context<'_>) -> Result<(), Fault> 
         if cancelled {
             match worker.control.try_write(&entry.seq.to_le_bytes()) {
                 Ok(8) => entry.cancel_sent = true,
-                Ok(_) | Err(_) => {
-                    return Err(Fault::Io);
-                }
+                Ok(_) | Err(_) => return Err(()),
             }
         }
     }

@@ -106,16 +106,3 @@ async fn a_worker_killed_while_idle_is_replaced() {
     let next = pool.submit(pid, ()).await.unwrap();
     assert_ne!(next, victim);
 }
-
-/// Polls for the pid a `touch_then_sleep` task writes when it starts.
-pub async fn wait_for_pid_file(path: &str) -> u32 {
-    for _ in 0..1000 {
-        if let Ok(text) = std::fs::read_to_string(path)
-            && let Ok(pid) = text.parse()
-        {
-            return pid;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    panic!("the task never started");
-}

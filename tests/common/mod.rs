@@ -51,6 +51,18 @@ pub fn touch_then_sleep(path: String, ms: u64) -> u32 {
     std::process::id()
 }
 
+/// Starts `sleep 30` as a child, writes "worker_pid grandchild_pid" to
+/// `path`, then sleeps: for proving that cancellation reaches grandchildren.
+pub fn spawn_sleeper(path: String) -> u32 {
+    let child = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    std::fs::write(&path, format!("{} {}", std::process::id(), child.id())).unwrap();
+    std::thread::sleep(Duration::from_secs(30));
+    std::process::id()
+}
+
 pub fn panics(message: String) -> u64 {
     panic!("{message}")
 }
@@ -144,6 +156,7 @@ pub fn tasks() -> procpool::Registry {
         print_line,
         scribble,
         takes_unencodable,
+        spawn_sleeper,
     ]
 }
 
@@ -169,7 +182,24 @@ macro_rules! tests {
 /// non-flag argument, as cargo's harness does), each on a fresh multi-thread
 /// runtime, checking after each that no child process is left.
 pub fn run(tests: &[(&str, TestFn)], roles: fn(&str)) {
-    procpool::init(tasks());
+    if let Ok(version) = std::env::var(FAKE_WORKER) {
+        fake_worker(version.parse().unwrap());
+    }
+    if std::env::var_os(SKIP_INIT).is_some() {
+        // A program that forgot `init`: building a pool must refuse.
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let built = runtime.block_on(procpool::Pool::builder().workers(1).build());
+        std::process::exit(if built.is_err_and(|e| e.is_spawn()) {
+            42
+        } else {
+            1
+        });
+    }
+    if std::env::var_os(ALT_REGISTRY).is_some() {
+        procpool::init(procpool::tasks![square]);
+    } else {
+        procpool::init(tasks());
+    }
     if let Ok(role) = std::env::var(ROLE) {
         roles(&role);
         return;
@@ -211,6 +241,33 @@ pub fn run(tests: &[(&str, TestFn)], roles: fn(&str)) {
 
 /// Environment variable that makes a test binary play a role (see `run`).
 pub const ROLE: &str = "PROCPOOL_TEST_ROLE";
+/// Makes a test binary register a different task list.
+pub const ALT_REGISTRY: &str = "PROCPOOL_TEST_ALT_REGISTRY";
+/// Makes a test binary skip `init` and try to build a pool.
+pub const SKIP_INIT: &str = "PROCPOOL_TEST_SKIP_INIT";
+/// Makes a test binary answer a pool's handshake with this protocol version.
+pub const FAKE_WORKER: &str = "PROCPOOL_TEST_FAKE_WORKER";
+
+/// Says hello with protocol `version` on the socket a pool gave us, then
+/// lingers until the pool hangs up.
+fn fake_worker(version: u32) -> ! {
+    use std::io::{Read, Write};
+    use std::os::fd::FromRawFd;
+    let marker = std::env::var("PROCPOOL_WORKER").expect("started by a pool");
+    let fd: i32 = marker.split(',').next().unwrap().parse().unwrap();
+    // SAFETY: the pool passed us this fd, open and ours alone.
+    let mut socket = unsafe { std::os::unix::net::UnixStream::from_raw_fd(fd) };
+    let mut body = vec![0x10];
+    body.extend_from_slice(b"procpool");
+    body.extend_from_slice(&version.to_le_bytes());
+    body.extend_from_slice(&0u64.to_le_bytes());
+    body.extend_from_slice(&std::process::id().to_le_bytes());
+    let mut frame = (body.len() as u64).to_le_bytes().to_vec();
+    frame.extend_from_slice(&body);
+    socket.write_all(&frame).unwrap();
+    let _ = socket.read(&mut [0; 16]);
+    std::process::exit(0);
+}
 
 fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
     panic
@@ -295,4 +352,17 @@ pub fn marker(tag: &str) -> String {
     let path = std::env::temp_dir().join(format!("procpool-{}-{tag}-{n}", std::process::id()));
     let _ = std::fs::remove_file(&path);
     path.to_string_lossy().into_owned()
+}
+
+/// Polls for the pid a `touch_then_sleep` task writes when it starts.
+pub async fn wait_for_pid_file(path: &str) -> u32 {
+    for _ in 0..2000 {
+        if let Ok(text) = std::fs::read_to_string(path)
+            && let Ok(pid) = text.parse()
+        {
+            return pid;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("the task never started");
 }

@@ -1,0 +1,225 @@
+//! Dropping a handle cancels its task for real: queued work never runs, and
+//! running work stops because its worker (and everything the task started)
+//! is killed and replaced. Timeouts are cancellation on a timer.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::*;
+
+fn main() {
+    run(
+        tests![
+            dropping_a_running_task_kills_its_worker,
+            a_cancelled_queued_task_never_runs,
+            a_cancelled_pipelined_task_is_skipped_not_killed,
+            tokio_timeout_stops_the_work,
+            handle_timeout_is_a_typed_error,
+            pool_default_timeout_applies,
+            losing_a_select_cancels,
+            a_detached_task_runs_to_completion,
+            cancelling_one_task_leaves_the_others_alone,
+            cancelling_kills_processes_the_task_started,
+        ],
+        |_| {},
+    );
+}
+
+const SLOW: u64 = 400;
+
+/// Waits long enough that a task that was not stopped would have finished.
+async fn outlast_slow_task() {
+    tokio::time::sleep(Duration::from_millis(SLOW + 300)).await;
+}
+
+async fn dropping_a_running_task_kills_its_worker() {
+    let pool = pool(1).await;
+    let started = marker("started");
+    let handle = pool.submit(touch_then_sleep, (started.clone(), 30_000));
+    let victim = wait_for_pid_file(&started).await;
+    drop(handle);
+    assert!(
+        wait_gone(victim, Duration::from_secs(1)),
+        "the worker running it is killed"
+    );
+    let next = pool.submit(pid, ()).await.unwrap();
+    assert_ne!(next, victim, "a replacement serves");
+    let stats = pool.stats();
+    assert_eq!(
+        (stats.failed, stats.respawns),
+        (0, 1),
+        "a cancellation is not a failure"
+    );
+    let _ = std::fs::remove_file(started);
+}
+
+async fn a_cancelled_queued_task_never_runs() {
+    let pool = pool(1).await;
+    let busy = pool.submit(sleep_ms, 200);
+    let finished = marker("queued");
+    let queued = pool.submit(sleep_then_touch, (0, finished.clone()));
+    drop(queued);
+    let worker = busy.await.unwrap();
+    outlast_slow_task().await;
+    assert!(!Path::new(&finished).exists(), "the cancelled task ran");
+    assert_eq!(
+        pool.submit(pid, ()).await.unwrap(),
+        worker,
+        "no worker was killed for it"
+    );
+}
+
+async fn a_cancelled_pipelined_task_is_skipped_not_killed() {
+    // With pipelining off the second task waits in the pool; with it on (the
+    // default), it may already sit in the worker's socket. Either way it must
+    // not run, and its worker must not be killed.
+    for depth in [1, 64] {
+        let pool = procpool::Pool::builder()
+            .workers(1)
+            .max_in_flight_per_worker(depth)
+            .build()
+            .await
+            .unwrap();
+        // Teach the pool these tasks are quick, so it pipelines.
+        for _ in 0..20 {
+            pool.submit(square, 1).await.unwrap();
+        }
+        let first = pool.submit(sleep_ms, 150);
+        let finished = marker("pipelined");
+        let second = pool.submit(sleep_then_touch, (0, finished.clone()));
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        drop(second);
+        let worker = first.await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            !Path::new(&finished).exists(),
+            "depth {depth}: the cancelled task ran"
+        );
+        assert_eq!(
+            pool.submit(pid, ()).await.unwrap(),
+            worker,
+            "depth {depth}: worker kept"
+        );
+        assert_eq!(pool.stats().respawns, 0);
+    }
+}
+
+async fn tokio_timeout_stops_the_work() {
+    let pool = pool(1).await;
+    let finished = marker("tokio-timeout");
+    let outcome = tokio::time::timeout(
+        Duration::from_millis(100),
+        pool.submit(sleep_then_touch, (SLOW, finished.clone())),
+    )
+    .await;
+    assert!(outcome.is_err(), "timed out");
+    outlast_slow_task().await;
+    assert!(
+        !Path::new(&finished).exists(),
+        "the work went on after the timeout"
+    );
+}
+
+async fn handle_timeout_is_a_typed_error() {
+    let pool = pool(1).await;
+    let finished = marker("handle-timeout");
+    let err = pool
+        .submit(sleep_then_touch, (SLOW, finished.clone()))
+        .timeout(Duration::from_millis(100))
+        .await
+        .unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    assert!(err.to_string().contains("100ms"), "{err}");
+    outlast_slow_task().await;
+    assert!(!Path::new(&finished).exists());
+    // Fast work within the limit is unaffected.
+    assert_eq!(
+        pool.submit(square, 3)
+            .timeout(Duration::from_secs(5))
+            .await
+            .unwrap(),
+        9
+    );
+}
+
+async fn pool_default_timeout_applies() {
+    let pool = procpool::Pool::builder()
+        .workers(1)
+        .task_timeout(Duration::from_millis(100))
+        .build()
+        .await
+        .unwrap();
+    assert!(pool.submit(sleep_ms, SLOW).await.unwrap_err().is_timeout());
+    assert_eq!(pool.submit(square, 3).await.unwrap(), 9);
+    // A per-task limit replaces the default.
+    pool.submit(sleep_ms, 200)
+        .timeout(Duration::from_secs(5))
+        .await
+        .unwrap();
+}
+
+async fn losing_a_select_cancels() {
+    let pool = pool(1).await;
+    let finished = marker("select");
+    tokio::select! {
+        _ = pool.submit(sleep_then_touch, (SLOW, finished.clone())) => panic!("the slow task won"),
+        _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+    }
+    outlast_slow_task().await;
+    assert!(!Path::new(&finished).exists());
+}
+
+async fn a_detached_task_runs_to_completion() {
+    let pool = pool(1).await;
+    let finished = marker("detached");
+    pool.submit(sleep_then_touch, (50, finished.clone()))
+        .detach();
+    for _ in 0..200 {
+        if Path::new(&finished).exists() {
+            let _ = std::fs::remove_file(finished);
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the detached task did not run");
+}
+
+async fn cancelling_one_task_leaves_the_others_alone() {
+    let pool = pool(2).await;
+    let keep: Vec<_> = (0..20u64).map(|i| pool.submit(square, i)).collect();
+    let started = marker("one-of-many");
+    let doomed = pool.submit(touch_then_sleep, (started.clone(), 30_000));
+    let more: Vec<_> = (20..40u64).map(|i| pool.submit(square, i)).collect();
+    wait_for_pid_file(&started).await;
+    drop(doomed);
+    for (i, handle) in keep.into_iter().chain(more).enumerate() {
+        assert_eq!(handle.await.unwrap(), (i * i) as u64);
+    }
+    let _ = std::fs::remove_file(started);
+}
+
+async fn cancelling_kills_processes_the_task_started() {
+    let pool = pool(1).await;
+    let path = marker("grandchild");
+    let handle = pool.submit(spawn_sleeper, path.clone());
+    let pids = loop {
+        if let Ok(text) = std::fs::read_to_string(&path)
+            && let Some((worker, sleeper)) = text.split_once(' ')
+        {
+            break (
+                worker.parse::<u32>().unwrap(),
+                sleeper.parse::<u32>().unwrap(),
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    drop(handle);
+    assert!(wait_gone(pids.0, Duration::from_secs(1)), "worker killed");
+    assert!(
+        wait_gone(pids.1, Duration::from_secs(1)),
+        "the task's own child killed too"
+    );
+    let _ = std::fs::remove_file(path);
+}
