@@ -33,10 +33,11 @@ use crate::error::{Error, Repr};
 /// not reach the worker:
 ///
 /// ```compile_fail
-/// # async fn demo(pool: procpool::Pool) {
-/// let offset = 5u64;
-/// let _ = pool.submit(move |x: u64| x + offset, 1).await;
-/// # }
+/// fn demo(pool: &procpool::Pool) {
+///     let offset = 5u64;
+///     let _ = pool.submit(move |x: u64| x + offset, 1);
+/// }
+/// # fn main() { let _force_codegen: fn(&procpool::Pool) = demo; }
 /// ```
 pub trait Task<M>: Copy + Send + Sync + 'static {
     /// The arguments, as one value (a tuple for several).

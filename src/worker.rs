@@ -296,11 +296,20 @@ fn install_panic_hook() {
     let previous = panic::take_hook();
     panic::set_hook(Box::new(move |info| {
         if IS_TASK_THREAD.with(|flag| flag.get()) {
-            let message = info.payload_as_str().unwrap_or("Box<dyn Any>").to_string();
+            let message = panic_text(info.payload());
             let location = info.location().map(|location| location.to_string());
             LAST_PANIC.with(|last| *last.borrow_mut() = Some((message, location)));
         } else {
             previous(info);
         }
     }));
+}
+
+/// A panic payload as text: the `&str` or `String` that `panic!` makes.
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic with a non-string payload".to_string())
 }

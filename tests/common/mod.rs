@@ -54,12 +54,12 @@ pub fn touch_then_sleep(path: String, ms: u64) -> u32 {
 /// Starts `sleep 30` as a child, writes "worker_pid grandchild_pid" to
 /// `path`, then sleeps: for proving that cancellation reaches grandchildren.
 pub fn spawn_sleeper(path: String) -> u32 {
-    let child = std::process::Command::new("sleep")
+    let mut child = std::process::Command::new("sleep")
         .arg("30")
         .spawn()
         .unwrap();
     std::fs::write(&path, format!("{} {}", std::process::id(), child.id())).unwrap();
-    std::thread::sleep(Duration::from_secs(30));
+    child.wait().unwrap();
     std::process::id()
 }
 
