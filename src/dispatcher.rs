@@ -297,6 +297,8 @@ impl Dispatcher {
                 job.finish(Ok(Reply {
                     payload_at: body.start + payload_at,
                     body: body.buf,
+                    nanos,
+                    pid,
                 }));
                 return Ok(());
             }

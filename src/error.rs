@@ -142,6 +142,61 @@ impl Error {
         })
     }
 
+    /// A copy, for when one failure is the answer for several tasks (the
+    /// items of one chunk). I/O errors keep their kind and text.
+    pub(crate) fn duplicate(&self) -> Error {
+        let copy_io = |err: &io::Error| io::Error::new(err.kind(), err.to_string());
+        Error::new(match &*self.repr {
+            Repr::Panicked {
+                task,
+                message,
+                location,
+                pid,
+            } => Repr::Panicked {
+                task,
+                message: message.clone(),
+                location: location.clone(),
+                pid: *pid,
+            },
+            Repr::WorkerDied { task, pid, exit } => Repr::WorkerDied {
+                task,
+                pid: *pid,
+                exit: *exit,
+            },
+            Repr::Cancelled { task } => Repr::Cancelled { task },
+            Repr::TimedOut { task, after } => Repr::TimedOut {
+                task,
+                after: *after,
+            },
+            Repr::Encode { ty, message } => Repr::Encode {
+                ty,
+                message: message.clone(),
+            },
+            Repr::Decode { ty, message } => Repr::Decode {
+                ty,
+                message: message.clone(),
+            },
+            Repr::Remote { task, pid, message } => Repr::Remote {
+                task,
+                pid: *pid,
+                message: message.clone(),
+            },
+            Repr::Unregistered { task } => Repr::Unregistered { task },
+            Repr::NotInitialized => Repr::NotInitialized,
+            Repr::ShutDown => Repr::ShutDown,
+            Repr::Spawn { message, source } => Repr::Spawn {
+                message: message.clone(),
+                source: source.as_ref().map(copy_io),
+            },
+            Repr::Protocol { pid, task, message } => Repr::Protocol {
+                pid: *pid,
+                task: *task,
+                message: message.clone(),
+            },
+            Repr::Io(err) => Repr::Io(copy_io(err)),
+        })
+    }
+
     /// The task panicked; the worker caught the panic and lives on.
     pub fn is_panic(&self) -> bool {
         matches!(*self.repr, Repr::Panicked { .. })

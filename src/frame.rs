@@ -11,7 +11,8 @@
 //! |---|---|---|
 //! | `HELLO` | worker → pool, once | magic, protocol version `u32`, registry fingerprint `u64`, pid `u32` |
 //! | `REQUEST` | pool → worker | task index `u32`, bincode arguments |
-//! | `OK` | worker → pool | run time in ns `u64`, bincode result |
+//! | `CHUNK` | pool → worker | task index `u32`, item count `u32`, the items' bincode arguments back to back, then each item's length as `u32` |
+//! | `OK` | worker → pool | run time in ns `u64`, bincode result; for a `CHUNK`, per item: `ITEM_OK`/`ITEM_PANIC`/`ITEM_FAILED`, length `u32`, bincode result / panic report / text |
 //! | `PANIC` | worker → pool | bincode `(message, location)` |
 //! | `FAILED` | worker → pool | UTF-8 text: the worker could not run the task |
 //! | `SKIPPED` | worker → pool | nothing: cancelled before it started |
@@ -40,9 +41,16 @@ pub(crate) const OK: u8 = 0x02;
 pub(crate) const PANIC: u8 = 0x03;
 pub(crate) const FAILED: u8 = 0x04;
 pub(crate) const SKIPPED: u8 = 0x05;
+pub(crate) const CHUNK: u8 = 0x06;
+
+/// Per-item outcomes inside the answer to a `CHUNK`.
+pub(crate) const ITEM_OK: u8 = 0;
+pub(crate) const ITEM_PANIC: u8 = 1;
+pub(crate) const ITEM_FAILED: u8 = 2;
 
 /// Offset of the arguments in a request frame, header included.
-pub(crate) const REQUEST_ARGS_AT: usize = HEADER_LEN + 1 + 4;
+#[cfg(test)]
+const REQUEST_ARGS_AT: usize = HEADER_LEN + 1 + 4;
 /// Offset of the result in an `OK` body.
 pub(crate) const OK_PAYLOAD_AT: usize = 1 + 8;
 
@@ -68,6 +76,150 @@ pub(crate) fn request<A: serde::Serialize>(task_index: u32, args: &A) -> Result<
     codec::encode_into(args, &mut out)?;
     finish(&mut out);
     Ok(out)
+}
+
+/// Builds a `CHUNK` frame item by item: many small tasks in one frame.
+#[derive(Debug)]
+pub(crate) struct ChunkBuilder {
+    frame: Vec<u8>,
+    lens: Vec<u32>,
+}
+
+/// Where a chunk's item count sits in its frame.
+const CHUNK_COUNT_AT: usize = HEADER_LEN + 1 + 4;
+/// Where a chunk's items start in its frame.
+const CHUNK_ITEMS_AT: usize = CHUNK_COUNT_AT + 4;
+
+impl ChunkBuilder {
+    pub(crate) fn new(task_index: u32) -> ChunkBuilder {
+        let mut frame = Vec::with_capacity(256);
+        start(&mut frame, CHUNK);
+        frame.extend_from_slice(&task_index.to_le_bytes());
+        frame.extend_from_slice(&[0; 4]);
+        ChunkBuilder {
+            frame,
+            lens: Vec::new(),
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.lens.len()
+    }
+
+    /// Encoded bytes so far.
+    pub(crate) fn bytes(&self) -> usize {
+        self.frame.len()
+    }
+
+    /// Appends one item's arguments; on an encode error nothing is appended.
+    pub(crate) fn push<A: serde::Serialize>(&mut self, args: &A) -> Result<(), Error> {
+        let before = self.frame.len();
+        let encoded = codec::encode_into(args, &mut self.frame).and_then(|()| {
+            u32::try_from(self.frame.len() - before).map_err(|_| {
+                Error::new(crate::error::Repr::Encode {
+                    ty: std::any::type_name::<A>(),
+                    message: "over 4 GiB; submit values this large one at a time".into(),
+                })
+            })
+        });
+        match encoded {
+            Ok(len) => {
+                self.lens.push(len);
+                Ok(())
+            }
+            Err(err) => {
+                self.frame.truncate(before);
+                Err(err)
+            }
+        }
+    }
+
+    /// Appends an item already encoded (taken from another chunk).
+    pub(crate) fn push_encoded(&mut self, item: &[u8]) {
+        self.frame.extend_from_slice(item);
+        self.lens
+            .push(u32::try_from(item.len()).expect("came from a chunk"));
+    }
+
+    /// The complete frame. The builder is left empty, ready for the next chunk.
+    pub(crate) fn take(&mut self) -> Vec<u8> {
+        let task: [u8; 4] = self.frame[HEADER_LEN + 1..CHUNK_COUNT_AT]
+            .try_into()
+            .expect("4 bytes");
+        let count = u32::try_from(self.lens.len()).expect("fewer than 2^32 items");
+        self.frame[CHUNK_COUNT_AT..CHUNK_ITEMS_AT].copy_from_slice(&count.to_le_bytes());
+        for len in self.lens.drain(..) {
+            self.frame.extend_from_slice(&len.to_le_bytes());
+        }
+        finish(&mut self.frame);
+        let frame = std::mem::take(&mut self.frame);
+        start(&mut self.frame, CHUNK);
+        self.frame.extend_from_slice(&task);
+        self.frame.extend_from_slice(&[0; 4]);
+        frame
+    }
+}
+
+/// The items of a complete `CHUNK` frame.
+pub(crate) fn items_of_chunk_frame(frame: &[u8]) -> Result<Vec<&[u8]>, String> {
+    chunk_items(
+        frame
+            .get(CHUNK_COUNT_AT..)
+            .ok_or("a truncated chunk frame")?,
+    )
+}
+
+/// The items of a `CHUNK` body, given from the count on (after its kind and
+/// task index).
+pub(crate) fn chunk_items(rest: &[u8]) -> Result<Vec<&[u8]>, String> {
+    let (count, rest) = rest
+        .split_first_chunk::<4>()
+        .ok_or("a chunk without a count")?;
+    let count = u32::from_le_bytes(*count) as usize;
+    let lens_at = rest
+        .len()
+        .checked_sub(count.checked_mul(4).ok_or("absurd item count")?)
+        .ok_or("a chunk shorter than its item count")?;
+    let (mut items, lens) = rest.split_at(lens_at);
+    let mut out = Vec::with_capacity(count);
+    for len in lens.chunks_exact(4) {
+        let len = u32::from_le_bytes(len.try_into().expect("4 bytes")) as usize;
+        if len > items.len() {
+            return Err("a chunk item longer than the chunk".into());
+        }
+        let (item, tail) = items.split_at(len);
+        out.push(item);
+        items = tail;
+    }
+    if items.is_empty() {
+        Ok(out)
+    } else {
+        Err("bytes left over after a chunk's items".into())
+    }
+}
+
+/// One item's outcome in the answer to a `CHUNK`.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct ChunkItem<'a> {
+    pub(crate) tag: u8,
+    pub(crate) bytes: &'a [u8],
+}
+
+/// Reads the next item outcome from a chunk answer at `*pos`.
+pub(crate) fn next_chunk_item<'a>(
+    payload: &'a [u8],
+    pos: &mut usize,
+) -> Result<ChunkItem<'a>, String> {
+    let rest = payload.get(*pos..).unwrap_or_default();
+    let [tag, a, b, c, d, rest @ ..] = rest else {
+        return Err("a chunk answer with fewer items than were sent".into());
+    };
+    let len = u32::from_le_bytes([*a, *b, *c, *d]) as usize;
+    let bytes = rest
+        .get(..len)
+        .ok_or("a chunk answer item longer than the answer")?;
+    *pos += 5 + len;
+    Ok(ChunkItem { tag: *tag, bytes })
 }
 
 /// The identity a worker announces before it serves anything.
@@ -234,6 +386,47 @@ mod tests {
         assert!(Response::parse(&[PANIC, 0xFF, 0xFF]).is_err());
         assert!(Response::parse(&[FAILED, 0xFF]).is_err());
         assert_eq!(Response::parse(&[SKIPPED]), Ok(Response::Skipped));
+    }
+
+    #[test]
+    fn chunk_frames_split_back_into_their_items() {
+        let mut builder = ChunkBuilder::new(9);
+        for item in [1u64, 300, 70_000] {
+            builder.push(&item).unwrap();
+        }
+        assert_eq!(builder.len(), 3);
+        let frame = builder.take();
+        assert_eq!(builder.len(), 0, "ready for the next chunk");
+        assert_eq!(frame[HEADER_LEN], CHUNK);
+        assert_eq!(&frame[HEADER_LEN + 1..HEADER_LEN + 5], &9u32.to_le_bytes());
+        let items = items_of_chunk_frame(&frame).unwrap();
+        let values: Vec<u64> = items
+            .iter()
+            .map(|item| codec::decode(item).unwrap())
+            .collect();
+        assert_eq!(values, [1, 300, 70_000]);
+        // A second chunk from the same builder is whole too.
+        builder.push(&5u64).unwrap();
+        let frame = builder.take();
+        assert_eq!(items_of_chunk_frame(&frame).unwrap().len(), 1);
+        assert!(chunk_items(&[9, 0, 0, 0, 1]).is_err());
+        assert!(chunk_items(&[1, 0, 0, 0, 7, 7, 9, 0, 0, 0]).is_err());
+    }
+
+    #[test]
+    fn chunk_answers_are_read_item_by_item() {
+        let payload = [ITEM_OK, 1, 0, 0, 0, 42, ITEM_PANIC, 0, 0, 0, 0];
+        let mut pos = 0;
+        assert_eq!(
+            next_chunk_item(&payload, &mut pos).unwrap(),
+            ChunkItem {
+                tag: ITEM_OK,
+                bytes: &[42]
+            }
+        );
+        assert_eq!(next_chunk_item(&payload, &mut pos).unwrap().tag, ITEM_PANIC);
+        assert!(next_chunk_item(&payload, &mut pos).is_err());
+        assert!(next_chunk_item(&[0, 9, 0, 0, 0, 1], &mut 0).is_err());
     }
 
     #[test]

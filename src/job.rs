@@ -33,6 +33,10 @@ impl Job {
 pub(crate) struct Reply {
     pub(crate) body: Vec<u8>,
     pub(crate) payload_at: usize,
+    /// The run time the worker reported.
+    pub(crate) nanos: u64,
+    /// The worker that ran it.
+    pub(crate) pid: u32,
 }
 
 impl Reply {

@@ -12,7 +12,10 @@ use crate::dispatcher::{Command, Counters};
 use crate::error::{Error, Repr};
 use crate::frame;
 use crate::handle::TaskHandle;
-use crate::job::Job;
+use crate::job::{Job, Reply};
+use crate::map::MapStream;
+
+type Answer = oneshot::Receiver<Result<Reply, Error>>;
 use crate::registry::{Registry, Task, assert_fn_item};
 
 /// A pool of worker processes that run registered functions.
@@ -134,18 +137,133 @@ impl Pool {
         &self,
         task: &'static str,
         args: &A,
-    ) -> Result<oneshot::Receiver<Result<crate::job::Reply, Error>>, Error> {
+    ) -> Result<Answer, Error> {
+        let frame = frame::request(self.task_index::<F>()?, args)?;
+        self.enqueue_frame(task, frame)
+    }
+
+    /// The index requests use for `F`.
+    pub(crate) fn task_index<F: 'static>(&self) -> Result<u32, Error> {
+        self.inner.registry.index_of::<F>()
+    }
+
+    /// Queues an encoded request frame; the receiver gets its answer.
+    pub(crate) fn enqueue_frame(
+        &self,
+        task: &'static str,
+        frame: Vec<u8>,
+    ) -> Result<Answer, Error> {
         if self.inner.closed.load(Relaxed) {
             return Err(Error::new(Repr::ShutDown));
         }
-        let index = self.inner.registry.index_of::<F>()?;
-        let frame = frame::request(index, args)?;
         let (reply, receiver) = oneshot::channel();
         self.inner
             .commands
             .send(Command::Submit(Job { task, frame, reply }))
             .map_err(|_| Error::new(Repr::ShutDown))?;
         Ok(receiver)
+    }
+
+    /// Applies `f` to every item of `input`, yielding the results in input
+    /// order as a [`Stream`](futures::Stream).
+    ///
+    /// Input is pulled lazily, so it may be endless; small items travel in
+    /// chunks (see [`MapStream`] for chunking, the window, and what a crash
+    /// mid-chunk does). For a function of several arguments, the items are
+    /// tuples (see also [`starmap`](Pool::starmap)).
+    ///
+    /// ```no_run
+    /// use futures::TryStreamExt;
+    /// # fn square(x: u64) -> u64 { x * x }
+    /// # async fn demo(pool: procpool::Pool) -> Result<(), procpool::Error> {
+    /// let squares: Vec<u64> = pool.map(square, 0..1000).try_collect().await?;
+    /// assert_eq!(squares[999], 999 * 999);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// Each item's result is its own: a panic, a crash or an encode error
+    /// fails that item and the stream goes on. If `f` is not registered, the
+    /// stream yields that one error and ends.
+    pub fn map<'a, M, F, I>(&self, f: F, input: I) -> MapStream<'a, F::Output>
+    where
+        F: Task<M>,
+        I: IntoIterator<Item = F::Args>,
+        I::IntoIter: Send + 'a,
+    {
+        assert_fn_item::<F>();
+        let _ = f;
+        MapStream::new::<F, _>(self, futures::stream::iter(input), true)
+    }
+
+    /// Like [`map`](Pool::map), but yields each result as soon as it is
+    /// ready, in completion order.
+    pub fn map_unordered<'a, M, F, I>(&self, f: F, input: I) -> MapStream<'a, F::Output>
+    where
+        F: Task<M>,
+        I: IntoIterator<Item = F::Args>,
+        I::IntoIter: Send + 'a,
+    {
+        assert_fn_item::<F>();
+        let _ = f;
+        MapStream::new::<F, _>(self, futures::stream::iter(input), false)
+    }
+
+    /// [`map`](Pool::map) for a function of several arguments, fed with
+    /// tuples: Python's `starmap`. (`map` accepts the same tuples; this name
+    /// says what the call does.)
+    ///
+    /// ```no_run
+    /// use futures::TryStreamExt;
+    /// # fn product(a: u64, b: u64, c: u64) -> u64 { a * b * c }
+    /// # async fn demo(pool: procpool::Pool) -> Result<(), procpool::Error> {
+    /// let products: Vec<u64> = pool.starmap(product, [(1, 2, 3), (3, 4, 5)]).try_collect().await?;
+    /// assert_eq!(products, [6, 60]);
+    /// # Ok(()) }
+    /// ```
+    pub fn starmap<'a, M, F, I>(&self, f: F, input: I) -> MapStream<'a, F::Output>
+    where
+        F: Task<M>,
+        I: IntoIterator<Item = F::Args>,
+        I::IntoIter: Send + 'a,
+    {
+        self.map(f, input)
+    }
+
+    /// [`starmap`](Pool::starmap) in completion order.
+    pub fn starmap_unordered<'a, M, F, I>(&self, f: F, input: I) -> MapStream<'a, F::Output>
+    where
+        F: Task<M>,
+        I: IntoIterator<Item = F::Args>,
+        I::IntoIter: Send + 'a,
+    {
+        self.map_unordered(f, input)
+    }
+
+    /// [`map`](Pool::map) over a [`Stream`](futures::Stream) of inputs, for
+    /// example items arriving on a channel. A chunk is sent as soon as the
+    /// input has nothing more for the moment, so slow input is not held back
+    /// to fill chunks.
+    pub fn map_stream<'a, M, F, S>(&self, f: F, input: S) -> MapStream<'a, F::Output>
+    where
+        F: Task<M>,
+        S: futures::Stream<Item = F::Args> + Send + 'a,
+    {
+        assert_fn_item::<F>();
+        let _ = f;
+        MapStream::new::<F, _>(self, input, true)
+    }
+
+    /// [`map_stream`](Pool::map_stream) in completion order.
+    pub fn map_stream_unordered<'a, M, F, S>(&self, f: F, input: S) -> MapStream<'a, F::Output>
+    where
+        F: Task<M>,
+        S: futures::Stream<Item = F::Args> + Send + 'a,
+    {
+        assert_fn_item::<F>();
+        let _ = f;
+        MapStream::new::<F, _>(self, input, false)
     }
 
     /// Lets queued and running tasks finish, then stops the workers and waits

@@ -186,8 +186,15 @@ fn run_one(
     body: &[u8],
     out: &mut Vec<u8>,
 ) -> io::Result<()> {
-    let index = match body {
-        [frame::REQUEST, a, b, c, d, ..] => u32::from_le_bytes([*a, *b, *c, *d]),
+    let (kind, index, rest) = match body {
+        [
+            kind @ (frame::REQUEST | frame::CHUNK),
+            a,
+            b,
+            c,
+            d,
+            rest @ ..,
+        ] => (*kind, u32::from_le_bytes([*a, *b, *c, *d]), rest),
         _ => {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -212,46 +219,102 @@ fn run_one(
     frame::start(out, frame::OK);
     out.extend_from_slice(&[0; 8]);
     let began = Instant::now();
-    let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
-        registry.invoke(
-            index,
-            &body[frame::REQUEST_ARGS_AT - frame::HEADER_LEN..],
-            out,
-        )
-    }));
+    let outcome = if kind == frame::CHUNK {
+        run_chunk(registry, index, rest, out)
+    } else {
+        run_caught(registry, index, rest, out)
+    };
     let nanos = u64::try_from(began.elapsed().as_nanos()).unwrap_or(u64::MAX);
     lock(shared).running = None;
     // A task's `print!` without a newline should not wait for the next one.
     let _ = io::stdout().flush();
 
     match outcome {
-        Ok(Ok(())) => {
-            out[frame::HEADER_LEN + 1..frame::HEADER_LEN + 9].copy_from_slice(&nanos.to_le_bytes())
+        Outcome::Done => {
+            out[frame::HEADER_LEN + 1..frame::HEADER_LEN + 9].copy_from_slice(&nanos.to_le_bytes());
         }
-        Ok(Err(message)) => {
+        Outcome::Failed(message) => {
             frame::start(out, frame::FAILED);
             out.extend_from_slice(message.as_bytes());
         }
-        Err(payload) => {
-            let report = LAST_PANIC
-                .with(|last| last.borrow_mut().take())
-                .unwrap_or_else(|| {
-                    let message = payload
-                        .downcast_ref::<&str>()
-                        .map(|s| s.to_string())
-                        .or_else(|| payload.downcast_ref::<String>().cloned())
-                        .unwrap_or_else(|| "Box<dyn Any>".to_string());
-                    (message, None)
-                });
+        Outcome::Panicked(report) => {
             frame::start(out, frame::PANIC);
-            if codec::encode_into(&report, out).is_err() {
-                frame::start(out, frame::FAILED);
-                out.extend_from_slice(b"the task panicked and its message could not be encoded");
-            }
+            encode_report(&report, out);
         }
     }
     frame::finish(out);
     Ok(())
+}
+
+/// What running one task produced.
+enum Outcome {
+    /// The encoded result was appended.
+    Done,
+    /// The task could not be run (bad arguments, unencodable result).
+    Failed(String),
+    /// The task panicked: message and location.
+    Panicked((String, Option<String>)),
+}
+
+/// Runs task `index` on encoded `args`, catching a panic; on success the
+/// encoded result is appended to `out`, otherwise `out` is left as it was.
+fn run_caught(registry: &Registry, index: u32, args: &[u8], out: &mut Vec<u8>) -> Outcome {
+    let mark = out.len();
+    let outcome = match panic::catch_unwind(AssertUnwindSafe(|| registry.invoke(index, args, out)))
+    {
+        Ok(Ok(())) => return Outcome::Done,
+        Ok(Err(message)) => Outcome::Failed(message),
+        Err(payload) => Outcome::Panicked(
+            LAST_PANIC
+                .with(|last| last.borrow_mut().take())
+                .unwrap_or_else(|| (panic_text(payload.as_ref()), None)),
+        ),
+    };
+    out.truncate(mark);
+    outcome
+}
+
+/// Runs every item of a chunk, each on its own: a panic fails only its item.
+fn run_chunk(registry: &Registry, index: u32, rest: &[u8], out: &mut Vec<u8>) -> Outcome {
+    let items = match frame::chunk_items(rest) {
+        Ok(items) => items,
+        Err(message) => return Outcome::Failed(format!("malformed chunk: {message}")),
+    };
+    for item in items {
+        let tag_at = out.len();
+        out.extend_from_slice(&[0; 5]);
+        let tag = match run_caught(registry, index, item, out) {
+            Outcome::Done => frame::ITEM_OK,
+            Outcome::Failed(message) => {
+                out.extend_from_slice(message.as_bytes());
+                frame::ITEM_FAILED
+            }
+            Outcome::Panicked(report) => {
+                encode_report(&report, out);
+                frame::ITEM_PANIC
+            }
+        };
+        let Ok(len) = u32::try_from(out.len() - tag_at - 5) else {
+            return Outcome::Failed(
+                "a result in a chunk is over 4 GiB; submit it on its own".into(),
+            );
+        };
+        out[tag_at] = tag;
+        out[tag_at + 1..tag_at + 5].copy_from_slice(&len.to_le_bytes());
+    }
+    Outcome::Done
+}
+
+fn encode_report(report: &(String, Option<String>), out: &mut Vec<u8>) {
+    let mark = out.len();
+    if codec::encode_into(report, out).is_err() {
+        out.truncate(mark);
+        let fallback = (
+            "a panic whose message could not be encoded".to_string(),
+            None::<String>,
+        );
+        codec::encode_into(&fallback, out).expect("a plain string encodes");
+    }
 }
 
 fn watchdog(mut control: UnixStream, data_fd: RawFd, shared: &Shared) {

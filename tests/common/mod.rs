@@ -63,6 +63,18 @@ pub fn spawn_sleeper(path: String) -> u32 {
     std::process::id()
 }
 
+pub fn parse_or_panic(text: String) -> u64 {
+    text.parse()
+        .unwrap_or_else(|_| panic!("not a number: {text}"))
+}
+
+pub fn abort_on_1234(x: u64) -> u64 {
+    if x == 1234 {
+        std::process::abort();
+    }
+    x
+}
+
 pub fn panics(message: String) -> u64 {
     panic!("{message}")
 }
@@ -157,6 +169,14 @@ pub fn tasks() -> procpool::Registry {
         scribble,
         takes_unencodable,
         spawn_sleeper,
+        square_after,
+        allocate_until_killed,
+        overflow_stack,
+        close_stdio,
+        write_stdout,
+        spawn_child_then_panic,
+        parse_or_panic,
+        abort_on_1234,
     ]
 }
 
@@ -365,4 +385,131 @@ pub async fn wait_for_pid_file(path: &str) -> u32 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     panic!("the task never started");
+}
+
+// ---- fault-injection tasks (tests/chaos.rs, tests/faults.rs) -------------
+
+/// Sleeps `micros` microseconds, then returns `x * x`: a quick task whose
+/// result proves it ran with the right argument.
+pub fn square_after(x: u64, micros: u64) -> u64 {
+    if micros > 0 {
+        std::thread::sleep(Duration::from_micros(micros));
+    }
+    x * x
+}
+
+/// Caps this worker's address space at `limit` bytes (RLIMIT_AS, so the
+/// machine is safe), then allocates and touches 8 MiB blocks until an
+/// allocation fails, which aborts the process. Never returns normally.
+pub fn allocate_until_killed(limit: u64) -> u64 {
+    let cap = libc::rlimit {
+        rlim_cur: limit as libc::rlim_t,
+        rlim_max: limit as libc::rlim_t,
+    };
+    // SAFETY: setrlimit reads the struct we pass and nothing else.
+    let ret = unsafe { libc::setrlimit(libc::RLIMIT_AS, &cap) };
+    assert_eq!(ret, 0, "setrlimit: {}", std::io::Error::last_os_error());
+    let mut blocks: Vec<Vec<u8>> = Vec::new();
+    loop {
+        let mut block = Vec::<u8>::with_capacity(8 << 20);
+        // Write to every page, so the memory is really there.
+        block.resize(8 << 20, 0);
+        for page in block.chunks_mut(4096) {
+            page[0] = 1;
+        }
+        blocks.push(std::hint::black_box(block));
+        // More than the limit: allocation has stopped failing somehow.
+        if blocks.len() as u64 * (8 << 20) > limit * 2 {
+            return blocks.len() as u64;
+        }
+    }
+}
+
+/// Recurses without end, 16 KiB of stack a level: a stack overflow.
+pub fn overflow_stack(depth: u64) -> u64 {
+    let mut frame = [0u8; 16 * 1024];
+    frame[(depth as usize) % frame.len()] = depth as u8;
+    std::hint::black_box(&mut frame);
+    // Never true, but the compiler cannot know: keeps the recursion honest
+    // and not a tail call.
+    if std::hint::black_box(depth) == u64::MAX {
+        return 0;
+    }
+    overflow_stack(depth + 1) + u64::from(frame[(depth as usize * 7) % frame.len()])
+}
+
+/// Closes the worker's stdin, stdout and stderr, then returns its pid.
+pub fn close_stdio() -> u32 {
+    // SAFETY: closing fds 0-2 has no memory-safety preconditions; std's
+    // stdio handles treat a closed descriptor as a sink.
+    unsafe {
+        libc::close(0);
+        libc::close(1);
+        libc::close(2);
+    }
+    std::process::id()
+}
+
+/// Writes `bytes` bytes of text to stdout; returns how many it wrote.
+pub fn write_stdout(bytes: u64) -> u64 {
+    use std::io::Write;
+    let line = [b'x'; 1023]
+        .iter()
+        .chain(b"\n")
+        .copied()
+        .collect::<Vec<u8>>();
+    let mut out = std::io::stdout().lock();
+    let mut left = bytes as usize;
+    while left > 0 {
+        let n = left.min(line.len());
+        out.write_all(&line[..n]).unwrap();
+        left -= n;
+    }
+    out.flush().unwrap();
+    bytes
+}
+
+/// Starts `sleep 30` as a child, then panics with the child's pid in the
+/// message ("spawned <pid>").
+pub fn spawn_child_then_panic() -> u64 {
+    let child = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    panic!("spawned {}", child.id())
+}
+
+/// Awaits `future`, failing the test with `what` if it takes longer than
+/// `limit`: a hang becomes a clear failure instead of a stuck run.
+pub async fn within<T>(limit: Duration, what: &str, future: impl Future<Output = T>) -> T {
+    match tokio::time::timeout(limit, future).await {
+        Ok(value) => value,
+        Err(_) => panic!("hang: {what} did not finish within {limit:?}"),
+    }
+}
+
+/// A tiny seeded PRNG (xorshift64*), so the fault tests need no `rand` and
+/// replay the same choices for the same seed.
+#[derive(Debug, Clone)]
+pub struct XorShift(u64);
+
+impl XorShift {
+    pub fn new(seed: u64) -> XorShift {
+        // Mix the seed so that nearby seeds give unrelated streams; never zero.
+        XorShift((seed ^ 0x9E37_79B9_7F4A_7C15).wrapping_mul(0xBF58_476D_1CE4_E5B9) | 1)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Uniform in `low..=high`.
+    pub fn between(&mut self, low: u64, high: u64) -> u64 {
+        low + self.next_u64() % (high - low + 1)
+    }
 }
