@@ -53,10 +53,9 @@ pub(crate) struct Counters {
 /// Roughly how much work, in time, a worker may have queued behind its
 /// running task.
 const PIPELINE_BUDGET_NANOS: u64 = 1_000_000;
-/// Depth before a worker's task times are known: one running, one ready.
-const INITIAL_DEPTH: usize = 2;
-/// How long dropping a pool may block reaping its killed workers.
-const KILL_REAP_LIMIT: Duration = Duration::from_millis(500);
+/// Depth before a worker's task times are known: none sent ahead, since a
+/// task queued behind a long one on a busy worker cannot move to an idle one.
+const INITIAL_DEPTH: usize = 1;
 const BACKOFF_FIRST: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
@@ -548,7 +547,7 @@ impl Drop for Dispatcher {
                 _ => {}
             }
         }
-        self.spec.ledger.kill_all(KILL_REAP_LIMIT);
+        self.spec.ledger.kill_all();
     }
 }
 

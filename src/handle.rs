@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::oneshot;
 use tokio::time::Sleep;
 
+use crate::callback::OnDone;
 use crate::codec;
 use crate::error::{Error, Repr};
 use crate::job::Reply;
@@ -129,16 +130,43 @@ impl<T> TaskHandle<T> {
         if !matches!(raw.state, State::Waiting(_)) {
             return;
         }
-        let wait = async move {
-            let _ = std::future::poll_fn(|cx| raw.poll_reply(cx)).await;
-        };
         // The receiver must outlive the task, or the pool would cancel it.
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => drop(runtime.spawn(wait)),
-            Err(_) => drop(std::thread::spawn(move || {
-                futures::executor::block_on(wait)
-            })),
-        }
+        spawn_detached(async move {
+            let _ = std::future::poll_fn(|cx| raw.poll_reply(cx)).await;
+        });
+    }
+
+    /// Attaches a callback that runs once, with the task's result, when it
+    /// completes; see [`OnDone`] (which also says what happens if it is
+    /// dropped, and to a callback that panics).
+    ///
+    /// ```no_run
+    /// # fn square(x: u64) -> u64 { x * x }
+    /// # async fn demo(pool: procpool::Pool) {
+    /// pool.submit(square, 9)
+    ///     .on_done(|result| match result {
+    ///         Ok(value) => println!("square: {value}"),
+    ///         Err(err) => eprintln!("failed: {err}"),
+    ///     })
+    ///     .detach();
+    /// # }
+    /// ```
+    pub fn on_done<C>(self, callback: C) -> OnDone<T>
+    where
+        C: FnOnce(Result<T, Error>) + Send + 'static,
+    {
+        OnDone::new(self, Box::new(callback))
+    }
+}
+
+/// Runs `future` to completion with nobody waiting: on the current tokio
+/// runtime, or, outside one, on a thread of its own.
+pub(crate) fn spawn_detached<F: Future<Output = ()> + Send + 'static>(future: F) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => drop(runtime.spawn(future)),
+        Err(_) => drop(std::thread::spawn(move || {
+            futures::executor::block_on(future)
+        })),
     }
 }
 

@@ -107,6 +107,7 @@ compile_error!(
 );
 
 mod builder;
+mod callback;
 mod codec;
 mod conn;
 mod dispatcher;
@@ -119,13 +120,16 @@ mod pool;
 mod registry;
 mod spawn;
 mod sys;
+mod wait;
 mod worker;
 
 pub use builder::PoolBuilder;
+pub use callback::{Callback, OnDone};
 pub use error::Error;
 pub use handle::TaskHandle;
 pub use map::MapStream;
 pub use pool::{Pool, Stats};
 pub use registry::{Registry, Task};
 pub use spawn::Redirect;
+pub use wait::{WaitFor, Waited, as_completed, wait};
 pub use worker::init;

@@ -90,15 +90,19 @@ impl Ledger {
     }
 
     /// Kills every worker not yet reaped, with its process group, and reaps
-    /// them, blocking for at most `limit` (SIGKILL takes effect within
+    /// them, blocking for at most `REAP_LIMIT` (SIGKILL takes effect within
     /// milliseconds; the bound is for a process stuck in the kernel).
-    pub(crate) fn kill_all(&self, limit: Duration) {
+    pub(crate) fn kill_all(&self) {
         let pids = self.lock().take().unwrap_or_default();
-        for &pid in &pids {
+        Ledger::kill_and_reap(pids, REAP_LIMIT);
+    }
+
+    fn kill_and_reap(pids: impl IntoIterator<Item = u32>, limit: Duration) {
+        let mut left: Vec<u32> = pids.into_iter().collect();
+        for &pid in &left {
             sys::kill_group(pid);
         }
         let deadline = Instant::now() + limit;
-        let mut left: Vec<u32> = pids.into_iter().collect();
         while !left.is_empty() && Instant::now() < deadline {
             left.retain(|&pid| !sys::try_reap(pid));
             if !left.is_empty() {
@@ -162,7 +166,10 @@ pub(crate) async fn spawn(spec: &WorkerSpec) -> Result<Spawned, Error> {
     drop((child_data, child_control));
     let pid = child.id().unwrap_or(0);
     if !spec.ledger.started(pid) {
-        abandon(child, pid, &spec.ledger).await;
+        // The pool is gone (maybe with its runtime, so no await here would
+        // complete): kill and reap at once.
+        Ledger::kill_and_reap([pid], REAP_LIMIT);
+        drop(child);
         return Err(Error::new(Repr::ShutDown));
     }
 
@@ -234,6 +241,9 @@ pub(crate) async fn spawn(spec: &WorkerSpec) -> Result<Spawned, Error> {
 pub(crate) async fn abandon(child: Child, pid: u32, ledger: &Ledger) {
     reap(child, pid, ledger, true).await;
 }
+
+/// How long dropping a pool may block reaping its killed workers.
+const REAP_LIMIT: Duration = Duration::from_millis(500);
 
 /// How long a worker that hung up gets to exit on its own before SIGKILL.
 const REAP_GRACE: Duration = Duration::from_millis(200);

@@ -63,6 +63,12 @@ pub fn spawn_sleeper(path: String) -> u32 {
     std::process::id()
 }
 
+/// `sleep_ms` returning its argument, for lists of u64 tasks.
+pub fn sleep_ms_u64(ms: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(ms));
+    ms
+}
+
 pub fn parse_or_panic(text: String) -> u64 {
     text.parse()
         .unwrap_or_else(|_| panic!("not a number: {text}"))
@@ -177,6 +183,7 @@ pub fn tasks() -> procpool::Registry {
         spawn_child_then_panic,
         parse_or_panic,
         abort_on_1234,
+        sleep_ms_u64,
     ]
 }
 
