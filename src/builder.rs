@@ -7,11 +7,13 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::dispatcher::{Counters, Dispatcher};
+use crate::dispatcher::{Counters, Dispatcher, Settings};
 use crate::error::Error;
+use crate::frame;
 use crate::pool::Pool;
 use crate::registry;
-use crate::spawn::{self, Ledger, Redirect, WorkerSpec};
+use crate::registry::Task;
+use crate::spawn::{self, Initializer, Ledger, Redirect, WorkerSpec};
 use crate::worker;
 
 /// Settings for a [`Pool`]; start from [`Pool::builder`], finish with
@@ -43,6 +45,9 @@ pub struct PoolBuilder {
     socket_buffer: usize,
     handshake_timeout: Duration,
     task_timeout: Option<Duration>,
+    max_tasks_per_worker: Option<u64>,
+    retries: u32,
+    initializer: Option<Result<Initializer, Error>>,
 }
 
 impl Default for PoolBuilder {
@@ -66,6 +71,9 @@ impl PoolBuilder {
             socket_buffer: 4 << 20,
             handshake_timeout: Duration::from_secs(10),
             task_timeout: None,
+            max_tasks_per_worker: None,
+            retries: 0,
+            initializer: None,
         }
     }
 
@@ -154,6 +162,66 @@ impl PoolBuilder {
         self
     }
 
+    /// Replaces each worker after it has been sent `n` tasks (a chunk of a
+    /// [`map`](crate::Pool::map) counts as one), like Python's
+    /// `max_tasks_per_child`: a remedy for tasks that leak memory or other
+    /// resources.
+    ///
+    /// The replacement is started as soon as the worker receives its last
+    /// task, so it is usually ready when that task finishes, and the other
+    /// workers keep serving meanwhile. The default is no limit.
+    pub fn max_tasks_per_worker(mut self, n: u64) -> Self {
+        self.max_tasks_per_worker = Some(n.max(1));
+        self
+    }
+
+    /// Runs a task again, up to `n` times, when the worker running it dies
+    /// (is killed, crashes, runs out of memory) before it returns.
+    ///
+    /// Only for tasks that are safe to run twice: a task that died half-way
+    /// may have had effects. Panics are not retried (the worker survives
+    /// them, and a panic usually repeats). The default is 0: a task is run at
+    /// most once.
+    pub fn retries(mut self, n: u32) -> Self {
+        self.retries = n;
+        self
+    }
+
+    /// A registered task that every worker runs once, before it serves
+    /// anything (to load a model, open a connection, set a limit…); its
+    /// result is discarded.
+    ///
+    /// If it fails — panics, errs, crashes or takes longer than the
+    /// [handshake timeout](PoolBuilder::handshake_timeout) — [`build`] fails
+    /// with an [`Error::is_spawn`](crate::Error::is_spawn) error naming it.
+    /// If it fails later, when a worker is replaced, the replacement is
+    /// retried with backoff and queued tasks fail if no worker is left; the
+    /// pool never respawns in a tight loop.
+    ///
+    /// [`build`]: PoolBuilder::build
+    ///
+    /// ```no_run
+    /// # fn connect(url: String) {}
+    /// # async fn demo() -> Result<(), procpool::Error> {
+    /// let pool = procpool::Pool::builder()
+    ///     .initializer(connect, "postgres://localhost".to_string())
+    ///     .build()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn initializer<M, F: Task<M>>(mut self, f: F, args: F::Args) -> Self {
+        crate::registry::assert_fn_item::<F>();
+        let _ = f;
+        let task = std::any::type_name::<F>();
+        self.initializer = Some(
+            registry::global()
+                .and_then(|registry| registry.index_of::<F>())
+                .and_then(|index| frame::request(index, &args))
+                .map(|frame| Initializer { task, frame }),
+        );
+        self
+    }
+
     /// How long a new worker has to start and complete its handshake.
     /// The default is 10 seconds.
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
@@ -210,6 +278,7 @@ impl PoolBuilder {
             socket_buffer: self.socket_buffer,
             handshake_timeout: self.handshake_timeout,
             fingerprint: registry.fingerprint(),
+            initializer: self.initializer.transpose()?,
             ledger: Ledger::new(),
         });
         // Handshakes overlap; if any fails, the others are killed and reaped.
@@ -229,9 +298,12 @@ impl PoolBuilder {
             return Err(err);
         }
         let counters = Arc::new(Counters::default());
+        let settings = Settings {
+            max_depth: self.max_in_flight,
+            max_tasks_per_worker: self.max_tasks_per_worker,
+        };
         let (commands, inbox) = mpsc::unbounded_channel();
-        let dispatcher =
-            Dispatcher::new(inbox, started, spec, counters.clone(), self.max_in_flight);
+        let dispatcher = Dispatcher::new(inbox, started, spec, counters.clone(), settings);
         tokio::spawn(dispatcher);
         Ok(Pool::from_parts(
             commands,
@@ -239,6 +311,7 @@ impl PoolBuilder {
             registry,
             workers,
             self.task_timeout,
+            self.retries,
         ))
     }
 }

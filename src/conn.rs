@@ -62,7 +62,8 @@ pub(crate) struct Conn<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
-    pub(crate) fn new(io: S, max_frame: u64) -> Conn<S> {
+    /// `sent`: requests the worker already received (the initializer's).
+    pub(crate) fn new(io: S, max_frame: u64, sent: u64) -> Conn<S> {
         Conn {
             io,
             max_frame,
@@ -71,7 +72,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             in_flight: VecDeque::new(),
             written: 0,
             partial: 0,
-            sent: 0,
+            sent,
         }
     }
 
@@ -103,6 +104,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         }
         self.written -= 1;
         self.in_flight.pop_front()
+    }
+
+    /// Takes everything in flight, for failing it: the worker is being
+    /// killed, so nothing more is written to it.
+    pub(crate) fn take_in_flight(&mut self) -> VecDeque<InFlight> {
+        self.written = 0;
+        self.partial = 0;
+        std::mem::take(&mut self.in_flight)
     }
 
     /// Everything still in flight, and whether the first of it may have
@@ -222,6 +231,7 @@ mod tests {
                 task: "t",
                 frame,
                 reply,
+                retries_left: 0,
             },
             rx,
         )
@@ -241,7 +251,7 @@ mod tests {
     #[tokio::test]
     async fn writes_every_request_and_reads_frames_of_any_size() {
         let (ours, mut theirs) = tokio::io::duplex(4096);
-        let mut conn = Conn::new(ours, 1 << 30);
+        let mut conn = Conn::new(ours, 1 << 30, 0);
         let sizes = [0, 10, 100_000, 3, 1 << 20];
         let mut expected = Vec::new();
         let mut frames = Vec::new();
@@ -275,7 +285,7 @@ mod tests {
     #[tokio::test]
     async fn an_oversized_length_is_an_error_before_any_allocation() {
         let (ours, mut theirs) = tokio::io::duplex(64);
-        let mut conn = Conn::new(ours, 1024);
+        let mut conn = Conn::new(ours, 1024, 0);
         theirs.write_all(&(1u64 << 40).to_le_bytes()).await.unwrap();
         poll_fn(|cx| conn.poll_fill(cx)).await.unwrap();
         let err = conn.next_body().unwrap_err();

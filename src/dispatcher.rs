@@ -17,19 +17,15 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::task::{Context, Poll};
-use std::time::Duration;
 
-use tokio::net::UnixStream;
-use tokio::process::Child;
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
-use tokio::time::Sleep;
 
-use crate::conn::{Body, Conn, InFlight};
+use crate::conn::{Body, InFlight};
 use crate::error::{Error, Exit, Repr};
 use crate::frame::Response;
 use crate::job::{Job, Reply};
-use crate::spawn::{self, Spawned, WorkerSpec};
+use crate::slot::{self, Fault, Slot, State, Worker};
+use crate::spawn::{Spawned, WorkerSpec};
 
 /// What a pool handle asks of the dispatcher.
 #[derive(Debug)]
@@ -37,6 +33,8 @@ pub(crate) enum Command {
     Submit(Job),
     /// Finish everything queued, stop the workers, then answer.
     Shutdown(oneshot::Sender<()>),
+    /// Fail everything queued, kill the workers, then answer.
+    ShutdownNow(oneshot::Sender<()>),
 }
 
 /// Live counters, written by the dispatcher and read by `Pool::stats`.
@@ -48,91 +46,17 @@ pub(crate) struct Counters {
     pub(crate) completed: AtomicU64,
     pub(crate) failed: AtomicU64,
     pub(crate) respawns: AtomicU64,
+    pub(crate) recycled: AtomicU64,
+    pub(crate) retried: AtomicU64,
 }
 
-/// Roughly how much work, in time, a worker may have queued behind its
-/// running task.
-const PIPELINE_BUDGET_NANOS: u64 = 1_000_000;
-/// Depth before a worker's task times are known: none sent ahead, since a
-/// task queued behind a long one on a busy worker cannot move to an idle one.
-const INITIAL_DEPTH: usize = 1;
-const BACKOFF_FIRST: Duration = Duration::from_millis(50);
-const BACKOFF_MAX: Duration = Duration::from_secs(5);
-
-#[derive(Debug)]
-struct Worker {
-    pid: u32,
-    child: Child,
-    conn: Conn<UnixStream>,
-    control: UnixStream,
-    /// Moving average of the run time the worker reports per task.
-    task_nanos: Option<u64>,
-}
-
-impl Worker {
-    fn new(spawned: Spawned, max_frame: u64) -> Worker {
-        Worker {
-            pid: spawned.pid,
-            child: spawned.child,
-            conn: Conn::new(spawned.data, max_frame),
-            control: spawned.control,
-            task_nanos: None,
-        }
-    }
-
-    fn capacity(&self, max_depth: usize) -> usize {
-        match self.task_nanos {
-            None => INITIAL_DEPTH.min(max_depth),
-            Some(nanos) => {
-                let depth = 1 + PIPELINE_BUDGET_NANOS / nanos.max(1);
-                usize::try_from(depth).unwrap_or(usize::MAX).min(max_depth)
-            }
-        }
-    }
-
-    fn record(&mut self, nanos: u64) {
-        self.task_nanos = Some(match self.task_nanos {
-            None => nanos,
-            Some(avg) => (avg * 7 + nanos) / 8,
-        });
-    }
-}
-
-/// Why a live worker is being let go.
-#[derive(Debug)]
-enum Fault {
-    /// It closed its socket: it exited or crashed.
-    Hangup,
-    /// Reading or writing its socket failed.
-    Io,
-    /// It sent something that is not our protocol.
-    Protocol(String),
-}
-
-#[derive(Debug)]
-enum State {
-    Starting(JoinHandle<Result<Spawned, Error>>),
-    Live(Box<Worker>),
-    /// The worker is gone or going; its exit status decides what its unanswered
-    /// requests become.
-    Reaping {
-        pid: u32,
-        reaper: JoinHandle<Exit>,
-        unanswered: VecDeque<InFlight>,
-        head_started: bool,
-        protocol_fault: Option<String>,
-    },
-    Backoff(Pin<Box<Sleep>>),
-    /// Shutting down: the worker was told to exit and is being reaped.
-    Closing(JoinHandle<()>),
-    Stopped,
-}
-
-#[derive(Debug)]
-struct Slot {
-    state: State,
-    /// Deaths in a row without running a task; drives the respawn backoff.
-    failures: u32,
+/// How a dispatcher treats its workers; from the builder.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Settings {
+    /// Most requests sent ahead to one worker.
+    pub(crate) max_depth: usize,
+    /// Replace a worker after it was sent this many requests.
+    pub(crate) max_tasks_per_worker: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -142,7 +66,7 @@ pub(crate) struct Dispatcher {
     slots: Vec<Slot>,
     spec: Arc<WorkerSpec>,
     counters: Arc<Counters>,
-    max_depth: usize,
+    settings: Settings,
     /// `Some` once a shutdown was asked for: who to tell when it is done.
     draining: Option<Vec<oneshot::Sender<()>>>,
 }
@@ -153,7 +77,7 @@ impl Dispatcher {
         workers: Vec<Spawned>,
         spec: Arc<WorkerSpec>,
         counters: Arc<Counters>,
-        max_depth: usize,
+        settings: Settings,
     ) -> Dispatcher {
         let slots = workers
             .into_iter()
@@ -168,7 +92,10 @@ impl Dispatcher {
             slots,
             spec,
             counters,
-            max_depth: max_depth.max(1),
+            settings: Settings {
+                max_depth: settings.max_depth.max(1),
+                ..settings
+            },
             draining: None,
         }
     }
@@ -187,6 +114,10 @@ impl Dispatcher {
                 }
                 Poll::Ready(Some(Command::Shutdown(done))) => {
                     self.draining.get_or_insert_with(Vec::new).push(done)
+                }
+                Poll::Ready(Some(Command::ShutdownNow(done))) => {
+                    self.draining.get_or_insert_with(Vec::new).push(done);
+                    self.abandon_all();
                 }
                 Poll::Ready(None) => return self.draining.is_some(),
                 Poll::Pending => return true,
@@ -214,8 +145,15 @@ impl Dispatcher {
                     ),
                 },
                 State::Live(mut worker) => match self.poll_worker(i, &mut worker, cx) {
+                    Ok(()) if worker.successor.is_some() && worker.conn.in_flight() == 0 => {
+                        // Recycled: its last task is done; its successor takes over.
+                        let successor = worker.successor.take().expect("checked");
+                        drop(worker.close(&self.spec, false));
+                        self.counters.recycled.fetch_add(1, Relaxed);
+                        (State::Starting(successor), true)
+                    }
                     Ok(()) => (State::Live(worker), false),
-                    Err(fault) => (retire(*worker, fault, &self.spec), true),
+                    Err(fault) => (worker.retire(fault, &self.spec), true),
                 },
                 State::Reaping {
                     pid,
@@ -244,7 +182,7 @@ impl Dispatcher {
                 },
                 State::Backoff(mut sleep) => match sleep.as_mut().poll(cx) {
                     Poll::Pending => (State::Backoff(sleep), false),
-                    Poll::Ready(()) => (self.start_worker(), true),
+                    Poll::Ready(()) => (State::start(&self.spec), true),
                 },
                 State::Closing(mut handle) => match Pin::new(&mut handle).poll(cx) {
                     Poll::Pending => (State::Closing(handle), false),
@@ -338,40 +276,43 @@ impl Dispatcher {
     ) -> State {
         let mut entries = unanswered.into_iter();
         let mut ran_something = false;
+        let mut retry = None;
         if head_started && let Some(head) = entries.next() {
             ran_something = true;
-            // A cancelled head died because we asked; its caller is gone.
-            if !head.cancel_sent && !head.job.is_cancelled() {
+            let mut job = head.job;
+            if head.cancel_sent || job.is_cancelled() {
+                // It died because we asked; its caller is gone.
+            } else if protocol_fault.is_none() && job.retries_left > 0 {
+                job.retries_left -= 1;
+                self.counters.retried.fetch_add(1, Relaxed);
+                retry = Some(job);
+            } else {
                 self.counters.failed.fetch_add(1, Relaxed);
-                let task = head.job.task;
+                let task = job.task;
                 let error = match protocol_fault {
                     Some(message) => Error::protocol(pid, Some(task), message),
                     None => Error::new(Repr::WorkerDied { task, pid, exit }),
                 };
-                head.job.finish(Err(error));
+                job.finish(Err(error));
             }
         }
-        // Never started: they go first again, in their order.
+        // Never started: they go first again, in their order, behind a
+        // retried head.
         let rest: Vec<InFlight> = entries.collect();
         for entry in rest.into_iter().rev() {
             if !entry.job.is_cancelled() {
                 self.queue.push_front(entry.job);
             }
         }
+        if let Some(job) = retry {
+            self.queue.push_front(job);
+        }
         let slot = &mut self.slots[i];
         if !ran_something {
             slot.failures += 1;
         }
         self.counters.respawns.fetch_add(1, Relaxed);
-        match backoff(slot.failures) {
-            None => self.start_worker(),
-            Some(delay) => State::Backoff(Box::pin(tokio::time::sleep(delay))),
-        }
-    }
-
-    fn start_worker(&self) -> State {
-        let spec = self.spec.clone();
-        State::Starting(tokio::spawn(async move { spawn::spawn(&spec).await }))
+        slot.replace(&self.spec)
     }
 
     /// A replacement could not be started. If no worker is left, queued tasks
@@ -391,9 +332,7 @@ impl Dispatcher {
                 )));
             }
         }
-        State::Backoff(Box::pin(tokio::time::sleep(
-            backoff(self.slots[i].failures).unwrap_or(BACKOFF_FIRST),
-        )))
+        State::backoff(self.slots[i].failures)
     }
 
     /// Hands queued tasks to the least loaded workers with room.
@@ -403,7 +342,7 @@ impl Dispatcher {
                 self.queue.pop_front();
                 continue;
             }
-            let max_depth = self.max_depth;
+            let max_depth = self.settings.max_depth;
             let target = self
                 .slots
                 .iter_mut()
@@ -417,6 +356,11 @@ impl Dispatcher {
             let Some(worker) = target else { break };
             let job = self.queue.pop_front().expect("front exists");
             worker.conn.push(job);
+            worker.assigned += 1;
+            if self.settings.max_tasks_per_worker == Some(worker.assigned) {
+                // Start the replacement now, while this one finishes.
+                worker.successor = Some(slot::start(&self.spec));
+            }
         }
     }
 
@@ -426,16 +370,46 @@ impl Dispatcher {
         for i in 0..self.slots.len() {
             if let State::Live(worker) = &mut self.slots[i].state
                 && (matches!(worker.conn.poll_flush(cx), Poll::Ready(Err(_)))
-                    || send_cancels(worker, cx).is_err())
+                    || worker.send_cancels(cx).is_err())
             {
                 let State::Live(worker) =
                     std::mem::replace(&mut self.slots[i].state, State::Stopped)
                 else {
                     unreachable!("matched above")
                 };
-                self.slots[i].state = retire(*worker, Fault::Io, &self.spec);
+                self.slots[i].state = worker.retire(Fault::Io, &self.spec);
                 self.poll_slot(i, cx);
             }
+        }
+    }
+
+    /// `shutdown_now`: fails everything queued or in flight with a shutdown
+    /// error and kills every worker. Reaping happens as slots close.
+    fn abandon_all(&mut self) {
+        let gone = || Err(Error::new(Repr::ShutDown));
+        for job in self.queue.drain(..) {
+            job.finish(gone());
+        }
+        for slot in &mut self.slots {
+            slot.state = match std::mem::replace(&mut slot.state, State::Stopped) {
+                State::Live(mut worker) => {
+                    for entry in worker.take_unanswered() {
+                        entry.job.finish(gone());
+                    }
+                    State::Closing(worker.close(&self.spec, true))
+                }
+                State::Reaping {
+                    reaper, unanswered, ..
+                } => {
+                    for entry in unanswered {
+                        entry.job.finish(gone());
+                    }
+                    State::Closing(tokio::spawn(async move {
+                        let _ = reaper.await;
+                    }))
+                }
+                other => other,
+            };
         }
     }
 
@@ -467,14 +441,12 @@ impl Dispatcher {
         for i in 0..self.slots.len() {
             let state = std::mem::replace(&mut self.slots[i].state, State::Stopped);
             self.slots[i].state = match state {
-                State::Live(worker) => {
-                    State::Closing(tokio::spawn(close(*worker, self.spec.clone())))
-                }
+                State::Live(worker) => State::Closing(worker.close(&self.spec, false)),
                 State::Starting(handle) => {
                     let spec = self.spec.clone();
                     State::Closing(tokio::spawn(async move {
                         if let Ok(Ok(spawned)) = handle.await {
-                            close(Worker::new(spawned, 0), spec).await;
+                            let _ = Worker::new(spawned, 0).close(&spec, false).await;
                         }
                     }))
                 }
@@ -548,94 +520,5 @@ impl Drop for Dispatcher {
             }
         }
         self.spec.ledger.kill_all();
-    }
-}
-
-/// Asks the worker to skip (or, if running, abandon) every request whose
-/// caller stopped waiting, and arranges to be woken when the next ones do.
-fn send_cancels(worker: &mut Worker, cx: &mut Context<'_>) -> Result<(), ()> {
-    // Wake-ups for the two requests that start soonest; deeper ones are seen
-    // on the next wake-up, before they can start.
-    for (n, entry) in worker.conn.in_flight_mut().enumerate() {
-        if entry.cancel_sent {
-            continue;
-        }
-        let cancelled = if n < 2 {
-            entry.job.reply.poll_closed(cx).is_ready()
-        } else {
-            entry.job.is_cancelled()
-        };
-        if cancelled {
-            match worker.control.try_write(&entry.seq.to_le_bytes()) {
-                Ok(8) => entry.cancel_sent = true,
-                Ok(_) | Err(_) => return Err(()),
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Lets a worker go: its sockets close (so a live worker kills itself), and a
-/// task reaps it, killing its group if it lingers.
-fn retire(worker: Worker, fault: Fault, spec: &Arc<WorkerSpec>) -> State {
-    let Worker {
-        pid,
-        child,
-        conn,
-        control,
-        ..
-    } = worker;
-    let (unanswered, head_started) = conn.into_unanswered();
-    drop(control);
-    let protocol_fault = match fault {
-        Fault::Protocol(message) => Some(message),
-        Fault::Hangup | Fault::Io => None,
-    };
-    let kill_now = protocol_fault.is_some();
-    State::Reaping {
-        pid,
-        reaper: {
-            let spec = spec.clone();
-            tokio::spawn(async move { spawn::reap(child, pid, &spec.ledger, kill_now).await })
-        },
-        unanswered,
-        head_started,
-        protocol_fault,
-    }
-}
-
-/// Closes a worker's sockets (it exits on the hang-up) and reaps it.
-async fn close(worker: Worker, spec: Arc<WorkerSpec>) {
-    let Worker {
-        pid,
-        child,
-        conn,
-        control,
-        ..
-    } = worker;
-    drop((conn, control));
-    spawn::reap(child, pid, &spec.ledger, false).await;
-}
-
-/// How long to wait before replacing a worker that died `failures` times in a
-/// row without running a task; `None` means at once.
-fn backoff(failures: u32) -> Option<Duration> {
-    if failures == 0 {
-        return None;
-    }
-    let factor = 1u32 << (failures - 1).min(16);
-    Some(BACKOFF_FIRST.saturating_mul(factor).min(BACKOFF_MAX))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        assert_eq!(backoff(0), None);
-        assert_eq!(backoff(1), Some(BACKOFF_FIRST));
-        assert_eq!(backoff(2), Some(BACKOFF_FIRST * 2));
-        assert_eq!(backoff(40), Some(BACKOFF_MAX));
     }
 }

@@ -142,9 +142,8 @@ impl Error {
         })
     }
 
-    /// A copy, for when one failure is the answer for several tasks (the
-    /// items of one chunk). I/O errors keep their kind and text.
-    pub(crate) fn duplicate(&self) -> Error {
+    /// A copy; I/O errors keep their kind and text.
+    fn duplicate(&self) -> Error {
         let copy_io = |err: &io::Error| io::Error::new(err.kind(), err.to_string());
         Error::new(match &*self.repr {
             Repr::Panicked {
@@ -396,6 +395,14 @@ impl fmt::Debug for Error {
             .field("repr", &self.repr)
             .field("message", &format_args!("{self}"))
             .finish()
+    }
+}
+
+/// One failure can be the answer for several tasks (the items of one chunk),
+/// so errors can be cloned; an I/O error inside keeps its kind and text.
+impl Clone for Error {
+    fn clone(&self) -> Error {
+        self.duplicate()
     }
 }
 

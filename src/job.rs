@@ -13,6 +13,8 @@ pub(crate) struct Job {
     pub(crate) task: &'static str,
     pub(crate) frame: Vec<u8>,
     pub(crate) reply: oneshot::Sender<Result<Reply, Error>>,
+    /// Runs left if its worker dies under it (`PoolBuilder::retries`).
+    pub(crate) retries_left: u32,
 }
 
 impl Job {

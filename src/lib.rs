@@ -118,6 +118,7 @@ mod job;
 mod map;
 mod pool;
 mod registry;
+mod slot;
 mod spawn;
 mod sys;
 mod wait;

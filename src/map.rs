@@ -331,7 +331,7 @@ impl<'a, R: DeserializeOwned> MapStream<'a, R> {
             }
             Slot::Failed { error, left } => {
                 *left -= 1;
-                (Err(error.duplicate()), *left)
+                (Err(error.clone()), *left)
             }
             Slot::Waiting { .. } => unreachable!("chosen above"),
         };

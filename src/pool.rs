@@ -53,6 +53,7 @@ struct Inner {
     registry: &'static Registry,
     workers: usize,
     task_timeout: Option<Duration>,
+    retries: u32,
     closed: AtomicBool,
 }
 
@@ -74,6 +75,10 @@ pub struct Stats {
     pub failed: u64,
     /// Workers replaced after they died or were killed.
     pub respawns: u64,
+    /// Workers replaced after `max_tasks_per_worker` tasks.
+    pub recycled: u64,
+    /// Tasks run again after their worker died (see `PoolBuilder::retries`).
+    pub retried: u64,
 }
 
 impl Pool {
@@ -88,6 +93,7 @@ impl Pool {
         registry: &'static Registry,
         workers: usize,
         task_timeout: Option<Duration>,
+        retries: u32,
     ) -> Pool {
         Pool {
             inner: Arc::new(Inner {
@@ -96,6 +102,7 @@ impl Pool {
                 registry,
                 workers,
                 task_timeout,
+                retries,
                 closed: AtomicBool::new(false),
             }),
         }
@@ -159,7 +166,12 @@ impl Pool {
         let (reply, receiver) = oneshot::channel();
         self.inner
             .commands
-            .send(Command::Submit(Job { task, frame, reply }))
+            .send(Command::Submit(Job {
+                task,
+                frame,
+                reply,
+                retries_left: self.inner.retries,
+            }))
             .map_err(|_| Error::new(Repr::ShutDown))?;
         Ok(receiver)
     }
@@ -275,9 +287,25 @@ impl Pool {
     /// Dropping the future does not undo the shutdown, which carries on in the
     /// background.
     pub async fn shutdown(&self) {
+        self.stop(Command::Shutdown).await;
+    }
+
+    /// Stops at once: queued tasks never run and running ones are killed
+    /// with their workers; every outstanding handle resolves to
+    /// [`Error::is_shutdown`]. Returns once the workers are reaped.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future does not undo the shutdown, which carries on in the
+    /// background.
+    pub async fn shutdown_now(&self) {
+        self.stop(Command::ShutdownNow).await;
+    }
+
+    async fn stop(&self, command: fn(oneshot::Sender<()>) -> Command) {
         self.inner.closed.store(true, Relaxed);
         let (done, finished) = oneshot::channel();
-        if self.inner.commands.send(Command::Shutdown(done)).is_ok() {
+        if self.inner.commands.send(command(done)).is_ok() {
             // An error means the dispatcher is already gone: also done.
             let _ = finished.await;
         }
@@ -294,6 +322,8 @@ impl Pool {
             completed: c.completed.load(Relaxed),
             failed: c.failed.load(Relaxed),
             respawns: c.respawns.load(Relaxed),
+            recycled: c.recycled.load(Relaxed),
+            retried: c.retried.load(Relaxed),
         }
     }
 }

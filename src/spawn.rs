@@ -12,7 +12,7 @@ use tokio::net::UnixStream;
 use tokio::process::{Child, Command};
 
 use crate::error::{Error, Exit, Repr};
-use crate::frame::{self, Hello};
+use crate::frame::{self, Hello, Response};
 use crate::sys;
 use crate::worker;
 
@@ -51,7 +51,15 @@ pub(crate) struct WorkerSpec {
     pub(crate) socket_buffer: usize,
     pub(crate) handshake_timeout: Duration,
     pub(crate) fingerprint: u64,
+    pub(crate) initializer: Option<Initializer>,
     pub(crate) ledger: Ledger,
+}
+
+/// A task every worker runs once, before it serves anything.
+#[derive(Clone, Debug)]
+pub(crate) struct Initializer {
+    pub(crate) task: &'static str,
+    pub(crate) frame: Vec<u8>,
 }
 
 /// Every worker the pool started and has not reaped yet.
@@ -119,6 +127,8 @@ pub(crate) struct Spawned {
     pub(crate) pid: u32,
     pub(crate) data: UnixStream,
     pub(crate) control: UnixStream,
+    /// Requests it has already been sent (the initializer's).
+    pub(crate) requests_sent: u64,
 }
 
 /// How long a worker that hung up during the handshake gets to exit before we
@@ -204,21 +214,45 @@ pub(crate) async fn spawn(spec: &WorkerSpec) -> Result<Spawned, Error> {
                  in the same order",
                 hello.fingerprint, spec.fingerprint
             ),
-            Some(_) => {
-                return Ok(Spawned {
-                    child,
-                    pid,
-                    data,
-                    control,
-                });
-            }
+            Some(_) => match &spec.initializer {
+                None => {
+                    return Ok(Spawned {
+                        child,
+                        pid,
+                        data,
+                        control,
+                        requests_sent: 0,
+                    });
+                }
+                Some(init) => {
+                    let run = initialize(&mut data, init, pid, spec.max_frame);
+                    match tokio::time::timeout(spec.handshake_timeout, run).await {
+                        Ok(Ok(())) => {
+                            return Ok(Spawned {
+                                child,
+                                pid,
+                                data,
+                                control,
+                                requests_sent: 1,
+                            });
+                        }
+                        Ok(Err(None)) => {
+                            let exit = exit_status(&mut child).await;
+                            format!("initializer `{}` ended worker {pid}: it {exit}", init.task)
+                        }
+                        Ok(Err(Some(problem))) => problem,
+                        Err(_) => format!(
+                            "initializer `{}` did not finish within {:?}, the handshake timeout \
+                             (raise it with PoolBuilder::handshake_timeout)",
+                            init.task, spec.handshake_timeout
+                        ),
+                    }
+                }
+            },
             None => format!("worker {pid} sent something other than a procpool handshake"),
         },
         Ok(Ok(None)) => {
-            let exit = match tokio::time::timeout(EXIT_GRACE, child.wait()).await {
-                Ok(Ok(status)) => Exit::from_status(status).to_string(),
-                _ => "closed its socket".to_string(),
-            };
+            let exit = exit_status(&mut child).await;
             format!(
                 "worker {pid} ({}) {exit} before its handshake; does its `main` call \
                  `procpool::init(procpool::tasks![...])` first?",
@@ -235,6 +269,45 @@ pub(crate) async fn spawn(spec: &WorkerSpec) -> Result<Spawned, Error> {
     };
     abandon(child, pid, &spec.ledger).await;
     Err(Error::spawn(problem, None))
+}
+
+/// Runs the initializer on a fresh worker. `Err(None)`: the worker hung up.
+async fn initialize(
+    data: &mut UnixStream,
+    init: &Initializer,
+    pid: u32,
+    max_frame: u64,
+) -> Result<(), Option<String>> {
+    use tokio::io::AsyncWriteExt;
+    let task = init.task;
+    let failed = |what: String| {
+        Some(format!(
+            "initializer `{task}` failed in worker {pid}: {what}"
+        ))
+    };
+    data.write_all(&init.frame).await.map_err(|_| None)?;
+    let body = frame::read_async(data, max_frame)
+        .await
+        .map_err(|err| failed(err.to_string()))?
+        .ok_or(None)?;
+    match Response::parse(&body) {
+        Ok(Response::Ok { .. }) => Ok(()),
+        Ok(Response::Panic { message, location }) => {
+            let at = location.map(|l| format!(" at {l}")).unwrap_or_default();
+            Err(failed(format!("it panicked{at}: {message}")))
+        }
+        Ok(Response::Failed(message)) => Err(failed(message.to_string())),
+        Ok(Response::Skipped) => Err(failed("it was skipped".into())),
+        Err(garbage) => Err(failed(garbage)),
+    }
+}
+
+/// How a worker that hung up ended, described for an error message.
+async fn exit_status(child: &mut Child) -> String {
+    match tokio::time::timeout(EXIT_GRACE, child.wait()).await {
+        Ok(Ok(status)) => Exit::from_status(status).to_string(),
+        _ => "closed its socket".to_string(),
+    }
 }
 
 /// Kills a worker's process group and reaps it.

@@ -69,6 +69,30 @@ pub fn sleep_ms_u64(ms: u64) -> u64 {
     ms
 }
 
+static GREETING: std::sync::Mutex<(String, u32)> = std::sync::Mutex::new((String::new(), 0));
+
+/// An initializer: records a greeting and counts its runs in this worker.
+pub fn set_greeting(greeting: String) {
+    let mut state = GREETING.lock().unwrap();
+    state.0 = greeting;
+    state.1 += 1;
+}
+
+/// What `set_greeting` left in this worker.
+pub fn greeting_and_count() -> (String, u32) {
+    GREETING.lock().unwrap().clone()
+}
+
+/// Aborts its worker if `flag` does not exist yet (creating it), else
+/// returns 2: a task that succeeds on its second run.
+pub fn abort_first_time(flag: String) -> u64 {
+    if std::fs::metadata(&flag).is_err() {
+        std::fs::write(&flag, b"ran").unwrap();
+        std::process::abort();
+    }
+    2
+}
+
 pub fn parse_or_panic(text: String) -> u64 {
     text.parse()
         .unwrap_or_else(|_| panic!("not a number: {text}"))
@@ -184,6 +208,9 @@ pub fn tasks() -> procpool::Registry {
         parse_or_panic,
         abort_on_1234,
         sleep_ms_u64,
+        set_greeting,
+        greeting_and_count,
+        abort_first_time,
     ]
 }
 

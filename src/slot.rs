@@ -1,0 +1,249 @@
+//! One place in the pool, and the worker process that fills it: its
+//! lifecycle (starting, live, being reaped, backing off, closing) and what
+//! the pool knows about it.
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::Context;
+use std::time::Duration;
+
+use tokio::net::UnixStream;
+use tokio::process::Child;
+use tokio::task::JoinHandle;
+use tokio::time::Sleep;
+
+use crate::conn::{Conn, InFlight};
+use crate::error::{Error, Exit};
+use crate::spawn::{self, Spawned, WorkerSpec};
+
+/// Roughly how much work, in time, a worker may have queued behind its
+/// running task.
+const PIPELINE_BUDGET_NANOS: u64 = 1_000_000;
+/// Depth before a worker's task times are known: none sent ahead, since a
+/// task queued behind a long one on a busy worker cannot move to an idle one.
+const INITIAL_DEPTH: usize = 1;
+const BACKOFF_FIRST: Duration = Duration::from_millis(50);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+pub(crate) type Starting = JoinHandle<Result<Spawned, Error>>;
+
+/// A live worker process and the pool's end of its sockets.
+#[derive(Debug)]
+pub(crate) struct Worker {
+    pub(crate) pid: u32,
+    child: Child,
+    pub(crate) conn: Conn<UnixStream>,
+    control: UnixStream,
+    /// Moving average of the run time the worker reports per task.
+    task_nanos: Option<u64>,
+    /// Requests sent to it, for recycling after `max_tasks_per_worker`.
+    pub(crate) assigned: u64,
+    /// Its replacement, started while it finishes its last tasks.
+    pub(crate) successor: Option<Starting>,
+}
+
+impl Worker {
+    pub(crate) fn new(spawned: Spawned, max_frame: u64) -> Worker {
+        Worker {
+            pid: spawned.pid,
+            child: spawned.child,
+            conn: Conn::new(spawned.data, max_frame, spawned.requests_sent),
+            control: spawned.control,
+            task_nanos: None,
+            assigned: 0,
+            successor: None,
+        }
+    }
+
+    /// How many requests it should hold: about a millisecond of work beyond
+    /// the running task, judged by the run times it reported.
+    pub(crate) fn capacity(&self, max_depth: usize) -> usize {
+        if self.successor.is_some() {
+            return 0; // being recycled: no new work
+        }
+        match self.task_nanos {
+            None => INITIAL_DEPTH.min(max_depth),
+            Some(nanos) => {
+                let depth = 1 + PIPELINE_BUDGET_NANOS / nanos.max(1);
+                usize::try_from(depth).unwrap_or(usize::MAX).min(max_depth)
+            }
+        }
+    }
+
+    pub(crate) fn record(&mut self, nanos: u64) {
+        self.task_nanos = Some(match self.task_nanos {
+            None => nanos,
+            Some(avg) => (avg * 7 + nanos) / 8,
+        });
+    }
+
+    /// Asks the worker to skip (or, if running, abandon) every request whose
+    /// caller stopped waiting, and arranges to be woken when the next ones do.
+    /// `Err` if the control socket cannot take it (the worker must go).
+    pub(crate) fn send_cancels(&mut self, cx: &mut Context<'_>) -> Result<(), ()> {
+        // Wake-ups for the two requests that start soonest; deeper ones are
+        // seen on the next wake-up, before they can start.
+        for (n, entry) in self.conn.in_flight_mut().enumerate() {
+            if entry.cancel_sent {
+                continue;
+            }
+            let cancelled = if n < 2 {
+                entry.job.reply.poll_closed(cx).is_ready()
+            } else {
+                entry.job.is_cancelled()
+            };
+            if cancelled {
+                match self.control.try_write(&entry.seq.to_le_bytes()) {
+                    Ok(8) => entry.cancel_sent = true,
+                    Ok(_) | Err(_) => return Err(()),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Lets the worker go after a fault: its sockets close (so if it is still
+    /// alive it kills itself), and a task reaps it, killing its group if it
+    /// lingers.
+    pub(crate) fn retire(self, fault: Fault, spec: &Arc<WorkerSpec>) -> State {
+        let Worker {
+            pid,
+            child,
+            conn,
+            successor,
+            ..
+        } = self;
+        if let Some(successor) = successor {
+            successor.abort(); // the ledger reaps it if it had started
+        }
+        let (unanswered, head_started) = conn.into_unanswered();
+        let protocol_fault = match fault {
+            Fault::Protocol(message) => Some(message),
+            Fault::Hangup | Fault::Io => None,
+        };
+        let kill_now = protocol_fault.is_some();
+        let spec = spec.clone();
+        State::Reaping {
+            pid,
+            reaper: tokio::spawn(
+                async move { spawn::reap(child, pid, &spec.ledger, kill_now).await },
+            ),
+            unanswered,
+            head_started,
+            protocol_fault,
+        }
+    }
+
+    /// Closes its sockets (it exits on the hang-up) and reaps it, in the
+    /// background; `kill` first kills its process group.
+    pub(crate) fn close(self, spec: &Arc<WorkerSpec>, kill: bool) -> JoinHandle<()> {
+        let Worker {
+            pid,
+            child,
+            successor,
+            ..
+        } = self;
+        if let Some(successor) = successor {
+            successor.abort();
+        }
+        let spec = spec.clone();
+        tokio::spawn(async move {
+            spawn::reap(child, pid, &spec.ledger, kill).await;
+        })
+    }
+
+    /// Everything in flight, for failing it (the worker is being killed).
+    pub(crate) fn take_unanswered(&mut self) -> VecDeque<InFlight> {
+        self.conn.take_in_flight()
+    }
+}
+
+/// Why a live worker is being let go.
+#[derive(Debug)]
+pub(crate) enum Fault {
+    /// It closed its socket: it exited or crashed.
+    Hangup,
+    /// Reading or writing its socket failed.
+    Io,
+    /// It sent something that is not our protocol.
+    Protocol(String),
+}
+
+#[derive(Debug)]
+pub(crate) enum State {
+    Starting(Starting),
+    Live(Box<Worker>),
+    /// The worker is gone or going; its exit status decides what its
+    /// unanswered requests become.
+    Reaping {
+        pid: u32,
+        reaper: JoinHandle<Exit>,
+        unanswered: VecDeque<InFlight>,
+        head_started: bool,
+        protocol_fault: Option<String>,
+    },
+    Backoff(Pin<Box<Sleep>>),
+    /// Shutting down: the worker was told to exit and is being reaped.
+    Closing(JoinHandle<()>),
+    Stopped,
+}
+
+impl State {
+    pub(crate) fn start(spec: &Arc<WorkerSpec>) -> State {
+        State::Starting(start(spec))
+    }
+
+    pub(crate) fn backoff(failures: u32) -> State {
+        State::Backoff(Box::pin(tokio::time::sleep(
+            backoff(failures).unwrap_or(BACKOFF_FIRST),
+        )))
+    }
+}
+
+/// Starts a worker in the background.
+pub(crate) fn start(spec: &Arc<WorkerSpec>) -> Starting {
+    let spec = spec.clone();
+    tokio::spawn(async move { spawn::spawn(&spec).await })
+}
+
+#[derive(Debug)]
+pub(crate) struct Slot {
+    pub(crate) state: State,
+    /// Deaths in a row without running a task; drives the respawn backoff.
+    pub(crate) failures: u32,
+}
+
+impl Slot {
+    /// What to do after a death: replace at once, or after a backoff if the
+    /// worker keeps dying without running anything.
+    pub(crate) fn replace(&self, spec: &Arc<WorkerSpec>) -> State {
+        match backoff(self.failures) {
+            None => State::start(spec),
+            Some(_) => State::backoff(self.failures),
+        }
+    }
+}
+
+/// How long to wait before replacing a worker that died `failures` times in a
+/// row without running a task; `None` means at once.
+fn backoff(failures: u32) -> Option<Duration> {
+    if failures == 0 {
+        return None;
+    }
+    let factor = 1u32 << (failures - 1).min(16);
+    Some(BACKOFF_FIRST.saturating_mul(factor).min(BACKOFF_MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert_eq!(backoff(0), None);
+        assert_eq!(backoff(1), Some(BACKOFF_FIRST));
+        assert_eq!(backoff(2), Some(BACKOFF_FIRST * 2));
+        assert_eq!(backoff(40), Some(BACKOFF_MAX));
+    }
+}
