@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Mutex, PoisonError};
@@ -148,32 +148,31 @@ pub(crate) async fn spawn(spec: &WorkerSpec) -> Result<Spawned, Error> {
         sys::socket_pair(spec.socket_buffer).map_err(|e| io_err("socketpair", e))?;
     let (control, child_control) = sys::socket_pair(4096).map_err(|e| io_err("socketpair", e))?;
 
+    // The data socket becomes the worker's stdin and nothing else is
+    // inherited, so std can start it with posix_spawn: no fork of this
+    // (possibly large, multi-threaded) process, whose cost grows with its
+    // memory. The control socket follows over the data socket.
     let mut command = Command::new(&spec.program);
     command
         .args(&spec.args)
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
-        .env(
-            worker::ENV_MARKER,
-            worker::marker_value(
-                child_data.as_raw_fd(),
-                child_control.as_raw_fd(),
-                spec.max_frame,
-            ),
-        )
-        .stdin(Stdio::null())
+        .env(worker::ENV_MARKER, worker::marker_value(spec.max_frame))
+        .stdin(Stdio::from(OwnedFd::from(child_data)))
         .stdout(spec.stdout.stdio())
         .stderr(spec.stderr.stdio())
         // Its own process group, so one signal reaches whatever a task starts.
         .process_group(0)
         .kill_on_drop(true);
-    sys::inherit_in_child(
-        &mut command,
-        [child_data.as_raw_fd(), child_control.as_raw_fd()],
-    );
     let mut child = command
         .spawn()
         .map_err(|e| io_err(&format!("cannot run {}", spec.program.display()), e))?;
-    drop((child_data, child_control));
+    // The command owns the child's end of the data socket: close it here, or
+    // the worker's exit would never read as end-of-stream.
+    drop(command);
+    // If this fails, the worker is already gone (or was never one of ours);
+    // the handshake below reports how it ended.
+    let _ = sys::send_fd(&data, child_control.as_fd());
+    drop(child_control);
     let pid = child.id().unwrap_or(0);
     if !spec.ledger.started(pid) {
         // The pool is gone (maybe with its runtime, so no await here would
@@ -195,12 +194,15 @@ pub(crate) async fn spawn(spec: &WorkerSpec) -> Result<Spawned, Error> {
         }
     };
 
-    let problem = match tokio::time::timeout(
-        spec.handshake_timeout,
-        frame::read_async(&mut data, 64),
-    )
-    .await
-    {
+    // A worker that exits without reading what it was sent (the control
+    // socket) resets the connection instead of closing it: the same thing.
+    let hello = tokio::time::timeout(spec.handshake_timeout, frame::read_async(&mut data, 64))
+        .await
+        .map(|read| match read {
+            Err(err) if err.kind() == std::io::ErrorKind::ConnectionReset => Ok(None),
+            other => other,
+        });
+    let problem = match hello {
         Ok(Ok(Some(body))) => match Hello::parse(&body) {
             Some(hello) if hello.version != frame::PROTOCOL_VERSION => format!(
                 "worker {pid} speaks protocol version {}, the pool {}; point worker_program \

@@ -5,7 +5,7 @@
 
 use std::io;
 use std::mem::MaybeUninit;
-use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -48,20 +48,135 @@ pub(crate) fn socket_pair(buffer_bytes: usize) -> io::Result<(UnixStream, UnixSt
     Ok((a, b))
 }
 
-/// Makes `fds` survive the `exec` of `command`'s child (they are close-on-exec
-/// in the parent, so no other child the program spawns inherits them).
-pub(crate) fn inherit_in_child(command: &mut tokio::process::Command, fds: [RawFd; 2]) {
-    // SAFETY: the closure runs in the forked child before exec, where only
-    // async-signal-safe calls are allowed; it calls nothing but fcntl(2), which
-    // is, and it allocates nothing.
+/// Sends `fd` over a connected Unix socket (`SCM_RIGHTS`), with one byte of
+/// data, blocking until it is queued.
+pub(crate) fn send_fd(socket: &UnixStream, fd: BorrowedFd<'_>) -> io::Result<()> {
+    let byte = [0u8; 1];
+    let mut iov = libc::iovec {
+        iov_base: byte.as_ptr() as *mut libc::c_void,
+        iov_len: 1,
+    };
+    let mut space = ControlBuffer::new();
+    // SAFETY: an all-zero msghdr is a valid empty one.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = space.as_mut_ptr();
+    msg.msg_controllen = space.len() as _;
+    // SAFETY: msg_control points at a buffer of CMSG_SPACE(one fd) bytes,
+    // aligned for cmsghdr, so the first header and its data fit inside it.
     unsafe {
-        command.pre_exec(move || {
-            for fd in fds {
-                check(libc::fcntl(fd, libc::F_SETFD, 0))?;
-            }
-            Ok(())
-        });
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        (*cmsg).cmsg_level = libc::SOL_SOCKET;
+        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(FD_LEN) as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>(), fd.as_raw_fd());
     }
+    loop {
+        // SAFETY: `msg` and everything it points at live across the call.
+        let sent = unsafe { libc::sendmsg(socket.as_raw_fd(), &msg, 0) };
+        match sent {
+            1 => return Ok(()),
+            -1 if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => {}
+            -1 => return Err(io::Error::last_os_error()),
+            _ => return Err(io::ErrorKind::WriteZero.into()),
+        }
+    }
+}
+
+/// Receives the fd that [`send_fd`] sent (close-on-exec), reading exactly its
+/// one byte of data.
+pub(crate) fn receive_fd(socket: &UnixStream) -> io::Result<RawFd> {
+    let mut byte = [0u8; 1];
+    let mut iov = libc::iovec {
+        iov_base: byte.as_mut_ptr().cast(),
+        iov_len: 1,
+    };
+    let mut space = ControlBuffer::new();
+    // SAFETY: an all-zero msghdr is a valid empty one.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = space.as_mut_ptr();
+    msg.msg_controllen = space.len() as _;
+    let received = loop {
+        // SAFETY: `msg` and the buffers it points at live across the call.
+        let n = unsafe { libc::recvmsg(socket.as_raw_fd(), &mut msg, RECV_FLAGS) };
+        if n == -1 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+            continue;
+        }
+        break check(n as libc::c_int)?;
+    };
+    let missing = || {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            "the pool did not pass a control socket",
+        )
+    };
+    if received != 1 {
+        return Err(missing());
+    }
+    // SAFETY: recvmsg filled `msg`; CMSG_FIRSTHDR checks the length it set
+    // and returns null when there is no header.
+    let cmsg = unsafe { libc::CMSG_FIRSTHDR(&msg) };
+    // SAFETY: a non-null header lies within our control buffer.
+    if cmsg.is_null()
+        || unsafe { ((*cmsg).cmsg_level, (*cmsg).cmsg_type) }
+            != (libc::SOL_SOCKET, libc::SCM_RIGHTS)
+    {
+        return Err(missing());
+    }
+    // SAFETY: an SCM_RIGHTS header from the kernel carries at least one fd
+    // after it, within the buffer.
+    let fd = unsafe { std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>()) };
+    set_cloexec(fd)?;
+    Ok(fd)
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const RECV_FLAGS: libc::c_int = libc::MSG_CMSG_CLOEXEC;
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+const RECV_FLAGS: libc::c_int = 0;
+
+const FD_LEN: libc::c_uint = std::mem::size_of::<RawFd>() as libc::c_uint;
+
+/// Room for one control message carrying one fd, aligned for `cmsghdr`.
+struct ControlBuffer([u64; 8]);
+
+impl ControlBuffer {
+    fn new() -> ControlBuffer {
+        ControlBuffer([0; 8])
+    }
+
+    fn as_mut_ptr(&mut self) -> *mut libc::c_void {
+        self.0.as_mut_ptr().cast()
+    }
+
+    fn len(&self) -> usize {
+        // SAFETY: CMSG_SPACE is arithmetic on its argument.
+        let needed = unsafe { libc::CMSG_SPACE(FD_LEN) } as usize;
+        debug_assert!(needed <= std::mem::size_of::<ControlBuffer>());
+        needed
+    }
+}
+
+fn set_cloexec(fd: RawFd) -> io::Result<()> {
+    // SAFETY: fcntl on an fd number has no memory-safety preconditions.
+    check(unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) }).map(drop)
+}
+
+/// Takes the socket a worker was given as its stdin, and points stdin at
+/// `/dev/null` instead.
+pub(crate) fn take_stdin_socket() -> io::Result<UnixStream> {
+    // SAFETY: duplicating fd 0 has no memory-safety preconditions; the copy
+    // is ours alone.
+    let fd = check(unsafe { libc::fcntl(0, libc::F_DUPFD_CLOEXEC, 3) })?;
+    let socket = adopt_socket(fd)?;
+    let null = std::fs::File::open("/dev/null")?;
+    // SAFETY: dup2 onto fd 0, which we hold the only claim to in this process
+    // (std never owns stdin as an OwnedFd).
+    check(unsafe { libc::dup2(null.as_raw_fd(), 0) })?;
+    Ok(socket)
 }
 
 /// Sends SIGKILL to the process group `pgid` (a worker and everything it
@@ -123,8 +238,7 @@ pub(crate) fn adopt_socket(fd: RawFd) -> io::Result<UnixStream> {
     // this function nothing else owns it.
     let stream = unsafe { UnixStream::from_raw_fd(fd) };
     // Close-on-exec, so processes that tasks start do not keep our socket open.
-    // SAFETY: fcntl on an fd we now own.
-    check(unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) })?;
+    set_cloexec(fd)?;
     Ok(stream)
 }
 

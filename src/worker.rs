@@ -22,7 +22,7 @@ use crate::frame::{self, Hello};
 use crate::registry::{self, Registry};
 use crate::sys;
 
-/// Set in a worker's environment by the pool: `<data fd>,<control fd>,<max frame>`.
+/// Set in a worker's environment by the pool: `v1,<max frame size>`.
 pub(crate) const ENV_MARKER: &str = "PROCPOOL_WORKER";
 
 /// Exit code of a worker that could not start serving (EX_SOFTWARE).
@@ -61,8 +61,7 @@ pub fn init(registry: Registry) {
         // Processes that tasks start are not workers of ours.
         sys::remove_env(ENV_MARKER);
         let registry = registry::global().expect("installed above");
-        let code = match Endpoints::parse(&marker).and_then(|endpoints| serve(registry, endpoints))
-        {
+        let code = match Endpoints::take(&marker).and_then(|endpoints| serve(registry, endpoints)) {
             Ok(()) => 0,
             Err(err) => {
                 eprintln!("procpool worker {}: {err}", std::process::id());
@@ -84,8 +83,8 @@ pub(crate) fn is_unclaimed_worker() -> bool {
     std::env::var_os(ENV_MARKER).is_some()
 }
 
-pub(crate) fn marker_value(data: RawFd, control: RawFd, max_frame: u64) -> String {
-    format!("{data},{control},{max_frame}")
+pub(crate) fn marker_value(max_frame: u64) -> String {
+    format!("v1,{max_frame}")
 }
 
 struct Endpoints {
@@ -95,28 +94,26 @@ struct Endpoints {
 }
 
 impl Endpoints {
-    fn parse(marker: &OsStr) -> io::Result<Endpoints> {
-        let bad = || {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "malformed {ENV_MARKER}={marker:?}; it is set by procpool::Pool, not by hand"
-                ),
-            )
-        };
-        let text = marker.to_str().ok_or_else(bad)?;
-        let mut parts = text.split(',');
-        let mut next = || {
-            parts
-                .next()
-                .and_then(|part| part.parse::<u64>().ok())
-                .ok_or_else(bad)
-        };
-        let (data, control, max_frame) = (next()?, next()?, next()?);
-        let fd = |n: u64| RawFd::try_from(n).map_err(|_| bad());
+    /// The worker's end of the data socket is its stdin (so the pool can
+    /// start it with `posix_spawn`, which cannot place other fds); the control
+    /// socket follows on it as an fd in a message. Stdin then becomes
+    /// `/dev/null`, so tasks cannot read the protocol.
+    fn take(marker: &OsStr) -> io::Result<Endpoints> {
+        let max_frame = marker
+            .to_str()
+            .and_then(|text| text.strip_prefix("v1,"))
+            .and_then(|text| text.parse::<u64>().ok())
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("malformed {ENV_MARKER}={marker:?}; it is set by procpool::Pool, not by hand"),
+                )
+            })?;
+        let data = sys::take_stdin_socket()?;
+        let control = sys::receive_fd(&data)?;
         Ok(Endpoints {
-            data: sys::adopt_socket(fd(data)?)?,
-            control: sys::adopt_socket(fd(control)?)?,
+            data,
+            control: sys::adopt_socket(control)?,
             max_frame,
         })
     }

@@ -307,10 +307,12 @@ pub const FAKE_WORKER: &str = "PROCPOOL_TEST_FAKE_WORKER";
 fn fake_worker(version: u32) -> ! {
     use std::io::{Read, Write};
     use std::os::fd::FromRawFd;
-    let marker = std::env::var("PROCPOOL_WORKER").expect("started by a pool");
-    let fd: i32 = marker.split(',').next().unwrap().parse().unwrap();
-    // SAFETY: the pool passed us this fd, open and ours alone.
-    let mut socket = unsafe { std::os::unix::net::UnixStream::from_raw_fd(fd) };
+    assert!(
+        std::env::var_os("PROCPOOL_WORKER").is_some(),
+        "started by a pool"
+    );
+    // SAFETY: the pool made our stdin its socket; nothing else uses fd 0 here.
+    let mut socket = unsafe { std::os::unix::net::UnixStream::from_raw_fd(0) };
     let mut body = vec![0x10];
     body.extend_from_slice(b"procpool");
     body.extend_from_slice(&version.to_le_bytes());
