@@ -31,8 +31,10 @@ const TARGET_CHUNK_NANOS: u64 = 500_000;
 const MAX_AUTO_CHUNK: usize = 1 << 16;
 /// A chunk stops growing at this many bytes of encoded arguments.
 const MAX_CHUNK_BYTES: usize = 1 << 20;
-/// How much an automatic chunk may grow from one chunk to the next.
-const GROWTH: usize = 8;
+/// How much an automatic chunk may grow from one chunk to the next: fast
+/// enough to reach full size in three answers, slow enough that one
+/// unrepresentative item cannot make a chunk of thousands of slow ones.
+const GROWTH: usize = 64;
 
 type Answer = oneshot::Receiver<Result<Reply, Error>>;
 

@@ -82,18 +82,12 @@ impl Worker {
     /// caller stopped waiting, and arranges to be woken when the next ones do.
     /// `Err` if the control socket cannot take it (the worker must go).
     pub(crate) fn send_cancels(&mut self, cx: &mut Context<'_>) -> Result<(), ()> {
-        // Wake-ups for the two requests that start soonest; deeper ones are
-        // seen on the next wake-up, before they can start.
-        for (n, entry) in self.conn.in_flight_mut().enumerate() {
-            if entry.cancel_sent {
-                continue;
-            }
-            let cancelled = if n < 2 {
-                entry.job.reply.poll_closed(cx).is_ready()
-            } else {
-                entry.job.is_cancelled()
-            };
-            if cancelled {
+        // Only the two requests that start soonest are watched (a constant
+        // cost per poll, not one per request in flight): a deeper one is
+        // checked as it moves up, which for a skipped request is in time, and
+        // for one already running means its worker is killed instead.
+        for entry in self.conn.in_flight_mut().take(2) {
+            if !entry.cancel_sent && entry.job.reply.poll_closed(cx).is_ready() {
                 match self.control.try_write(&entry.seq.to_le_bytes()) {
                     Ok(8) => entry.cancel_sent = true,
                     Ok(_) | Err(_) => return Err(()),
