@@ -48,7 +48,11 @@ pub(crate) struct Counters {
     pub(crate) respawns: AtomicU64,
     pub(crate) recycled: AtomicU64,
     pub(crate) retried: AtomicU64,
+    pub(crate) cancelled: AtomicU64,
 }
+
+/// Failed starts in a row, in every slot, before queued tasks are failed.
+const GIVE_UP_AFTER: u32 = 3;
 
 /// How a dispatcher treats its workers; from the builder.
 #[derive(Clone, Copy, Debug)]
@@ -239,7 +243,10 @@ impl Dispatcher {
                 }));
                 return Ok(());
             }
-            Ok(Response::Skipped) => return Ok(()),
+            Ok(Response::Skipped) => {
+                self.counters.cancelled.fetch_add(1, Relaxed);
+                return Ok(());
+            }
             Ok(Response::Panic { message, location }) => Repr::Panicked {
                 task: job.task,
                 message,
@@ -282,6 +289,7 @@ impl Dispatcher {
             let mut job = head.job;
             if head.cancel_sent || job.is_cancelled() {
                 // It died because we asked; its caller is gone.
+                self.counters.cancelled.fetch_add(1, Relaxed);
             } else if protocol_fault.is_none() && job.retries_left > 0 {
                 job.retries_left -= 1;
                 self.counters.retried.fetch_add(1, Relaxed);
@@ -300,7 +308,9 @@ impl Dispatcher {
         // retried head.
         let rest: Vec<InFlight> = entries.collect();
         for entry in rest.into_iter().rev() {
-            if !entry.job.is_cancelled() {
+            if entry.job.is_cancelled() {
+                self.counters.cancelled.fetch_add(1, Relaxed);
+            } else {
                 self.queue.push_front(entry.job);
             }
         }
@@ -317,13 +327,18 @@ impl Dispatcher {
 
     /// A replacement could not be started. If no worker is left, queued tasks
     /// fail with the reason rather than wait for a recovery that may not come.
+    ///
+    /// One failed start is often transient (a worker killed from outside
+    /// before its handshake), so queued tasks fail only once every slot has
+    /// failed to start `GIVE_UP_AFTER` times in a row with no worker live:
+    /// by then the cause is the program, not bad luck.
     fn spawn_failed(&mut self, i: usize, err: Error) -> State {
         self.slots[i].failures += 1;
-        let any_live = self
+        let hopeless = self
             .slots
             .iter()
-            .any(|slot| matches!(slot.state, State::Live(_)));
-        if !any_live {
+            .all(|slot| slot.failures >= GIVE_UP_AFTER && !matches!(slot.state, State::Live(_)));
+        if hopeless {
             let reason = err.to_string();
             for job in self.queue.drain(..) {
                 job.finish(Err(Error::spawn(
@@ -340,6 +355,7 @@ impl Dispatcher {
         while let Some(job) = self.queue.front() {
             if job.is_cancelled() {
                 self.queue.pop_front();
+                self.counters.cancelled.fetch_add(1, Relaxed);
                 continue;
             }
             let max_depth = self.settings.max_depth;
@@ -366,18 +382,20 @@ impl Dispatcher {
 
     /// Writes what was assigned and passes on cancellations (last, so that
     /// every task in flight is watched); a worker whose socket fails is let go.
+    ///
+    /// A worker that cannot be written to is not let go at once: it is
+    /// killed, and its answers are read until the end of the stream, since
+    /// answers it sent before dying may still be unread (the read side's
+    /// readiness can lag), and dropping them would report finished tasks as
+    /// lost and rerun the ones behind them.
     fn flush(&mut self, cx: &mut Context<'_>) {
         for i in 0..self.slots.len() {
             if let State::Live(worker) = &mut self.slots[i].state
+                && !worker.doomed
                 && (matches!(worker.conn.poll_flush(cx), Poll::Ready(Err(_)))
                     || worker.send_cancels(cx).is_err())
             {
-                let State::Live(worker) =
-                    std::mem::replace(&mut self.slots[i].state, State::Stopped)
-                else {
-                    unreachable!("matched above")
-                };
-                self.slots[i].state = worker.retire(Fault::Io, &self.spec);
+                worker.doom();
                 self.poll_slot(i, cx);
             }
         }

@@ -327,8 +327,10 @@ impl fmt::Display for Error {
             }
             Repr::WorkerDied { task, pid, exit } => write!(
                 f,
-                "worker {pid} running task `{task}` {exit}; the task was lost and the worker \
-                 replaced (the task itself most likely crashed it)"
+                "worker {pid} {exit} while task `{task}` was running or about to run on it; \
+                 the task was lost and the worker replaced (if the task crashed it, fix the \
+                 task; if it was killed from outside, e.g. by the OOM killer, \
+                 PoolBuilder::retries reruns tasks that are safe to run twice)"
             ),
             Repr::Cancelled { task } => write!(f, "task `{task}` was cancelled"),
             Repr::TimedOut { task, after } => write!(

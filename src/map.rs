@@ -36,6 +36,9 @@ const MAX_CHUNK_BYTES: usize = 1 << 20;
 /// unrepresentative item cannot make a chunk of thousands of slow ones.
 const GROWTH: usize = 64;
 
+/// While results are ready, the window is topped up every this many.
+const REFILL_EVERY: u64 = 256;
+
 type Answer = oneshot::Receiver<Result<Reply, Error>>;
 
 /// Where a stream's input comes from, with its item type erased: it encodes
@@ -149,6 +152,8 @@ pub struct MapStream<'a, R> {
     slots: VecDeque<Slot>,
     /// An error to yield once, before ending (e.g. the function is not registered).
     fatal: Option<Error>,
+    /// Results yielded so far.
+    yielded: u64,
     _output: PhantomData<fn() -> R>,
 }
 
@@ -178,6 +183,7 @@ impl<'a, R: DeserializeOwned> MapStream<'a, R> {
             chunk: ChunkBuilder::new(index),
             slots: VecDeque::new(),
             fatal,
+            yielded: 0,
             _output: PhantomData,
         }
     }
@@ -392,6 +398,14 @@ impl<R: DeserializeOwned> Stream for MapStream<'_, R> {
             return Poll::Ready(Some(Err(error)));
         }
         if let Some(result) = this.take_ready() {
+            // While results are being handed out, keep the workers fed: top
+            // up the window now and then, not only once the stream runs dry
+            // (a chunk can hold 65,536 results).
+            this.yielded += 1;
+            if this.yielded.is_multiple_of(REFILL_EVERY) {
+                this.fill(cx);
+                this.collect(cx);
+            }
             return Poll::Ready(Some(result));
         }
         // Registers for every wake-up that matters: more input (if the

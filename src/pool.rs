@@ -79,6 +79,8 @@ pub struct Stats {
     pub recycled: u64,
     /// Tasks run again after their worker died (see `PoolBuilder::retries`).
     pub retried: u64,
+    /// Tasks cancelled (handle dropped, or timed out) before they returned.
+    pub cancelled: u64,
 }
 
 impl Pool {
@@ -324,6 +326,7 @@ impl Pool {
             respawns: c.respawns.load(Relaxed),
             recycled: c.recycled.load(Relaxed),
             retried: c.retried.load(Relaxed),
+            cancelled: c.cancelled.load(Relaxed),
         }
     }
 }

@@ -16,6 +16,7 @@ use tokio::time::Sleep;
 use crate::conn::{Conn, InFlight};
 use crate::error::{Error, Exit};
 use crate::spawn::{self, Spawned, WorkerSpec};
+use crate::sys;
 
 /// Roughly how much work, in time, a worker may have queued behind its
 /// running task.
@@ -41,6 +42,8 @@ pub(crate) struct Worker {
     pub(crate) assigned: u64,
     /// Its replacement, started while it finishes its last tasks.
     pub(crate) successor: Option<Starting>,
+    /// Killed after a failed write; its remaining answers are being read.
+    pub(crate) doomed: bool,
 }
 
 impl Worker {
@@ -53,14 +56,22 @@ impl Worker {
             task_nanos: None,
             assigned: 0,
             successor: None,
+            doomed: false,
         }
+    }
+
+    /// Kills the worker (if it is not dead already) and stops sending it
+    /// anything; reading goes on until its end of stream.
+    pub(crate) fn doom(&mut self) {
+        sys::kill_group(self.pid);
+        self.doomed = true;
     }
 
     /// How many requests it should hold: about a millisecond of work beyond
     /// the running task, judged by the run times it reported.
     pub(crate) fn capacity(&self, max_depth: usize) -> usize {
-        if self.successor.is_some() {
-            return 0; // being recycled: no new work
+        if self.successor.is_some() || self.doomed {
+            return 0; // being recycled or killed: no new work
         }
         match self.task_nanos {
             None => INITIAL_DEPTH.min(max_depth),

@@ -239,7 +239,7 @@ pub(crate) async fn spawn(spec: &WorkerSpec) -> Result<Spawned, Error> {
                             });
                         }
                         Ok(Err(None)) => {
-                            let exit = exit_status(&mut child).await;
+                            let (exit, _) = exit_status(&mut child).await;
                             format!("initializer `{}` ended worker {pid}: it {exit}", init.task)
                         }
                         Ok(Err(Some(problem))) => problem,
@@ -254,10 +254,16 @@ pub(crate) async fn spawn(spec: &WorkerSpec) -> Result<Spawned, Error> {
             None => format!("worker {pid} sent something other than a procpool handshake"),
         },
         Ok(Ok(None)) => {
-            let exit = exit_status(&mut child).await;
+            let (exit, by_signal) = exit_status(&mut child).await;
+            // A program that exits by itself before saying hello is most
+            // likely not serving tasks; one killed by a signal was just unlucky.
+            let hint = if by_signal {
+                ""
+            } else {
+                "; does its `main` call `procpool::init(procpool::tasks![...])` first?"
+            };
             format!(
-                "worker {pid} ({}) {exit} before its handshake; does its `main` call \
-                 `procpool::init(procpool::tasks![...])` first?",
+                "worker {pid} ({}) {exit} before its handshake{hint}",
                 spec.program.display()
             )
         }
@@ -304,11 +310,15 @@ async fn initialize(
     }
 }
 
-/// How a worker that hung up ended, described for an error message.
-async fn exit_status(child: &mut Child) -> String {
+/// How a worker that hung up ended, described for an error message, and
+/// whether a signal ended it.
+async fn exit_status(child: &mut Child) -> (String, bool) {
     match tokio::time::timeout(EXIT_GRACE, child.wait()).await {
-        Ok(Ok(status)) => Exit::from_status(status).to_string(),
-        _ => "closed its socket".to_string(),
+        Ok(Ok(status)) => {
+            let exit = Exit::from_status(status);
+            (exit.to_string(), matches!(exit, Exit::Signal(_)))
+        }
+        _ => ("closed its socket".to_string(), false),
     }
 }
 

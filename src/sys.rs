@@ -119,11 +119,13 @@ pub(crate) fn receive_fd(socket: &UnixStream) -> io::Result<RawFd> {
     // SAFETY: recvmsg filled `msg`; CMSG_FIRSTHDR checks the length it set
     // and returns null when there is no header.
     let cmsg = unsafe { libc::CMSG_FIRSTHDR(&msg) };
-    // SAFETY: a non-null header lies within our control buffer.
-    if cmsg.is_null()
-        || unsafe { ((*cmsg).cmsg_level, (*cmsg).cmsg_type) }
-            != (libc::SOL_SOCKET, libc::SCM_RIGHTS)
-    {
+    let kind = if cmsg.is_null() {
+        None
+    } else {
+        // SAFETY: a non-null header lies within our control buffer.
+        Some(unsafe { ((*cmsg).cmsg_level, (*cmsg).cmsg_type) })
+    };
+    if kind != Some((libc::SOL_SOCKET, libc::SCM_RIGHTS)) {
         return Err(missing());
     }
     // SAFETY: an SCM_RIGHTS header from the kernel carries at least one fd

@@ -199,7 +199,6 @@ pub fn tasks() -> procpool::Registry {
         scribble,
         takes_unencodable,
         spawn_sleeper,
-        square_after,
         allocate_until_killed,
         overflow_stack,
         close_stdio,
@@ -211,6 +210,8 @@ pub fn tasks() -> procpool::Registry {
         set_greeting,
         greeting_and_count,
         abort_first_time,
+        square_once,
+        record_then_abort,
     ]
 }
 
@@ -425,15 +426,6 @@ pub async fn wait_for_pid_file(path: &str) -> u32 {
 
 // ---- fault-injection tasks (tests/chaos.rs, tests/faults.rs) -------------
 
-/// Sleeps `micros` microseconds, then returns `x * x`: a quick task whose
-/// result proves it ran with the right argument.
-pub fn square_after(x: u64, micros: u64) -> u64 {
-    if micros > 0 {
-        std::thread::sleep(Duration::from_micros(micros));
-    }
-    x * x
-}
-
 /// Caps this worker's address space at `limit` bytes (RLIMIT_AS, so the
 /// machine is safe), then allocates and touches 8 MiB blocks until an
 /// allocation fails, which aborts the process. Never returns normally.
@@ -447,9 +439,8 @@ pub fn allocate_until_killed(limit: u64) -> u64 {
     assert_eq!(ret, 0, "setrlimit: {}", std::io::Error::last_os_error());
     let mut blocks: Vec<Vec<u8>> = Vec::new();
     loop {
-        let mut block = Vec::<u8>::with_capacity(8 << 20);
+        let mut block = vec![0u8; 8 << 20];
         // Write to every page, so the memory is really there.
-        block.resize(8 << 20, 0);
         for page in block.chunks_mut(4096) {
             page[0] = 1;
         }
@@ -507,6 +498,9 @@ pub fn write_stdout(bytes: u64) -> u64 {
 
 /// Starts `sleep 30` as a child, then panics with the child's pid in the
 /// message ("spawned <pid>").
+// The child is never waited for: it is left running on purpose, for the
+// worker's exit (which kills its process group) to end.
+#[allow(clippy::zombie_processes)]
 pub fn spawn_child_then_panic() -> u64 {
     let child = std::process::Command::new("sleep")
         .arg("30")
@@ -548,4 +542,41 @@ impl XorShift {
     pub fn between(&mut self, low: u64, high: u64) -> u64 {
         low + self.next_u64() % (high - low + 1)
     }
+}
+
+/// Records its run, sleeps `micros` microseconds, then returns `x * x`.
+///
+/// The record is the file `dir/x`, made with `create_new`; a second run of the
+/// same `x` finds it there and makes `dir/x.again` instead: proof that a task
+/// ran twice, even if nobody was left waiting for its second result.
+pub fn square_once(x: u64, micros: u64, dir: String) -> u64 {
+    let path = std::path::Path::new(&dir).join(x.to_string());
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+    {
+        Ok(_) => {}
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
+            let _ = std::fs::File::create(path.with_extension("again"));
+        }
+        Err(err) => panic!("{}: {err}", path.display()),
+    }
+    if micros > 0 {
+        std::thread::sleep(Duration::from_micros(micros));
+    }
+    x * x
+}
+
+/// Appends a line to `path`, then aborts: a crash whose every run is counted.
+pub fn record_then_abort(path: String) -> u64 {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(&path)
+        .unwrap();
+    file.write_all(b"ran\n").unwrap();
+    drop(file);
+    std::process::abort()
 }

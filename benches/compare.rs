@@ -1,0 +1,988 @@
+//! Side-by-side figures for issue 5: procpool against the floor it is built
+//! on, and against rayon for CPU scaling. Python's pools are measured by
+//! `bench/python_pools.py`; `bench/compare.py` runs both and prints the table.
+//!
+//! Workloads (2 workers; every result is checked):
+//!
+//! * **W1 latency**: one no-op submitted and awaited, 2,000 times in a row
+//!   after 200 warm-up calls: median and p99 µs. Floor: ping-pong of an
+//!   8-byte frame.
+//! * **W2 throughput**: 100,000 no-ops submitted at once, then awaited in
+//!   order: tasks/s. Floor: 100,000 8-byte frames echoed pipelined: msgs/s,
+//!   batched (many frames per write, as the pool may do) and unbatched (one
+//!   write per frame on both sides).
+//!   "W2 map": `pool.map` over the same input, default settings: items/s.
+//! * **W3 payload**: a 16 MiB buffer echoed, 20 round trips after 2 warm-up:
+//!   MB/s (10^6 B, payload counted once per trip). Floors: the same echo over
+//!   a raw socketpair and over raw pipes.
+//! * **W4 CPU scaling**: 64 tasks of an integer kernel (~20 ms each,
+//!   calibrated here) with 1 and 2 workers; efficiency T1/(2×T2); rayon with 1
+//!   and 2 threads as the in-process reference.
+//! * **W5 start-up**: build a pool of 2 and get the first result: ms (median
+//!   of 5 fresh pools per rep). Floor: start two bare children and get one
+//!   answer from each.
+//!
+//! The floor is the channel the pool uses with no pool logic: a Unix
+//! socketpair (4 MiB buffers) to this same executable, re-executed in a tiny
+//! echo mode, driven from tokio in the parent. The child's end of the socket is
+//! its stdin, so no `pre_exec` hook is needed to pass it on.
+//!
+//! Run:
+//!
+//! ```text
+//! cargo bench --bench compare                         # 5 reps of everything
+//! cargo bench --bench compare -- --quick              # smaller counts, 1 rep
+//! cargo bench --bench compare -- --reps 3 --only W1,W3 --json out.json
+//! cargo bench --bench compare -- --w4-iters 15000000  # skip W4 calibration
+//! python3 bench/compare.py                            # this, Python, one table
+//! ```
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use futures::TryStreamExt;
+use procpool::Pool;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::runtime::Runtime;
+
+// ---- tasks ---------------------------------------------------------------
+
+fn noop(x: u64) -> u64 {
+    x
+}
+
+#[derive(Serialize, Deserialize)]
+struct Blob(#[serde(with = "serde_bytes")] Vec<u8>);
+
+fn echo(blob: Blob) -> Blob {
+    blob
+}
+
+/// The W4 kernel: xorshift64 with a multiply-accumulate, exactly as
+/// `kernel` in `bench/python_pools.py` (all arithmetic mod 2^64).
+fn kernel(seed: u64, iters: u64) -> u64 {
+    let mut x = seed | 1;
+    let mut acc = 0u64;
+    for _ in 0..iters {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        acc = acc.wrapping_add(x.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    }
+    acc
+}
+
+// ---- constants -----------------------------------------------------------
+
+const WORKERS: usize = 2;
+const PAYLOAD_BYTES: usize = 16 << 20;
+const SOCKET_BUFFER: libc::c_int = 4 << 20;
+const IO_BUFFER: usize = 64 << 10;
+/// Frames per write call in the pipelined floor (16 bytes each).
+const PIPELINE_BATCH: u64 = 1024;
+const W4_TARGET_TASK: Duration = Duration::from_millis(20);
+/// `kernel(KERNEL_CHECK_SEED, KERNEL_CHECK_ITERS)` is printed so that
+/// `bench/compare.py` can check that Python's kernel computes the same.
+const KERNEL_CHECK_SEED: u64 = 12345;
+const KERNEL_CHECK_ITERS: u64 = 100_000;
+/// Set in the environment of a floor child: which echo mode to run.
+const CHILD_MODE: &str = "PROCPOOL_COMPARE_CHILD";
+const ALL_WORKLOADS: [&str; 5] = ["W1", "W2", "W3", "W4", "W5"];
+
+fn main() {
+    // Workers are this executable again: they serve tasks here and never return.
+    procpool::init(procpool::tasks![noop, echo, kernel]);
+    if let Ok(mode) = std::env::var(CHILD_MODE) {
+        floor_child(&mode);
+    }
+    let cfg = Config::from_args();
+    println!(
+        "procpool compare: workers={WORKERS}, reps={}, quick={}, workloads={}",
+        cfg.reps,
+        cfg.quick,
+        cfg.only.iter().copied().collect::<Vec<_>>().join(",")
+    );
+    let runtime = Runtime::new().expect("a tokio runtime");
+    let mut results = Results::default();
+    for workload in ALL_WORKLOADS.iter().filter(|w| cfg.only.contains(*w)) {
+        println!("[{workload}]");
+        match *workload {
+            "W1" => w1_latency(&cfg, &runtime, &mut results),
+            "W2" => w2_throughput(&cfg, &runtime, &mut results),
+            "W3" => w3_payload(&cfg, &runtime, &mut results),
+            "W4" => w4_scaling(&cfg, &runtime, &mut results),
+            "W5" => w5_startup(&cfg, &runtime, &mut results),
+            _ => unreachable!(),
+        }
+    }
+    println!();
+    results.print_table();
+    if let Some(path) = &cfg.json {
+        std::fs::write(path, results.to_json()).expect("write the --json file");
+        println!(
+            "\nwrote {} results to {}",
+            results.rows.len(),
+            path.display()
+        );
+    }
+}
+
+/// A pool with default settings but the worker count.
+async fn start_pool(workers: usize) -> Pool {
+    Pool::builder()
+        .workers(workers)
+        .build()
+        .await
+        .expect("a procpool pool")
+}
+
+// ---- W1 latency ----------------------------------------------------------
+
+fn w1_latency(cfg: &Config, runtime: &Runtime, results: &mut Results) {
+    let cfg = cfg.clone();
+    // Both sides are driven from a spawned task, as a request handler in an
+    // async service would call them (not from `block_on` on the main thread,
+    // which adds a cross-thread wake-up to every hop).
+    let (ours, floor) = runtime
+        .block_on(runtime.spawn(async move {
+            let (mut ours, mut floor) = (Samples::default(), Samples::default());
+            let pool = start_pool(WORKERS).await;
+            let mut echo = SocketEcho::start("echo");
+            for _ in 0..cfg.reps {
+                ours.push_latencies(w1_procpool_once(&pool, &cfg).await);
+                floor.push_latencies(w1_floor_once(&mut echo, &cfg).await);
+            }
+            echo.close().await;
+            pool.shutdown().await;
+            (ours, floor)
+        }))
+        .expect("the W1 task");
+    for (imp, s) in [("procpool", &ours), ("floor", &floor)] {
+        results.add(imp, "W1 median us", "us", &s.medians);
+        results.add(imp, "W1 p99 us", "us", &s.p99s);
+    }
+}
+
+/// One rep: warm-up, then each call timed on its own; latencies in µs.
+async fn w1_procpool_once(pool: &Pool, cfg: &Config) -> Vec<f64> {
+    for i in 0..cfg.sizes.w1_warmup {
+        assert_eq!(pool.submit(noop, i).await.expect("W1 warm-up"), i);
+    }
+    let mut latencies = Vec::with_capacity(cfg.sizes.w1_calls as usize);
+    for i in 0..cfg.sizes.w1_calls {
+        let start = Instant::now();
+        let back = pool.submit(noop, i).await.expect("W1 no-op");
+        latencies.push(start.elapsed().as_secs_f64() * 1e6);
+        assert_eq!(back, i, "W1: wrong result");
+    }
+    latencies
+}
+
+async fn w1_floor_once(echo: &mut SocketEcho, cfg: &Config) -> Vec<f64> {
+    for i in 0..cfg.sizes.w1_warmup {
+        assert_eq!(echo.ping(i).await, i);
+    }
+    let mut latencies = Vec::with_capacity(cfg.sizes.w1_calls as usize);
+    for i in 0..cfg.sizes.w1_calls {
+        let start = Instant::now();
+        let back = echo.ping(i).await;
+        latencies.push(start.elapsed().as_secs_f64() * 1e6);
+        assert_eq!(back, i, "W1 floor: wrong echo");
+    }
+    latencies
+}
+
+// ---- W2 throughput -------------------------------------------------------
+
+fn w2_throughput(cfg: &Config, runtime: &Runtime, results: &mut Results) {
+    let n = cfg.sizes.w2_tasks;
+    let (mut submit, mut map) = (Vec::new(), Vec::new());
+    let (mut batched, mut unbatched) = (Vec::new(), Vec::new());
+    runtime.block_on(async {
+        let pool = start_pool(WORKERS).await;
+        let mut echo = SocketEcho::start("echo");
+        let mut echo_each = SocketEcho::start("each");
+        w2_submit_once(&pool, n.min(1000)).await; // warm-up
+        for _ in 0..cfg.reps {
+            submit.push(w2_submit_once(&pool, n).await);
+            map.push(w2_map_once(&pool, n).await);
+            batched.push(echo.pipelined(n, PIPELINE_BATCH).await);
+            unbatched.push(echo_each.pipelined(n, 1).await);
+        }
+        echo.close().await;
+        echo_each.close().await;
+        pool.shutdown().await;
+    });
+    results.add("procpool", "W2 submit tasks/s", "tasks/s", &submit);
+    results.add("procpool", "W2 map items/s", "items/s", &map);
+    results.add("floor", "W2 submit tasks/s", "msgs/s", &batched);
+    results.add("floor", "W2 unbatched msgs/s", "msgs/s", &unbatched);
+}
+
+/// Submits `n` no-ops at once, then awaits them in order: tasks/s.
+async fn w2_submit_once(pool: &Pool, n: u64) -> f64 {
+    let start = Instant::now();
+    let handles: Vec<_> = (0..n).map(|i| pool.submit(noop, i)).collect();
+    for (i, handle) in (0..n).zip(handles) {
+        assert_eq!(handle.await.expect("W2 no-op"), i, "W2: wrong result");
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+/// `pool.map` over the same no-ops with default settings (automatic chunk
+/// size, default window), collected in order: items/s.
+async fn w2_map_once(pool: &Pool, n: u64) -> f64 {
+    let start = Instant::now();
+    let got: Vec<u64> = pool.map(noop, 0..n).try_collect().await.expect("W2 map");
+    let rate = n as f64 / start.elapsed().as_secs_f64();
+    assert!(got.into_iter().eq(0..n), "W2 map: wrong results");
+    rate
+}
+
+// ---- W3 payload ----------------------------------------------------------
+
+fn w3_payload(cfg: &Config, runtime: &Runtime, results: &mut Results) {
+    let payload = pseudo_random_bytes(PAYLOAD_BYTES);
+    let (mut ours, mut socket, mut pipes) = (Vec::new(), Vec::new(), Vec::new());
+    runtime.block_on(async {
+        let pool = start_pool(WORKERS).await;
+        let mut socket_echo = SocketEcho::start("echo");
+        let mut pipe_echo = PipeEcho::start();
+        for _ in 0..cfg.reps {
+            ours.push(w3_procpool_once(&pool, &payload, cfg).await);
+            socket.push(w3_floor_once(&mut socket_echo, &payload, cfg).await);
+            pipes.push(w3_floor_once(&mut pipe_echo, &payload, cfg).await);
+        }
+        socket_echo.close().await;
+        pipe_echo.close().await;
+        pool.shutdown().await;
+    });
+    results.add("procpool", "W3 echo 16MiB MB/s", "MB/s", &ours);
+    results.add("floor", "W3 echo 16MiB MB/s", "MB/s", &socket);
+    results.add("floor-pipes", "W3 echo 16MiB MB/s", "MB/s", &pipes);
+}
+
+/// The buffer goes back and forth by value: what comes back is sent again,
+/// so the caller copies nothing between trips.
+async fn w3_procpool_once(pool: &Pool, payload: &[u8], cfg: &Config) -> f64 {
+    let mut blob = Blob(payload.to_vec());
+    for _ in 0..cfg.sizes.w3_warmup {
+        blob = pool.submit(echo, blob).await.expect("W3 warm-up");
+    }
+    assert!(blob.0 == payload, "W3: echo differs from input");
+    let start = Instant::now();
+    for _ in 0..cfg.sizes.w3_trips {
+        blob = pool.submit(echo, blob).await.expect("W3 echo");
+    }
+    let rate = megabytes_per_second(payload.len() * cfg.sizes.w3_trips, start.elapsed());
+    assert!(blob.0 == payload, "W3: echo differs from input");
+    rate
+}
+
+/// The frame is built once, outside the timing: the floor moves bytes only.
+async fn w3_floor_once<R, W>(echo: &mut Echo<R, W>, payload: &[u8], cfg: &Config) -> f64
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let frame = frame(payload);
+    for _ in 0..cfg.sizes.w3_warmup {
+        assert!(
+            echo.round_trip(&frame).await == payload,
+            "W3 floor: bad echo"
+        );
+    }
+    let start = Instant::now();
+    for _ in 0..cfg.sizes.w3_trips {
+        assert_eq!(echo.round_trip(&frame).await.len(), payload.len());
+    }
+    let rate = megabytes_per_second(payload.len() * cfg.sizes.w3_trips, start.elapsed());
+    assert!(echo.buf == payload, "W3 floor: bad echo");
+    rate
+}
+
+fn megabytes_per_second(bytes: usize, elapsed: Duration) -> f64 {
+    bytes as f64 / 1e6 / elapsed.as_secs_f64()
+}
+
+// ---- W4 CPU scaling ------------------------------------------------------
+
+fn w4_scaling(cfg: &Config, runtime: &Runtime, results: &mut Results) {
+    let check = kernel(KERNEL_CHECK_SEED, KERNEL_CHECK_ITERS);
+    println!("W4 kernel check: kernel({KERNEL_CHECK_SEED}, {KERNEL_CHECK_ITERS}) = {check}");
+    let iters = match cfg.w4_iters {
+        Some(iters) => {
+            println!("W4: --w4-iters {iters} (given)");
+            iters
+        }
+        None => calibrate_w4_iters(),
+    };
+    let seeds: Vec<u64> = (1..=cfg.sizes.w4_tasks).collect();
+    println!("W4: {} tasks x {iters} iterations", seeds.len());
+    let expected: Vec<u64> = seeds.iter().map(|&seed| kernel(seed, iters)).collect();
+
+    let threads = |n| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build()
+            .expect("a rayon pool")
+    };
+    let (rayon1, rayon2) = (threads(1), threads(2));
+    let (pool1, pool2) = runtime.block_on(async { (start_pool(1).await, start_pool(2).await) });
+    let ms = |elapsed: Duration, got: Vec<u64>, who: &str| {
+        assert!(
+            got == expected,
+            "W4: {who} results differ from the serial run"
+        );
+        elapsed.as_secs_f64() * 1e3
+    };
+    let mut w = W4Times::default();
+    // The four runs alternate within each rep so that they see similar conditions.
+    for _ in 0..cfg.reps {
+        let (t, got) = runtime.block_on(w4_procpool_once(&pool1, &seeds, iters));
+        w.pool1.push(ms(t, got, "procpool, 1 worker"));
+        let (t, got) = runtime.block_on(w4_procpool_once(&pool2, &seeds, iters));
+        w.pool2.push(ms(t, got, "procpool, 2 workers"));
+        let (t, got) = w4_rayon_once(&rayon1, &seeds, iters);
+        w.rayon1.push(ms(t, got, "rayon, 1 thread"));
+        let (t, got) = w4_rayon_once(&rayon2, &seeds, iters);
+        w.rayon2.push(ms(t, got, "rayon, 2 threads"));
+    }
+    runtime.block_on(async { futures::join!(pool1.shutdown(), pool2.shutdown()) });
+    w.report(results);
+}
+
+#[derive(Default)]
+struct W4Times {
+    pool1: Vec<f64>,
+    pool2: Vec<f64>,
+    rayon1: Vec<f64>,
+    rayon2: Vec<f64>,
+}
+
+impl W4Times {
+    fn report(&self, results: &mut Results) {
+        let efficiency = |t1: &[f64], t2: &[f64]| -> Vec<f64> {
+            t1.iter().zip(t2).map(|(t1, t2)| t1 / (2.0 * t2)).collect()
+        };
+        let to_rayon: Vec<f64> = self
+            .pool2
+            .iter()
+            .zip(&self.rayon2)
+            .map(|(p, r)| p / r)
+            .collect();
+        for (imp, t1, t2) in [
+            ("procpool", &self.pool1, &self.pool2),
+            ("rayon", &self.rayon1, &self.rayon2),
+        ] {
+            results.add(imp, "W4 T1 ms", "ms", t1);
+            results.add(imp, "W4 T2 ms", "ms", t2);
+            results.add(imp, "W4 efficiency T1/(2*T2)", "ratio", &efficiency(t1, t2));
+        }
+        results.add("procpool", "W4 T2 / rayon T2", "ratio", &to_rayon);
+    }
+}
+
+/// Iterations for ~20 ms per task, from the best of three timed probes.
+fn calibrate_w4_iters() -> u64 {
+    let probe = 1_000_000;
+    let best = (0..3)
+        .map(|_| {
+            let start = Instant::now();
+            std::hint::black_box(kernel(std::hint::black_box(1), std::hint::black_box(probe)));
+            start.elapsed()
+        })
+        .min()
+        .expect("three probes");
+    let iters = (probe as f64 * W4_TARGET_TASK.as_secs_f64() / best.as_secs_f64()).round() as u64;
+    println!(
+        "W4 calibration: kernel(1, {probe}) took {:.2} ms -> --w4-iters {iters} (~{} ms/task)",
+        best.as_secs_f64() * 1e3,
+        W4_TARGET_TASK.as_millis()
+    );
+    iters.max(1)
+}
+
+/// Submits every task, then awaits all in order.
+async fn w4_procpool_once(pool: &Pool, seeds: &[u64], iters: u64) -> (Duration, Vec<u64>) {
+    let start = Instant::now();
+    let handles: Vec<_> = seeds
+        .iter()
+        .map(|&seed| pool.submit(kernel, (seed, iters)))
+        .collect();
+    let mut got = Vec::with_capacity(handles.len());
+    for handle in handles {
+        got.push(handle.await.expect("W4 kernel"));
+    }
+    (start.elapsed(), got)
+}
+
+fn w4_rayon_once(threads: &rayon::ThreadPool, seeds: &[u64], iters: u64) -> (Duration, Vec<u64>) {
+    let start = Instant::now();
+    let got = threads.install(|| seeds.par_iter().map(|&seed| kernel(seed, iters)).collect());
+    (start.elapsed(), got)
+}
+
+// ---- W5 start-up ---------------------------------------------------------
+
+fn w5_startup(cfg: &Config, runtime: &Runtime, results: &mut Results) {
+    let (mut ours, mut floor) = (Vec::new(), Vec::new());
+    runtime.block_on(async {
+        for _ in 0..cfg.reps {
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            for i in 0..cfg.sizes.w5_repeats {
+                a.push(w5_procpool_once(i as u64).await);
+                b.push(w5_floor_once(i as u64).await);
+            }
+            ours.push(median(&mut a));
+            floor.push(median(&mut b));
+        }
+    });
+    results.add("procpool", "W5 startup ms", "ms", &ours);
+    results.add("floor", "W5 startup ms", "ms", &floor);
+}
+
+/// A fresh pool of 2 up to its first result, in ms; shut down untimed.
+async fn w5_procpool_once(i: u64) -> f64 {
+    let start = Instant::now();
+    let pool = start_pool(WORKERS).await;
+    let back = pool.submit(noop, i).await.expect("W5 no-op");
+    let ms = start.elapsed().as_secs_f64() * 1e3;
+    pool.shutdown().await;
+    assert_eq!(back, i, "W5: wrong result");
+    ms
+}
+
+/// Two bare children started, one 8-byte answer from each, in ms.
+async fn w5_floor_once(i: u64) -> f64 {
+    let start = Instant::now();
+    let mut children = [SocketEcho::start("once"), SocketEcho::start("once")];
+    let [a, b] = &mut children;
+    let (x, y) = futures::join!(a.ping(i), b.ping(i + 1));
+    let ms = start.elapsed().as_secs_f64() * 1e3;
+    assert_eq!((x, y), (i, i + 1), "W5 floor: wrong answers");
+    for child in children {
+        child.close().await;
+    }
+    ms
+}
+
+// ---- the floor: parent side ----------------------------------------------
+
+/// A re-executed child that echoes length-prefixed frames (an 8-byte
+/// little-endian length, then the payload), driven from tokio.
+struct Echo<R, W> {
+    child: Child,
+    reader: tokio::io::BufReader<R>,
+    writer: W,
+    /// The last payload received.
+    buf: Vec<u8>,
+}
+
+type SocketEcho = Echo<tokio::net::unix::OwnedReadHalf, tokio::net::unix::OwnedWriteHalf>;
+type PipeEcho = Echo<ChildStdout, ChildStdin>;
+
+fn child_command(mode: &str) -> Command {
+    let mut command = Command::new("/proc/self/exe");
+    command.env(CHILD_MODE, mode).kill_on_drop(true);
+    command
+}
+
+impl SocketEcho {
+    /// A child whose stdin is its end of a socketpair; `mode` is "echo"
+    /// (until EOF, one write per burst of requests), "each" (until EOF, one
+    /// write per frame) or "once" (answer one frame, then exit).
+    fn start(mode: &str) -> SocketEcho {
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair().expect("socketpair");
+        for fd in [ours.as_raw_fd(), theirs.as_raw_fd()] {
+            set_buffers(fd, SOCKET_BUFFER);
+        }
+        let child = child_command(mode)
+            .stdin(OwnedFd::from(theirs))
+            .spawn()
+            .expect("spawn a floor child");
+        ours.set_nonblocking(true).expect("non-blocking socket");
+        let (reader, writer) = tokio::net::UnixStream::from_std(ours)
+            .expect("a tokio socket")
+            .into_split();
+        Echo::new(child, reader, writer)
+    }
+}
+
+impl PipeEcho {
+    /// A child that echoes frames from its stdin to its stdout (plain pipes).
+    fn start() -> PipeEcho {
+        let mut child = child_command("pipes")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn a pipe floor child");
+        let writer = child.stdin.take().expect("piped stdin");
+        let reader = child.stdout.take().expect("piped stdout");
+        Echo::new(child, reader, writer)
+    }
+}
+
+impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Echo<R, W> {
+    fn new(child: Child, reader: R, writer: W) -> Echo<R, W> {
+        Echo {
+            child,
+            reader: tokio::io::BufReader::with_capacity(IO_BUFFER, reader),
+            writer,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Sends one whole frame (one write) and returns the payload echoed.
+    async fn round_trip(&mut self, frame: &[u8]) -> &[u8] {
+        self.writer.write_all(frame).await.expect("floor: write");
+        self.read_frame().await
+    }
+
+    /// Ping-pong of one 8-byte frame holding `value`.
+    async fn ping(&mut self, value: u64) -> u64 {
+        let back = self.round_trip(&small_frame(value)).await;
+        u64::from_le_bytes(back.try_into().expect("an 8-byte echo"))
+    }
+
+    async fn read_frame(&mut self) -> &[u8] {
+        let mut len = [0u8; 8];
+        self.reader.read_exact(&mut len).await.expect("floor: read");
+        self.buf.resize(u64::from_le_bytes(len) as usize, 0);
+        self.reader
+            .read_exact(&mut self.buf)
+            .await
+            .expect("floor: read");
+        &self.buf
+    }
+
+    /// Echo of `n` 8-byte frames, written `batch` frames per write call while
+    /// the answers are read concurrently: msgs/s.
+    async fn pipelined(&mut self, n: u64, batch_frames: u64) -> f64 {
+        let start = Instant::now();
+        let writer = &mut self.writer;
+        let send = async move {
+            let mut batch = Vec::with_capacity(batch_frames as usize * 16);
+            for first in (0..n).step_by(batch_frames as usize) {
+                batch.clear();
+                for i in first..(first + batch_frames).min(n) {
+                    batch.extend_from_slice(&small_frame(i));
+                }
+                writer.write_all(&batch).await.expect("floor: write");
+            }
+        };
+        let reader = &mut self.reader;
+        let receive = async move {
+            let mut answer = [0u8; 16];
+            for i in 0..n {
+                reader.read_exact(&mut answer).await.expect("floor: read");
+                assert_eq!(answer, small_frame(i), "W2 floor: wrong echo");
+            }
+        };
+        futures::join!(send, receive);
+        n as f64 / start.elapsed().as_secs_f64()
+    }
+
+    /// Hangs up (the child exits at EOF) and reaps the child.
+    async fn close(self) {
+        let Echo {
+            mut child,
+            reader,
+            writer,
+            ..
+        } = self;
+        drop((reader, writer));
+        let _ = child.wait().await;
+    }
+}
+
+fn small_frame(value: u64) -> [u8; 16] {
+    let mut frame = [0u8; 16];
+    frame[..8].copy_from_slice(&8u64.to_le_bytes());
+    frame[8..].copy_from_slice(&value.to_le_bytes());
+    frame
+}
+
+fn frame(payload: &[u8]) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(8 + payload.len());
+    frame.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    frame.extend_from_slice(payload);
+    frame
+}
+
+fn set_buffers(fd: i32, size: libc::c_int) {
+    for option in [libc::SO_SNDBUF, libc::SO_RCVBUF] {
+        // SAFETY: fd is an open socket for the whole call; the value points at
+        // a live c_int of the length passed.
+        let ret = unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                option,
+                (&size as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(ret, 0, "setsockopt: {}", std::io::Error::last_os_error());
+    }
+}
+
+// ---- the floor: child side -----------------------------------------------
+
+/// When a floor child writes its answers.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    /// Once no further request is buffered: one write per burst.
+    PerBurst,
+    /// One write per frame.
+    PerFrame,
+    /// One frame, then exit.
+    Once,
+}
+
+/// Runs a floor child: echoes frames from stdin (a socket, or a pipe in
+/// "pipes" mode, answered on stdout) until EOF, or just one in "once" mode.
+fn floor_child(mode: &str) -> ! {
+    let stdin = std::io::stdin()
+        .as_fd()
+        .try_clone_to_owned()
+        .expect("stdin");
+    let answer = match mode {
+        "echo" | "pipes" => Answer::PerBurst,
+        "each" => Answer::PerFrame,
+        "once" => Answer::Once,
+        other => panic!("unknown {CHILD_MODE} mode {other:?}"),
+    };
+    if mode == "pipes" {
+        let stdout = std::io::stdout()
+            .as_fd()
+            .try_clone_to_owned()
+            .expect("stdout");
+        serve_frames(
+            std::fs::File::from(stdin),
+            std::fs::File::from(stdout),
+            answer,
+        )
+    } else {
+        let socket = std::os::unix::net::UnixStream::from(stdin);
+        let writer = socket.try_clone().expect("socket clone");
+        serve_frames(socket, writer, answer)
+    }
+}
+
+fn serve_frames(input: impl Read, output: impl Write, answer: Answer) -> ! {
+    let mut reader = BufReader::with_capacity(IO_BUFFER, input);
+    let mut writer = BufWriter::with_capacity(IO_BUFFER, output);
+    let mut payload = Vec::new();
+    loop {
+        let mut len = [0u8; 8];
+        if reader.read_exact(&mut len).is_err() {
+            std::process::exit(0);
+        }
+        payload.resize(u64::from_le_bytes(len) as usize, 0);
+        reader.read_exact(&mut payload).expect("floor child: read");
+        writer.write_all(&len).expect("floor child: write");
+        writer.write_all(&payload).expect("floor child: write");
+        if answer != Answer::PerBurst || reader.buffer().is_empty() {
+            writer.flush().expect("floor child: flush");
+        }
+        if answer == Answer::Once {
+            std::process::exit(0);
+        }
+    }
+}
+
+// ---- configuration -------------------------------------------------------
+
+#[derive(Clone)]
+struct Config {
+    reps: usize,
+    quick: bool,
+    json: Option<PathBuf>,
+    only: BTreeSet<&'static str>,
+    w4_iters: Option<u64>,
+    sizes: Sizes,
+}
+
+/// Counts per workload; `--quick` uses the same smaller ones as
+/// `bench/python_pools.py --quick`.
+#[derive(Clone)]
+struct Sizes {
+    w1_warmup: u64,
+    w1_calls: u64,
+    w2_tasks: u64,
+    w3_warmup: usize,
+    w3_trips: usize,
+    w4_tasks: u64,
+    w5_repeats: usize,
+}
+
+impl Sizes {
+    fn new(quick: bool) -> Sizes {
+        if quick {
+            Sizes {
+                w1_warmup: 50,
+                w1_calls: 500,
+                w2_tasks: 20_000,
+                w3_warmup: 1,
+                w3_trips: 5,
+                w4_tasks: 16,
+                w5_repeats: 3,
+            }
+        } else {
+            Sizes {
+                w1_warmup: 200,
+                w1_calls: 2_000,
+                w2_tasks: 100_000,
+                w3_warmup: 2,
+                w3_trips: 20,
+                w4_tasks: 64,
+                w5_repeats: 5,
+            }
+        }
+    }
+}
+
+const USAGE: &str = "\
+usage: cargo bench --bench compare -- [--reps N] [--quick] [--json PATH]
+                                      [--only W1,W2,...] [--w4-iters N]
+  --reps N        repeat each measurement N times (default 5; 1 with --quick)
+  --quick         smaller counts for a smoke run
+  --json PATH     write [{impl, workload, unit, median, min, max, reps}, ...]
+  --only LIST     comma-separated workloads out of W1,W2,W3,W4,W5
+  --w4-iters N    kernel iterations per W4 task (default: calibrated to ~20 ms)
+Unknown arguments (cargo passes --bench) are ignored.";
+
+impl Config {
+    fn from_args() -> Config {
+        let mut reps = None;
+        let mut quick = false;
+        let mut json = None;
+        let mut only: BTreeSet<&'static str> = ALL_WORKLOADS.into_iter().collect();
+        let mut w4_iters = None;
+        let mut args = std::env::args().skip(1);
+        while let Some(arg) = args.next() {
+            let (flag, inline) = match arg.split_once('=') {
+                Some((flag, value)) if flag.starts_with("--") => {
+                    (flag.to_string(), Some(value.to_string()))
+                }
+                _ => (arg.clone(), None),
+            };
+            let mut value = || {
+                inline
+                    .clone()
+                    .or_else(|| args.next())
+                    .unwrap_or_else(|| usage_error(&format!("{flag} needs a value")))
+            };
+            match flag.as_str() {
+                "--reps" => reps = Some(parse_positive(&flag, &value())),
+                "--quick" => quick = true,
+                "--json" => json = Some(PathBuf::from(value())),
+                "--only" => only = parse_only(&value()),
+                "--w4-iters" => w4_iters = Some(parse_positive(&flag, &value()) as u64),
+                "-h" | "--help" => {
+                    println!("{USAGE}");
+                    std::process::exit(0);
+                }
+                "--bench" => {}
+                other => eprintln!("compare: ignoring unknown argument {other:?}"),
+            }
+        }
+        Config {
+            reps: reps.unwrap_or(if quick { 1 } else { 5 }),
+            quick,
+            json,
+            only,
+            w4_iters,
+            sizes: Sizes::new(quick),
+        }
+    }
+}
+
+fn parse_positive(flag: &str, value: &str) -> usize {
+    match value.parse() {
+        Ok(n) if n > 0 => n,
+        _ => usage_error(&format!("{flag} wants a positive integer, not {value:?}")),
+    }
+}
+
+fn parse_only(list: &str) -> BTreeSet<&'static str> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            let upper = w.to_ascii_uppercase();
+            ALL_WORKLOADS
+                .into_iter()
+                .find(|known| *known == upper)
+                .unwrap_or_else(|| usage_error(&format!("unknown workload {w:?} in --only")))
+        })
+        .collect()
+}
+
+fn usage_error(message: &str) -> ! {
+    eprintln!("compare: {message}\n{USAGE}");
+    std::process::exit(2);
+}
+
+// ---- results -------------------------------------------------------------
+
+/// Per-rep W1 figures.
+#[derive(Default)]
+struct Samples {
+    medians: Vec<f64>,
+    p99s: Vec<f64>,
+}
+
+impl Samples {
+    fn push_latencies(&mut self, mut latencies: Vec<f64>) {
+        self.medians.push(median(&mut latencies));
+        self.p99s.push(percentile(&latencies, 99.0));
+    }
+}
+
+/// Median; sorts `values`.
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    if values.len() % 2 == 1 {
+        values[mid]
+    } else {
+        (values[mid - 1] + values[mid]) / 2.0
+    }
+}
+
+/// Nearest-rank percentile of sorted values, as in `bench/python_pools.py`.
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let rank = (p / 100.0 * sorted.len() as f64).ceil() as usize;
+    sorted[rank.saturating_sub(1)]
+}
+
+struct Row {
+    imp: &'static str,
+    workload: &'static str,
+    unit: &'static str,
+    median: f64,
+    min: f64,
+    max: f64,
+    reps: usize,
+}
+
+#[derive(Default)]
+struct Results {
+    rows: Vec<Row>,
+}
+
+impl Results {
+    fn add(
+        &mut self,
+        imp: &'static str,
+        workload: &'static str,
+        unit: &'static str,
+        samples: &[f64],
+    ) {
+        let mut sorted = samples.to_vec();
+        let row = Row {
+            imp,
+            workload,
+            unit,
+            median: median(&mut sorted),
+            min: sorted[0],
+            max: sorted[sorted.len() - 1],
+            reps: sorted.len(),
+        };
+        println!(
+            "  {imp:<22} {workload:<26} median {:>12} {unit}",
+            fmt(row.median)
+        );
+        self.rows.push(row);
+    }
+
+    fn print_table(&self) {
+        println!(
+            "{:<12} {:<26} {:>12} {:>12} {:>12} {:<8} {:>4}",
+            "impl", "workload", "median", "min", "max", "unit", "reps"
+        );
+        for r in &self.rows {
+            println!(
+                "{:<12} {:<26} {:>12} {:>12} {:>12} {:<8} {:>4}",
+                r.imp,
+                r.workload,
+                fmt(r.median),
+                fmt(r.min),
+                fmt(r.max),
+                r.unit,
+                r.reps
+            );
+        }
+    }
+
+    fn to_json(&self) -> String {
+        let mut out = String::from("[\n");
+        for (i, r) in self.rows.iter().enumerate() {
+            let sep = if i + 1 < self.rows.len() { "," } else { "" };
+            let _ = writeln!(
+                out,
+                "  {{\"impl\": \"{}\", \"workload\": \"{}\", \"unit\": \"{}\", \"median\": {}, \
+                 \"min\": {}, \"max\": {}, \"reps\": {}}}{sep}",
+                r.imp,
+                r.workload,
+                r.unit,
+                json_number(r.median),
+                json_number(r.min),
+                json_number(r.max),
+                r.reps
+            );
+        }
+        out.push_str("]\n");
+        out
+    }
+}
+
+fn json_number(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v}")
+    } else {
+        "null".into()
+    }
+}
+
+fn fmt(v: f64) -> String {
+    if v >= 1000.0 {
+        let digits = format!("{:.0}", v);
+        let mut out = String::new();
+        for (i, c) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i) % 3 == 0 {
+                out.push(',');
+            }
+            out.push(c);
+        }
+        out
+    } else if v >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+/// Incompressible-looking bytes, quickly (xorshift64).
+fn pseudo_random_bytes(len: usize) -> Vec<u8> {
+    let mut x = 0x2545_F491_4F6C_DD1Du64;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
