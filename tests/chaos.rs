@@ -349,12 +349,26 @@ async fn a_worker_killed_while_starting_does_not_fail_queued_tasks() {
                 err.is_spawn()
             ),
         }
-        let next = within(
+        // If the replacement lived long enough to answer `queued`, the pool
+        // may not have seen it die yet and may send it this task too (lost
+        // with it, as documented); a second try then reaches a live worker.
+        let mut next = within(
             Duration::from_secs(10),
             "the next task",
             pool.submit(square, 4),
         )
         .await;
+        if next
+            .as_ref()
+            .is_err_and(|err| err.worker_pid() == Some(replacement))
+        {
+            next = within(
+                Duration::from_secs(10),
+                "the next task",
+                pool.submit(square, 4),
+            )
+            .await;
+        }
         assert_eq!(next.unwrap(), 16, "the pool serves");
         within(Duration::from_secs(10), "shutdown", pool.shutdown()).await;
     }

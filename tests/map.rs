@@ -123,7 +123,7 @@ async fn endless_input_is_pulled_lazily_and_memory_stays_flat() {
     while let Some(result) = stream.next().await {
         assert_eq!(result.unwrap(), taken * taken);
         taken += 1;
-        if taken == 3_000_000 {
+        if taken == 10_000_000 {
             break;
         }
     }
