@@ -42,11 +42,7 @@ impl<T> OnDone<T> {
         if let Some(callback) = self.callback.take()
             && let Err(payload) = panic::catch_unwind(AssertUnwindSafe(move || callback(result)))
         {
-            let message = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
+            let message = crate::worker::panic_text(payload.as_ref());
             tracing::error!(target: "procpool", task, message, "a completion callback panicked; the panic was contained");
         }
     }

@@ -206,9 +206,7 @@ impl Pool {
         I: IntoIterator<Item = F::Args>,
         I::IntoIter: Send + 'a,
     {
-        assert_fn_item::<F>();
-        let _ = f;
-        MapStream::new::<F, _>(self, futures::stream::iter(input), true)
+        self.map_stream(f, futures::stream::iter(input))
     }
 
     /// Like [`map`](Pool::map), but yields each result as soon as it is
@@ -219,9 +217,7 @@ impl Pool {
         I: IntoIterator<Item = F::Args>,
         I::IntoIter: Send + 'a,
     {
-        assert_fn_item::<F>();
-        let _ = f;
-        MapStream::new::<F, _>(self, futures::stream::iter(input), false)
+        self.map_stream_unordered(f, futures::stream::iter(input))
     }
 
     /// [`map`](Pool::map) for a function of several arguments, fed with
@@ -264,9 +260,7 @@ impl Pool {
         F: Task<M>,
         S: futures::Stream<Item = F::Args> + Send + 'a,
     {
-        assert_fn_item::<F>();
-        let _ = f;
-        MapStream::new::<F, _>(self, input, true)
+        self.stream_of(f, input, true)
     }
 
     /// [`map_stream`](Pool::map_stream) in completion order.
@@ -275,9 +269,17 @@ impl Pool {
         F: Task<M>,
         S: futures::Stream<Item = F::Args> + Send + 'a,
     {
+        self.stream_of(f, input, false)
+    }
+
+    fn stream_of<'a, M, F, S>(&self, f: F, input: S, ordered: bool) -> MapStream<'a, F::Output>
+    where
+        F: Task<M>,
+        S: futures::Stream<Item = F::Args> + Send + 'a,
+    {
         assert_fn_item::<F>();
         let _ = f;
-        MapStream::new::<F, _>(self, input, false)
+        MapStream::new::<F, _>(self, input, ordered)
     }
 
     /// Lets queued and running tasks finish, then stops the workers and waits

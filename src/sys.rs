@@ -57,12 +57,7 @@ pub(crate) fn send_fd(socket: &UnixStream, fd: BorrowedFd<'_>) -> io::Result<()>
         iov_len: 1,
     };
     let mut space = ControlBuffer::new();
-    // SAFETY: an all-zero msghdr is a valid empty one.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = space.as_mut_ptr();
-    msg.msg_controllen = space.len() as _;
+    let msg = one_byte_message(&mut iov, &mut space);
     // SAFETY: msg_control points at a buffer of CMSG_SPACE(one fd) bytes,
     // aligned for cmsghdr, so the first header and its data fit inside it.
     unsafe {
@@ -93,12 +88,7 @@ pub(crate) fn receive_fd(socket: &UnixStream) -> io::Result<RawFd> {
         iov_len: 1,
     };
     let mut space = ControlBuffer::new();
-    // SAFETY: an all-zero msghdr is a valid empty one.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = space.as_mut_ptr();
-    msg.msg_controllen = space.len() as _;
+    let mut msg = one_byte_message(&mut iov, &mut space);
     let received = loop {
         // SAFETY: `msg` and the buffers it points at live across the call.
         let n = unsafe { libc::recvmsg(socket.as_raw_fd(), &mut msg, RECV_FLAGS) };
@@ -141,6 +131,18 @@ const RECV_FLAGS: libc::c_int = libc::MSG_CMSG_CLOEXEC;
 const RECV_FLAGS: libc::c_int = 0;
 
 const FD_LEN: libc::c_uint = std::mem::size_of::<RawFd>() as libc::c_uint;
+
+/// A message header for one byte of data (`iov`) and one fd's worth of
+/// control data (`space`); both must outlive its use.
+fn one_byte_message(iov: &mut libc::iovec, space: &mut ControlBuffer) -> libc::msghdr {
+    // SAFETY: an all-zero msghdr is a valid empty one.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = space.as_mut_ptr();
+    msg.msg_controllen = space.len() as _;
+    msg
+}
 
 /// Room for one control message carrying one fd, aligned for `cmsghdr`.
 struct ControlBuffer([u64; 8]);

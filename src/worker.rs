@@ -366,7 +366,7 @@ fn install_panic_hook() {
 }
 
 /// A panic payload as text: the `&str` or `String` that `panic!` makes.
-fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+pub(crate) fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
     payload
         .downcast_ref::<&str>()
         .map(|s| s.to_string())
