@@ -381,7 +381,7 @@ impl Dispatcher {
     }
 
     /// Writes what was assigned and passes on cancellations (last, so that
-    /// every task in flight is watched); a worker whose socket fails is let go.
+    /// every task in flight is watched).
     ///
     /// A worker that cannot be written to is not let go at once: it is
     /// killed, and its answers are read until the end of the stream, since
