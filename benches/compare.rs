@@ -45,7 +45,6 @@ use std::time::{Duration, Instant};
 use futures::TryStreamExt;
 use procpool::Pool;
 use rayon::prelude::*;
-use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::runtime::Runtime;
 
@@ -54,18 +53,12 @@ mod floor;
 
 use floor::{Echo, PipeEcho, SocketEcho, frame};
 
+#[path = "common/tasks.rs"]
+mod tasks;
+
+use tasks::{Blob, echo, noop};
+
 // ---- tasks ---------------------------------------------------------------
-
-fn noop(x: u64) -> u64 {
-    x
-}
-
-#[derive(Serialize, Deserialize)]
-struct Blob(#[serde(with = "serde_bytes")] Vec<u8>);
-
-fn echo(blob: Blob) -> Blob {
-    blob
-}
 
 /// The W4 kernel: xorshift64 with a multiply-accumulate, exactly as
 /// `kernel` in `bench/python_pools.py` (all arithmetic mod 2^64).

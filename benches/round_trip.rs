@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 use procpool::Pool;
-use serde::{Deserialize, Serialize};
 use tokio::runtime::Runtime;
 
 #[path = "common/floor.rs"]
@@ -16,16 +15,10 @@ mod floor;
 
 use floor::{SocketEcho, frame};
 
-fn noop(x: u64) -> u64 {
-    x
-}
+#[path = "common/tasks.rs"]
+mod tasks;
 
-#[derive(Serialize, Deserialize)]
-struct Blob(#[serde(with = "serde_bytes")] Vec<u8>);
-
-fn echo(blob: Blob) -> Blob {
-    blob
-}
+use tasks::{Blob, echo, noop};
 
 fn main() {
     procpool::init(procpool::tasks![noop, echo]);
