@@ -10,10 +10,13 @@ use tokio::sync::mpsc;
 use crate::dispatcher::{Counters, Dispatcher, Settings};
 use crate::error::Error;
 use crate::frame;
-use crate::pool::Pool;
+use crate::launch::cgroup::PoolCgroup;
+use crate::launch::child::Ledger;
+use crate::launch::spawn::{self, Initializer, WorkerSpec};
+use crate::launch::{Containment, Redirect};
+use crate::pool::{self, Pool};
 use crate::registry;
 use crate::registry::Task;
-use crate::spawn::{self, Initializer, Ledger, Redirect, WorkerSpec};
 use crate::worker;
 
 /// Settings for a [`Pool`]; start from [`Pool::builder`], finish with
@@ -48,6 +51,7 @@ pub struct PoolBuilder {
     max_tasks_per_worker: Option<u64>,
     retries: u32,
     initializer: Option<Result<Initializer, Error>>,
+    containment: Containment,
 }
 
 impl Default for PoolBuilder {
@@ -74,6 +78,7 @@ impl PoolBuilder {
             max_tasks_per_worker: None,
             retries: 0,
             initializer: None,
+            containment: Containment::Auto,
         }
     }
 
@@ -222,6 +227,24 @@ impl PoolBuilder {
         self
     }
 
+    /// How the processes a task starts are made to die with it; see
+    /// [`Containment`] for what each choice guarantees. The default is
+    /// [`Containment::Auto`]: a cgroup per worker where this process may
+    /// create one, else the worker's process group.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), procpool::Error> {
+    /// let pool = procpool::Pool::builder()
+    ///     .containment(procpool::Containment::ProcessGroup)
+    ///     .build()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn containment(mut self, containment: Containment) -> Self {
+        self.containment = containment;
+        self
+    }
+
     /// How long a new worker has to start and complete its handshake.
     /// The default is 10 seconds.
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
@@ -268,6 +291,22 @@ impl PoolBuilder {
             Some(program) => program,
             None => current_exe()?,
         };
+        let cgroup = match self.containment {
+            Containment::ProcessGroup => None,
+            Containment::Auto => PoolCgroup::create().ok(),
+            Containment::Cgroup => Some(PoolCgroup::create().map_err(|err| {
+                Error::spawn(
+                    "Containment::Cgroup was asked for, but no cgroup can be created for the \
+                     workers (this needs cgroup v2 with cgroup.kill, Linux 5.14, and write access \
+                     to this process's cgroup: root, or a delegated subtree)",
+                    Some(err),
+                )
+            })?),
+        };
+        let containment = match cgroup {
+            Some(_) => Containment::Cgroup,
+            None => Containment::ProcessGroup,
+        };
         let spec = Arc::new(WorkerSpec {
             program,
             args: self.args,
@@ -279,7 +318,8 @@ impl PoolBuilder {
             handshake_timeout: self.handshake_timeout,
             fingerprint: registry.fingerprint(),
             initializer: self.initializer.transpose()?,
-            ledger: Ledger::new(),
+            cgroup,
+            ledger: Arc::new(Ledger::new()),
         });
         // Handshakes overlap; if any fails, the others are killed and reaped.
         let results = futures::future::join_all((0..workers).map(|_| spawn::spawn(&spec))).await;
@@ -293,10 +333,12 @@ impl PoolBuilder {
         }
         if let Some(err) = failure {
             for spawned in started {
-                spawn::abandon(spawned.child, spawned.pid, &spec.ledger).await;
+                spawned.child.kill();
+                spawned.child.wait().await;
             }
             return Err(err);
         }
+        let max_frame = spec.max_frame;
         let counters = Arc::new(Counters::default());
         let settings = Settings {
             max_depth: self.max_in_flight,
@@ -309,9 +351,13 @@ impl PoolBuilder {
             commands,
             counters,
             registry,
-            workers,
-            self.task_timeout,
-            self.retries,
+            pool::Settings {
+                workers,
+                task_timeout: self.task_timeout,
+                retries: self.retries,
+                max_frame,
+                containment,
+            },
         ))
     }
 }

@@ -6,6 +6,7 @@
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
+use std::os::fd::AsFd;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
@@ -20,6 +21,8 @@ use crate::sys;
 const ZERO_COPY_FROM: usize = 64 * 1024;
 /// How much to read at a time when no larger frame is pending.
 const READ_CHUNK: usize = 64 * 1024;
+/// Room reserved at once for an incoming frame, before its bytes arrive.
+pub(crate) const RESERVE_AHEAD: usize = 64 << 20;
 /// Most frames handed to one `writev`.
 const MAX_IOVECS: usize = 64;
 
@@ -82,6 +85,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
 
     pub(crate) fn in_flight_mut(&mut self) -> impl Iterator<Item = &mut InFlight> {
         self.in_flight.iter_mut()
+    }
+
+    /// The request the worker is running or will run next: the oldest one
+    /// completely written and not yet answered.
+    pub(crate) fn head(&self) -> Option<&InFlight> {
+        self.in_flight.front().filter(|_| self.written > 0)
     }
 
     /// Queues a request behind those in flight.
@@ -168,13 +177,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             return Ok(None);
         };
         let len = frame::body_len(*header, self.max_frame)?;
-        let frame_len = HEADER_LEN + len;
+        let frame_len = len
+            .checked_add(HEADER_LEN)
+            .ok_or_else(|| format!("a frame of {len} bytes, too large to address"))?;
         if unread.len() < frame_len {
-            // Make room for the whole frame, so it is read straight into place.
-            if self.read_buf.capacity() - self.read_pos < frame_len {
+            // Make room for the frame so it is read straight into place; but a
+            // length is only a claim, so beyond `RESERVE_AHEAD` the room grows
+            // with what has actually arrived (doubling), and an allocation
+            // that fails is an error, not an abort.
+            let want = frame_len.min(unread.len().saturating_mul(2).max(RESERVE_AHEAD));
+            if self.read_buf.capacity() - self.read_pos < want {
                 self.read_buf.drain(..self.read_pos);
                 self.read_pos = 0;
-                self.read_buf.reserve(frame_len - self.read_buf.len());
+                let more = want - self.read_buf.len();
+                self.read_buf
+                    .try_reserve_exact(more)
+                    .map_err(|_| format!("a frame of {len} bytes, more than memory allows"))?;
             }
             return Ok(None);
         }
@@ -211,6 +229,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     }
 }
 
+impl<S: AsFd> Conn<S> {
+    /// Reads whatever the peer already sent, without waiting and without
+    /// relying on the runtime's readiness: for a worker that has exited,
+    /// whose every completed write is in our receive queue by now.
+    pub(crate) fn read_sent(&mut self) -> io::Result<()> {
+        let mut chunk = [0u8; 16 * 1024];
+        loop {
+            match rustix::io::read(self.io.as_fd(), &mut chunk) {
+                Ok(0) => return Ok(()),
+                Ok(n) => self.read_buf.extend_from_slice(&chunk[..n]),
+                Err(rustix::io::Errno::AGAIN) => return Ok(()),
+                Err(rustix::io::Errno::INTR) => {}
+                Err(err) => return Err(err.into()),
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,6 +268,7 @@ mod tests {
                 frame,
                 reply,
                 retries_left: 0,
+                failed_deliveries: 0,
             },
             rx,
         )

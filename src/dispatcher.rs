@@ -24,8 +24,8 @@ use crate::conn::{Body, InFlight};
 use crate::error::{Error, Exit, Repr};
 use crate::frame::Response;
 use crate::job::{Job, Reply};
+use crate::launch::spawn::{Spawned, WorkerSpec};
 use crate::slot::{self, Fault, Slot, State, Worker};
-use crate::spawn::{Spawned, WorkerSpec};
 
 /// What a pool handle asks of the dispatcher.
 #[derive(Debug)]
@@ -50,6 +50,10 @@ pub(crate) struct Counters {
     pub(crate) retried: AtomicU64,
     pub(crate) cancelled: AtomicU64,
 }
+
+/// Workers that may die while a task's request is being written to them
+/// before the task fails (`Error::is_worker_died`) rather than being sent again.
+const MAX_FAILED_DELIVERIES: u32 = 3;
 
 /// Failed starts in a row, in every slot, before queued tasks are failed.
 const GIVE_UP_AFTER: u32 = 3;
@@ -104,8 +108,8 @@ impl Dispatcher {
         }
     }
 
-    /// Takes in new commands. `false` once every `Pool` handle is gone and no
-    /// shutdown is in progress: then the workers are killed (see `Drop`).
+    /// Takes in new commands. `false` once every `Pool` handle is gone and
+    /// no one awaits a shutdown: then the workers are killed (see `Drop`).
     fn take_commands(&mut self, cx: &mut Context<'_>) -> bool {
         loop {
             match self.commands.poll_recv(cx) {
@@ -123,7 +127,16 @@ impl Dispatcher {
                     self.draining.get_or_insert_with(Vec::new).push(done);
                     self.abandon_all();
                 }
-                Poll::Ready(None) => return self.draining.is_some(),
+                // Every handle is gone. A shutdown carries on only while
+                // someone still awaits it; an abandoned one must not keep
+                // workers alive with nobody left to stop them.
+                Poll::Ready(None) => {
+                    let Some(waiters) = &mut self.draining else {
+                        return false;
+                    };
+                    waiters.retain_mut(|waiter| waiter.poll_closed(cx).is_pending());
+                    return !waiters.is_empty();
+                }
                 Poll::Pending => return true,
             }
         }
@@ -152,12 +165,12 @@ impl Dispatcher {
                     Ok(()) if worker.successor.is_some() && worker.conn.in_flight() == 0 => {
                         // Recycled: its last task is done; its successor takes over.
                         let successor = worker.successor.take().expect("checked");
-                        drop(worker.close(&self.spec, false));
+                        drop(worker.close(false));
                         self.counters.recycled.fetch_add(1, Relaxed);
                         (State::Starting(successor), true)
                     }
                     Ok(()) => (State::Live(worker), false),
-                    Err(fault) => (worker.retire(fault, &self.spec), true),
+                    Err(fault) => (worker.retire(fault), true),
                 },
                 State::Reaping {
                     pid,
@@ -216,8 +229,18 @@ impl Dispatcher {
                 Poll::Ready(Ok(0)) => return Err(Fault::Hangup),
                 Poll::Ready(Ok(_)) => continue,
                 Poll::Ready(Err(_)) => return Err(Fault::Io),
-                Poll::Pending => return Ok(()),
+                Poll::Pending => {}
             }
+            if worker.poll_exited(cx).is_pending() {
+                return Ok(());
+            }
+            // Dead, though something it forked may hold its socket open:
+            // take the answers it sent before it died, and let it go.
+            worker.conn.read_sent().map_err(|_| Fault::Io)?;
+            while let Some(body) = worker.conn.next_body().map_err(Fault::Protocol)? {
+                self.answer(i, worker, body)?;
+            }
+            return Err(Fault::Exited);
         }
     }
 
@@ -305,11 +328,25 @@ impl Dispatcher {
             }
         }
         // Never started: they go first again, in their order, behind a
-        // retried head.
-        let rest: Vec<InFlight> = entries.collect();
+        // retried head. A head whose frame was being written when the
+        // worker died may be what killed it: after a few such deaths it
+        // fails instead of killing worker after worker.
+        let mut rest: Vec<InFlight> = entries.collect();
+        if !head_started && let Some(head) = rest.first_mut() {
+            head.job.failed_deliveries += 1;
+        }
         for entry in rest.into_iter().rev() {
             if entry.job.is_cancelled() {
                 self.counters.cancelled.fetch_add(1, Relaxed);
+            } else if entry.job.failed_deliveries >= MAX_FAILED_DELIVERIES {
+                self.counters.failed.fetch_add(1, Relaxed);
+                let task = entry.job.task;
+                entry.job.finish(Err(Error::new(Repr::Undeliverable {
+                    task,
+                    attempts: MAX_FAILED_DELIVERIES,
+                    pid,
+                    exit,
+                })));
             } else {
                 self.queue.push_front(entry.job);
             }
@@ -398,6 +435,9 @@ impl Dispatcher {
                 worker.doom();
                 self.poll_slot(i, cx);
             }
+            if let State::Live(worker) = &mut self.slots[i].state {
+                worker.enforce_cancel(cx);
+            }
         }
     }
 
@@ -414,7 +454,7 @@ impl Dispatcher {
                     for entry in worker.take_unanswered() {
                         entry.job.finish(gone());
                     }
-                    State::Closing(worker.close(&self.spec, true))
+                    State::Closing(worker.close(true))
                 }
                 State::Reaping {
                     reaper, unanswered, ..
@@ -459,15 +499,12 @@ impl Dispatcher {
         for i in 0..self.slots.len() {
             let state = std::mem::replace(&mut self.slots[i].state, State::Stopped);
             self.slots[i].state = match state {
-                State::Live(worker) => State::Closing(worker.close(&self.spec, false)),
-                State::Starting(handle) => {
-                    let spec = self.spec.clone();
-                    State::Closing(tokio::spawn(async move {
-                        if let Ok(Ok(spawned)) = handle.await {
-                            let _ = Worker::new(spawned, 0).close(&spec, false).await;
-                        }
-                    }))
-                }
+                State::Live(worker) => State::Closing(worker.close(false)),
+                State::Starting(handle) => State::Closing(tokio::spawn(async move {
+                    if let Ok(Ok(spawned)) = handle.await {
+                        let _ = Worker::new(spawned, 0).close(false).await;
+                    }
+                })),
                 State::Reaping { reaper, .. } => State::Closing(tokio::spawn(async move {
                     let _ = reaper.await;
                 })),

@@ -28,17 +28,6 @@ pub(crate) enum Exit {
     Unknown,
 }
 
-impl Exit {
-    pub(crate) fn from_status(status: std::process::ExitStatus) -> Exit {
-        use std::os::unix::process::ExitStatusExt;
-        match (status.code(), status.signal()) {
-            (Some(code), _) => Exit::Code(code),
-            (None, Some(sig)) => Exit::Signal(sig),
-            _ => Exit::Unknown,
-        }
-    }
-}
-
 impl fmt::Display for Exit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
@@ -101,6 +90,20 @@ pub(crate) enum Repr {
     },
     Unregistered {
         task: &'static str,
+    },
+    /// The encoded arguments exceed the pool's maximum frame size.
+    TooLarge {
+        task: &'static str,
+        bytes: u64,
+        max: u64,
+    },
+    /// The task was sent to worker after worker, and each died before it
+    /// could start (its delivery itself seems to kill them).
+    Undeliverable {
+        task: &'static str,
+        attempts: u32,
+        pid: u32,
+        exit: Exit,
     },
     NotInitialized,
     ShutDown,
@@ -181,6 +184,22 @@ impl Error {
                 message: message.clone(),
             },
             Repr::Unregistered { task } => Repr::Unregistered { task },
+            Repr::TooLarge { task, bytes, max } => Repr::TooLarge {
+                task,
+                bytes: *bytes,
+                max: *max,
+            },
+            Repr::Undeliverable {
+                task,
+                attempts,
+                pid,
+                exit,
+            } => Repr::Undeliverable {
+                task,
+                attempts: *attempts,
+                pid: *pid,
+                exit: *exit,
+            },
             Repr::NotInitialized => Repr::NotInitialized,
             Repr::ShutDown => Repr::ShutDown,
             Repr::Spawn { message, source } => Repr::Spawn {
@@ -203,8 +222,30 @@ impl Error {
 
     /// The worker process running the task died (abort, segfault, `exit`, a
     /// signal from outside). The pool has replaced it.
+    ///
+    /// Also true for a task that was sent to several workers in turn, each of
+    /// which died before the task started: the pool stops trying after three.
     pub fn is_worker_died(&self) -> bool {
-        matches!(*self.repr, Repr::WorkerDied { .. })
+        matches!(
+            *self.repr,
+            Repr::WorkerDied { .. } | Repr::Undeliverable { .. }
+        )
+    }
+
+    /// The task's encoded arguments are larger than the pool's maximum frame
+    /// size ([`PoolBuilder::max_frame_size`](crate::PoolBuilder::max_frame_size)),
+    /// so it was not sent. Known at submit.
+    ///
+    /// ```no_run
+    /// # fn len_of(text: String) -> usize { text.len() }
+    /// # async fn demo() -> Result<(), procpool::Error> {
+    /// let pool = procpool::Pool::builder().max_frame_size(1 << 20).build().await?;
+    /// let err = pool.submit(len_of, "a".repeat(2 << 20)).await.unwrap_err();
+    /// assert!(err.is_too_large());
+    /// # Ok(()) }
+    /// ```
+    pub fn is_too_large(&self) -> bool {
+        matches!(*self.repr, Repr::TooLarge { .. })
     }
 
     /// The task was cancelled before it produced a result.
@@ -268,6 +309,10 @@ impl Error {
             Repr::WorkerDied {
                 exit: Exit::Code(code),
                 ..
+            }
+            | Repr::Undeliverable {
+                exit: Exit::Code(code),
+                ..
             } => Some(code),
             _ => None,
         }
@@ -277,6 +322,10 @@ impl Error {
     pub fn signal(&self) -> Option<i32> {
         match *self.repr {
             Repr::WorkerDied {
+                exit: Exit::Signal(sig),
+                ..
+            }
+            | Repr::Undeliverable {
                 exit: Exit::Signal(sig),
                 ..
             } => Some(sig),
@@ -289,6 +338,7 @@ impl Error {
         match *self.repr {
             Repr::Panicked { pid, .. }
             | Repr::WorkerDied { pid, .. }
+            | Repr::Undeliverable { pid, .. }
             | Repr::Remote { pid, .. }
             | Repr::Protocol { pid, .. } => Some(pid),
             _ => None,
@@ -303,6 +353,8 @@ impl Error {
             | Repr::Cancelled { task }
             | Repr::TimedOut { task, .. }
             | Repr::Remote { task, .. }
+            | Repr::TooLarge { task, .. }
+            | Repr::Undeliverable { task, .. }
             | Repr::Unregistered { task } => Some(task),
             Repr::Protocol { task, .. } => task,
             _ => None,
@@ -357,6 +409,23 @@ impl fmt::Display for Error {
                 f,
                 "function `{task}` is not registered; add it to the `procpool::tasks![...]` \
                  list passed to `procpool::init` at the top of `main`"
+            ),
+            Repr::TooLarge { task, bytes, max } => write!(
+                f,
+                "the arguments of task `{task}` encode to {bytes} bytes, over the pool's maximum \
+                 frame size of {max} bytes; it was not sent (raise the limit with \
+                 PoolBuilder::max_frame_size, or pass less data per task)"
+            ),
+            Repr::Undeliverable {
+                task,
+                attempts,
+                pid,
+                exit,
+            } => write!(
+                f,
+                "task `{task}` was sent to {attempts} workers in turn and each died before it \
+                 could start (the last, worker {pid}, {exit}); the pool stopped trying. Something \
+                 about delivering it kills workers"
             ),
             Repr::NotInitialized => f.write_str(
                 "procpool::init was not called; call `procpool::init(procpool::tasks![...])` \

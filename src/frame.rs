@@ -68,6 +68,11 @@ pub(crate) fn finish(out: &mut [u8]) {
     out[..HEADER_LEN].copy_from_slice(&body_len.to_le_bytes());
 }
 
+/// The body length of a complete frame we built.
+pub(crate) fn body_len_of(frame: &[u8]) -> u64 {
+    (frame.len() - HEADER_LEN) as u64
+}
+
 /// Encodes a complete request frame: done once, at submit time.
 pub(crate) fn request<A: serde::Serialize>(task_index: u32, args: &A) -> Result<Vec<u8>, Error> {
     let mut out = Vec::with_capacity(64);
@@ -324,10 +329,21 @@ pub(crate) fn read_blocking(
     }
     let len =
         body_len(header, max).map_err(|msg| io::Error::new(io::ErrorKind::InvalidData, msg))?;
-    // `resize` zeroes only the part of the buffer that grows.
-    body.resize(len, 0);
-    reader.read_exact(body)?;
+    body.clear();
+    reserve_for(body, len)?;
+    // Grows past the reservation only as bytes arrive.
+    reader.take(len as u64).read_to_end(body)?;
+    if body.len() != len {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
     Ok(true)
+}
+
+/// Reserves room for a frame body of `len` bytes, up to `RESERVE_AHEAD`:
+/// a length is only a claim until the bytes arrive.
+fn reserve_for(body: &mut Vec<u8>, len: usize) -> io::Result<()> {
+    body.try_reserve(len.min(crate::conn::RESERVE_AHEAD))
+        .map_err(|_| io::Error::new(io::ErrorKind::OutOfMemory, "cannot allocate a frame"))
 }
 
 /// Async read of one whole frame body, for the handshake and for tests.
@@ -345,8 +361,12 @@ where
     }
     let len =
         body_len(header, max).map_err(|msg| io::Error::new(io::ErrorKind::InvalidData, msg))?;
-    let mut body = vec![0; len];
-    reader.read_exact(&mut body).await?;
+    let mut body = Vec::new();
+    reserve_for(&mut body, len)?;
+    reader.take(len as u64).read_to_end(&mut body).await?;
+    if body.len() != len {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
     Ok(Some(body))
 }
 

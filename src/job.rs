@@ -15,6 +15,8 @@ pub(crate) struct Job {
     pub(crate) reply: oneshot::Sender<Result<Reply, Error>>,
     /// Runs left if its worker dies under it (`PoolBuilder::retries`).
     pub(crate) retries_left: u32,
+    /// Workers that died while its request was being written to them.
+    pub(crate) failed_deliveries: u32,
 }
 
 impl Job {

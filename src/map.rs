@@ -236,6 +236,11 @@ impl<'a, R: DeserializeOwned> MapStream<'a, R> {
     }
 
     fn send(&mut self, frame: Vec<u8>, count: usize) {
+        if count > 1 && frame::body_len_of(&frame) > self.pool.max_frame() {
+            // Over the pool's frame limit as a chunk: each item on its own
+            // (an item too large by itself fails alone, at once).
+            return self.send_one_by_one(&frame);
+        }
         // Kept only where a rerun could split it.
         let items = (count > 1).then(|| frame.clone());
         let slot = match self.pool.enqueue_frame(self.task, frame) {
@@ -293,16 +298,21 @@ impl<'a, R: DeserializeOwned> MapStream<'a, R> {
 
     /// Replaces chunk `i` by one chunk per item, in the same place.
     fn rerun_one_by_one(&mut self, i: usize, frame: &[u8]) {
-        let items = frame::items_of_chunk_frame(frame).expect("we built this chunk");
         let tail = self.slots.split_off(i + 1);
         self.slots.pop_back();
+        self.send_one_by_one(frame);
+        self.slots.extend(tail);
+    }
+
+    /// Sends each item of a chunk frame as a chunk of its own.
+    fn send_one_by_one(&mut self, frame: &[u8]) {
+        let items = frame::items_of_chunk_frame(frame).expect("we built this chunk");
         for item in items {
             let mut single = ChunkBuilder::new(self.index);
             single.push_encoded(item);
             let frame = single.take();
             self.send(frame, 1);
         }
-        self.slots.extend(tail);
     }
 
     /// Adapts the automatic chunk size to the run time the worker reported.

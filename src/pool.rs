@@ -13,6 +13,7 @@ use crate::error::{Error, Repr};
 use crate::frame;
 use crate::handle::TaskHandle;
 use crate::job::{Job, Reply};
+use crate::launch::Containment;
 use crate::map::MapStream;
 
 type Answer = oneshot::Receiver<Result<Reply, Error>>;
@@ -51,10 +52,18 @@ struct Inner {
     commands: mpsc::UnboundedSender<Command>,
     counters: Arc<Counters>,
     registry: &'static Registry,
-    workers: usize,
-    task_timeout: Option<Duration>,
-    retries: u32,
+    settings: Settings,
     closed: AtomicBool,
+}
+
+/// What a pool handle needs to know of the builder's settings.
+#[derive(Debug)]
+pub(crate) struct Settings {
+    pub(crate) workers: usize,
+    pub(crate) task_timeout: Option<Duration>,
+    pub(crate) retries: u32,
+    pub(crate) max_frame: u64,
+    pub(crate) containment: Containment,
 }
 
 /// A snapshot of what a pool is doing, from [`Pool::stats`].
@@ -93,18 +102,14 @@ impl Pool {
         commands: mpsc::UnboundedSender<Command>,
         counters: Arc<Counters>,
         registry: &'static Registry,
-        workers: usize,
-        task_timeout: Option<Duration>,
-        retries: u32,
+        settings: Settings,
     ) -> Pool {
         Pool {
             inner: Arc::new(Inner {
                 commands,
                 counters,
                 registry,
-                workers,
-                task_timeout,
-                retries,
+                settings,
                 closed: AtomicBool::new(false),
             }),
         }
@@ -138,7 +143,7 @@ impl Pool {
         TaskHandle::new(
             task,
             self.enqueue::<F, F::Args>(task, &args),
-            self.inner.task_timeout,
+            self.inner.settings.task_timeout,
         )
     }
 
@@ -165,6 +170,15 @@ impl Pool {
         if self.inner.closed.load(Relaxed) {
             return Err(Error::new(Repr::ShutDown));
         }
+        let bytes = frame::body_len_of(&frame);
+        if bytes > self.inner.settings.max_frame {
+            // A worker would refuse it and die; do not send it at all.
+            return Err(Error::new(Repr::TooLarge {
+                task,
+                bytes,
+                max: self.inner.settings.max_frame,
+            }));
+        }
         let (reply, receiver) = oneshot::channel();
         self.inner
             .commands
@@ -172,7 +186,8 @@ impl Pool {
                 task,
                 frame,
                 reply,
-                retries_left: self.inner.retries,
+                retries_left: self.inner.settings.retries,
+                failed_deliveries: 0,
             }))
             .map_err(|_| Error::new(Repr::ShutDown))?;
         Ok(receiver)
@@ -315,11 +330,30 @@ impl Pool {
         }
     }
 
+    /// How this pool makes the processes a task starts die with it: never
+    /// [`Containment::Auto`], but what `Auto` resolved to.
+    ///
+    /// ```no_run
+    /// # async fn demo(pool: procpool::Pool) {
+    /// if pool.containment() != procpool::Containment::Cgroup {
+    ///     eprintln!("warning: daemons started by tasks may outlive them");
+    /// }
+    /// # }
+    /// ```
+    pub fn containment(&self) -> Containment {
+        self.inner.settings.containment
+    }
+
+    /// The largest request frame this pool sends (`PoolBuilder::max_frame_size`).
+    pub(crate) fn max_frame(&self) -> u64 {
+        self.inner.settings.max_frame
+    }
+
     /// What the pool is doing right now.
     pub fn stats(&self) -> Stats {
         let c = &self.inner.counters;
         Stats {
-            workers: self.inner.workers,
+            workers: self.inner.settings.workers,
             alive: c.alive.load(Relaxed),
             busy: c.busy.load(Relaxed),
             queued: c.queued.load(Relaxed),

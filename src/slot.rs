@@ -3,20 +3,20 @@
 //! the pool knows about it.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::Context;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::net::UnixStream;
-use tokio::process::Child;
 use tokio::task::JoinHandle;
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
 
 use crate::conn::{Conn, InFlight};
 use crate::error::{Error, Exit};
-use crate::spawn::{self, Spawned, WorkerSpec};
-use crate::sys;
+use crate::launch::child::Child;
+use crate::launch::spawn::{self, Spawned, WorkerSpec};
 
 /// Roughly how much work, in time, a worker may have queued behind its
 /// running task.
@@ -25,6 +25,13 @@ const PIPELINE_BUDGET_NANOS: u64 = 1_000_000;
 /// task queued behind a long one on a busy worker cannot move to an idle one.
 const INITIAL_DEPTH: usize = 1;
 const BACKOFF_FIRST: Duration = Duration::from_millis(50);
+/// How long a worker told to abandon its running task has to kill itself
+/// before the pool kills it: one that is stopped (SIGSTOP, SIGTTOU) or
+/// otherwise unresponsive cannot act on the message.
+pub(crate) const CANCEL_GRACE: Duration = Duration::from_millis(500);
+/// How long a worker whose socket closed, or that was asked to exit, has
+/// to exit on its own before it is killed.
+const EXIT_GRACE: Duration = Duration::from_millis(200);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 pub(crate) type Starting = JoinHandle<Result<Spawned, Error>>;
@@ -44,12 +51,15 @@ pub(crate) struct Worker {
     pub(crate) successor: Option<Starting>,
     /// Killed after a failed write; its remaining answers are being read.
     pub(crate) doomed: bool,
+    /// When the pool kills it itself, if it has not acted on the cancel of
+    /// its running task by then.
+    kill_at: Option<Pin<Box<Sleep>>>,
 }
 
 impl Worker {
     pub(crate) fn new(spawned: Spawned, max_frame: u64) -> Worker {
         Worker {
-            pid: spawned.pid,
+            pid: spawned.child.pid(),
             child: spawned.child,
             conn: Conn::new(spawned.data, max_frame, spawned.requests_sent),
             control: spawned.control,
@@ -57,20 +67,42 @@ impl Worker {
             assigned: 0,
             successor: None,
             doomed: false,
+            kill_at: None,
         }
     }
 
     /// Kills the worker (if it is not dead already) and stops sending it
     /// anything; reading goes on until its end of stream.
     pub(crate) fn doom(&mut self) {
-        sys::kill_group(self.pid);
+        self.child.kill();
         self.doomed = true;
+    }
+
+    /// `Ready` once the worker process has exited, whatever its socket says.
+    pub(crate) fn poll_exited(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        self.child.poll_exited(cx)
+    }
+
+    /// Kills the worker if the running task was cancelled more than
+    /// [`CANCEL_GRACE`] ago and it is still there.
+    pub(crate) fn enforce_cancel(&mut self, cx: &mut Context<'_>) {
+        let head_cancelled = self.conn.head().is_some_and(|head| head.cancel_sent);
+        if !head_cancelled {
+            self.kill_at = None;
+            return;
+        }
+        let kill_at = self.kill_at.get_or_insert_with(|| {
+            Box::pin(tokio::time::sleep_until(Instant::now() + CANCEL_GRACE))
+        });
+        if kill_at.as_mut().poll(cx).is_ready() && !self.doomed {
+            self.doom();
+        }
     }
 
     /// How many requests it should hold: about a millisecond of work beyond
     /// the running task, judged by the run times it reported.
     pub(crate) fn capacity(&self, max_depth: usize) -> usize {
-        if self.successor.is_some() || self.doomed {
+        if self.successor.is_some() || self.doomed || self.kill_at.is_some() {
             return 0; // being recycled or killed: no new work
         }
         match self.task_nanos {
@@ -111,7 +143,7 @@ impl Worker {
     /// Lets the worker go after a fault: its sockets close (so if it is still
     /// alive it kills itself), and a task reaps it, killing its group if it
     /// lingers.
-    pub(crate) fn retire(self, fault: Fault, spec: &Arc<WorkerSpec>) -> State {
+    pub(crate) fn retire(self, fault: Fault) -> State {
         let Worker {
             pid,
             child,
@@ -120,20 +152,19 @@ impl Worker {
             ..
         } = self;
         if let Some(successor) = successor {
-            successor.abort(); // the ledger reaps it if it had started
+            successor.abort(); // a started one is killed and reaped as it drops
         }
         let (unanswered, head_started) = conn.into_unanswered();
         let protocol_fault = match fault {
             Fault::Protocol(message) => Some(message),
-            Fault::Hangup | Fault::Io => None,
+            Fault::Hangup | Fault::Exited | Fault::Io => None,
         };
-        let kill_now = protocol_fault.is_some();
-        let spec = spec.clone();
+        if protocol_fault.is_some() {
+            child.kill();
+        }
         State::Reaping {
             pid,
-            reaper: tokio::spawn(
-                async move { spawn::reap(child, pid, &spec.ledger, kill_now).await },
-            ),
+            reaper: tokio::spawn(child.wait_or_kill(EXIT_GRACE)),
             unanswered,
             head_started,
             protocol_fault,
@@ -141,20 +172,19 @@ impl Worker {
     }
 
     /// Closes its sockets (it exits on the hang-up) and reaps it, in the
-    /// background; `kill` first kills its process group.
-    pub(crate) fn close(self, spec: &Arc<WorkerSpec>, kill: bool) -> JoinHandle<()> {
+    /// background; `kill` first kills it and everything it started.
+    pub(crate) fn close(self, kill: bool) -> JoinHandle<()> {
         let Worker {
-            pid,
-            child,
-            successor,
-            ..
+            child, successor, ..
         } = self;
         if let Some(successor) = successor {
             successor.abort();
         }
-        let spec = spec.clone();
+        if kill {
+            child.kill();
+        }
         tokio::spawn(async move {
-            spawn::reap(child, pid, &spec.ledger, kill).await;
+            child.wait_or_kill(EXIT_GRACE).await;
         })
     }
 
@@ -169,6 +199,9 @@ impl Worker {
 pub(crate) enum Fault {
     /// It closed its socket: it exited or crashed.
     Hangup,
+    /// Its process exited (its socket may still be held open by a process
+    /// it forked).
+    Exited,
     /// Reading or writing its socket failed.
     Io,
     /// It sent something that is not our protocol.

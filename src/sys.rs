@@ -5,12 +5,14 @@
 
 use std::io;
 use std::mem::MaybeUninit;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixStream;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, ReadBuf};
+use tokio::io::unix::AsyncFd;
+use tokio::io::{AsyncRead, Interest, ReadBuf};
 
 fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
     if ret == -1 {
@@ -183,42 +185,44 @@ pub(crate) fn take_stdin_socket() -> io::Result<UnixStream> {
     Ok(socket)
 }
 
-/// Sends SIGKILL to the process group `pgid` (a worker and everything it
-/// started). A group that is already gone is not an error.
-pub(crate) fn kill_group(pgid: u32) {
-    let Ok(pgid) = libc::pid_t::try_from(pgid) else {
-        return;
+/// Gives up this process's controlling terminal, if it has one, so that
+/// nothing it or its children do to the terminal can stop them with SIGTTOU
+/// or SIGTTIN (they get an error instead: opening `/dev/tty` fails with ENXIO).
+///
+/// Unlike `setsid`, this works for a process-group leader, which a worker is.
+pub(crate) fn detach_terminal() {
+    let Ok(tty) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOCTTY)
+        .open("/dev/tty")
+    else {
+        return; // no controlling terminal: nothing to give up
     };
-    if pgid <= 1 {
-        return; // never signal "every process" or init's group
-    }
-    // SAFETY: kill(2) has no memory-safety preconditions.
+    // SAFETY: TIOCNOTTY takes no argument; `tty` is an open terminal fd for
+    // the whole call.
     unsafe {
-        libc::kill(-pgid, libc::SIGKILL);
+        libc::ioctl(tty.as_raw_fd(), libc::TIOCNOTTY);
     }
 }
 
-/// Reaps `pid` if it has exited; `true` once it is no longer our zombie
-/// (reaped now, or earlier by someone else).
-pub(crate) fn try_reap(pid: u32) -> bool {
-    let Ok(pid) = libc::pid_t::try_from(pid) else {
-        return true;
-    };
-    let mut status = 0;
-    // SAFETY: waitpid writes only to `status`, a live c_int.
-    let ret = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-    ret != 0
+/// Registers `fd` with the tokio reactor for readability.
+///
+/// # Panics
+///
+/// Outside a tokio runtime with its I/O driver enabled.
+pub(crate) fn watch_readable(fd: OwnedFd) -> io::Result<AsyncFd<OwnedFd>> {
+    // SAFETY: the AsyncFd owns `fd`, so the descriptor stays open and names
+    // the same file description until the AsyncFd drops, which deregisters
+    // it first.
+    unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }.map_err(Into::into)
 }
 
-/// Kills this worker's whole process group (itself and every process its tasks
-/// started), at once: used when the pool is gone or a running task is cancelled.
-pub(crate) fn kill_own_group() -> ! {
-    // SAFETY: kill(2) and _exit(2) have no memory-safety preconditions;
-    // _exit is the fallback if the group signal somehow did not end us.
-    unsafe {
-        libc::kill(0, libc::SIGKILL);
-        libc::_exit(137)
-    }
+/// Ends this process at once, with no destructors or atexit handlers (a
+/// worker tearing down must not run user code on its way out).
+pub(crate) fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit(2) has no memory-safety preconditions.
+    unsafe { libc::_exit(code) }
 }
 
 /// Takes ownership of an inherited socket fd.

@@ -9,20 +9,21 @@
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;
-use std::ffi::OsStr;
+use std::fmt;
 use std::io::{self, BufReader, Read, Write};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Instant;
 
 use crate::codec;
 use crate::frame::{self, Hello};
+use crate::launch::cgroup::{self, WorkerCgroup};
 use crate::registry::{self, Registry};
 use crate::sys;
 
-/// Set in a worker's environment by the pool: `v1,<max frame size>`.
+/// Set in a worker's environment by the pool; see [`Marker`].
 pub(crate) const ENV_MARKER: &str = "PROCPOOL_WORKER";
 
 /// Exit code of a worker that could not start serving (EX_SOFTWARE).
@@ -52,39 +53,142 @@ const EXIT_SETUP_FAILED: i32 = 70;
 /// If called twice in one process.
 #[track_caller]
 pub fn init(registry: Registry) {
-    let marker = std::env::var_os(ENV_MARKER);
+    let marker = Marker::claimed();
     assert!(
         registry::install(registry),
         "procpool::init was called twice; call it once, first thing in main"
     );
-    if let Some(marker) = marker {
-        // Processes that tasks start are not workers of ours.
-        sys::remove_env(ENV_MARKER);
-        let registry = registry::global().expect("installed above");
-        let code = match Endpoints::take(&marker).and_then(|endpoints| serve(registry, endpoints)) {
-            Ok(()) => 0,
-            Err(err) => {
-                eprintln!("procpool worker {}: {err}", std::process::id());
-                EXIT_SETUP_FAILED
-            }
-        };
-        // Whatever the reason we stop, take the processes our tasks started with us.
-        let _ = io::stdout().flush();
-        if code == 0 {
-            sys::kill_own_group();
+    let Some(marker) = marker else {
+        return;
+    };
+    // Processes that tasks start are not workers of ours.
+    sys::remove_env(ENV_MARKER);
+    // With no controlling terminal, a task that touches the terminal from
+    // this background process group gets an error instead of a SIGTTOU or
+    // SIGTTIN that would stop the worker.
+    sys::detach_terminal();
+    let registry = registry::global().expect("installed above");
+    let outcome = Endpoints::take(marker).and_then(|endpoints| {
+        // The pool moved us into our cgroup before it sent the control
+        // socket, so by now we know where we live.
+        let _ = TEARDOWN.set(Teardown {
+            group: rustix::process::getpgrp(),
+            cgroup: cgroup::own_worker_cgroup(),
+        });
+        serve(registry, endpoints)
+    });
+    match outcome {
+        Ok(()) => {}
+        // The pool went away abruptly (its process or runtime ended): not
+        // worth a line on the user's terminal.
+        Err(err) if is_hang_up(&err) => {}
+        Err(err) => {
+            eprintln!("procpool worker {}: {err}", std::process::id());
+            let _ = io::stdout().flush();
+            std::process::exit(EXIT_SETUP_FAILED);
         }
-        std::process::exit(code);
     }
+    // Whatever the reason we stop, take the processes our tasks started with us.
+    let _ = io::stdout().flush();
+    teardown()
+}
+
+fn is_hang_up(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe | io::ErrorKind::UnexpectedEof
+    )
 }
 
 /// Whether this process was started by a pool as a worker (and so must not
 /// start a pool of its own before `init` took it over).
 pub(crate) fn is_unclaimed_worker() -> bool {
-    std::env::var_os(ENV_MARKER).is_some()
+    Marker::claimed().is_some()
 }
 
-pub(crate) fn marker_value(max_frame: u64) -> String {
-    format!("v1,{max_frame}")
+/// What a pool puts in its worker's environment: `v2,<max frame>,<pool pid>`.
+///
+/// An environment variable alone proves nothing (a shell may export it, a
+/// worker's own child inherits it), so a marker counts only together with
+/// what no one but the pool can arrange: stdin is a socket that the process
+/// the marker names created. Anything else is an ordinary start, and `init`
+/// returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Marker {
+    pub(crate) max_frame: u64,
+    pub(crate) pool_pid: u32,
+}
+
+impl fmt::Display for Marker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "v2,{},{}", self.max_frame, self.pool_pid)
+    }
+}
+
+impl Marker {
+    fn parse(text: &str) -> Option<Marker> {
+        let mut fields = text.strip_prefix("v2,")?.split(',');
+        let marker = Marker {
+            max_frame: fields.next()?.parse().ok()?,
+            pool_pid: fields.next()?.parse().ok()?,
+        };
+        fields.next().is_none().then_some(marker)
+    }
+
+    /// The marker in this process's environment, if a pool made it for this
+    /// very process.
+    fn claimed() -> Option<Marker> {
+        let marker = Marker::parse(std::env::var_os(ENV_MARKER)?.to_str()?)?;
+        let peer = rustix::net::sockopt::socket_peercred(io::stdin().as_fd()).ok()?;
+        let peer_pid = peer.pid.as_raw_nonzero().get().unsigned_abs();
+        (peer_pid == marker.pool_pid).then_some(marker)
+    }
+}
+
+/// How this worker ends everything its tasks started, then itself.
+struct Teardown {
+    /// The process group it was started in (a task may move the worker out
+    /// of it; killing the group the worker is in *now* could then reach the
+    /// pool's own).
+    group: rustix::process::Pid,
+    cgroup: Option<WorkerCgroup>,
+}
+
+static TEARDOWN: OnceLock<Teardown> = OnceLock::new();
+
+/// This process's children, from every thread's list (any thread of a task
+/// may have started one).
+fn own_children() -> Vec<rustix::process::Pid> {
+    let Ok(threads) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    threads
+        .flatten()
+        .filter_map(|thread| std::fs::read_to_string(thread.path().join("children")).ok())
+        .flat_map(|list| {
+            list.split_whitespace()
+                .filter_map(|pid| pid.parse().ok())
+                .filter_map(rustix::process::Pid::from_raw)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Kills this worker's cgroup, its children and its original process group,
+/// then exits: used when the pool is gone, a running task is cancelled, or
+/// serving ends.
+fn teardown() -> ! {
+    if let Some(teardown) = TEARDOWN.get() {
+        if let Some(cgroup) = &teardown.cgroup {
+            cgroup.kill(); // ends us too, a moment later
+        }
+        // Children that left the group (setsid) but not yet us.
+        for child in own_children() {
+            let _ = rustix::process::kill_process(child, rustix::process::Signal::KILL);
+        }
+        let _ = rustix::process::kill_process_group(teardown.group, rustix::process::Signal::KILL);
+    }
+    sys::exit_now(137)
 }
 
 struct Endpoints {
@@ -98,17 +202,8 @@ impl Endpoints {
     /// start it with `posix_spawn`, which cannot place other fds); the control
     /// socket follows on it as an fd in a message. Stdin then becomes
     /// `/dev/null`, so tasks cannot read the protocol.
-    fn take(marker: &OsStr) -> io::Result<Endpoints> {
-        let max_frame = marker
-            .to_str()
-            .and_then(|text| text.strip_prefix("v1,"))
-            .and_then(|text| text.parse::<u64>().ok())
-            .ok_or_else(|| {
-                io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("malformed {ENV_MARKER}={marker:?}; it is set by procpool::Pool, not by hand"),
-                )
-            })?;
+    fn take(marker: Marker) -> io::Result<Endpoints> {
+        let max_frame = marker.max_frame;
         let data = sys::take_stdin_socket()?;
         let control = sys::receive_fd(&data)?;
         Ok(Endpoints {
@@ -257,6 +352,9 @@ enum Outcome {
 /// encoded result is appended to `out`, otherwise `out` is left as it was.
 fn run_caught(registry: &Registry, index: u32, args: &[u8], out: &mut Vec<u8>) -> Outcome {
     let mark = out.len();
+    // A panic caught inside an earlier task (or re-raised with
+    // `resume_unwind`, which skips the hook) must not lend its message here.
+    LAST_PANIC.with(|last| last.borrow_mut().take());
     let outcome = match panic::catch_unwind(AssertUnwindSafe(|| registry.invoke(index, args, out)))
     {
         Ok(Ok(())) => return Outcome::Done,
@@ -321,10 +419,10 @@ fn watchdog(mut control: UnixStream, data_fd: RawFd, shared: &Shared) {
         match sys::watch(control.as_raw_fd(), data_fd) {
             Ok(sys::Wake::Idle) => continue,
             Ok(sys::Wake::Control) => {}
-            Ok(sys::Wake::PoolGone) | Err(_) => sys::kill_own_group(),
+            Ok(sys::Wake::PoolGone) | Err(_) => teardown(),
         }
         let n = match control.read(&mut chunk) {
-            Ok(0) | Err(_) => sys::kill_own_group(),
+            Ok(0) | Err(_) => teardown(),
             Ok(n) => n,
         };
         pending.extend_from_slice(&chunk[..n]);
@@ -334,7 +432,7 @@ fn watchdog(mut control: UnixStream, data_fd: RawFd, shared: &Shared) {
             let mut progress = lock(shared);
             if progress.running == Some(seq) {
                 // Holding the lock: the task thread cannot start the next request.
-                sys::kill_own_group();
+                teardown();
             }
             if seq > progress.started {
                 progress.cancelled.insert(seq);

@@ -1,43 +1,22 @@
 //! Starting one worker process and checking that it speaks our protocol.
 
-use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::Stdio;
-use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::UnixStream;
-use tokio::process::{Child, Command};
 
+use super::cgroup::PoolCgroup;
+use super::child::{Child, Ledger};
+use super::options::Redirect;
 use crate::error::{Error, Exit, Repr};
 use crate::frame::{self, Hello, Response};
 use crate::sys;
-use crate::worker;
-
-/// Where a worker's standard output or error goes.
-///
-/// The protocol has its own socket, so a worker's stdio never carries frames:
-/// a task's `println!` goes wherever this says.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Redirect {
-    /// Share the pool process's stream (the default).
-    #[default]
-    Inherit,
-    /// Discard it (`/dev/null`).
-    Null,
-}
-
-impl Redirect {
-    fn stdio(self) -> Stdio {
-        match self {
-            Redirect::Inherit => Stdio::inherit(),
-            Redirect::Null => Stdio::null(),
-        }
-    }
-}
+use crate::worker::{self, Marker};
 
 /// Everything needed to start a worker; shared by all of a pool's slots.
 #[derive(Debug)]
@@ -52,7 +31,9 @@ pub(crate) struct WorkerSpec {
     pub(crate) handshake_timeout: Duration,
     pub(crate) fingerprint: u64,
     pub(crate) initializer: Option<Initializer>,
-    pub(crate) ledger: Ledger,
+    /// Where workers get a cgroup each; `None`: process groups only.
+    pub(crate) cgroup: Option<PoolCgroup>,
+    pub(crate) ledger: Arc<Ledger>,
 }
 
 /// A task every worker runs once, before it serves anything.
@@ -62,69 +43,10 @@ pub(crate) struct Initializer {
     pub(crate) frame: Vec<u8>,
 }
 
-/// Every worker the pool started and has not reaped yet.
-///
-/// tokio reaps a dropped child only on a later SIGCHLD, and not at all once
-/// its runtime is gone; a pool dropped mid-respawn, or together with its
-/// runtime, would leave zombies. The ledger lets the pool's `Drop` kill and
-/// reap every worker it ever started, whichever task holds it.
-#[derive(Debug, Default)]
-pub(crate) struct Ledger {
-    /// `None` once the pool is gone: a worker started after that is killed
-    /// at once by whoever started it.
-    pids: Mutex<Option<BTreeSet<u32>>>,
-}
-
-impl Ledger {
-    pub(crate) fn new() -> Ledger {
-        Ledger {
-            pids: Mutex::new(Some(BTreeSet::new())),
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<BTreeSet<u32>>> {
-        self.pids.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Records a new worker; `false` if the pool is already gone.
-    fn started(&self, pid: u32) -> bool {
-        self.lock().as_mut().is_some_and(|pids| pids.insert(pid))
-    }
-
-    fn reaped(&self, pid: u32) {
-        if let Some(pids) = self.lock().as_mut() {
-            pids.remove(&pid);
-        }
-    }
-
-    /// Kills every worker not yet reaped, with its process group, and reaps
-    /// them, blocking for at most `REAP_LIMIT` (SIGKILL takes effect within
-    /// milliseconds; the bound is for a process stuck in the kernel).
-    pub(crate) fn kill_all(&self) {
-        let pids = self.lock().take().unwrap_or_default();
-        Ledger::kill_and_reap(pids, REAP_LIMIT);
-    }
-
-    fn kill_and_reap(pids: impl IntoIterator<Item = u32>, limit: Duration) {
-        let mut left: Vec<u32> = pids.into_iter().collect();
-        for &pid in &left {
-            sys::kill_group(pid);
-        }
-        let deadline = Instant::now() + limit;
-        while !left.is_empty() && Instant::now() < deadline {
-            left.retain(|&pid| !sys::try_reap(pid));
-            if !left.is_empty() {
-                std::thread::sleep(Duration::from_millis(1));
-            }
-        }
-    }
-}
-
 /// A worker that has said hello.
 #[derive(Debug)]
 pub(crate) struct Spawned {
     pub(crate) child: Child,
-    pub(crate) pid: u32,
     pub(crate) data: UnixStream,
     pub(crate) control: UnixStream,
     /// Requests it has already been sent (the initializer's).
@@ -152,35 +74,51 @@ pub(crate) async fn spawn(spec: &WorkerSpec) -> Result<Spawned, Error> {
     // inherited, so std can start it with posix_spawn: no fork of this
     // (possibly large, multi-threaded) process, whose cost grows with its
     // memory. The control socket follows over the data socket.
+    let marker = Marker {
+        max_frame: spec.max_frame,
+        pool_pid: std::process::id(),
+    };
     let mut command = Command::new(&spec.program);
     command
         .args(&spec.args)
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
-        .env(worker::ENV_MARKER, worker::marker_value(spec.max_frame))
+        .env(worker::ENV_MARKER, marker.to_string())
         .stdin(Stdio::from(OwnedFd::from(child_data)))
         .stdout(spec.stdout.stdio())
         .stderr(spec.stderr.stdio())
-        // Its own process group, so one signal reaches whatever a task starts.
-        .process_group(0)
-        .kill_on_drop(true);
-    let mut child = command
+        // Its own process group, so one signal reaches whatever a task starts
+        // (and the terminal's job control signals do not).
+        .process_group(0);
+    let spawned = command
         .spawn()
         .map_err(|e| io_err(&format!("cannot run {}", spec.program.display()), e))?;
     // The command owns the child's end of the data socket: close it here, or
     // the worker's exit would never read as end-of-stream.
     drop(command);
+    let pid = spawned.id();
+    // Not std's to wait for: the child is reaped through `Child` alone.
+    drop(spawned);
+    // Into its cgroup before it runs anything of the user's: it waits for
+    // the control socket, sent below.
+    let cgroup = spec.cgroup.as_ref().map(|cgroup| cgroup.adopt(pid));
+    let (cgroup, cgroup_err) = match cgroup {
+        Some(Ok(cgroup)) => (Some(cgroup), None),
+        Some(Err(err)) => (None, Some(err)),
+        None => (None, None),
+    };
+    let Some(mut child) = Child::adopt(pid, cgroup, &spec.ledger) else {
+        // The pool is gone (maybe with its runtime, so no await here would
+        // complete); the child was killed and reaped.
+        return Err(Error::new(Repr::ShutDown));
+    };
+    if let Some(err) = cgroup_err {
+        child.kill();
+        return Err(io_err("cannot move the worker into its cgroup", err));
+    }
     // If this fails, the worker is already gone (or was never one of ours);
     // the handshake below reports how it ended.
     let _ = sys::send_fd(&data, child_control.as_fd());
     drop(child_control);
-    let pid = child.id().unwrap_or(0);
-    if !spec.ledger.started(pid) {
-        // The pool is gone (maybe with its runtime, so no await here would
-        // complete): kill and reap at once.
-        Ledger::kill_and_reap([pid], REAP_LIMIT);
-        drop(child);
-        return Err(Error::new(Repr::ShutDown));
-    }
 
     let stream = |s: std::os::unix::net::UnixStream| {
         s.set_nonblocking(true)
@@ -189,7 +127,7 @@ pub(crate) async fn spawn(spec: &WorkerSpec) -> Result<Spawned, Error> {
     let (mut data, control) = match (stream(data), stream(control)) {
         (Ok(data), Ok(control)) => (data, control),
         (Err(err), _) | (_, Err(err)) => {
-            abandon(child, pid, &spec.ledger).await;
+            child.kill();
             return Err(io_err("socket setup", err));
         }
     };
@@ -220,7 +158,6 @@ pub(crate) async fn spawn(spec: &WorkerSpec) -> Result<Spawned, Error> {
                 None => {
                     return Ok(Spawned {
                         child,
-                        pid,
                         data,
                         control,
                         requests_sent: 0,
@@ -232,7 +169,6 @@ pub(crate) async fn spawn(spec: &WorkerSpec) -> Result<Spawned, Error> {
                         Ok(Ok(())) => {
                             return Ok(Spawned {
                                 child,
-                                pid,
                                 data,
                                 control,
                                 requests_sent: 1,
@@ -275,7 +211,8 @@ pub(crate) async fn spawn(spec: &WorkerSpec) -> Result<Spawned, Error> {
             spec.handshake_timeout
         ),
     };
-    abandon(child, pid, &spec.ledger).await;
+    child.kill();
+    child.wait().await;
     Err(Error::spawn(problem, None))
 }
 
@@ -313,39 +250,12 @@ async fn initialize(
 /// How a worker that hung up ended, described for an error message, and
 /// whether a signal ended it.
 async fn exit_status(child: &mut Child) -> (String, bool) {
-    match tokio::time::timeout(EXIT_GRACE, child.wait()).await {
-        Ok(Ok(status)) => {
-            let exit = Exit::from_status(status);
+    let exited = std::future::poll_fn(|cx| child.poll_exited(cx));
+    match tokio::time::timeout(EXIT_GRACE, exited).await {
+        Ok(()) => {
+            let exit = child.reap_exited();
             (exit.to_string(), matches!(exit, Exit::Signal(_)))
         }
-        _ => ("closed its socket".to_string(), false),
+        Err(_) => ("closed its socket".to_string(), false),
     }
-}
-
-/// Kills a worker's process group and reaps it.
-pub(crate) async fn abandon(child: Child, pid: u32, ledger: &Ledger) {
-    reap(child, pid, ledger, true).await;
-}
-
-/// How long dropping a pool may block reaping its killed workers.
-const REAP_LIMIT: Duration = Duration::from_millis(500);
-
-/// How long a worker that hung up gets to exit on its own before SIGKILL.
-const REAP_GRACE: Duration = Duration::from_millis(200);
-
-/// Waits for a worker to exit and returns how it ended. With `kill_now`, or
-/// if it lingers, its whole process group is killed first.
-pub(crate) async fn reap(mut child: Child, pid: u32, ledger: &Ledger, kill_now: bool) -> Exit {
-    if kill_now {
-        sys::kill_group(pid);
-    }
-    let status = match tokio::time::timeout(REAP_GRACE, child.wait()).await {
-        Ok(status) => status,
-        Err(_) => {
-            sys::kill_group(pid);
-            child.wait().await
-        }
-    };
-    ledger.reaped(pid);
-    status.map(Exit::from_status).unwrap_or(Exit::Unknown)
 }

@@ -1,0 +1,376 @@
+//! A worker process the pool started: signalled and reaped in one place, so
+//! that nothing is ever signalled after its pid was given back to the system.
+//!
+//! The rule this file keeps: a pid, and the process group of the same number,
+//! belong to us only until we reap the process. So every signal goes out under
+//! the same lock as the reap, and only while the process is unreaped; and when
+//! the worker is found dead, whatever it left behind (its process group, its
+//! cgroup) is killed *before* the reap, while its pid is still reserved.
+//!
+//! Death is noticed when the process exits (a pidfd becomes readable), not
+//! when its socket closes: a task that forked without exec keeps the socket
+//! open after its worker crashed.
+
+use std::collections::HashMap;
+use std::os::fd::OwnedFd;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, ready};
+use std::time::{Duration, Instant};
+
+use rustix::process::{Pid, Signal, WaitId, WaitIdOptions, WaitIdStatus};
+use tokio::io::unix::AsyncFd;
+
+use super::cgroup::WorkerCgroup;
+use crate::error::Exit;
+
+/// How often a child without a pidfd (old kernels, other Unix systems) is
+/// checked for having exited.
+const POLL_EVERY: Duration = Duration::from_millis(10);
+
+/// A started worker process: the only way the pool signals or reaps it.
+#[derive(Debug)]
+pub(crate) struct Child {
+    process: Arc<Process>,
+    ledger: Arc<Ledger>,
+    /// Wakes us when the process exits; created on first use, inside a runtime.
+    watch: Option<Watch>,
+    /// Already the background reaper of a dropped child: dropping it (the
+    /// runtime shutting down) leaves the reap to the ledger.
+    background: bool,
+}
+
+#[derive(Debug)]
+enum Watch {
+    PidFd(AsyncFd<OwnedFd>),
+    Timer(tokio::time::Interval),
+}
+
+#[derive(Debug)]
+struct Process {
+    pid: Pid,
+    pidfd: Option<OwnedFd>,
+    cgroup: Option<WorkerCgroup>,
+    /// `Some` once reaped: from then on nothing may be signalled.
+    reaped: Mutex<Option<Exit>>,
+}
+
+impl Process {
+    fn lock(&self) -> MutexGuard<'_, Option<Exit>> {
+        self.reaped.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Kills the worker, its process group and its cgroup, unless reaped.
+    fn kill(&self) {
+        let reaped = self.lock();
+        if reaped.is_none() {
+            self.kill_unreaped();
+        }
+    }
+
+    /// Must be called with the lock held and the process unreaped.
+    fn kill_unreaped(&self) {
+        if let Some(cgroup) = &self.cgroup {
+            cgroup.kill();
+        }
+        // The group's number is the worker's pid, reserved until we reap it:
+        // this cannot reach a stranger. (A worker that moved itself into
+        // another group is still reached through its pid below.)
+        let _ = rustix::process::kill_process_group(self.pid, Signal::KILL);
+        let _ = match &self.pidfd {
+            Some(pidfd) => rustix::process::pidfd_send_signal(pidfd, Signal::KILL),
+            None => rustix::process::kill_process(self.pid, Signal::KILL),
+        };
+    }
+
+    /// Whether the worker has exited (or was reaped), without reaping it.
+    fn has_exited(&self) -> bool {
+        if self.lock().is_some() {
+            return true;
+        }
+        let peek = WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT;
+        match rustix::process::waitid(WaitId::Pid(self.pid), peek) {
+            Ok(Some(_)) | Err(_) => true,
+            Ok(None) => false,
+        }
+    }
+
+    /// Reaps the worker if it has exited. Before the reap, while its pid is
+    /// still ours, whatever it left behind is killed.
+    fn try_reap(&self) -> Option<Exit> {
+        let mut reaped = self.lock();
+        if let Some(exit) = *reaped {
+            return Some(exit);
+        }
+        let peek = WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT;
+        match rustix::process::waitid(WaitId::Pid(self.pid), peek) {
+            Ok(Some(status)) if status.exited() || status.killed() || status.dumped() => {}
+            Ok(_) => return None,
+            // Not our child any more (reaped behind our back): nothing to signal.
+            Err(_) => {
+                *reaped = Some(Exit::Unknown);
+                return *reaped;
+            }
+        }
+        self.kill_unreaped();
+        let exit = match rustix::process::waitid(
+            WaitId::Pid(self.pid),
+            WaitIdOptions::EXITED | WaitIdOptions::NOHANG,
+        ) {
+            Ok(Some(status)) => exit_of(&status),
+            _ => Exit::Unknown,
+        };
+        *reaped = Some(exit);
+        Some(exit)
+    }
+}
+
+fn exit_of(status: &WaitIdStatus) -> Exit {
+    match (status.exit_status(), status.terminating_signal()) {
+        (Some(code), _) if status.exited() => Exit::Code(code),
+        (_, Some(signal)) => Exit::Signal(signal),
+        _ => Exit::Unknown,
+    }
+}
+
+impl Child {
+    /// Takes charge of a just-spawned child: records it in `ledger` (so the
+    /// pool's `Drop` can kill and reap it whoever holds it) and opens a pidfd.
+    ///
+    /// `None` if the pool is already gone: the child is then killed and
+    /// reaped at once.
+    pub(crate) fn adopt(
+        pid: u32,
+        cgroup: Option<WorkerCgroup>,
+        ledger: &Arc<Ledger>,
+    ) -> Option<Child> {
+        let pid = Pid::from_raw(i32::try_from(pid).ok()?)?;
+        // Race-free: an unreaped child's pid cannot be reused.
+        let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok();
+        let process = Arc::new(Process {
+            pid,
+            pidfd,
+            cgroup,
+            reaped: Mutex::new(None),
+        });
+        if !ledger.record(&process) {
+            process.kill();
+            Ledger::reap_blocking([process], REAP_LIMIT);
+            return None;
+        }
+        Some(Child {
+            process,
+            ledger: ledger.clone(),
+            watch: None,
+            background: false,
+        })
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.process.pid.as_raw_nonzero().get().unsigned_abs()
+    }
+
+    /// Kills the worker and everything it started (its process group, and
+    /// its cgroup where it has one). Harmless once it is dead.
+    pub(crate) fn kill(&self) {
+        self.process.kill();
+    }
+
+    /// `Ready` once the worker process has exited (it is not reaped yet).
+    ///
+    /// Cheap enough for every poll: with a pidfd, nothing is asked of the
+    /// kernel until the runtime reports the pidfd readable.
+    pub(crate) fn poll_exited(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let Child { process, watch, .. } = self;
+        let watch = match watch {
+            Some(watch) => watch,
+            None if process.has_exited() => return Poll::Ready(()),
+            None => watch.insert(new_watch(process)),
+        };
+        loop {
+            match watch {
+                Watch::PidFd(fd) => match fd.poll_read_ready(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Ok(mut guard)) => {
+                        if process.has_exited() {
+                            return Poll::Ready(());
+                        }
+                        guard.clear_ready();
+                    }
+                    Poll::Ready(Err(_)) => *watch = timer(),
+                },
+                Watch::Timer(interval) => {
+                    ready!(interval.poll_tick(cx));
+                    if process.has_exited() {
+                        return Poll::Ready(());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Waits for the worker to exit, kills what it left behind, reaps it and
+    /// returns how it ended.
+    pub(crate) async fn wait(mut self) -> Exit {
+        std::future::poll_fn(|cx| self.poll_exited(cx)).await;
+        self.reap_exited()
+    }
+
+    /// Like [`wait`](Child::wait), but kills the worker if it has not exited
+    /// within `grace`.
+    pub(crate) async fn wait_or_kill(mut self, grace: Duration) -> Exit {
+        let exited = std::future::poll_fn(|cx| self.poll_exited(cx));
+        if tokio::time::timeout(grace, exited).await.is_err() {
+            self.kill();
+        }
+        self.wait().await
+    }
+
+    /// Reaps an exited worker (or marks it gone) and removes it from the
+    /// ledger; for use once [`poll_exited`](Child::poll_exited) was `Ready`.
+    pub(crate) fn reap_exited(&self) -> Exit {
+        let exit = loop {
+            if let Some(exit) = self.process.try_reap() {
+                break exit;
+            }
+            // Readable pidfd but not yet waitable: the last thread is on its
+            // way out. Does not happen in practice; never spin hot.
+            std::thread::sleep(Duration::from_micros(100));
+        };
+        self.ledger.forget(&self.process);
+        if let Some(cgroup) = &self.process.cgroup {
+            cgroup.remove();
+        }
+        exit
+    }
+}
+
+fn new_watch(process: &Process) -> Watch {
+    process
+        .pidfd
+        .as_ref()
+        .and_then(|pidfd| pidfd.try_clone().ok())
+        .and_then(|pidfd| crate::sys::watch_readable(pidfd).ok())
+        .map_or_else(timer, Watch::PidFd)
+}
+
+fn timer() -> Watch {
+    let mut interval = tokio::time::interval(POLL_EVERY);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    Watch::Timer(interval)
+}
+
+impl Drop for Child {
+    /// A child nobody waits for any more is killed; it is reaped in the
+    /// background, or by the pool's `Drop` if no runtime is left to do it.
+    fn drop(&mut self) {
+        if self.process.lock().is_some() {
+            return;
+        }
+        self.process.kill();
+        if self.background {
+            return;
+        }
+        // The watch holds a registration of the pidfd: drop it first.
+        self.watch = None;
+        let process = self.process.clone();
+        let ledger = self.ledger.clone();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                Child {
+                    process,
+                    ledger,
+                    watch: None,
+                    background: true,
+                }
+                .wait()
+                .await
+            });
+        }
+    }
+}
+
+/// How long dropping a pool may block reaping its killed workers.
+pub(crate) const REAP_LIMIT: Duration = Duration::from_millis(500);
+
+/// Every worker the pool started and has not reaped yet.
+///
+/// tokio's runtime may be gone when the pool is dropped (or be going with it),
+/// so no await can be relied on then; the ledger lets the pool's `Drop` kill
+/// and reap every worker it ever started, whichever task holds it, by
+/// blocking briefly.
+#[derive(Debug, Default)]
+pub(crate) struct Ledger {
+    /// `None` once the pool is gone: a worker started after that is killed
+    /// at once by whoever started it.
+    processes: Mutex<Option<HashMap<Pid, Arc<Process>>>>,
+}
+
+impl Ledger {
+    pub(crate) fn new() -> Ledger {
+        Ledger {
+            processes: Mutex::new(Some(HashMap::new())),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Option<HashMap<Pid, Arc<Process>>>> {
+        self.processes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// `false` if the pool is already gone.
+    fn record(&self, process: &Arc<Process>) -> bool {
+        match self.lock().as_mut() {
+            Some(processes) => {
+                processes.insert(process.pid, process.clone());
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn forget(&self, process: &Arc<Process>) {
+        if let Some(processes) = self.lock().as_mut()
+            && processes
+                .get(&process.pid)
+                .is_some_and(|p| Arc::ptr_eq(p, process))
+        {
+            processes.remove(&process.pid);
+        }
+    }
+
+    /// Kills every worker not yet reaped, with everything it started, and
+    /// reaps them, blocking for at most [`REAP_LIMIT`] (SIGKILL takes effect
+    /// within milliseconds; the bound is for a process stuck in the kernel).
+    pub(crate) fn kill_all(&self) {
+        let processes: Vec<Arc<Process>> = self
+            .lock()
+            .take()
+            .map(|map| map.into_values().collect())
+            .unwrap_or_default();
+        for process in &processes {
+            process.kill();
+        }
+        Ledger::reap_blocking(processes, REAP_LIMIT);
+    }
+
+    fn reap_blocking(processes: impl IntoIterator<Item = Arc<Process>>, limit: Duration) {
+        let mut left: Vec<Arc<Process>> = processes.into_iter().collect();
+        let deadline = Instant::now() + limit;
+        loop {
+            left.retain(|process| match process.try_reap() {
+                Some(_) => {
+                    if let Some(cgroup) = &process.cgroup {
+                        cgroup.remove();
+                    }
+                    false
+                }
+                None => true,
+            });
+            if left.is_empty() || Instant::now() >= deadline {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}

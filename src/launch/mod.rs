@@ -1,0 +1,17 @@
+//! How a worker is started, watched, and ended.
+//!
+//! * [`spawn`](self::spawn) starts one worker (the same executable, re-executed
+//!   with `posix_spawn`) and checks its handshake;
+//! * [`child`] is the only place that signals or reaps a worker, so that no
+//!   pid is signalled after it was reaped, and a worker's leftovers are
+//!   killed before its pid is given back;
+//! * [`cgroup`] gives each worker a cgroup where allowed, so nothing a task
+//!   starts can outlive it;
+//! * [`options`] holds the user's choices ([`Redirect`], [`Containment`]).
+
+pub(crate) mod cgroup;
+pub(crate) mod child;
+mod options;
+pub(crate) mod spawn;
+
+pub use options::{Containment, Redirect};
