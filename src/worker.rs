@@ -352,18 +352,23 @@ enum Outcome {
 /// encoded result is appended to `out`, otherwise `out` is left as it was.
 fn run_caught(registry: &Registry, index: u32, args: &[u8], out: &mut Vec<u8>) -> Outcome {
     let mark = out.len();
-    // A panic caught inside an earlier task (or re-raised with
-    // `resume_unwind`, which skips the hook) must not lend its message here.
+    // A panic caught inside an earlier task must not lend its report here.
     LAST_PANIC.with(|last| last.borrow_mut().take());
     let outcome = match panic::catch_unwind(AssertUnwindSafe(|| registry.invoke(index, args, out)))
     {
         Ok(Ok(())) => return Outcome::Done,
         Ok(Err(message)) => Outcome::Failed(message),
-        Err(payload) => Outcome::Panicked(
-            LAST_PANIC
-                .with(|last| last.borrow_mut().take())
-                .unwrap_or_else(|| (panic_text(payload.as_ref()), None)),
-        ),
+        Err(payload) => {
+            // The hook's record has the location, but it may belong to an
+            // earlier panic that the task caught: `resume_unwind` re-raises
+            // without calling the hook. Trust it only if it is this payload's.
+            let message = panic_text(payload.as_ref());
+            let recorded = LAST_PANIC.with(|last| last.borrow_mut().take());
+            Outcome::Panicked(match recorded {
+                Some((recorded, location)) if recorded == message => (message, location),
+                _ => (message, None),
+            })
+        }
     };
     out.truncate(mark);
     outcome

@@ -1,5 +1,7 @@
 //! When the pool's process is killed with SIGKILL (no destructor runs), its
-//! workers notice the hang-up on their socket and exit within a second.
+//! workers notice the hang-up on their socket and exit within a second, and
+//! take their tasks' processes with them, even those that left the worker's
+//! process group or session.
 
 mod common;
 
@@ -11,12 +13,18 @@ use common::*;
 
 fn main() {
     run(
-        tests![workers_exit_when_their_pool_process_is_killed],
+        tests![
+            workers_exit_when_their_pool_process_is_killed,
+            a_killed_pool_process_takes_daemons_started_by_tasks_along,
+        ],
         roles,
     );
 }
 
 fn roles(role: &str) {
+    if role == "parent_of_escapees" {
+        return parent_of_escapees();
+    }
     assert_eq!(role, "parent");
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
@@ -60,4 +68,62 @@ async fn workers_exit_when_their_pool_process_is_killed() {
             "worker {pid} outlived its pool by over a second"
         );
     }
+}
+
+/// Starts a task whose processes try to escape, says where their pids are,
+/// and waits to be killed.
+fn parent_of_escapees() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let Some(pool) = cgroup_pool(1).await else {
+            println!("NOCGROUP");
+            return;
+        };
+        let dir = marker("parent-escapees");
+        let _running = pool.submit(spawn_escapees, (dir.clone(), "sleep".to_string()));
+        escapees(&dir).await;
+        println!("READY {dir}");
+        tokio::time::sleep(Duration::from_secs(60)).await;
+    });
+}
+
+async fn a_killed_pool_process_takes_daemons_started_by_tasks_along() {
+    let mut parent = Command::new(std::env::current_exe().unwrap())
+        .env(ROLE, "parent_of_escapees")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(parent.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    if line.contains("NOCGROUP") {
+        parent.wait().unwrap();
+        return; // cgroup_pool said why, and insists on it as root
+    }
+    let dir = line.trim().strip_prefix("READY ").expect(&line).to_string();
+    let pids = escapees(&dir).await;
+    parent.kill().unwrap(); // SIGKILL
+    parent.wait().unwrap();
+    for pid in pids {
+        assert!(
+            wait_gone(pid, Duration::from_secs(3)),
+            "process {pid}, started by a task, outlived the pool's process"
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+    // The dead pool could not remove its cgroup directory; the next pool
+    // started under the same cgroup does.
+    let stale = format!("procpool-{}-", parent.id());
+    let pool = cgroup_pool(1).await.expect("worked a moment ago");
+    let cgroup_root = "/sys/fs/cgroup/unified";
+    if std::path::Path::new(cgroup_root).exists() {
+        let left: Vec<_> = std::fs::read_dir(cgroup_root)
+            .unwrap()
+            .flatten()
+            .filter(|entry| entry.file_name().to_string_lossy().starts_with(&stale))
+            .collect();
+        assert!(left.is_empty(), "stale cgroup directories: {left:?}");
+    }
+    pool.shutdown().await;
 }

@@ -18,9 +18,18 @@ fn main() {
             a_program_that_exits_is_refused,
             a_program_that_never_answers_is_refused,
             a_worker_that_forgot_init_cannot_start_a_pool,
+            an_argument_over_the_frame_limit_fails_at_submit,
+            a_map_item_over_the_frame_limit_fails_alone,
+            garbage_lengths_never_panic_the_pool,
+            an_inherited_worker_marker_does_not_take_over_main,
         ],
-        |_| {},
+        roles,
     );
+}
+
+fn roles(role: &str) {
+    assert_eq!(role, "ordinary_main");
+    println!("main ran");
 }
 
 async fn expect_protocol_error(bytes: Vec<u8>) {
@@ -136,4 +145,140 @@ async fn a_worker_that_forgot_init_cannot_start_a_pool() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("exited with code 42"), "{err}");
+}
+
+async fn an_argument_over_the_frame_limit_fails_at_submit() {
+    let pool = procpool::Pool::builder()
+        .workers(1)
+        .max_frame_size(1 << 20)
+        .build()
+        .await
+        .unwrap();
+    // Over the socket buffer (not even fully writable) and just over the limit.
+    for bytes in [32 << 20, 2 << 20] {
+        let err = within(
+            Duration::from_secs(10),
+            "an oversized submit",
+            pool.submit(len_of, "a".repeat(bytes)),
+        )
+        .await
+        .unwrap_err();
+        assert!(err.is_too_large(), "{err}");
+        assert!(err.to_string().contains("max_frame_size"), "{err}");
+    }
+    assert_eq!(pool.submit(len_of, "a".repeat(1000)).await.unwrap(), 1000);
+    let stats = pool.stats();
+    assert_eq!(
+        (stats.respawns, stats.failed),
+        (0, 0),
+        "no worker was hurt: {stats:?}"
+    );
+}
+
+async fn a_map_item_over_the_frame_limit_fails_alone() {
+    use futures::StreamExt;
+    let pool = procpool::Pool::builder()
+        .workers(1)
+        .max_frame_size(64 << 10)
+        .build()
+        .await
+        .unwrap();
+    // Small items are batched into one chunk, which the big one would push
+    // over the limit: the chunk is split and only the big item fails.
+    let items = vec!["a".repeat(10), "b".repeat(200 << 10), "c".repeat(20)];
+    let results: Vec<_> = within(
+        Duration::from_secs(10),
+        "a map with an oversized item",
+        pool.map(len_of, items).chunk_size(3).collect::<Vec<_>>(),
+    )
+    .await;
+    assert_eq!(results.len(), 3);
+    assert_eq!(*results[0].as_ref().unwrap(), 10);
+    assert!(results[1].as_ref().unwrap_err().is_too_large());
+    assert_eq!(*results[2].as_ref().unwrap(), 20);
+    assert_eq!(pool.stats().respawns, 0);
+}
+
+async fn garbage_lengths_never_panic_the_pool() {
+    // (limit, claimed length): a length that overflows with the header, one
+    // that overflows a reservation, one the machine cannot allocate.
+    let cases = [
+        (u64::MAX, u64::MAX),
+        (u64::MAX, 1 << 63),
+        (1 << 40, 512 << 30),
+    ];
+    for (limit, claimed) in cases {
+        let pool = procpool::Pool::builder()
+            .workers(1)
+            .max_frame_size(limit)
+            .build()
+            .await
+            .unwrap();
+        let mut garbage = claimed.to_le_bytes().to_vec();
+        garbage.extend_from_slice(&[2; 32]);
+        // A length under the limit is believed until the stream ends; the
+        // task's own timeout is what ends the wait.
+        let err = within(
+            Duration::from_secs(10),
+            "a task whose answer follows a garbage length",
+            pool.submit(scribble, garbage)
+                .timeout(Duration::from_millis(500)),
+        )
+        .await
+        .unwrap_err();
+        assert!(err.is_protocol() || err.is_timeout(), "{claimed}: {err}");
+        let next = within(
+            Duration::from_secs(10),
+            "the next task",
+            pool.submit(square, 9),
+        )
+        .await;
+        assert_eq!(
+            next.unwrap(),
+            81,
+            "the pool recovered from a claimed {claimed}"
+        );
+    }
+}
+
+async fn an_inherited_worker_marker_does_not_take_over_main() {
+    use std::os::fd::OwnedFd;
+    use std::process::{Command, Stdio};
+    // A shell that exported the marker, a stale pool's pid in it, an old
+    // format; stdin /dev/null or a socket (as under inetd).
+    let markers = ["v2,1048576,1", "v2,1048576,999999", "v1,1048576", "garbage"];
+    for marker in markers {
+        for socket_stdin in [false, true] {
+            let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+            let stdin = if socket_stdin {
+                Stdio::from(OwnedFd::from(theirs))
+            } else {
+                Stdio::null()
+            };
+            let mut child = Command::new(std::env::current_exe().unwrap())
+                .env("PROCPOOL_WORKER", marker)
+                .env(ROLE, "ordinary_main")
+                .stdin(stdin)
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let output = within(
+                Duration::from_secs(10),
+                "a program that inherited the worker marker",
+                tokio::task::spawn_blocking(move || {
+                    let mut out = String::new();
+                    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out)
+                        .unwrap();
+                    (child.wait().unwrap(), out)
+                }),
+            )
+            .await
+            .unwrap();
+            drop(ours);
+            assert!(
+                output.0.success() && output.1.contains("main ran"),
+                "with PROCPOOL_WORKER={marker}, socket stdin {socket_stdin}: {output:?}"
+            );
+        }
+    }
 }

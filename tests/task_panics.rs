@@ -9,7 +9,8 @@ fn main() {
     run(
         tests![
             panic_is_data_and_the_worker_lives_on,
-            panics_among_successes
+            panics_among_successes,
+            a_resumed_panic_is_reported_with_its_own_payload,
         ],
         |_| {},
     );
@@ -72,4 +73,19 @@ async fn panics_among_successes() {
 
 fn either(handle: procpool::TaskHandle<u64>) -> procpool::TaskHandle<u64> {
     handle
+}
+
+async fn a_resumed_panic_is_reported_with_its_own_payload() {
+    let pool = pool(1).await;
+    let err = pool
+        .submit(panic_caught_then_resumed, ())
+        .await
+        .unwrap_err();
+    assert!(err.is_panic(), "{err}");
+    // `resume_unwind` skips the panic hook: the report must come from its
+    // payload, not from the caught panic before it.
+    assert_eq!(err.panic_message(), Some("the second panic, resumed"));
+    // And a later task's panic is its own, too.
+    let err = pool.submit(panics, "third".to_string()).await.unwrap_err();
+    assert_eq!(err.panic_message(), Some("third"));
 }

@@ -181,6 +181,118 @@ pub fn takes_unencodable(_: Unencodable) -> u64 {
     0
 }
 
+/// Starts three `sleep 600`s that try to outlive the worker in three ways
+/// and writes their pids to `dir/in_group`, `dir/own_group` and
+/// `dir/daemon`: one in the worker's process group, one in a process group
+/// of its own, and a daemon (a double fork into a new session, reparented
+/// away from the worker). Then `then`: "return" (its pid), "sleep" (60 s),
+/// "abort" or "exit".
+pub fn spawn_escapees(dir: String, then: String) -> u32 {
+    use std::os::unix::process::CommandExt;
+    use std::process::Command;
+    let dir = std::path::Path::new(&dir);
+    std::fs::create_dir_all(dir).unwrap();
+    let in_group = Command::new("sleep").arg("600").spawn().unwrap();
+    let own_group = Command::new("sleep")
+        .arg("600")
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    // `setsid` makes a new session, and the shell backgrounds `sleep` and
+    // exits: the sleep is orphaned, in a session of its own.
+    let daemon = dir.join("daemon");
+    let status = Command::new("setsid")
+        .args([
+            "sh",
+            "-c",
+            "sleep 600 & echo $! > \"$0\"",
+            &daemon.to_string_lossy(),
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::write(dir.join("in_group"), in_group.id().to_string()).unwrap();
+    std::fs::write(dir.join("own_group"), own_group.id().to_string()).unwrap();
+    // Left running on purpose: the point is what kills them.
+    std::mem::forget((in_group, own_group));
+    match then.as_str() {
+        "return" => {}
+        "sleep" => std::thread::sleep(Duration::from_secs(60)),
+        "abort" => std::process::abort(),
+        "exit" => std::process::exit(3),
+        other => panic!("unknown then: {other}"),
+    }
+    std::process::id()
+}
+
+/// Forks without exec; the copy sleeps `secs` holding the worker's sockets,
+/// and the worker aborts at once.
+pub fn fork_then_abort(secs: u32) -> u64 {
+    // SAFETY: after fork in a multi-threaded process the child calls only
+    // async-signal-safe functions (sleep, _exit).
+    unsafe {
+        if libc::fork() == 0 {
+            libc::sleep(secs);
+            libc::_exit(0);
+        }
+    }
+    std::process::abort()
+}
+
+/// Moves the worker into its parent's (the pool's) process group, then
+/// sleeps `ms`: a task that tries to make the worker's kill reach the pool.
+pub fn join_parent_group(ms: u64) -> u32 {
+    // SAFETY: getppid, getpgid and setpgid take and return plain integers.
+    let ret = unsafe { libc::setpgid(0, libc::getpgid(libc::getppid())) };
+    assert_eq!(ret, 0, "setpgid: {}", std::io::Error::last_os_error());
+    std::thread::sleep(Duration::from_millis(ms));
+    std::process::id()
+}
+
+/// Stops its own worker with SIGSTOP (as SIGTTOU would), then returns.
+pub fn stop_self() -> u32 {
+    // SAFETY: raise(2) has no memory-safety preconditions.
+    unsafe { libc::raise(libc::SIGSTOP) };
+    std::process::id()
+}
+
+/// Turns terminal echo off, as `stty -echo </dev/tty` does; returns what
+/// happened.
+pub fn echo_off() -> String {
+    let tty = match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+    {
+        Ok(tty) => tty,
+        Err(err) => return format!("no terminal: {err}"),
+    };
+    use std::os::fd::AsRawFd;
+    // SAFETY: tcgetattr/tcsetattr read and write the termios struct we own,
+    // on an fd open for the whole block.
+    unsafe {
+        let mut termios = std::mem::zeroed::<libc::termios>();
+        if libc::tcgetattr(tty.as_raw_fd(), &mut termios) != 0 {
+            return format!("tcgetattr: {}", std::io::Error::last_os_error());
+        }
+        termios.c_lflag &= !libc::ECHO;
+        if libc::tcsetattr(tty.as_raw_fd(), libc::TCSANOW, &termios) != 0 {
+            return format!("tcsetattr: {}", std::io::Error::last_os_error());
+        }
+    }
+    "echo is off".to_string()
+}
+
+/// Catches one panic, then re-raises another with `resume_unwind`.
+pub fn panic_caught_then_resumed() -> u64 {
+    let _ = std::panic::catch_unwind(|| panic!("the first panic, caught"));
+    std::panic::resume_unwind(Box::new("the second panic, resumed"))
+}
+
+pub fn len_of(text: String) -> usize {
+    text.len()
+}
+
 pub fn tasks() -> procpool::Registry {
     procpool::tasks![
         square,
@@ -212,6 +324,13 @@ pub fn tasks() -> procpool::Registry {
         abort_first_time,
         square_once,
         record_then_abort,
+        spawn_escapees,
+        fork_then_abort,
+        join_parent_group,
+        stop_self,
+        echo_off,
+        panic_caught_then_resumed,
+        len_of,
     ]
 }
 
@@ -259,6 +378,7 @@ pub fn run(tests: &[(&str, TestFn)], roles: fn(&str)) {
         roles(&role);
         return;
     }
+    become_subreaper();
     let filter = std::env::args().skip(1).find(|arg| !arg.starts_with('-'));
     let mut failed = Vec::new();
     let selected: Vec<_> = tests
@@ -360,11 +480,40 @@ pub fn children_of(parent: u32) -> Vec<(u32, char)> {
     found
 }
 
-/// Waits up to `limit` for this process to have no children; returns those left.
-pub fn wait_for_no_children(limit: Duration) -> Vec<(u32, char)> {
+/// Makes this process the reaper of its orphaned descendants, so that a
+/// process that escaped its worker (a double-forked daemon, a `setsid` child
+/// whose worker died) becomes our child instead of init's, and the check
+/// after each test sees it.
+fn become_subreaper() {
+    // SAFETY: prctl(PR_SET_CHILD_SUBREAPER) reads only its integer arguments.
+    let ret = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    assert_eq!(
+        ret,
+        0,
+        "PR_SET_CHILD_SUBREAPER: {}",
+        std::io::Error::last_os_error()
+    );
+}
+
+/// Waits up to `limit` for this process to have no live children (every
+/// descendant, since we are a subreaper); returns those left, with their
+/// command lines. Dead orphans handed to us are reaped on the way: the pools
+/// are gone by now, so no zombie here is a worker someone else will reap.
+pub fn wait_for_no_children(limit: Duration) -> Vec<(u32, char, String)> {
     let deadline = Instant::now() + limit;
     loop {
-        let left = children_of(std::process::id());
+        let mut left = Vec::new();
+        for (pid, state) in children_of(std::process::id()) {
+            if state == 'Z' {
+                // SAFETY: waitpid writes only to the status int we pass.
+                unsafe { libc::waitpid(pid as i32, &mut 0, libc::WNOHANG) };
+            } else {
+                let command = std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .map(|raw| String::from_utf8_lossy(&raw).replace('\0', " "))
+                    .unwrap_or_default();
+                left.push((pid, state, command.trim().to_string()));
+            }
+        }
         if left.is_empty() || Instant::now() > deadline {
             return left;
         }
@@ -402,6 +551,37 @@ pub async fn pool(workers: usize) -> procpool::Pool {
         .expect("pool starts")
 }
 
+/// The pids `spawn_escapees` wrote to `dir`, waiting for them to appear.
+pub async fn escapees(dir: &str) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for name in ["in_group", "own_group", "daemon"] {
+        let path = format!("{dir}/{name}");
+        pids.push(wait_for_pid_file(&path).await);
+    }
+    pids
+}
+
+/// Whether cgroup containment can be had here; when it cannot, a test that
+/// needs it says so and passes only if we are not root (as root on Linux
+/// 5.14+ with cgroup v2 mounted, as in CI, it must work).
+pub async fn cgroup_pool(workers: usize) -> Option<procpool::Pool> {
+    let built = procpool::Pool::builder()
+        .workers(workers)
+        .stderr(procpool::Redirect::Null)
+        .containment(procpool::Containment::Cgroup)
+        .build()
+        .await;
+    match built {
+        Ok(pool) => Some(pool),
+        // SAFETY: geteuid has no preconditions.
+        Err(err) if unsafe { libc::geteuid() } != 0 => {
+            println!("skipped: no cgroup for the workers here ({err})");
+            None
+        }
+        Err(err) => panic!("as root, cgroup containment must work: {err}"),
+    }
+}
+
 /// A fresh path in the temp dir for marker files.
 pub fn marker(tag: &str) -> String {
     static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
@@ -415,7 +595,7 @@ pub fn marker(tag: &str) -> String {
 pub async fn wait_for_pid_file(path: &str) -> u32 {
     for _ in 0..2000 {
         if let Ok(text) = std::fs::read_to_string(path)
-            && let Ok(pid) = text.parse()
+            && let Ok(pid) = text.trim().parse()
         {
             return pid;
         }
