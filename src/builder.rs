@@ -267,14 +267,15 @@ impl PoolBuilder {
     ///
     /// Workers already started are killed and reaped before the error returns.
     ///
-    /// # Panics
-    ///
-    /// If polled outside a tokio runtime.
+    /// Polled outside a tokio runtime, or on one without its I/O or time
+    /// driver, it fails with an [`Error::is_spawn`](crate::Error::is_spawn)
+    /// error that says so, before any worker starts.
     ///
     /// # Cancel safety
     ///
     /// Dropping the future kills the workers started so far.
     pub async fn build(self) -> Result<Pool, Error> {
+        check_runtime()?;
         if worker::is_unclaimed_worker() {
             return Err(Error::spawn(
                 "this process was started as a procpool worker, but its `main` built a pool \
@@ -359,6 +360,45 @@ impl PoolBuilder {
                 containment,
             },
         ))
+    }
+}
+
+/// The pool needs tokio's I/O driver (sockets, pidfds) and timers
+/// (handshake, backoff, timeouts). tokio panics when either is missing and
+/// offers no way to ask, so ask by trying, with the panic message silenced:
+/// a typed error before any worker starts, instead of a panic halfway.
+fn check_runtime() -> Result<(), Error> {
+    let missing = |what: &str| {
+        Error::spawn(
+            format!(
+                "the tokio runtime has no {what}; build it with `enable_all()` (or `enable_io()` \
+                 and `enable_time()`)"
+            ),
+            None,
+        )
+    };
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Err(Error::spawn(
+            "PoolBuilder::build must run inside a tokio runtime (it starts tasks there)",
+            None,
+        ));
+    }
+    let (probe, _peer) = std::os::unix::net::UnixStream::pair()
+        .map_err(|err| Error::spawn("socketpair", Some(err)))?;
+    probe
+        .set_nonblocking(true)
+        .map_err(|err| Error::spawn("socketpair", Some(err)))?;
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let io = std::panic::catch_unwind(move || tokio::net::UnixStream::from_std(probe).is_ok());
+    let time = std::panic::catch_unwind(|| drop(tokio::time::sleep(Duration::ZERO)));
+    std::panic::set_hook(hook);
+    if !matches!(io, Ok(true)) {
+        Err(missing("I/O driver"))
+    } else if time.is_err() {
+        Err(missing("time driver"))
+    } else {
+        Ok(())
     }
 }
 

@@ -4,9 +4,11 @@ use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
+use std::sync::OnceLock;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures::StreamExt;
 use serde::de::DeserializeOwned;
 use tokio::sync::oneshot;
 use tokio::time::Sleep;
@@ -119,6 +121,10 @@ impl<T> TaskHandle<T> {
 
     /// Lets the task run to completion without anyone waiting for its result.
     ///
+    /// Inside a tokio runtime the wait is a tokio task; outside one, every
+    /// detached task (and [`OnDone`] callback) shares one background thread,
+    /// so a callback that blocks there delays the others.
+    ///
     /// ```no_run
     /// # fn log_line(line: String) {}
     /// # async fn demo(pool: procpool::Pool) {
@@ -160,14 +166,29 @@ impl<T> TaskHandle<T> {
 }
 
 /// Runs `future` to completion with nobody waiting: on the current tokio
-/// runtime, or, outside one, on a thread of its own.
+/// runtime, or, outside one, on one background thread that all such
+/// futures share (they only wait for answers; one thread each would make
+/// 500 detaches 500 threads).
 pub(crate) fn spawn_detached<F: Future<Output = ()> + Send + 'static>(future: F) {
-    match tokio::runtime::Handle::try_current() {
-        Ok(runtime) => drop(runtime.spawn(future)),
-        Err(_) => drop(std::thread::spawn(move || {
-            futures::executor::block_on(future)
-        })),
+    type Detached = futures::future::BoxFuture<'static, ()>;
+    static OUTSIDE_RUNTIME: OnceLock<futures::channel::mpsc::UnboundedSender<Detached>> =
+        OnceLock::new();
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        drop(runtime.spawn(future));
+        return;
     }
+    let sender = OUTSIDE_RUNTIME.get_or_init(|| {
+        let (sender, receiver) = futures::channel::mpsc::unbounded::<Detached>();
+        // If the thread cannot start, the receiver is dropped and so is every
+        // future sent: their tasks are cancelled, as a dropped handle's are.
+        let _ = std::thread::Builder::new()
+            .name("procpool-detached".into())
+            .spawn(move || {
+                futures::executor::block_on(receiver.for_each_concurrent(None, |future| future))
+            });
+        sender
+    });
+    let _ = sender.unbounded_send(Box::pin(future));
 }
 
 impl RawHandle {

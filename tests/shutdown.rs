@@ -14,9 +14,117 @@ fn main() {
             submit_after_shutdown_is_an_error,
             drop_kills_running_workers_and_resolves_handles,
             a_clone_keeps_the_pool_alive,
+            dropping_the_runtime_leaves_nothing_on_stderr,
+            building_on_a_runtime_without_drivers_is_an_error,
+            detaching_outside_a_runtime_shares_one_thread,
         ],
-        |_| {},
+        roles,
     );
+}
+
+/// A program that drops its runtime, pool and all, mid-work.
+fn roles(role: &str) {
+    assert_eq!(role, "drop_runtime");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let pool = pool(2).await;
+        for _ in 0..200 {
+            pool.submit(square, 3).await.unwrap();
+        }
+        pool.submit(sleep_ms, 5_000).detach();
+        // A task answered but not yet read when the runtime goes.
+        pool.submit(square, 4).detach();
+        std::mem::forget(pool);
+    });
+    drop(runtime);
+    println!("runtime dropped");
+}
+
+async fn dropping_the_runtime_leaves_nothing_on_stderr() {
+    let output = tokio::task::spawn_blocking(|| {
+        std::process::Command::new(std::env::current_exe().unwrap())
+            .env(ROLE, "drop_runtime")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{:?}: {stderr}", output.status);
+    assert!(
+        stderr.trim().is_empty(),
+        "workers wrote to stderr: {stderr}"
+    );
+}
+
+async fn building_on_a_runtime_without_drivers_is_an_error() {
+    // A plain thread: no runtime context leaks in from the test's own.
+    let outcome = std::thread::spawn(|| {
+        let bare = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let no_io = bare.block_on(procpool::Pool::builder().workers(1).build());
+        let timers_only = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let no_io_with_time = timers_only.block_on(procpool::Pool::builder().workers(1).build());
+        let io_only = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .unwrap();
+        let no_time = io_only.block_on(procpool::Pool::builder().workers(1).build());
+        let outside = futures::executor::block_on(procpool::Pool::builder().workers(1).build());
+        [no_io, no_io_with_time, no_time, outside].map(|built| match built {
+            Ok(pool) => panic!("built {pool:?}"),
+            Err(err) => err,
+        })
+    })
+    .join()
+    .unwrap();
+    let [no_io, no_io_with_time, no_time, outside] = outcome;
+    for (err, says) in [
+        (no_io, "I/O driver"),
+        (no_io_with_time, "I/O driver"),
+        (no_time, "time driver"),
+        (outside, "inside a tokio runtime"),
+    ] {
+        assert!(err.is_spawn() && err.to_string().contains(says), "{err}");
+    }
+}
+
+async fn detaching_outside_a_runtime_shares_one_thread() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let pool = pool(2).await;
+    let done = Arc::new(AtomicUsize::new(0));
+    let threads = |()| std::fs::read_dir("/proc/self/task").unwrap().count();
+    let before = threads(());
+    let counter = done.clone();
+    let submitter = pool.clone();
+    let during = tokio::task::spawn_blocking(move || {
+        let pool = submitter;
+        for i in 0..500u64 {
+            let counter = counter.clone();
+            pool.submit(square, i)
+                .on_done(move |result| {
+                    assert_eq!(result.unwrap(), i * i);
+                    counter.fetch_add(1, Ordering::SeqCst);
+                })
+                .detach();
+        }
+        threads(())
+    })
+    .await
+    .unwrap();
+    within(Duration::from_secs(20), "500 detached tasks", async {
+        while done.load(Ordering::SeqCst) < 500 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    // One for spawn_blocking, one shared by the detached tasks.
+    assert!(during <= before + 2, "{before} threads became {during}");
 }
 
 async fn shutdown_finishes_queued_and_running_work() {
