@@ -90,16 +90,27 @@
 //! | the worker dies (abort, SIGSEGV, `exit`, `kill -9`) | [`Error::is_worker_died`] with [`exit_code`](Error::exit_code) or [`signal`](Error::signal) | worker replaced; other tasks unaffected |
 //! | the worker sends garbage or an oversized frame | [`Error::is_protocol`] | worker killed and replaced |
 //! | arguments cannot be serialized | [`Error::is_codec`], at submit | nothing sent |
-//! | the handle is dropped | cancelled: never runs, or its worker is killed | worker replaced |
+//! | the handle is dropped | cancelled: never runs, or its worker is killed (with everything the task started, see [`Containment`]) | worker replaced |
+//! | the worker does not act on a cancel within 500 ms (stopped, hung) | as above | the pool kills it |
+//! | the arguments are larger than the maximum frame | [`Error::is_too_large`], at submit | nothing sent |
 //! | a `map` item panics, or crashes its worker | that item fails; its chunk's other items succeed | worker replaced if it died |
 //! | [`Pool::shutdown`] | queued and running tasks finish | workers exit, then it returns |
 //! | the last [`Pool`] is dropped | [`Error::is_shutdown`] | workers killed at once |
-//! | the pool's process is killed | — | workers exit at once (they watch their socket) |
+//! | the pool's process is killed | — | workers exit at once (they watch their socket), taking their tasks' processes along |
 //!
 //! Tasks that a dead worker had received but not started are not lost: they
 //! go back to the front of the queue. A worker that keeps dying before it runs
 //! anything is restarted with exponential backoff (50 ms to 5 s), never in a
 //! tight loop.
+//!
+//! # What dies with a task
+//!
+//! Each worker runs in its own process group, without a controlling
+//! terminal, and where this process may create one, in a cgroup v2 of its
+//! own ([`Containment`]): then nothing a task starts — not even a daemon that
+//! double-forked into a session of its own — outlives the task when it ends
+//! early. The pool tracks each worker with a pidfd and never signals a pid
+//! after reaping it, so a reused pid is never hit.
 //!
 //! # Testing code that uses a pool
 //!

@@ -72,7 +72,7 @@ pub fn init(registry: Registry) {
         // The pool moved us into our cgroup before it sent the control
         // socket, so by now we know where we live.
         let _ = TEARDOWN.set(Teardown {
-            group: rustix::process::getpgrp(),
+            group: own_group(),
             cgroup: cgroup::own_worker_cgroup(),
         });
         serve(registry, endpoints)
@@ -150,8 +150,16 @@ struct Teardown {
     /// The process group it was started in (a task may move the worker out
     /// of it; killing the group the worker is in *now* could then reach the
     /// pool's own).
-    group: rustix::process::Pid,
+    group: Option<rustix::process::Pid>,
     cgroup: Option<WorkerCgroup>,
+}
+
+/// The process group a pool started this worker in: its own, which it
+/// leads. (Were it not the leader, the group would be someone else's, and
+/// not ours to kill.)
+fn own_group() -> Option<rustix::process::Pid> {
+    let group = rustix::process::getpgrp();
+    (group == rustix::process::getpid()).then_some(group)
 }
 
 static TEARDOWN: OnceLock<Teardown> = OnceLock::new();
@@ -186,7 +194,9 @@ fn teardown() -> ! {
         for child in own_children() {
             let _ = rustix::process::kill_process(child, rustix::process::Signal::KILL);
         }
-        let _ = rustix::process::kill_process_group(teardown.group, rustix::process::Signal::KILL);
+        if let Some(group) = teardown.group {
+            let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+        }
     }
     sys::exit_now(137)
 }

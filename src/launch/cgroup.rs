@@ -69,6 +69,10 @@ impl PoolCgroup {
     /// Moves the just-started worker `pid` into a cgroup of its own. The
     /// worker has not run anything of the user's yet (it waits for its
     /// control socket), so everything it starts later is inside.
+    ///
+    /// This blocks: the first move of a process into a cgroup after a quiet
+    /// spell waits for an RCU grace period in the kernel (~0.5 ms here, more
+    /// on a loaded machine), so callers run it off the async threads.
     pub(crate) fn adopt(&self, pid: u32) -> io::Result<WorkerCgroup> {
         let dir = self.dir.join(format!("{WORKER_PREFIX}{pid}"));
         fs::create_dir(&dir)?;
@@ -98,11 +102,11 @@ impl WorkerCgroup {
         kill_dir(&self.dir);
     }
 
-    /// Removes the cgroup once its processes are gone (they were killed);
-    /// one that is still busy after a short wait is left for the pool's
-    /// `Drop`.
+    /// Removes the cgroup (and any a nested pool made inside it) once its
+    /// processes are gone (they were killed); one still busy after a short
+    /// wait is left for the pool's `Drop`.
     pub(crate) fn remove(&self) {
-        remove_when_empty(&self.dir, REMOVE_WAIT);
+        remove_tree(&self.dir);
     }
 }
 
@@ -122,19 +126,24 @@ fn remove_when_empty(dir: &Path, wait: Duration) -> bool {
     }
 }
 
-/// Kills and removes every worker cgroup in a pool's directory, then the
-/// directory.
+/// Kills everything in a pool's directory and removes it, depth first: a
+/// task may have started a pool of its own, whose cgroups then nest inside
+/// its worker's.
 fn remove_pool_dir(dir: &Path) {
+    // cgroup.kill reaches every descendant cgroup too.
+    kill_dir(dir);
+    remove_tree(dir);
+}
+
+fn remove_tree(dir: &Path) {
     if let Ok(entries) = fs::read_dir(dir) {
         for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                kill_dir(&path);
-                remove_when_empty(&path, REMOVE_WAIT);
+            if entry.file_type().is_ok_and(|kind| kind.is_dir()) {
+                remove_tree(&entry.path());
             }
         }
     }
-    let _ = fs::remove_dir(dir);
+    remove_when_empty(dir, REMOVE_WAIT);
 }
 
 /// Removes the directories of pools whose process is gone (it was killed

@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
@@ -49,7 +49,8 @@ enum Watch {
 struct Process {
     pid: Pid,
     pidfd: Option<OwnedFd>,
-    cgroup: Option<WorkerCgroup>,
+    /// Set once the worker was moved into it, right after it started.
+    cgroup: OnceLock<WorkerCgroup>,
     /// `Some` once reaped: from then on nothing may be signalled.
     reaped: Mutex<Option<Exit>>,
 }
@@ -69,7 +70,7 @@ impl Process {
 
     /// Must be called with the lock held and the process unreaped.
     fn kill_unreaped(&self) {
-        if let Some(cgroup) = &self.cgroup {
+        if let Some(cgroup) = self.cgroup.get() {
             cgroup.kill();
         }
         // The group's number is the worker's pid, reserved until we reap it:
@@ -138,18 +139,14 @@ impl Child {
     ///
     /// `None` if the pool is already gone: the child is then killed and
     /// reaped at once.
-    pub(crate) fn adopt(
-        pid: u32,
-        cgroup: Option<WorkerCgroup>,
-        ledger: &Arc<Ledger>,
-    ) -> Option<Child> {
+    pub(crate) fn adopt(pid: u32, ledger: &Arc<Ledger>) -> Option<Child> {
         let pid = Pid::from_raw(i32::try_from(pid).ok()?)?;
         // Race-free: an unreaped child's pid cannot be reused.
         let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok();
         let process = Arc::new(Process {
             pid,
             pidfd,
-            cgroup,
+            cgroup: OnceLock::new(),
             reaped: Mutex::new(None),
         });
         if !ledger.record(&process) {
@@ -163,6 +160,11 @@ impl Child {
             watch: None,
             background: false,
         })
+    }
+
+    /// Records the cgroup the worker was moved into, which is killed with it.
+    pub(crate) fn set_cgroup(&self, cgroup: WorkerCgroup) {
+        let _ = self.process.cgroup.set(cgroup);
     }
 
     pub(crate) fn pid(&self) -> u32 {
@@ -228,16 +230,22 @@ impl Child {
     /// Reaps an exited worker (or marks it gone) and removes it from the
     /// ledger; for use once [`poll_exited`](Child::poll_exited) was `Ready`.
     pub(crate) fn reap_exited(&self) -> Exit {
+        let mut tries = 0;
         let exit = loop {
             if let Some(exit) = self.process.try_reap() {
                 break exit;
             }
-            // Readable pidfd but not yet waitable: the last thread is on its
-            // way out. Does not happen in practice; never spin hot.
+            // Exited but not yet waitable: its last thread is on its way
+            // out. Not seen in practice; never spin hot, never hang (the
+            // ledger reaps it when the pool goes).
+            tries += 1;
+            if tries > 1000 {
+                return Exit::Unknown;
+            }
             std::thread::sleep(Duration::from_micros(100));
         };
         self.ledger.forget(&self.process);
-        if let Some(cgroup) = &self.process.cgroup {
+        if let Some(cgroup) = self.process.cgroup.get() {
             cgroup.remove();
         }
         exit
@@ -360,7 +368,7 @@ impl Ledger {
         loop {
             left.retain(|process| match process.try_reap() {
                 Some(_) => {
-                    if let Some(cgroup) = &process.cgroup {
+                    if let Some(cgroup) = process.cgroup.get() {
                         cgroup.remove();
                     }
                     false

@@ -64,7 +64,7 @@ const EXIT_GRACE: Duration = Duration::from_millis(500);
 /// A spawn error if the program cannot be started, exits or stays silent
 /// instead of saying hello, or is a different build (protocol version or task
 /// registry differ). The child is killed and reaped before the error returns.
-pub(crate) async fn spawn(spec: &WorkerSpec) -> Result<Spawned, Error> {
+pub(crate) async fn spawn(spec: &Arc<WorkerSpec>) -> Result<Spawned, Error> {
     let io_err = |what: &str, err| Error::spawn(what.to_string(), Some(err));
     let (data, child_data) =
         sys::socket_pair(spec.socket_buffer).map_err(|e| io_err("socketpair", e))?;
@@ -98,22 +98,27 @@ pub(crate) async fn spawn(spec: &WorkerSpec) -> Result<Spawned, Error> {
     let pid = spawned.id();
     // Not std's to wait for: the child is reaped through `Child` alone.
     drop(spawned);
-    // Into its cgroup before it runs anything of the user's: it waits for
-    // the control socket, sent below.
-    let cgroup = spec.cgroup.as_ref().map(|cgroup| cgroup.adopt(pid));
-    let (cgroup, cgroup_err) = match cgroup {
-        Some(Ok(cgroup)) => (Some(cgroup), None),
-        Some(Err(err)) => (None, Some(err)),
-        None => (None, None),
-    };
-    let Some(mut child) = Child::adopt(pid, cgroup, &spec.ledger) else {
+    let Some(mut child) = Child::adopt(pid, &spec.ledger) else {
         // The pool is gone (maybe with its runtime, so no await here would
         // complete); the child was killed and reaped.
         return Err(Error::new(Repr::ShutDown));
     };
-    if let Some(err) = cgroup_err {
-        child.kill();
-        return Err(io_err("cannot move the worker into its cgroup", err));
+    // Into its cgroup before it runs anything of the user's: it waits for
+    // the control socket, sent below.
+    if spec.cgroup.is_some() {
+        let moving = spec.clone();
+        let moved = tokio::task::spawn_blocking(move || {
+            moving.cgroup.as_ref().expect("checked").adopt(pid)
+        })
+        .await
+        .unwrap_or_else(|join| Err(std::io::Error::other(join.to_string())));
+        match moved {
+            Ok(cgroup) => child.set_cgroup(cgroup),
+            Err(err) => {
+                child.kill();
+                return Err(io_err("cannot move the worker into its cgroup", err));
+            }
+        }
     }
     // If this fails, the worker is already gone (or was never one of ours);
     // the handshake below reports how it ended.
