@@ -174,15 +174,10 @@ fn roles(role: &str) {
 
 async fn a_worker_moved_into_the_pools_group_cannot_take_the_pool_down() {
     use std::os::unix::process::CommandExt;
-    let output = tokio::task::spawn_blocking(|| {
-        std::process::Command::new(std::env::current_exe().unwrap())
-            .env(ROLE, "group_hopper")
-            .process_group(0)
-            .output()
-            .unwrap()
+    let output = run_role("group_hopper", |command| {
+        command.process_group(0);
     })
-    .await
-    .unwrap();
+    .await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success() && stdout.contains("pool process survived"),

@@ -6,7 +6,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::*;
@@ -19,6 +19,20 @@ fn main() {
         ],
         roles,
     );
+}
+
+/// Starts this program in `role` and reads the first line it prints.
+fn start_role(role: &str) -> (Child, String) {
+    let mut parent = Command::new(std::env::current_exe().unwrap())
+        .env(ROLE, role)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(parent.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    (parent, line)
 }
 
 fn roles(role: &str) {
@@ -41,15 +55,7 @@ fn roles(role: &str) {
 }
 
 async fn workers_exit_when_their_pool_process_is_killed() {
-    let mut parent = Command::new(std::env::current_exe().unwrap())
-        .env(ROLE, "parent")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(parent.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let (mut parent, line) = start_role("parent");
     let pids: Vec<u32> = line
         .trim()
         .strip_prefix("PIDS ")
@@ -88,15 +94,7 @@ fn parent_of_escapees() {
 }
 
 async fn a_killed_pool_process_takes_daemons_started_by_tasks_along() {
-    let mut parent = Command::new(std::env::current_exe().unwrap())
-        .env(ROLE, "parent_of_escapees")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(parent.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let (mut parent, line) = start_role("parent_of_escapees");
     if line.contains("NOCGROUP") {
         parent.wait().unwrap();
         return; // cgroup_pool said why, and insists on it as root

@@ -32,13 +32,17 @@ fn roles(role: &str) {
     println!("main ran");
 }
 
-async fn expect_protocol_error(bytes: Vec<u8>) {
-    let pool = procpool::Pool::builder()
+async fn one_worker_with_max_frame(bytes: u64) -> procpool::Pool {
+    procpool::Pool::builder()
         .workers(1)
-        .max_frame_size(1 << 20)
+        .max_frame_size(bytes)
         .build()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+async fn expect_protocol_error(bytes: Vec<u8>) {
+    let pool = one_worker_with_max_frame(1 << 20).await;
     let victim = pool.submit(pid, ()).await.unwrap();
     let err = pool.submit(scribble, bytes).await.unwrap_err();
     assert!(err.is_protocol(), "{err}");
@@ -148,12 +152,7 @@ async fn a_worker_that_forgot_init_cannot_start_a_pool() {
 }
 
 async fn an_argument_over_the_frame_limit_fails_at_submit() {
-    let pool = procpool::Pool::builder()
-        .workers(1)
-        .max_frame_size(1 << 20)
-        .build()
-        .await
-        .unwrap();
+    let pool = one_worker_with_max_frame(1 << 20).await;
     // Over the socket buffer (not even fully writable) and just over the limit.
     for bytes in [32 << 20, 2 << 20] {
         let err = within(
@@ -177,12 +176,7 @@ async fn an_argument_over_the_frame_limit_fails_at_submit() {
 
 async fn a_map_item_over_the_frame_limit_fails_alone() {
     use futures::StreamExt;
-    let pool = procpool::Pool::builder()
-        .workers(1)
-        .max_frame_size(64 << 10)
-        .build()
-        .await
-        .unwrap();
+    let pool = one_worker_with_max_frame(64 << 10).await;
     // Small items are batched into one chunk, which the big one would push
     // over the limit: the chunk is split and only the big item fails.
     let items = vec!["a".repeat(10), "b".repeat(200 << 10), "c".repeat(20)];
@@ -208,12 +202,7 @@ async fn garbage_lengths_never_panic_the_pool() {
         (1 << 40, 512 << 30),
     ];
     for (limit, claimed) in cases {
-        let pool = procpool::Pool::builder()
-            .workers(1)
-            .max_frame_size(limit)
-            .build()
-            .await
-            .unwrap();
+        let pool = one_worker_with_max_frame(limit).await;
         let mut garbage = claimed.to_le_bytes().to_vec();
         garbage.extend_from_slice(&[2; 32]);
         // A length under the limit is believed until the stream ends; the

@@ -41,14 +41,7 @@ fn roles(role: &str) {
 }
 
 async fn dropping_the_runtime_leaves_nothing_on_stderr() {
-    let output = tokio::task::spawn_blocking(|| {
-        std::process::Command::new(std::env::current_exe().unwrap())
-            .env(ROLE, "drop_runtime")
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    let output = run_role("drop_runtime", |_| {}).await;
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{:?}: {stderr}", output.status);
     assert!(

@@ -115,14 +115,7 @@ fn roles(role: &str) {
 }
 
 async fn a_task_touching_the_terminal_is_not_stopped() {
-    let output = tokio::task::spawn_blocking(|| {
-        std::process::Command::new(std::env::current_exe().unwrap())
-            .env(ROLE, "terminal")
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    let output = run_role("terminal", |_| {}).await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{:?}: {stdout}", output.status);
     // No controlling terminal in the worker: /dev/tty cannot be opened.

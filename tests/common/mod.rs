@@ -551,6 +551,22 @@ pub async fn pool(workers: usize) -> procpool::Pool {
         .expect("pool starts")
 }
 
+/// Runs this test program again in `role` (see `run`), set up further by
+/// `configure`, and collects its output, off the async threads.
+pub async fn run_role(
+    role: &'static str,
+    configure: fn(&mut std::process::Command),
+) -> std::process::Output {
+    tokio::task::spawn_blocking(move || {
+        let mut command = std::process::Command::new(std::env::current_exe().unwrap());
+        command.env(ROLE, role);
+        configure(&mut command);
+        command.output().unwrap()
+    })
+    .await
+    .unwrap()
+}
+
 /// The pids `spawn_escapees` wrote to `dir`, waiting for them to appear.
 pub async fn escapees(dir: &str) -> Vec<u32> {
     let mut pids = Vec::new();
