@@ -466,6 +466,7 @@ impl Dispatcher {
                         let _ = reaper.await;
                     }))
                 }
+                State::Starting(handle) => State::Closing(abort_start(handle)),
                 other => other,
             };
         }
@@ -500,11 +501,7 @@ impl Dispatcher {
             let state = std::mem::replace(&mut self.slots[i].state, State::Stopped);
             self.slots[i].state = match state {
                 State::Live(worker) => State::Closing(worker.close(false)),
-                State::Starting(handle) => State::Closing(tokio::spawn(async move {
-                    if let Ok(Ok(spawned)) = handle.await {
-                        let _ = Worker::new(spawned, 0).close(false).await;
-                    }
-                })),
+                State::Starting(handle) => State::Closing(abort_start(handle)),
                 State::Reaping { reaper, .. } => State::Closing(tokio::spawn(async move {
                     let _ = reaper.await;
                 })),
@@ -523,6 +520,20 @@ impl Dispatcher {
             Poll::Pending
         }
     }
+}
+
+/// Stops a worker that is still starting: no task waits for it, and its
+/// handshake may take long (a slow initializer, a stopped process).
+fn abort_start(handle: slot::Starting) -> tokio::task::JoinHandle<()> {
+    handle.abort();
+    tokio::spawn(async move {
+        // Finished before the abort: end it here. Aborted: the start's own
+        // `Child` was dropped, which kills it and reaps it in the background.
+        if let Ok(Ok(spawned)) = handle.await {
+            spawned.child.kill();
+            spawned.child.wait().await;
+        }
+    })
 }
 
 impl Future for Dispatcher {

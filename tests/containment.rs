@@ -24,6 +24,9 @@ fn main() {
             a_task_that_forks_and_crashes_resolves_when_the_worker_dies,
             a_worker_moved_into_the_pools_group_cannot_take_the_pool_down,
             with_process_groups_a_crash_kills_the_group,
+            a_fork_that_returns_from_a_task_answers_nothing,
+            a_tracer_hiding_the_workers_exit_cannot_hang_its_task,
+            a_pool_in_another_pid_namespace_leaves_ours_alone,
         ],
         roles,
     );
@@ -158,6 +161,14 @@ async fn a_task_that_forks_and_crashes_resolves_when_the_worker_dies() {
 /// where a task moves its worker into the pool's group; then cancels one
 /// such task and shuts down after another. The pool's process must live.
 fn roles(role: &str) {
+    if role == "quick_pool" {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        return runtime.block_on(async {
+            let pool = cgroup_pool(1).await.expect("cgroups here");
+            assert_eq!(pool.submit(square, 2).await.unwrap(), 4);
+            println!("quick pool done");
+        });
+    }
     assert_eq!(role, "group_hopper");
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
@@ -210,4 +221,58 @@ async fn with_process_groups_a_crash_kills_the_group() {
         unsafe { libc::kill(pid as i32, libc::SIGKILL) };
     }
     let _ = std::fs::remove_dir_all(dir);
+}
+
+async fn a_fork_that_returns_from_a_task_answers_nothing() {
+    let pool = pool(1).await;
+    let worker = pool.submit(fork_copy_returns, ()).await.unwrap();
+    // Had the copy gone on serving, it would answer some of these in the
+    // worker's place, with the wrong values.
+    for x in 0..200u64 {
+        assert_eq!(pool.submit(square, x).await.unwrap(), x * x);
+    }
+    assert_eq!(pool.submit(pid, ()).await.unwrap(), worker);
+}
+
+async fn a_tracer_hiding_the_workers_exit_cannot_hang_its_task() {
+    let Some(pool) = cgroup_pool(1).await else {
+        return;
+    };
+    let err = within(
+        Duration::from_secs(10),
+        "a task whose worker exits while traced",
+        pool.submit(traced_then_exit, ()),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.is_worker_died(), "{err}");
+    assert_eq!(pool.submit(square, 7).await.unwrap(), 49);
+}
+
+/// A pool inside a new PID namespace (a container sharing our cgroup) sees
+/// our pool's pid as dead; it must not take our cgroups for stale ones.
+async fn a_pool_in_another_pid_namespace_leaves_ours_alone() {
+    let Some(pool) = cgroup_pool(1).await else {
+        return;
+    };
+    let marker = marker("other-namespace");
+    let running = pool.submit(touch_then_sleep, (marker.clone(), 1_500));
+    let worker = wait_for_pid_file(&marker).await;
+    let output = tokio::task::spawn_blocking(|| {
+        std::process::Command::new("unshare")
+            .args(["--pid", "--fork", "--mount-proc"])
+            .arg(std::env::current_exe().unwrap())
+            .env(ROLE, "quick_pool")
+            .output()
+    })
+    .await
+    .unwrap();
+    match output {
+        Ok(output) if output.status.success() => {
+            assert!(String::from_utf8_lossy(&output.stdout).contains("quick pool done"));
+        }
+        other => println!("skipped the other namespace (unshare: {other:?})"),
+    }
+    assert_eq!(running.await.unwrap(), worker, "our task ran to its end");
+    let _ = std::fs::remove_file(marker);
 }

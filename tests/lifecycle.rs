@@ -21,6 +21,7 @@ fn main() {
             shutdown_now_kills_running_work_and_resolves_everything,
             retries_rerun_a_task_whose_worker_died,
             without_retries_the_death_is_reported,
+            shutdown_does_not_wait_for_a_worker_still_starting,
         ],
         |_| {},
     );
@@ -195,4 +196,32 @@ async fn without_retries_the_death_is_reported() {
             .is_worker_died()
     );
     let _ = std::fs::remove_file(flag);
+}
+
+async fn shutdown_does_not_wait_for_a_worker_still_starting() {
+    for now in [true, false] {
+        let slow = marker("slow-start");
+        let pool = procpool::Pool::builder()
+            .workers(1)
+            .initializer(sleep_if_exists, slow.clone())
+            .build()
+            .await
+            .unwrap();
+        // From now on a worker takes a minute to start: kill the first one.
+        std::fs::write(&slow, b"").unwrap();
+        let victim = pool.submit(pid, ()).await.unwrap();
+        // SAFETY: kill(2) has no memory-safety preconditions.
+        unsafe { libc::kill(victim as i32, libc::SIGKILL) };
+        while pool.stats().respawns == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let began = Instant::now();
+        if now {
+            within(Duration::from_secs(5), "shutdown_now", pool.shutdown_now()).await;
+        } else {
+            within(Duration::from_secs(5), "shutdown", pool.shutdown()).await;
+        }
+        assert!(began.elapsed() < Duration::from_secs(5));
+        let _ = std::fs::remove_file(slow);
+    }
 }

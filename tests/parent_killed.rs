@@ -112,7 +112,11 @@ async fn a_killed_pool_process_takes_daemons_started_by_tasks_along() {
     let _ = std::fs::remove_dir_all(dir);
     // The dead pool could not remove its cgroup directory; the next pool
     // started under the same cgroup does.
-    let stale = format!("procpool-{}-", parent.id());
+    let namespace = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata("/proc/self/ns/pid").unwrap().ino()
+    };
+    let stale = format!("procpool-{namespace}-{}-", parent.id());
     let pool = cgroup_pool(1).await.expect("worked a moment ago");
     let cgroup_root = "/sys/fs/cgroup/unified";
     if std::path::Path::new(cgroup_root).exists() {

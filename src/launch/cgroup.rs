@@ -7,9 +7,11 @@
 //! (root can, deliberately; nothing else). Writing `1` to `cgroup.kill`
 //! (Linux 5.14) kills every process in it, race-free against forks.
 //!
-//! Layout: `<this process's cgroup>/procpool-<pid>-<n>/worker-<worker pid>`.
+//! Layout: `<this process's cgroup>/procpool-<pid namespace>-<pid>-<n>/worker-<worker pid>`.
 //! Directories left by a pool whose process was SIGKILLed are removed by the
-//! next pool started under the same cgroup.
+//! next pool started under the same cgroup in the same PID namespace (only
+//! there does its pid say whether the owner lives: a pool in a container
+//! sharing the cgroup would see the host's pids as dead).
 //!
 //! A PID namespace per worker was weighed and rejected: after
 //! `unshare(CLONE_NEWPID)` the caller cannot start threads (clone with
@@ -23,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-/// Name prefix of a pool's directory, followed by `<pid>-<n>`.
+/// Name prefix of a pool's directory, followed by `<pid ns>-<pid>-<n>`.
 const POOL_PREFIX: &str = "procpool-";
 /// Name prefix of a worker's directory, followed by its pid.
 const WORKER_PREFIX: &str = "worker-";
@@ -50,7 +52,8 @@ impl PoolCgroup {
         let parent = own_dir()?;
         remove_stale(&parent);
         let name = format!(
-            "{POOL_PREFIX}{}-{}",
+            "{POOL_PREFIX}{}-{}-{}",
+            pid_namespace(),
             std::process::id(),
             POOLS.fetch_add(1, Relaxed)
         );
@@ -153,16 +156,18 @@ fn remove_stale(parent: &Path) {
     let Ok(entries) = fs::read_dir(parent) else {
         return;
     };
+    let own_namespace = format!("{}-", pid_namespace());
     for entry in entries.flatten() {
         let name = entry.file_name();
         let Some(owner) = name
             .to_str()
             .and_then(|name| name.strip_prefix(POOL_PREFIX))
+            .and_then(|rest| rest.strip_prefix(&own_namespace))
             .and_then(|rest| rest.split('-').next())
             .and_then(|pid| pid.parse::<i32>().ok())
             .and_then(rustix::process::Pid::from_raw)
         else {
-            continue;
+            continue; // not a pool's, or another PID namespace's: not ours to judge
         };
         let gone = rustix::process::test_kill_process(owner)
             .is_err_and(|err| err == rustix::io::Errno::SRCH);
@@ -170,6 +175,12 @@ fn remove_stale(parent: &Path) {
             remove_pool_dir(&entry.path());
         }
     }
+}
+
+/// This process's PID namespace, as the inode number the kernel gives it.
+fn pid_namespace() -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata("/proc/self/ns/pid").map_or(0, |meta| meta.ino())
 }
 
 /// The directory of this process's own cgroup v2.

@@ -23,6 +23,9 @@ use tokio::io::unix::AsyncFd;
 use super::cgroup::WorkerCgroup;
 use crate::error::Exit;
 
+/// How long a killed worker may take to exit before the pool stops waiting.
+const UNKILLABLE_AFTER: Duration = Duration::from_secs(5);
+
 /// How often a child without a pidfd (old kernels, other Unix systems) is
 /// checked for having exited.
 const POLL_EVERY: Duration = Duration::from_millis(10);
@@ -190,14 +193,13 @@ impl Child {
         };
         loop {
             match watch {
+                // A readable pidfd is the kernel saying the process has
+                // exited. `waitid` may not say so yet: a zombie traced by
+                // another process is hidden from its parent until the tracer
+                // lets go (the reap kills what it left behind, tracer too).
                 Watch::PidFd(fd) => match fd.poll_read_ready(cx) {
                     Poll::Pending => return Poll::Pending,
-                    Poll::Ready(Ok(mut guard)) => {
-                        if process.has_exited() {
-                            return Poll::Ready(());
-                        }
-                        guard.clear_ready();
-                    }
+                    Poll::Ready(Ok(_)) => return Poll::Ready(()),
                     Poll::Ready(Err(_)) => *watch = timer(),
                 },
                 Watch::Timer(interval) => {
@@ -211,9 +213,18 @@ impl Child {
     }
 
     /// Waits for the worker to exit, kills what it left behind, reaps it and
-    /// returns how it ended.
+    /// returns how it ended. Called once it was killed or told to exit: a
+    /// worker that has not exited [`UNKILLABLE_AFTER`] later is stuck where
+    /// SIGKILL does not reach (a frozen cgroup, an uninterruptible sleep) and
+    /// is given up on as `Exit::Unknown`, left to the ledger.
     pub(crate) async fn wait(mut self) -> Exit {
-        std::future::poll_fn(|cx| self.poll_exited(cx)).await;
+        let exited = std::future::poll_fn(|cx| self.poll_exited(cx));
+        if tokio::time::timeout(UNKILLABLE_AFTER, exited)
+            .await
+            .is_err()
+        {
+            return Exit::Unknown;
+        }
         self.reap_exited()
     }
 
@@ -230,6 +241,8 @@ impl Child {
     /// Reaps an exited worker (or marks it gone) and removes it from the
     /// ledger; for use once [`poll_exited`](Child::poll_exited) was `Ready`.
     pub(crate) fn reap_exited(&self) -> Exit {
+        // Its leftovers die first (a tracer hiding the zombie among them).
+        self.process.kill();
         let mut tries = 0;
         let exit = loop {
             if let Some(exit) = self.process.try_reap() {

@@ -289,6 +289,39 @@ pub fn panic_caught_then_resumed() -> u64 {
     std::panic::resume_unwind(Box::new("the second panic, resumed"))
 }
 
+/// Forks, and both copies return: the copy must not answer for the worker.
+pub fn fork_copy_returns() -> u32 {
+    // SAFETY: fork has no memory-safety preconditions; the copy only returns
+    // (into procpool's worker code, which must end it before anything else).
+    unsafe { libc::fork() };
+    std::process::id()
+}
+
+/// Has a child in a session of its own attach to the worker with ptrace
+/// (hiding the worker's exit from its parent while it is traced), then
+/// exits with code 3.
+pub fn traced_then_exit() -> u64 {
+    // SAFETY: after fork the copy calls only async-signal-safe functions.
+    unsafe {
+        let worker = libc::getpid();
+        if libc::fork() == 0 {
+            libc::setsid();
+            libc::ptrace(libc::PTRACE_SEIZE, worker, 0, 0);
+            libc::sleep(60);
+            libc::_exit(0);
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    std::process::exit(3)
+}
+
+/// An initializer that sleeps a minute if `path` exists.
+pub fn sleep_if_exists(path: String) {
+    if std::path::Path::new(&path).exists() {
+        std::thread::sleep(Duration::from_secs(60));
+    }
+}
+
 pub fn len_of(text: String) -> usize {
     text.len()
 }
@@ -331,6 +364,9 @@ pub fn tasks() -> procpool::Registry {
         echo_off,
         panic_caught_then_resumed,
         len_of,
+        fork_copy_returns,
+        traced_then_exit,
+        sleep_if_exists,
     ]
 }
 
