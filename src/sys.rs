@@ -218,6 +218,29 @@ pub(crate) fn watch_readable(fd: OwnedFd) -> io::Result<AsyncFd<OwnedFd>> {
     unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }.map_err(Into::into)
 }
 
+/// Set in the copy a task makes with `fork()`, by an atfork handler that
+/// [`watch_forks`] installs; an atomic load to check, where `getpid()`
+/// would be a system call per task.
+pub(crate) static IS_FORK_COPY: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn mark_fork_copy() {
+    IS_FORK_COPY.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Makes every `fork()` in this process mark the copy in [`IS_FORK_COPY`].
+pub(crate) fn watch_forks() -> io::Result<()> {
+    // SAFETY: the handler is a plain `extern "C" fn` that lives as long as
+    // the program and only stores to an atomic (async-signal-safe, as a
+    // handler run in the child of a multi-threaded fork must be).
+    let ret = unsafe { libc::pthread_atfork(None, None, Some(mark_fork_copy)) };
+    if ret == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::from_raw_os_error(ret))
+    }
+}
+
 /// Ends this process at once, with no destructors or atexit handlers (a
 /// worker tearing down must not run user code on its way out).
 pub(crate) fn exit_now(code: i32) -> ! {

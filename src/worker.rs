@@ -71,7 +71,7 @@ pub fn init(registry: Registry) {
     let outcome = Endpoints::take(marker).and_then(|endpoints| {
         // The pool moved us into our cgroup before it sent the control
         // socket, so by now we know where we live.
-        let _ = WORKER_PID.set(std::process::id());
+        sys::watch_forks()?;
         let _ = TEARDOWN.set(Teardown {
             group: own_group(),
             cgroup: cgroup::own_worker_cgroup(),
@@ -164,9 +164,6 @@ fn own_group() -> Option<rustix::process::Pid> {
 }
 
 static TEARDOWN: OnceLock<Teardown> = OnceLock::new();
-
-/// The worker's own pid, set when it starts serving.
-static WORKER_PID: OnceLock<u32> = OnceLock::new();
 
 /// This process's children, from every thread's list (any thread of a task
 /// may have started one).
@@ -369,7 +366,7 @@ fn run_caught(registry: &Registry, index: u32, args: &[u8], out: &mut Vec<u8>) -
     // A panic caught inside an earlier task must not lend its report here.
     LAST_PANIC.with(|last| last.borrow_mut().take());
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| registry.invoke(index, args, out)));
-    if std::process::id() != *WORKER_PID.get_or_init(std::process::id) {
+    if sys::IS_FORK_COPY.load(std::sync::atomic::Ordering::Relaxed) {
         // A copy the task made with fork() and let return (or panic): it
         // holds our socket and our queue of requests, and must not answer
         // them. It touches nothing shared on the way out (a lock another
