@@ -269,7 +269,8 @@ impl PoolBuilder {
     ///
     /// Polled outside a tokio runtime, or on one without its I/O or time
     /// driver, it fails with an [`Error::is_spawn`](crate::Error::is_spawn)
-    /// error that says so, before any worker starts.
+    /// error that says so, before any worker starts (in a program built with
+    /// `panic = "abort"`, tokio's own panic aborts it instead).
     ///
     /// # Cancel safety
     ///
@@ -292,10 +293,18 @@ impl PoolBuilder {
             Some(program) => program,
             None => current_exe()?,
         };
+        // Creating it sweeps stale directories, which can wait: off the
+        // async threads.
+        let create = || async {
+            tokio::task::spawn_blocking(PoolCgroup::create)
+                .await
+                .unwrap_or_else(|join| Err(std::io::Error::other(join.to_string())))
+                .map(Arc::new)
+        };
         let cgroup = match self.containment {
             Containment::ProcessGroup => None,
-            Containment::Auto => PoolCgroup::create().ok(),
-            Containment::Cgroup => Some(PoolCgroup::create().map_err(|err| {
+            Containment::Auto => create().await.ok(),
+            Containment::Cgroup => Some(create().await.map_err(|err| {
                 Error::spawn(
                     "Containment::Cgroup was asked for, but no cgroup can be created for the \
                      workers (this needs cgroup v2 with cgroup.kill, Linux 5.14, and write access \
@@ -334,8 +343,7 @@ impl PoolBuilder {
         }
         if let Some(err) = failure {
             for spawned in started {
-                spawned.child.kill();
-                spawned.child.wait().await;
+                spawned.child.kill_and_wait().await;
             }
             return Err(err);
         }
@@ -367,6 +375,8 @@ impl PoolBuilder {
 /// (handshake, backoff, timeouts). tokio panics when either is missing and
 /// offers no way to ask, so ask by trying, with the panic message silenced:
 /// a typed error before any worker starts, instead of a panic halfway.
+/// (Under `panic = "abort"` the probe cannot catch, and aborts as tokio
+/// would have.)
 fn check_runtime() -> Result<(), Error> {
     let missing = |what: &str| {
         Error::spawn(
@@ -388,11 +398,8 @@ fn check_runtime() -> Result<(), Error> {
     probe
         .set_nonblocking(true)
         .map_err(|err| Error::spawn("socketpair", Some(err)))?;
-    let hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
-    let io = std::panic::catch_unwind(move || tokio::net::UnixStream::from_std(probe).is_ok());
-    let time = std::panic::catch_unwind(|| drop(tokio::time::sleep(Duration::ZERO)));
-    std::panic::set_hook(hook);
+    let io = quietly(move || tokio::net::UnixStream::from_std(probe).is_ok());
+    let time = quietly(|| drop(tokio::time::sleep(Duration::ZERO)));
     if !matches!(io, Ok(true)) {
         Err(missing("I/O driver"))
     } else if time.is_err() {
@@ -400,6 +407,30 @@ fn check_runtime() -> Result<(), Error> {
     } else {
         Ok(())
     }
+}
+
+thread_local! {
+    static PROBING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `probe`, catching a panic without printing it. The panic hook is
+/// wrapped once, for good, so that it stays silent only on this thread and
+/// only during a probe: swapping the process's hook for each probe would
+/// race with other threads (theirs, or another `build()`).
+fn quietly<R>(probe: impl FnOnce() -> R + std::panic::UnwindSafe) -> std::thread::Result<R> {
+    static WRAPPED: std::sync::Once = std::sync::Once::new();
+    WRAPPED.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !PROBING.with(|probing| probing.get()) {
+                previous(info);
+            }
+        }));
+    });
+    PROBING.with(|probing| probing.set(true));
+    let outcome = std::panic::catch_unwind(probe);
+    PROBING.with(|probing| probing.set(false));
+    outcome
 }
 
 fn current_exe() -> Result<PathBuf, Error> {

@@ -12,7 +12,7 @@ use std::task::{Context, Poll, ready};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::frame::{self, HEADER_LEN};
+use crate::frame::{self, HEADER_LEN, RESERVE_AHEAD};
 use crate::job::Job;
 use crate::sys;
 
@@ -21,8 +21,6 @@ use crate::sys;
 const ZERO_COPY_FROM: usize = 64 * 1024;
 /// How much to read at a time when no larger frame is pending.
 const READ_CHUNK: usize = 64 * 1024;
-/// Room reserved at once for an incoming frame, before its bytes arrive.
-pub(crate) const RESERVE_AHEAD: usize = 64 << 20;
 /// Most frames handed to one `writev`.
 const MAX_IOVECS: usize = 64;
 
@@ -124,8 +122,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     }
 
     /// Everything still in flight, and whether the first of it may have
-    /// started running (its frame was completely written).
-    pub(crate) fn into_unanswered(self) -> (VecDeque<InFlight>, bool) {
+    /// started running (its frame was completely written). A first request
+    /// whose write was cut short by the worker's death is marked: its
+    /// delivery may be what killed the worker.
+    pub(crate) fn into_unanswered(mut self) -> (VecDeque<InFlight>, bool) {
+        if self.written == 0
+            && self.partial > 0
+            && let Some(head) = self.in_flight.front_mut()
+        {
+            head.job.failed_deliveries += 1;
+        }
         (self.in_flight, self.written > 0)
     }
 
@@ -234,16 +240,24 @@ impl<S: AsFd> Conn<S> {
     /// relying on the runtime's readiness: for a worker that has exited,
     /// whose every completed write is in our receive queue by now.
     pub(crate) fn read_sent(&mut self) -> io::Result<()> {
+        // More than a socket buffer holds cannot have been sent before the
+        // death; a process it forked may still be writing, so stop there.
+        const AT_MOST: usize = 16 << 20;
         let mut chunk = [0u8; 16 * 1024];
-        loop {
+        let mut read = 0;
+        while read < AT_MOST {
             match rustix::io::read(self.io.as_fd(), &mut chunk) {
-                Ok(0) => return Ok(()),
-                Ok(n) => self.read_buf.extend_from_slice(&chunk[..n]),
-                Err(rustix::io::Errno::AGAIN) => return Ok(()),
+                Ok(0) => break,
+                Ok(n) => {
+                    self.read_buf.extend_from_slice(&chunk[..n]);
+                    read += n;
+                }
+                Err(rustix::io::Errno::AGAIN) => break,
                 Err(rustix::io::Errno::INTR) => {}
                 Err(err) => return Err(err.into()),
             }
         }
+        Ok(())
     }
 }
 

@@ -236,6 +236,7 @@ impl Dispatcher {
             }
             // Dead, though something it forked may hold its socket open:
             // take the answers it sent before it died, and let it go.
+            worker.kill_leftovers();
             worker.conn.read_sent().map_err(|_| Fault::Io)?;
             while let Some(body) = worker.conn.next_body().map_err(Fault::Protocol)? {
                 self.answer(i, worker, body)?;
@@ -331,10 +332,7 @@ impl Dispatcher {
         // retried head. A head whose frame was being written when the
         // worker died may be what killed it: after a few such deaths it
         // fails instead of killing worker after worker.
-        let mut rest: Vec<InFlight> = entries.collect();
-        if !head_started && let Some(head) = rest.first_mut() {
-            head.job.failed_deliveries += 1;
-        }
+        let rest: Vec<InFlight> = entries.collect();
         for entry in rest.into_iter().rev() {
             if entry.job.is_cancelled() {
                 self.counters.cancelled.fetch_add(1, Relaxed);
@@ -466,7 +464,7 @@ impl Dispatcher {
                         let _ = reaper.await;
                     }))
                 }
-                State::Starting(handle) => State::Closing(abort_start(handle)),
+                State::Starting(handle) => State::Closing(slot::abort_start(handle)),
                 other => other,
             };
         }
@@ -501,7 +499,7 @@ impl Dispatcher {
             let state = std::mem::replace(&mut self.slots[i].state, State::Stopped);
             self.slots[i].state = match state {
                 State::Live(worker) => State::Closing(worker.close(false)),
-                State::Starting(handle) => State::Closing(abort_start(handle)),
+                State::Starting(handle) => State::Closing(slot::abort_start(handle)),
                 State::Reaping { reaper, .. } => State::Closing(tokio::spawn(async move {
                     let _ = reaper.await;
                 })),
@@ -520,20 +518,6 @@ impl Dispatcher {
             Poll::Pending
         }
     }
-}
-
-/// Stops a worker that is still starting: no task waits for it, and its
-/// handshake may take long (a slow initializer, a stopped process).
-fn abort_start(handle: slot::Starting) -> tokio::task::JoinHandle<()> {
-    handle.abort();
-    tokio::spawn(async move {
-        // Finished before the abort: end it here. Aborted: the start's own
-        // `Child` was dropped, which kills it and reaps it in the background.
-        if let Ok(Ok(spawned)) = handle.await {
-            spawned.child.kill();
-            spawned.child.wait().await;
-        }
-    })
 }
 
 impl Future for Dispatcher {

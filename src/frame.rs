@@ -33,6 +33,9 @@ use crate::error::Error;
 /// Bumped whenever the format above changes.
 pub(crate) const PROTOCOL_VERSION: u32 = 1;
 pub(crate) const HEADER_LEN: usize = 8;
+/// Room reserved at once for an incoming frame before its bytes arrive: a
+/// length is only a claim, so beyond this the buffer grows with the bytes.
+pub(crate) const RESERVE_AHEAD: usize = 64 << 20;
 const MAGIC: &[u8; 8] = b"procpool";
 
 pub(crate) const HELLO: u8 = 0x10;
@@ -342,7 +345,7 @@ pub(crate) fn read_blocking(
 /// Reserves room for a frame body of `len` bytes, up to `RESERVE_AHEAD`:
 /// a length is only a claim until the bytes arrive.
 fn reserve_for(body: &mut Vec<u8>, len: usize) -> io::Result<()> {
-    body.try_reserve(len.min(crate::conn::RESERVE_AHEAD))
+    body.try_reserve(len.min(RESERVE_AHEAD))
         .map_err(|_| io::Error::new(io::ErrorKind::OutOfMemory, "cannot allocate a frame"))
 }
 

@@ -78,6 +78,12 @@ impl Worker {
         self.doomed = true;
     }
 
+    /// Kills what an exited worker left behind (whatever else holds its
+    /// socket among them).
+    pub(crate) fn kill_leftovers(&self) {
+        self.child.kill();
+    }
+
     /// `Ready` once the worker process has exited, whatever its socket says.
     pub(crate) fn poll_exited(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         self.child.poll_exited(cx)
@@ -243,6 +249,19 @@ impl State {
 pub(crate) fn start(spec: &Arc<WorkerSpec>) -> Starting {
     let spec = spec.clone();
     tokio::spawn(async move { spawn::spawn(&spec).await })
+}
+
+/// Stops a worker that is still starting: no task waits for it, and its
+/// handshake may take long (a slow initializer, a stopped process).
+pub(crate) fn abort_start(handle: Starting) -> tokio::task::JoinHandle<()> {
+    handle.abort();
+    tokio::spawn(async move {
+        // Finished before the abort: end it here. Aborted: the start's own
+        // `Child` was dropped, which kills it and reaps it in the background.
+        if let Ok(Ok(spawned)) = handle.await {
+            spawned.child.kill_and_wait().await;
+        }
+    })
 }
 
 #[derive(Debug)]

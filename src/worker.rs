@@ -140,10 +140,23 @@ impl Marker {
     /// very process.
     fn claimed() -> Option<Marker> {
         let marker = Marker::parse(std::env::var_os(ENV_MARKER)?.to_str()?)?;
-        let peer = rustix::net::sockopt::socket_peercred(io::stdin().as_fd()).ok()?;
-        let peer_pid = peer.pid.as_raw_nonzero().get().unsigned_abs();
-        (peer_pid == marker.pool_pid).then_some(marker)
+        (stdin_creator() == Some(marker.pool_pid)).then_some(marker)
     }
+}
+
+/// The process that created the socket on our stdin, if stdin is one.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn stdin_creator() -> Option<u32> {
+    let peer = rustix::net::sockopt::socket_peercred(io::stdin().as_fd()).ok()?;
+    Some(peer.pid.as_raw_nonzero().get().unsigned_abs())
+}
+
+/// Without `SO_PEERCRED`, the next best thing: the pool is our parent.
+/// (Untested: procpool is developed and tested on Linux.)
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn stdin_creator() -> Option<u32> {
+    let parent = rustix::process::getppid()?;
+    Some(parent.as_raw_nonzero().get().unsigned_abs())
 }
 
 /// How this worker ends everything its tasks started, then itself.

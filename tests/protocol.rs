@@ -22,6 +22,7 @@ fn main() {
             a_map_item_over_the_frame_limit_fails_alone,
             garbage_lengths_never_panic_the_pool,
             an_inherited_worker_marker_does_not_take_over_main,
+            a_request_that_kills_every_worker_it_reaches_fails_after_three,
         ],
         roles,
     );
@@ -270,4 +271,26 @@ async fn an_inherited_worker_marker_does_not_take_over_main() {
             );
         }
     }
+}
+
+async fn a_request_that_kills_every_worker_it_reaches_fails_after_three() {
+    // Every worker can hold 16 MiB more than it uses at start; a 64 MiB
+    // argument (under the frame limit) kills each one as it arrives.
+    let pool = procpool::Pool::builder()
+        .workers(1)
+        .stderr(procpool::Redirect::Null)
+        .initializer(cap_address_space, 16 << 20)
+        .build()
+        .await
+        .unwrap();
+    let err = within(
+        Duration::from_secs(20),
+        "a request no worker survives",
+        pool.submit(len_of, "x".repeat(64 << 20)),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.is_worker_died(), "{err}");
+    assert!(err.to_string().contains("sent to 3 workers"), "{err}");
+    assert_eq!(pool.submit(len_of, "x".repeat(10)).await.unwrap(), 10);
 }

@@ -7,7 +7,7 @@
 //! (root can, deliberately; nothing else). Writing `1` to `cgroup.kill`
 //! (Linux 5.14) kills every process in it, race-free against forks.
 //!
-//! Layout: `<this process's cgroup>/procpool-<pid namespace>-<pid>-<n>/worker-<worker pid>`.
+//! Layout: `<this process's cgroup>/procpool-<pid namespace>-<pid>-<n>/worker-<k>`.
 //! Directories left by a pool whose process was SIGKILLed are removed by the
 //! next pool started under the same cgroup in the same PID namespace (only
 //! there does its pid say whether the owner lives: a pool in a container
@@ -27,7 +27,9 @@ use std::time::{Duration, Instant};
 
 /// Name prefix of a pool's directory, followed by `<pid ns>-<pid>-<n>`.
 const POOL_PREFIX: &str = "procpool-";
-/// Name prefix of a worker's directory, followed by its pid.
+/// Name prefix of a worker's directory, followed by its number in the pool
+/// (not its pid: a pid comes back, and a directory still being emptied
+/// would be in the way).
 const WORKER_PREFIX: &str = "worker-";
 /// How long removing a killed worker's cgroup may wait for its processes to
 /// finish exiting.
@@ -37,6 +39,7 @@ const REMOVE_WAIT: Duration = Duration::from_millis(50);
 #[derive(Debug)]
 pub(crate) struct PoolCgroup {
     dir: PathBuf,
+    workers: AtomicU32,
 }
 
 impl PoolCgroup {
@@ -58,6 +61,12 @@ impl PoolCgroup {
             POOLS.fetch_add(1, Relaxed)
         );
         let dir = parent.join(name);
+        // Moving a process between two cgroups takes write access to their
+        // common ancestor's cgroup.procs: ours. Making directories is not
+        // enough (a delegated subtree may allow one without the other).
+        fs::OpenOptions::new()
+            .write(true)
+            .open(parent.join("cgroup.procs"))?;
         fs::create_dir(&dir)?;
         if !dir.join("cgroup.kill").exists() {
             let _ = fs::remove_dir(&dir);
@@ -66,7 +75,10 @@ impl PoolCgroup {
                 "this kernel's cgroups have no cgroup.kill (Linux 5.14 or later needed)",
             ));
         }
-        Ok(PoolCgroup { dir })
+        Ok(PoolCgroup {
+            dir,
+            workers: AtomicU32::new(0),
+        })
     }
 
     /// Moves the just-started worker `pid` into a cgroup of its own. The
@@ -75,9 +87,11 @@ impl PoolCgroup {
     ///
     /// This blocks: the first move of a process into a cgroup after a quiet
     /// spell waits for an RCU grace period in the kernel (~0.5 ms here, more
-    /// on a loaded machine), so callers run it off the async threads.
-    pub(crate) fn adopt(&self, pid: u32) -> io::Result<WorkerCgroup> {
-        let dir = self.dir.join(format!("{WORKER_PREFIX}{pid}"));
+    /// on a loaded machine), so callers run it off the async threads. The
+    /// caller must hold `pid` unreaped throughout (see `child::Child::contain`).
+    pub(crate) fn add_worker(&self, pid: u32) -> io::Result<WorkerCgroup> {
+        let number = self.workers.fetch_add(1, Relaxed);
+        let dir = self.dir.join(format!("{WORKER_PREFIX}{number}"));
         fs::create_dir(&dir)?;
         if let Err(err) = fs::write(dir.join("cgroup.procs"), pid.to_string()) {
             let _ = fs::remove_dir(&dir);
@@ -107,7 +121,7 @@ impl WorkerCgroup {
 
     /// Removes the cgroup (and any a nested pool made inside it) once its
     /// processes are gone (they were killed); one still busy after a short
-    /// wait is left for the pool's `Drop`.
+    /// wait is left for the pool's `Drop`. Blocks for up to that wait.
     pub(crate) fn remove(&self) {
         remove_tree(&self.dir);
     }

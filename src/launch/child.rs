@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use rustix::process::{Pid, Signal, WaitId, WaitIdOptions, WaitIdStatus};
 use tokio::io::unix::AsyncFd;
 
-use super::cgroup::WorkerCgroup;
+use super::cgroup::{PoolCgroup, WorkerCgroup};
 use crate::error::Exit;
 
 /// How long a killed worker may take to exit before the pool stops waiting.
@@ -80,10 +80,15 @@ impl Process {
         // this cannot reach a stranger. (A worker that moved itself into
         // another group is still reached through its pid below.)
         let _ = rustix::process::kill_process_group(self.pid, Signal::KILL);
+        // Unreaped, so the pid is ours either way; the pidfd is the belt to
+        // those braces where there is one.
+        #[cfg(target_os = "linux")]
         let _ = match &self.pidfd {
             Some(pidfd) => rustix::process::pidfd_send_signal(pidfd, Signal::KILL),
             None => rustix::process::kill_process(self.pid, Signal::KILL),
         };
+        #[cfg(not(target_os = "linux"))]
+        let _ = rustix::process::kill_process(self.pid, Signal::KILL);
     }
 
     /// Whether the worker has exited (or was reaped), without reaping it.
@@ -96,6 +101,18 @@ impl Process {
             Ok(Some(_)) | Err(_) => true,
             Ok(None) => false,
         }
+    }
+
+    /// Moves the worker into a cgroup of its own, under the lock, so that
+    /// the pid written is still ours.
+    fn contain(&self, pool: &PoolCgroup) -> std::io::Result<()> {
+        let reaped = self.lock();
+        if reaped.is_some() {
+            return Err(std::io::Error::other("the worker is already gone"));
+        }
+        let cgroup = pool.add_worker(self.pid.as_raw_nonzero().get().unsigned_abs())?;
+        let _ = self.cgroup.set(cgroup);
+        Ok(())
     }
 
     /// Reaps the worker if it has exited. Before the reap, while its pid is
@@ -142,10 +159,13 @@ impl Child {
     ///
     /// `None` if the pool is already gone: the child is then killed and
     /// reaped at once.
-    pub(crate) fn adopt(pid: u32, ledger: &Arc<Ledger>) -> Option<Child> {
+    pub(crate) fn track(pid: u32, ledger: &Arc<Ledger>) -> Option<Child> {
         let pid = Pid::from_raw(i32::try_from(pid).ok()?)?;
         // Race-free: an unreaped child's pid cannot be reused.
+        #[cfg(target_os = "linux")]
         let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok();
+        #[cfg(not(target_os = "linux"))]
+        let pidfd = None;
         let process = Arc::new(Process {
             pid,
             pidfd,
@@ -165,9 +185,14 @@ impl Child {
         })
     }
 
-    /// Records the cgroup the worker was moved into, which is killed with it.
-    pub(crate) fn set_cgroup(&self, cgroup: WorkerCgroup) {
-        let _ = self.process.cgroup.set(cgroup);
+    /// Moves the worker into a cgroup of its own in `pool`, which is then
+    /// killed with it and removed after it. Runs off the async threads (the
+    /// move can wait for the kernel) and under the lock that guards the reap.
+    pub(crate) async fn contain(&self, pool: Arc<PoolCgroup>) -> std::io::Result<()> {
+        let process = self.process.clone();
+        tokio::task::spawn_blocking(move || process.contain(&pool))
+            .await
+            .unwrap_or_else(|join| Err(std::io::Error::other(join.to_string())))
     }
 
     pub(crate) fn pid(&self) -> u32 {
@@ -216,31 +241,38 @@ impl Child {
     /// returns how it ended. Called once it was killed or told to exit: a
     /// worker that has not exited [`UNKILLABLE_AFTER`] later is stuck where
     /// SIGKILL does not reach (a frozen cgroup, an uninterruptible sleep) and
-    /// is given up on as `Exit::Unknown`, left to the ledger.
+    /// is given up on as `Exit::Unknown` (the pool's `Drop` tries once more).
     pub(crate) async fn wait(mut self) -> Exit {
-        let exited = std::future::poll_fn(|cx| self.poll_exited(cx));
-        if tokio::time::timeout(UNKILLABLE_AFTER, exited)
-            .await
-            .is_err()
-        {
+        if !self.exited_within(UNKILLABLE_AFTER).await {
             return Exit::Unknown;
         }
-        self.reap_exited()
+        self.reap().await
+    }
+
+    /// Kills the worker and everything it started, and reaps it.
+    pub(crate) async fn kill_and_wait(self) -> Exit {
+        self.kill();
+        self.wait().await
     }
 
     /// Like [`wait`](Child::wait), but kills the worker if it has not exited
     /// within `grace`.
     pub(crate) async fn wait_or_kill(mut self, grace: Duration) -> Exit {
-        let exited = std::future::poll_fn(|cx| self.poll_exited(cx));
-        if tokio::time::timeout(grace, exited).await.is_err() {
+        if !self.exited_within(grace).await {
             self.kill();
         }
         self.wait().await
     }
 
+    /// Whether the worker exits within `limit`.
+    pub(crate) async fn exited_within(&mut self, limit: Duration) -> bool {
+        let exited = std::future::poll_fn(|cx| self.poll_exited(cx));
+        tokio::time::timeout(limit, exited).await.is_ok()
+    }
+
     /// Reaps an exited worker (or marks it gone) and removes it from the
     /// ledger; for use once [`poll_exited`](Child::poll_exited) was `Ready`.
-    pub(crate) fn reap_exited(&self) -> Exit {
+    pub(crate) async fn reap(&self) -> Exit {
         // Its leftovers die first (a tracer hiding the zombie among them).
         self.process.kill();
         let mut tries = 0;
@@ -248,19 +280,24 @@ impl Child {
             if let Some(exit) = self.process.try_reap() {
                 break exit;
             }
-            // Exited but not yet waitable: its last thread is on its way
-            // out. Not seen in practice; never spin hot, never hang (the
-            // ledger reaps it when the pool goes).
+            // Exited but not yet waitable: a tracer is letting go, or its
+            // last thread is on its way out. Never hang: the ledger reaps
+            // it when the pool goes.
             tries += 1;
-            if tries > 1000 {
+            if tries > 100 {
                 return Exit::Unknown;
             }
-            std::thread::sleep(Duration::from_micros(100));
+            tokio::time::sleep(Duration::from_millis(1)).await;
         };
         self.ledger.forget(&self.process);
-        if let Some(cgroup) = self.process.cgroup.get() {
-            cgroup.remove();
-        }
+        let process = self.process.clone();
+        // Removing the cgroup may wait for its killed processes to finish
+        // exiting: not on an async thread, and nobody needs to wait for it.
+        drop(tokio::task::spawn_blocking(move || {
+            if let Some(cgroup) = process.cgroup.get() {
+                cgroup.remove();
+            }
+        }));
         exit
     }
 }
@@ -363,6 +400,7 @@ impl Ledger {
     /// Kills every worker not yet reaped, with everything it started, and
     /// reaps them, blocking for at most [`REAP_LIMIT`] (SIGKILL takes effect
     /// within milliseconds; the bound is for a process stuck in the kernel).
+    /// Their cgroups are left to the pool's cgroup, removed when it drops.
     pub(crate) fn kill_all(&self) {
         let processes: Vec<Arc<Process>> = self
             .lock()
@@ -379,15 +417,7 @@ impl Ledger {
         let mut left: Vec<Arc<Process>> = processes.into_iter().collect();
         let deadline = Instant::now() + limit;
         loop {
-            left.retain(|process| match process.try_reap() {
-                Some(_) => {
-                    if let Some(cgroup) = process.cgroup.get() {
-                        cgroup.remove();
-                    }
-                    false
-                }
-                None => true,
-            });
+            left.retain(|process| process.try_reap().is_none());
             if left.is_empty() || Instant::now() >= deadline {
                 return;
             }

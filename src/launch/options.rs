@@ -34,7 +34,8 @@ impl Redirect {
 /// | | [`Cgroup`](Containment::Cgroup) | [`ProcessGroup`](Containment::ProcessGroup) |
 /// |---|---|---|
 /// | children in the worker's process group | killed | killed |
-/// | children that left it (`setsid`, `setpgid`, `process_group(0)`, double-fork daemons) | killed | killed on cancel, timeout and shutdown if still the worker's direct children; otherwise they outlive it |
+/// | children that left it (`setsid`, `setpgid`, `process_group(0)`), still the worker's children | killed | killed when the worker ends itself (cancel, timeout, `shutdown`, the pool's process dying); they outlive a worker that crashes or that the pool has to kill (`shutdown_now`, drop, a stopped worker) |
+/// | daemons (double fork, reparented away from the worker) | killed | outlive the worker |
 /// | needs | cgroup v2 with `cgroup.kill` (Linux 5.14), and write access to this process's cgroup (root, or a delegated subtree such as a systemd user service) | nothing |
 ///
 /// A task running as root can still move itself out of its cgroup on

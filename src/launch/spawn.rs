@@ -32,7 +32,7 @@ pub(crate) struct WorkerSpec {
     pub(crate) fingerprint: u64,
     pub(crate) initializer: Option<Initializer>,
     /// Where workers get a cgroup each; `None`: process groups only.
-    pub(crate) cgroup: Option<PoolCgroup>,
+    pub(crate) cgroup: Option<Arc<PoolCgroup>>,
     pub(crate) ledger: Arc<Ledger>,
 }
 
@@ -55,7 +55,7 @@ pub(crate) struct Spawned {
 
 /// How long a worker that hung up during the handshake gets to exit before we
 /// read its status anyway.
-const EXIT_GRACE: Duration = Duration::from_millis(500);
+const HANDSHAKE_EXIT_WAIT: Duration = Duration::from_millis(500);
 
 /// Starts a worker and waits for its handshake.
 ///
@@ -98,27 +98,18 @@ pub(crate) async fn spawn(spec: &Arc<WorkerSpec>) -> Result<Spawned, Error> {
     let pid = spawned.id();
     // Not std's to wait for: the child is reaped through `Child` alone.
     drop(spawned);
-    let Some(mut child) = Child::adopt(pid, &spec.ledger) else {
+    let Some(mut child) = Child::track(pid, &spec.ledger) else {
         // The pool is gone (maybe with its runtime, so no await here would
         // complete); the child was killed and reaped.
         return Err(Error::new(Repr::ShutDown));
     };
     // Into its cgroup before it runs anything of the user's: it waits for
     // the control socket, sent below.
-    if spec.cgroup.is_some() {
-        let moving = spec.clone();
-        let moved = tokio::task::spawn_blocking(move || {
-            moving.cgroup.as_ref().expect("checked").adopt(pid)
-        })
-        .await
-        .unwrap_or_else(|join| Err(std::io::Error::other(join.to_string())));
-        match moved {
-            Ok(cgroup) => child.set_cgroup(cgroup),
-            Err(err) => {
-                child.kill();
-                return Err(io_err("cannot move the worker into its cgroup", err));
-            }
-        }
+    if let Some(cgroup) = &spec.cgroup
+        && let Err(err) = child.contain(cgroup.clone()).await
+    {
+        child.kill_and_wait().await;
+        return Err(io_err("cannot move the worker into its cgroup", err));
     }
     // If this fails, the worker is already gone (or was never one of ours);
     // the handshake below reports how it ended.
@@ -132,7 +123,7 @@ pub(crate) async fn spawn(spec: &Arc<WorkerSpec>) -> Result<Spawned, Error> {
     let (mut data, control) = match (stream(data), stream(control)) {
         (Ok(data), Ok(control)) => (data, control),
         (Err(err), _) | (_, Err(err)) => {
-            child.kill();
+            child.kill_and_wait().await;
             return Err(io_err("socket setup", err));
         }
     };
@@ -216,8 +207,7 @@ pub(crate) async fn spawn(spec: &Arc<WorkerSpec>) -> Result<Spawned, Error> {
             spec.handshake_timeout
         ),
     };
-    child.kill();
-    child.wait().await;
+    child.kill_and_wait().await;
     Err(Error::spawn(problem, None))
 }
 
@@ -255,12 +245,10 @@ async fn initialize(
 /// How a worker that hung up ended, described for an error message, and
 /// whether a signal ended it.
 async fn exit_status(child: &mut Child) -> (String, bool) {
-    let exited = std::future::poll_fn(|cx| child.poll_exited(cx));
-    match tokio::time::timeout(EXIT_GRACE, exited).await {
-        Ok(()) => {
-            let exit = child.reap_exited();
-            (exit.to_string(), matches!(exit, Exit::Signal(_)))
-        }
-        Err(_) => ("closed its socket".to_string(), false),
+    if child.exited_within(HANDSHAKE_EXIT_WAIT).await {
+        let exit = child.reap().await;
+        (exit.to_string(), matches!(exit, Exit::Signal(_)))
+    } else {
+        ("closed its socket".to_string(), false)
     }
 }

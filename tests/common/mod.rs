@@ -322,6 +322,24 @@ pub fn sleep_if_exists(path: String) {
     }
 }
 
+/// An initializer: caps this worker's address space at what it uses now
+/// plus `headroom` bytes, so that receiving a larger request kills it.
+pub fn cap_address_space(headroom: u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let used_kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmSize:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    let limit = used_kib * 1024 + headroom;
+    let cap = libc::rlimit {
+        rlim_cur: limit as libc::rlim_t,
+        rlim_max: limit as libc::rlim_t,
+    };
+    // SAFETY: setrlimit reads the struct we pass and nothing else.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_AS, &cap) }, 0);
+}
+
 pub fn len_of(text: String) -> usize {
     text.len()
 }
@@ -367,6 +385,7 @@ pub fn tasks() -> procpool::Registry {
         fork_copy_returns,
         traced_then_exit,
         sleep_if_exists,
+        cap_address_space,
     ]
 }
 
