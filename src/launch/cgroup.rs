@@ -108,7 +108,7 @@ impl Drop for PoolCgroup {
 }
 
 /// One worker's cgroup.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct WorkerCgroup {
     dir: PathBuf,
 }

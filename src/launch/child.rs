@@ -290,14 +290,12 @@ impl Child {
             tokio::time::sleep(Duration::from_millis(1)).await;
         };
         self.ledger.forget(&self.process);
-        let process = self.process.clone();
         // Removing the cgroup may wait for its killed processes to finish
-        // exiting: not on an async thread, and nobody needs to wait for it.
-        drop(tokio::task::spawn_blocking(move || {
-            if let Some(cgroup) = process.cgroup.get() {
-                cgroup.remove();
-            }
-        }));
+        // exiting: not on an async thread, and nobody needs to wait for it
+        // (nor to keep the pidfd open meanwhile: only the path goes along).
+        if let Some(cgroup) = self.process.cgroup.get().cloned() {
+            drop(tokio::task::spawn_blocking(move || cgroup.remove()));
+        }
         exit
     }
 }
