@@ -327,7 +327,16 @@ impl PoolBuilder {
             socket_buffer: self.socket_buffer,
             handshake_timeout: self.handshake_timeout,
             fingerprint: registry.fingerprint(),
-            initializer: self.initializer.transpose()?,
+            initializer: match self.initializer.transpose()? {
+                Some(init) if frame::body_len_of(&init.frame) > self.max_frame => {
+                    return Err(Error::new(crate::error::Repr::TooLarge {
+                        task: init.task,
+                        bytes: frame::body_len_of(&init.frame),
+                        max: self.max_frame,
+                    }));
+                }
+                init => init,
+            },
             cgroup,
             ledger: Arc::new(Ledger::new()),
         });

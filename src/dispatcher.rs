@@ -267,9 +267,19 @@ impl Dispatcher {
                 }));
                 return Ok(());
             }
-            Ok(Response::Skipped) => {
+            // Only a request we asked it to cancel may be skipped; a skip
+            // nobody asked for is someone else's frame (a task writing to
+            // the protocol socket) and every later answer would be shifted.
+            Ok(Response::Skipped) if entry.cancel_sent => {
                 self.counters.cancelled.fetch_add(1, Relaxed);
                 return Ok(());
+            }
+            Ok(Response::Skipped) => {
+                self.counters.failed.fetch_add(1, Relaxed);
+                let garbage = "a skip of a request that was not cancelled";
+                let task = job.task;
+                job.finish(Err(Error::protocol(pid, Some(task), garbage)));
+                return Err(Fault::Protocol(garbage.into()));
             }
             Ok(Response::Panic { message, location }) => Repr::Panicked {
                 task: job.task,

@@ -116,7 +116,9 @@ impl ChunkBuilder {
 
     /// Encoded bytes so far.
     pub(crate) fn bytes(&self) -> usize {
-        self.frame.len()
+        // Each item also costs its 4-byte length at the end: zero-byte
+        // arguments (`()`) must still fill a chunk.
+        self.frame.len() + 4 * self.lens.len()
     }
 
     /// Appends one item's arguments; on an encode error nothing is appended.

@@ -53,6 +53,8 @@ struct Inner {
     counters: Arc<Counters>,
     registry: &'static Registry,
     settings: Settings,
+    /// The runtime the pool was built on, where its dispatcher runs.
+    runtime: tokio::runtime::Handle,
     closed: AtomicBool,
 }
 
@@ -110,6 +112,7 @@ impl Pool {
                 counters,
                 registry,
                 settings,
+                runtime: tokio::runtime::Handle::current(),
                 closed: AtomicBool::new(false),
             }),
         }
@@ -140,6 +143,9 @@ impl Pool {
         assert_fn_item::<F>();
         let _ = f;
         let task = std::any::type_name::<F>();
+        // The pool-wide timeout's timer needs the runtime; a submit from a
+        // plain thread gets the pool's.
+        let _runtime = self.inner.runtime.enter();
         TaskHandle::new(
             task,
             self.enqueue::<F, F::Args>(task, &args),

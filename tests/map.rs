@@ -28,6 +28,7 @@ fn main() {
             unregistered_function_yields_one_error,
             an_unencodable_item_fails_alone,
             explicit_chunk_size_and_window,
+            zero_byte_items_still_fill_a_bounded_chunk,
         ],
         |_| {},
     );
@@ -286,4 +287,21 @@ fn peak_rss_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
     let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+async fn zero_byte_items_still_fill_a_bounded_chunk() {
+    use futures::StreamExt;
+    let pool = pool(1).await;
+    // `()` encodes to nothing: a chunk of them must still stop growing.
+    let first: Vec<_> = within(
+        std::time::Duration::from_secs(20),
+        "a map over zero-byte items",
+        pool.map(pid, std::iter::repeat(()))
+            .chunk_size(usize::MAX)
+            .take(5)
+            .collect::<Vec<_>>(),
+    )
+    .await;
+    assert_eq!(first.len(), 5);
+    assert!(first.iter().all(|r| r.is_ok()));
 }

@@ -23,6 +23,8 @@ fn main() {
             garbage_lengths_never_panic_the_pool,
             an_inherited_worker_marker_does_not_take_over_main,
             a_request_that_kills_every_worker_it_reaches_fails_after_three,
+            a_skip_nobody_asked_for_is_a_protocol_error,
+            an_initializer_over_the_frame_limit_fails_build,
         ],
         roles,
     );
@@ -293,4 +295,23 @@ async fn a_request_that_kills_every_worker_it_reaches_fails_after_three() {
     assert!(err.is_worker_died(), "{err}");
     assert!(err.to_string().contains("sent to 3 workers"), "{err}");
     assert_eq!(pool.submit(len_of, "x".repeat(10)).await.unwrap(), 10);
+}
+
+async fn a_skip_nobody_asked_for_is_a_protocol_error() {
+    // A well-formed SKIPPED frame, written by a task: taken as the answer to
+    // its own request, it would shift every later answer by one.
+    let mut forged = 1u64.to_le_bytes().to_vec();
+    forged.push(0x05);
+    expect_protocol_error(forged).await;
+}
+
+async fn an_initializer_over_the_frame_limit_fails_build() {
+    let err = procpool::Pool::builder()
+        .workers(1)
+        .max_frame_size(1024)
+        .initializer(set_greeting, "x".repeat(4096))
+        .build()
+        .await
+        .unwrap_err();
+    assert!(err.is_too_large(), "{err}");
 }

@@ -18,6 +18,7 @@ fn main() {
             unregistered_function_is_a_clear_error,
             unencodable_arguments_fail_at_submit,
             pool_is_clone_send_sync_and_debug,
+            a_plain_thread_can_submit_to_a_pool_with_a_timeout,
         ],
         |_| {},
     );
@@ -127,4 +128,20 @@ async fn pool_is_clone_send_sync_and_debug() {
     fn assert_send<T: Send + 'static>(_: &T) {}
     assert_send(&handle);
     assert_eq!(handle.await.unwrap(), 4);
+}
+
+async fn a_plain_thread_can_submit_to_a_pool_with_a_timeout() {
+    let pool = procpool::Pool::builder()
+        .workers(1)
+        .task_timeout(std::time::Duration::from_secs(30))
+        .build()
+        .await
+        .unwrap();
+    // The pool-wide timeout needs a timer: the pool lends its runtime's.
+    let submitter = pool.clone();
+    let value =
+        std::thread::spawn(move || futures::executor::block_on(submitter.submit(square, 3)))
+            .join()
+            .unwrap();
+    assert_eq!(value.unwrap(), 9);
 }
