@@ -222,6 +222,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         Ok(Some(body))
     }
 
+    /// Bytes received that do not make a whole frame yet.
+    pub(crate) fn incomplete_bytes(&self) -> usize {
+        self.read_buf.len() - self.read_pos
+    }
+
     /// Reads more bytes. `Ready(Ok(0))` is the end of the stream.
     pub(crate) fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
         if self.read_buf.capacity() - self.read_buf.len() < READ_CHUNK / 2 {

@@ -232,7 +232,7 @@ impl Dispatcher {
                 Poll::Pending => {}
             }
             if worker.poll_exited(cx).is_pending() {
-                return Ok(());
+                return worker.check_stall(cx).map_err(Fault::Protocol);
             }
             // Dead, though something it forked may hold its socket open:
             // take the answers it sent before it died, and let it go.

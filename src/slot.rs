@@ -29,6 +29,12 @@ const BACKOFF_FIRST: Duration = Duration::from_millis(50);
 /// before the pool kills it: one that is stopped (SIGSTOP, SIGTTOU) or
 /// otherwise unresponsive cannot act on the message.
 pub(crate) const CANCEL_GRACE: Duration = Duration::from_millis(500);
+/// How long a frame may sit part-way received with no more bytes coming
+/// before the worker is taken for broken. A worker writes each answer in one
+/// go, so a frame that stops mid-way means a stopped writer or a garbage
+/// length (a task writing to its socket) that would otherwise be waited on
+/// for ever.
+const STALL_LIMIT: Duration = Duration::from_secs(5);
 /// How long a worker whose socket closed, or that was asked to exit, has
 /// to exit on its own before it is killed.
 const EXIT_GRACE: Duration = Duration::from_millis(200);
@@ -54,6 +60,9 @@ pub(crate) struct Worker {
     /// When the pool kills it itself, if it has not acted on the cancel of
     /// its running task by then.
     kill_at: Option<Pin<Box<Sleep>>>,
+    /// Armed while a frame is part-way in: when it fires, and how many
+    /// bytes were waiting when it was last reset.
+    stall: Option<(Pin<Box<Sleep>>, usize)>,
 }
 
 impl Worker {
@@ -68,6 +77,32 @@ impl Worker {
             successor: None,
             doomed: false,
             kill_at: None,
+            stall: None,
+        }
+    }
+
+    /// `Err` with a description if a frame has been part-way in, with no
+    /// new bytes, for [`STALL_LIMIT`]; otherwise arranges to be woken then.
+    pub(crate) fn check_stall(&mut self, cx: &mut Context<'_>) -> Result<(), String> {
+        let waiting = self.conn.incomplete_bytes();
+        if waiting == 0 {
+            self.stall = None;
+            return Ok(());
+        }
+        let deadline = Instant::now() + STALL_LIMIT;
+        let (sleep, seen) = self
+            .stall
+            .get_or_insert_with(|| (Box::pin(tokio::time::sleep_until(deadline)), waiting));
+        if *seen != waiting {
+            sleep.as_mut().reset(deadline);
+            *seen = waiting;
+        }
+        match sleep.as_mut().poll(cx) {
+            Poll::Pending => Ok(()),
+            Poll::Ready(()) => Err(format!(
+                "a frame stopped arriving part-way ({waiting} bytes of it, then nothing for \
+                 {STALL_LIMIT:?}): a garbage length, or a worker stopped mid-write"
+            )),
         }
     }
 

@@ -25,6 +25,7 @@ fn main() {
             a_request_that_kills_every_worker_it_reaches_fails_after_three,
             a_skip_nobody_asked_for_is_a_protocol_error,
             an_initializer_over_the_frame_limit_fails_build,
+            a_frame_that_stops_part_way_is_a_protocol_error,
         ],
         roles,
     );
@@ -314,4 +315,28 @@ async fn an_initializer_over_the_frame_limit_fails_build() {
         .await
         .unwrap_err();
     assert!(err.is_too_large(), "{err}");
+}
+
+async fn a_frame_that_stops_part_way_is_a_protocol_error() {
+    // Claims 100 bytes, sends 1: the task's real answer is swallowed as the
+    // rest of the frame, and the worker idles. No timeout is set: the stall
+    // itself must end the wait.
+    let mut truncated = 100u64.to_le_bytes().to_vec();
+    truncated.push(2);
+    let pool = one_worker_with_max_frame(1 << 20).await;
+    let err = within(
+        Duration::from_secs(20),
+        "a task behind a truncated frame",
+        pool.submit(scribble, truncated),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.is_protocol(), "{err}");
+    assert!(err.to_string().contains("part-way"), "{err}");
+    within(
+        Duration::from_secs(20),
+        "shutdown after a stall",
+        pool.shutdown(),
+    )
+    .await;
 }
