@@ -15,7 +15,7 @@
 //!
 //! A PID namespace per worker was weighed and rejected: after
 //! `unshare(CLONE_NEWPID)` the caller cannot start threads (clone with
-//! `CLONE_THREAD` fails with EINVAL), and a worker moved inside as its pid 1
+//! `CLONE_THREAD` fails with EINVAL; checked on this project's VM), and a worker moved inside as its pid 1
 //! ignores its own `abort()` (pid 1 gets no default-action signals) and sees
 //! `getpid() == 1`.
 
