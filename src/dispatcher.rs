@@ -253,8 +253,18 @@ impl Dispatcher {
                 "an answer to a request it was never sent".into(),
             ));
         };
+        let due = entry.seq;
+        let parsed = Response::parse(body.bytes()).and_then(|(seq, response)| {
+            if seq == due {
+                Ok(response)
+            } else {
+                Err(format!(
+                    "an answer to request {seq} where request {due} was due"
+                ))
+            }
+        });
         let job = entry.job;
-        let outcome = match Response::parse(body.bytes()) {
+        let outcome = match parsed {
             Ok(Response::Ok { nanos, payload_at }) => {
                 worker.record(nanos);
                 self.slots[i].failures = 0;

@@ -12,15 +12,17 @@
 //! | `HELLO` | worker → pool, once | magic, protocol version `u32`, registry fingerprint `u64`, pid `u32` |
 //! | `REQUEST` | pool → worker | task index `u32`, bincode arguments |
 //! | `CHUNK` | pool → worker | task index `u32`, item count `u32`, the items' bincode arguments back to back, then each item's length as `u32` |
-//! | `OK` | worker → pool | run time in ns `u64`, bincode result; for a `CHUNK`, per item: `ITEM_OK`/`ITEM_PANIC`/`ITEM_FAILED`, length `u32`, bincode result / panic report / text |
-//! | `PANIC` | worker → pool | bincode `(message, location)` |
-//! | `FAILED` | worker → pool | UTF-8 text: the worker could not run the task |
-//! | `SKIPPED` | worker → pool | nothing: cancelled before it started |
+//! | `OK` | worker → pool | seq `u64`, run time in ns `u64`, bincode result; for a `CHUNK`, per item: `ITEM_OK`/`ITEM_PANIC`/`ITEM_FAILED`, length `u32`, bincode result / panic report / text |
+//! | `PANIC` | worker → pool | seq `u64`, bincode `(message, location)` |
+//! | `FAILED` | worker → pool | seq `u64`, UTF-8 text: the worker could not run the task |
+//! | `SKIPPED` | worker → pool | seq `u64`: cancelled before it started |
 //!
-//! Responses come back in request order (a worker runs one task at a time), so
-//! they carry no ids: the n-th response answers the n-th request. Requests are
-//! numbered from 1 in the order a worker receives them; that number (`seq`) is
-//! what the control socket's cancel messages name.
+//! Responses come back in request order (a worker runs one task at a time).
+//! Requests are numbered from 1 in the order a worker receives them; that
+//! number (`seq`) is what the control socket's cancel messages name, and
+//! every answer repeats it, so an answer that is not the one due (a frame a
+//! task wrote to its own socket) is a protocol error instead of a result
+//! handed to the wrong caller.
 //!
 //! Integers are little-endian and fixed-width, so the hot path parses them
 //! without bincode.
@@ -31,7 +33,7 @@ use crate::codec;
 use crate::error::Error;
 
 /// Bumped whenever the format above changes.
-pub(crate) const PROTOCOL_VERSION: u32 = 1;
+pub(crate) const PROTOCOL_VERSION: u32 = 2;
 pub(crate) const HEADER_LEN: usize = 8;
 /// Room reserved at once for an incoming frame before its bytes arrive: a
 /// length is only a claim, so beyond this the buffer grows with the bytes.
@@ -54,8 +56,10 @@ pub(crate) const ITEM_FAILED: u8 = 2;
 /// Offset of the arguments in a request frame, header included.
 #[cfg(test)]
 const REQUEST_ARGS_AT: usize = HEADER_LEN + 1 + 4;
+/// Offset of the run time in an `OK` body (after its kind and seq).
+const OK_NANOS_AT: usize = 1 + 8;
 /// Offset of the result in an `OK` body.
-pub(crate) const OK_PAYLOAD_AT: usize = 1 + 8;
+pub(crate) const OK_PAYLOAD_AT: usize = OK_NANOS_AT + 8;
 
 /// Starts a frame in `out`: a placeholder length, then `kind`.
 /// [`finish`] fills in the length once the body is written.
@@ -63,6 +67,22 @@ pub(crate) fn start(out: &mut Vec<u8>, kind: u8) {
     out.clear();
     out.extend_from_slice(&[0; HEADER_LEN]);
     out.push(kind);
+}
+
+/// Starts an answer to request `seq` in `out`: every answer names the
+/// request it answers, so one that does not match the request due is caught
+/// (a task writing frames to its own socket could otherwise shift every
+/// later answer by one).
+pub(crate) fn start_answer(out: &mut Vec<u8>, kind: u8, seq: u64) {
+    start(out, kind);
+    out.extend_from_slice(&seq.to_le_bytes());
+}
+
+/// Fills in the run time of an `OK` answer begun with [`start_answer`] and
+/// a zeroed run time.
+pub(crate) fn set_ok_nanos(out: &mut [u8], nanos: u64) {
+    let at = HEADER_LEN + OK_NANOS_AT;
+    out[at..at + 8].copy_from_slice(&nanos.to_le_bytes());
 }
 
 /// Writes the body length of the frame that [`start`] began.
@@ -282,28 +302,40 @@ pub(crate) enum Response<'a> {
 }
 
 impl<'a> Response<'a> {
-    /// Parses a response body; `Err` describes garbage.
-    pub(crate) fn parse(body: &'a [u8]) -> Result<Response<'a>, String> {
-        match body.first() {
-            Some(&OK) if body.len() >= OK_PAYLOAD_AT => Ok(Response::Ok {
-                nanos: u64::from_le_bytes(body[1..9].try_into().expect("8 bytes")),
-                payload_at: OK_PAYLOAD_AT,
-            }),
-            Some(&PANIC) => {
-                let (message, location) = codec::decode::<(String, Option<String>)>(&body[1..])
-                    .map_err(|err| format!("unreadable panic report: {err}"))?;
-                Ok(Response::Panic { message, location })
-            }
-            Some(&FAILED) => std::str::from_utf8(&body[1..])
-                .map(Response::Failed)
-                .map_err(|_| "a failure report that is not UTF-8".to_string()),
-            Some(&SKIPPED) if body.len() == 1 => Ok(Response::Skipped),
-            Some(kind) => Err(format!(
-                "a frame of unknown kind 0x{kind:02x} and {} bytes",
+    /// Parses an answer body into the seq of the request it answers and
+    /// what it says; `Err` describes garbage.
+    pub(crate) fn parse(body: &'a [u8]) -> Result<(u64, Response<'a>), String> {
+        let Some((&kind, after_kind)) = body.split_first() else {
+            return Err("an empty frame".to_string());
+        };
+        let Some((seq, rest)) = after_kind.split_first_chunk::<8>() else {
+            return Err(format!(
+                "a frame of kind 0x{kind:02x} and {} bytes, too short for an answer",
                 body.len()
-            )),
-            None => Err("an empty frame".to_string()),
-        }
+            ));
+        };
+        let response = match kind {
+            OK if rest.len() >= 8 => Response::Ok {
+                nanos: u64::from_le_bytes(rest[..8].try_into().expect("8 bytes")),
+                payload_at: OK_PAYLOAD_AT,
+            },
+            PANIC => {
+                let (message, location) = codec::decode::<(String, Option<String>)>(rest)
+                    .map_err(|err| format!("unreadable panic report: {err}"))?;
+                Response::Panic { message, location }
+            }
+            FAILED => std::str::from_utf8(rest)
+                .map(Response::Failed)
+                .map_err(|_| "a failure report that is not UTF-8".to_string())?,
+            SKIPPED if rest.is_empty() => Response::Skipped,
+            kind => {
+                return Err(format!(
+                    "a frame of unknown kind 0x{kind:02x} and {} bytes",
+                    body.len()
+                ));
+            }
+        };
+        Ok((u64::from_le_bytes(*seq), response))
     }
 }
 
@@ -405,12 +437,38 @@ mod tests {
 
     #[test]
     fn garbage_responses_are_described_not_trusted() {
+        let answer = |kind: u8, rest: &[u8]| {
+            let mut out = Vec::new();
+            start_answer(&mut out, kind, 7);
+            out.extend_from_slice(rest);
+            out[HEADER_LEN..].to_vec()
+        };
         assert!(Response::parse(&[]).is_err());
-        assert!(Response::parse(&[0x77, 1, 2]).is_err());
-        assert!(Response::parse(&[OK, 1]).is_err(), "truncated OK");
-        assert!(Response::parse(&[PANIC, 0xFF, 0xFF]).is_err());
-        assert!(Response::parse(&[FAILED, 0xFF]).is_err());
-        assert_eq!(Response::parse(&[SKIPPED]), Ok(Response::Skipped));
+        assert!(Response::parse(&[SKIPPED]).is_err(), "no seq");
+        assert!(Response::parse(&answer(0x77, &[1, 2])).is_err());
+        assert!(Response::parse(&answer(OK, &[1])).is_err(), "truncated OK");
+        assert!(Response::parse(&answer(PANIC, &[0xFF, 0xFF])).is_err());
+        assert!(Response::parse(&answer(FAILED, &[0xFF])).is_err());
+        assert_eq!(
+            Response::parse(&answer(SKIPPED, &[])),
+            Ok((7, Response::Skipped))
+        );
+        let mut ok = Vec::new();
+        start_answer(&mut ok, OK, 9);
+        ok.extend_from_slice(&[0; 8]);
+        set_ok_nanos(&mut ok, 1234);
+        ok.push(42);
+        assert_eq!(
+            Response::parse(&ok[HEADER_LEN..]),
+            Ok((
+                9,
+                Response::Ok {
+                    nanos: 1234,
+                    payload_at: OK_PAYLOAD_AT
+                }
+            ))
+        );
+        assert_eq!(ok[HEADER_LEN + OK_PAYLOAD_AT], 42);
     }
 
     #[test]

@@ -325,15 +325,15 @@ fn run_one(
         // Cancels for earlier requests can no longer matter.
         progress.cancelled = progress.cancelled.split_off(&seq);
         if skip {
-            frame::start(out, frame::SKIPPED);
+            frame::start_answer(out, frame::SKIPPED, seq);
             frame::finish(out);
             return Ok(());
         }
         progress.running = Some(seq);
     }
 
-    frame::start(out, frame::OK);
-    out.extend_from_slice(&[0; 8]);
+    frame::start_answer(out, frame::OK, seq);
+    out.extend_from_slice(&[0; 8]); // the run time, filled in below
     let began = Instant::now();
     let outcome = if kind == frame::CHUNK {
         run_chunk(registry, index, rest, out)
@@ -347,14 +347,14 @@ fn run_one(
 
     match outcome {
         Outcome::Done => {
-            out[frame::HEADER_LEN + 1..frame::HEADER_LEN + 9].copy_from_slice(&nanos.to_le_bytes());
+            frame::set_ok_nanos(out, nanos);
         }
         Outcome::Failed(message) => {
-            frame::start(out, frame::FAILED);
+            frame::start_answer(out, frame::FAILED, seq);
             out.extend_from_slice(message.as_bytes());
         }
         Outcome::Panicked(report) => {
-            frame::start(out, frame::PANIC);
+            frame::start_answer(out, frame::PANIC, seq);
             encode_report(&report, out);
         }
     }

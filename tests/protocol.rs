@@ -26,6 +26,7 @@ fn main() {
             a_skip_nobody_asked_for_is_a_protocol_error,
             an_initializer_over_the_frame_limit_fails_build,
             a_frame_that_stops_part_way_is_a_protocol_error,
+            a_forged_answer_is_a_protocol_error_not_a_result,
         ],
         roles,
     );
@@ -339,4 +340,17 @@ async fn a_frame_that_stops_part_way_is_a_protocol_error() {
         pool.shutdown(),
     )
     .await;
+}
+
+async fn a_forged_answer_is_a_protocol_error_not_a_result() {
+    // A well-formed OK answer, written by a task to its own socket, for a
+    // request number it does not know: taken as an answer, it would hand 999
+    // to this task and this task's own answer to the next caller.
+    let mut body = vec![0x02];
+    body.extend_from_slice(&0u64.to_le_bytes()); // seq
+    body.extend_from_slice(&0u64.to_le_bytes()); // run time
+    body.extend_from_slice(&[0xfb, 0xe7, 0x03]); // bincode 999u64
+    let mut forged = (body.len() as u64).to_le_bytes().to_vec();
+    forged.extend_from_slice(&body);
+    expect_protocol_error(forged).await;
 }

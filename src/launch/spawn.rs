@@ -230,7 +230,7 @@ async fn initialize(
         .await
         .map_err(|err| failed(err.to_string()))?
         .ok_or(None)?;
-    match Response::parse(&body) {
+    match Response::parse(&body).map(|(_, response)| response) {
         Ok(Response::Ok { .. }) => Ok(()),
         Ok(Response::Panic { message, location }) => {
             let at = location.map(|l| format!(" at {l}")).unwrap_or_default();
