@@ -288,6 +288,7 @@ mod tests {
                 reply,
                 retries_left: 0,
                 failed_deliveries: 0,
+                crashed_workers: 0,
             },
             rx,
         )

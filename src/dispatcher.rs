@@ -336,6 +336,13 @@ impl Dispatcher {
                 self.counters.cancelled.fetch_add(1, Relaxed);
             } else if protocol_fault.is_none() && job.retries_left > 0 {
                 job.retries_left -= 1;
+                job.crashed_workers += 1;
+                // A task that has already taken down a worker before is
+                // likely the cause: its deaths back off like a crash loop
+                // at start-up, or `retries(u32::MAX)` would respawn hot.
+                if job.crashed_workers > 1 {
+                    ran_something = false;
+                }
                 self.counters.retried.fetch_add(1, Relaxed);
                 retry = Some(job);
             } else {

@@ -17,6 +17,8 @@ pub(crate) struct Job {
     pub(crate) retries_left: u32,
     /// Workers that died while its request was being written to them.
     pub(crate) failed_deliveries: u32,
+    /// Workers that died while running it (it was retried after each).
+    pub(crate) crashed_workers: u32,
 }
 
 impl Job {

@@ -194,6 +194,7 @@ impl Pool {
                 reply,
                 retries_left: self.inner.settings.retries,
                 failed_deliveries: 0,
+                crashed_workers: 0,
             }))
             .map_err(|_| Error::new(Repr::ShutDown))?;
         Ok(receiver)

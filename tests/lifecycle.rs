@@ -22,6 +22,7 @@ fn main() {
             retries_rerun_a_task_whose_worker_died,
             without_retries_the_death_is_reported,
             shutdown_does_not_wait_for_a_worker_still_starting,
+            a_task_that_kills_every_worker_backs_off_between_retries,
         ],
         |_| {},
     );
@@ -224,4 +225,25 @@ async fn shutdown_does_not_wait_for_a_worker_still_starting() {
         assert!(began.elapsed() < Duration::from_secs(5));
         let _ = std::fs::remove_file(slow);
     }
+}
+
+async fn a_task_that_kills_every_worker_backs_off_between_retries() {
+    let pool = procpool::Pool::builder()
+        .workers(1)
+        .stderr(procpool::Redirect::Null)
+        .retries(u32::MAX)
+        .build()
+        .await
+        .unwrap();
+    let crasher = pool.submit(aborts, ());
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // With backoff doubling from 50 ms: a handful. Without it, hundreds.
+    let respawns = pool.stats().respawns;
+    assert!(
+        respawns <= 20,
+        "{respawns} respawns in 1.5 s: a hot crash loop"
+    );
+    assert!(respawns >= 2, "it was retried: {respawns}");
+    drop(crasher);
+    within(Duration::from_secs(10), "shutdown", pool.shutdown()).await;
 }
