@@ -368,10 +368,17 @@ pub(crate) fn read_blocking(
         body_len(header, max).map_err(|msg| io::Error::new(io::ErrorKind::InvalidData, msg))?;
     body.clear();
     reserve_for(body, len)?;
-    // Grows past the reservation only as bytes arrive.
-    reader.take(len as u64).read_to_end(body)?;
-    if body.len() != len {
-        return Err(io::ErrorKind::UnexpectedEof.into());
+    if len <= RESERVE_AHEAD {
+        // The hot path: room is there already (`resize` zeroes only what the
+        // buffer, reused between frames, has never held).
+        body.resize(len, 0);
+        reader.read_exact(body)?;
+    } else {
+        // Grows past the reservation only as bytes arrive.
+        reader.take(len as u64).read_to_end(body)?;
+        if body.len() != len {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
     }
     Ok(true)
 }

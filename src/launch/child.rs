@@ -91,13 +91,23 @@ impl Process {
         let _ = rustix::process::kill_process(self.pid, Signal::KILL);
     }
 
+    /// The worker's exit status if it has exited, leaving it unreaped.
+    fn peek(&self) -> rustix::io::Result<Option<WaitIdStatus>> {
+        let options = WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT;
+        rustix::process::waitid(WaitId::Pid(self.pid), options)
+    }
+
+    /// The worker's pid as the rest of the crate numbers processes.
+    fn pid_number(&self) -> u32 {
+        self.pid.as_raw_nonzero().get().unsigned_abs()
+    }
+
     /// Whether the worker has exited (or was reaped), without reaping it.
     fn has_exited(&self) -> bool {
         if self.lock().is_some() {
             return true;
         }
-        let peek = WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT;
-        match rustix::process::waitid(WaitId::Pid(self.pid), peek) {
+        match self.peek() {
             Ok(Some(_)) | Err(_) => true,
             Ok(None) => false,
         }
@@ -110,7 +120,7 @@ impl Process {
         if reaped.is_some() {
             return Err(std::io::Error::other("the worker is already gone"));
         }
-        let cgroup = pool.add_worker(self.pid.as_raw_nonzero().get().unsigned_abs())?;
+        let cgroup = pool.add_worker(self.pid_number())?;
         let _ = self.cgroup.set(cgroup);
         Ok(())
     }
@@ -122,8 +132,7 @@ impl Process {
         if let Some(exit) = *reaped {
             return Some(exit);
         }
-        let peek = WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT;
-        match rustix::process::waitid(WaitId::Pid(self.pid), peek) {
+        match self.peek() {
             Ok(Some(status)) if status.exited() || status.killed() || status.dumped() => {}
             Ok(_) => return None,
             // Not our child any more (reaped behind our back): nothing to signal.
@@ -196,7 +205,7 @@ impl Child {
     }
 
     pub(crate) fn pid(&self) -> u32 {
-        self.process.pid.as_raw_nonzero().get().unsigned_abs()
+        self.process.pid_number()
     }
 
     /// Kills the worker and everything it started (its process group, and
