@@ -140,31 +140,21 @@ compile_error!(
     "procpool supports Unix only (it relies on socketpairs, process groups and signals)"
 );
 
-mod builder;
-mod callback;
 mod codec;
-mod conn;
-mod dispatcher;
 mod error;
-mod frame;
-mod handle;
-mod job;
 mod launch;
 mod map;
 mod pool;
 mod registry;
-mod slot;
 mod sys;
-mod wait;
+mod task;
+mod wire;
 mod worker;
 
-pub use builder::PoolBuilder;
-pub use callback::{Callback, OnDone};
 pub use error::Error;
-pub use handle::TaskHandle;
 pub use launch::{Containment, Redirect};
 pub use map::MapStream;
-pub use pool::{Pool, Stats};
+pub use pool::{Pool, PoolBuilder, Stats};
 pub use registry::{Registry, Task};
-pub use wait::{WaitFor, Waited, as_completed, wait};
+pub use task::{Callback, OnDone, TaskHandle, WaitFor, Waited, as_completed, wait};
 pub use worker::init;

@@ -19,9 +19,9 @@ use tokio::sync::oneshot;
 
 use crate::codec;
 use crate::error::{Error, Repr};
-use crate::frame::{self, ChunkBuilder};
-use crate::job::Reply;
 use crate::pool::Pool;
+use crate::pool::job::Reply;
+use crate::wire::frame::{self, ChunkBuilder};
 
 /// Run time a chunk should take in a worker when the size is chosen
 /// automatically: long enough that the fixed cost of a round trip (tens of

@@ -11,6 +11,7 @@
 
 pub(crate) mod cgroup;
 pub(crate) mod child;
+pub(crate) mod marker;
 mod options;
 pub(crate) mod spawn;
 

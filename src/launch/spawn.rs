@@ -12,11 +12,11 @@ use tokio::net::UnixStream;
 
 use super::cgroup::PoolCgroup;
 use super::child::{Child, Ledger};
+use super::marker::{self, Marker};
 use super::options::Redirect;
 use crate::error::{Error, Exit, Repr};
-use crate::frame::{self, Hello, Response};
 use crate::sys;
-use crate::worker::{self, Marker};
+use crate::wire::frame::{self, Hello, Response};
 
 /// Everything needed to start a worker; shared by all of a pool's slots.
 #[derive(Debug)]
@@ -82,7 +82,7 @@ pub(crate) async fn spawn(spec: &Arc<WorkerSpec>) -> Result<Spawned, Error> {
     command
         .args(&spec.args)
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
-        .env(worker::ENV_MARKER, marker.to_string())
+        .env(marker::ENV_MARKER, marker.to_string())
         .stdin(Stdio::from(OwnedFd::from(child_data)))
         .stdout(spec.stdout.stdio())
         .stderr(spec.stderr.stdio())

@@ -4,19 +4,18 @@ use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
-use std::sync::OnceLock;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures::StreamExt;
 use serde::de::DeserializeOwned;
 use tokio::sync::oneshot;
 use tokio::time::Sleep;
 
-use crate::callback::OnDone;
 use crate::codec;
 use crate::error::{Error, Repr};
-use crate::job::Reply;
+use crate::pool::job::Reply;
+use crate::task::callback::OnDone;
+use crate::task::detached::spawn_detached;
 
 /// A task submitted to a [`Pool`](crate::Pool): a future of its result.
 ///
@@ -163,32 +162,6 @@ impl<T> TaskHandle<T> {
     {
         OnDone::new(self, Box::new(callback))
     }
-}
-
-/// Runs `future` to completion with nobody waiting: on the current tokio
-/// runtime, or, outside one, on one background thread that all such
-/// futures share (they only wait for answers; one thread each would make
-/// 500 detaches 500 threads).
-pub(crate) fn spawn_detached<F: Future<Output = ()> + Send + 'static>(future: F) {
-    type Detached = futures::future::BoxFuture<'static, ()>;
-    static OUTSIDE_RUNTIME: OnceLock<futures::channel::mpsc::UnboundedSender<Detached>> =
-        OnceLock::new();
-    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-        drop(runtime.spawn(future));
-        return;
-    }
-    let sender = OUTSIDE_RUNTIME.get_or_init(|| {
-        let (sender, receiver) = futures::channel::mpsc::unbounded::<Detached>();
-        // If the thread cannot start, the receiver is dropped and so is every
-        // future sent: their tasks are cancelled, as a dropped handle's are.
-        let _ = std::thread::Builder::new()
-            .name("procpool-detached".into())
-            .spawn(move || {
-                futures::executor::block_on(receiver.for_each_concurrent(None, |future| future))
-            });
-        sender
-    });
-    let _ = sender.unbounded_send(Box::pin(future));
 }
 
 impl RawHandle {

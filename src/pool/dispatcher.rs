@@ -15,17 +15,18 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::task::{Context, Poll};
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::conn::{Body, InFlight};
 use crate::error::{Error, Exit, Repr};
-use crate::frame::Response;
-use crate::job::{Job, Reply};
 use crate::launch::spawn::{Spawned, WorkerSpec};
-use crate::slot::{self, Fault, Slot, State, Worker};
+use crate::pool::job::{Job, Reply};
+use crate::pool::slot::{self, Fault, Slot, State, Worker};
+use crate::pool::stats::Counters;
+use crate::wire::conn::{Body, InFlight};
+use crate::wire::frame::Response;
 
 /// What a pool handle asks of the dispatcher.
 #[derive(Debug)]
@@ -35,20 +36,6 @@ pub(crate) enum Command {
     Shutdown(oneshot::Sender<()>),
     /// Fail everything queued, kill the workers, then answer.
     ShutdownNow(oneshot::Sender<()>),
-}
-
-/// Live counters, written by the dispatcher and read by `Pool::stats`.
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    pub(crate) alive: AtomicUsize,
-    pub(crate) busy: AtomicUsize,
-    pub(crate) queued: AtomicUsize,
-    pub(crate) completed: AtomicU64,
-    pub(crate) failed: AtomicU64,
-    pub(crate) respawns: AtomicU64,
-    pub(crate) recycled: AtomicU64,
-    pub(crate) retried: AtomicU64,
-    pub(crate) cancelled: AtomicU64,
 }
 
 /// Workers that may die while a task's request is being written to them

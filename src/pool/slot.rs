@@ -13,10 +13,10 @@ use tokio::net::UnixStream;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, Sleep};
 
-use crate::conn::{Conn, InFlight};
 use crate::error::{Error, Exit};
 use crate::launch::child::Child;
 use crate::launch::spawn::{self, Spawned, WorkerSpec};
+use crate::wire::conn::{Conn, InFlight};
 
 /// Roughly how much work, in time, a worker may have queued behind its
 /// running task.

@@ -12,9 +12,9 @@ use std::task::{Context, Poll, ready};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::frame::{self, HEADER_LEN, RESERVE_AHEAD};
-use crate::job::Job;
+use crate::pool::job::Job;
 use crate::sys;
+use crate::wire::frame::{self, HEADER_LEN, RESERVE_AHEAD};
 
 /// Frames at least this large are handed over in the read buffer they arrived
 /// in rather than copied out of it.
@@ -277,7 +277,7 @@ mod tests {
         bytes: usize,
     ) -> (
         Job,
-        oneshot::Receiver<Result<crate::job::Reply, crate::Error>>,
+        oneshot::Receiver<Result<crate::pool::job::Reply, crate::Error>>,
     ) {
         let (reply, rx) = oneshot::channel();
         let frame = frame::request(3, &vec![7u8; bytes]).unwrap();

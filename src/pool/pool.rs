@@ -7,14 +7,15 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::builder::PoolBuilder;
-use crate::dispatcher::{Command, Counters};
 use crate::error::{Error, Repr};
-use crate::frame;
-use crate::handle::TaskHandle;
-use crate::job::{Job, Reply};
 use crate::launch::Containment;
 use crate::map::MapStream;
+use crate::pool::builder::PoolBuilder;
+use crate::pool::dispatcher::Command;
+use crate::pool::job::{Job, Reply};
+use crate::pool::stats::{Counters, Stats};
+use crate::task::handle::TaskHandle;
+use crate::wire::frame;
 
 type Answer = oneshot::Receiver<Result<Reply, Error>>;
 use crate::registry::{Registry, Task, assert_fn_item};
@@ -52,7 +53,7 @@ struct Inner {
     commands: mpsc::UnboundedSender<Command>,
     counters: Arc<Counters>,
     registry: &'static Registry,
-    settings: Settings,
+    config: Config,
     /// The runtime the pool was built on, where its dispatcher runs.
     runtime: tokio::runtime::Handle,
     closed: AtomicBool,
@@ -60,38 +61,12 @@ struct Inner {
 
 /// What a pool handle needs to know of the builder's settings.
 #[derive(Debug)]
-pub(crate) struct Settings {
+pub(crate) struct Config {
     pub(crate) workers: usize,
     pub(crate) task_timeout: Option<Duration>,
     pub(crate) retries: u32,
     pub(crate) max_frame: u64,
     pub(crate) containment: Containment,
-}
-
-/// A snapshot of what a pool is doing, from [`Pool::stats`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Stats {
-    /// Worker slots the pool keeps filled.
-    pub workers: usize,
-    /// Workers running and connected now.
-    pub alive: usize,
-    /// Workers with at least one task sent to them.
-    pub busy: usize,
-    /// Tasks waiting for a worker.
-    pub queued: usize,
-    /// Tasks that returned a value.
-    pub completed: u64,
-    /// Tasks that panicked, or whose worker died or misbehaved.
-    pub failed: u64,
-    /// Workers replaced after they died or were killed.
-    pub respawns: u64,
-    /// Workers replaced after `max_tasks_per_worker` tasks.
-    pub recycled: u64,
-    /// Tasks run again after their worker died (see `PoolBuilder::retries`).
-    pub retried: u64,
-    /// Tasks cancelled (handle dropped, or timed out) before they returned.
-    pub cancelled: u64,
 }
 
 impl Pool {
@@ -104,14 +79,14 @@ impl Pool {
         commands: mpsc::UnboundedSender<Command>,
         counters: Arc<Counters>,
         registry: &'static Registry,
-        settings: Settings,
+        config: Config,
     ) -> Pool {
         Pool {
             inner: Arc::new(Inner {
                 commands,
                 counters,
                 registry,
-                settings,
+                config,
                 runtime: tokio::runtime::Handle::current(),
                 closed: AtomicBool::new(false),
             }),
@@ -149,7 +124,7 @@ impl Pool {
         TaskHandle::new(
             task,
             self.enqueue::<F, F::Args>(task, &args),
-            self.inner.settings.task_timeout,
+            self.inner.config.task_timeout,
         )
     }
 
@@ -177,12 +152,12 @@ impl Pool {
             return Err(Error::new(Repr::ShutDown));
         }
         let bytes = frame::body_len_of(&frame);
-        if bytes > self.inner.settings.max_frame {
+        if bytes > self.inner.config.max_frame {
             // A worker would refuse it and die; do not send it at all.
             return Err(Error::new(Repr::TooLarge {
                 task,
                 bytes,
-                max: self.inner.settings.max_frame,
+                max: self.inner.config.max_frame,
             }));
         }
         let (reply, receiver) = oneshot::channel();
@@ -192,7 +167,7 @@ impl Pool {
                 task,
                 frame,
                 reply,
-                retries_left: self.inner.settings.retries,
+                retries_left: self.inner.config.retries,
                 failed_deliveries: 0,
                 crashed_workers: 0,
             }))
@@ -348,29 +323,17 @@ impl Pool {
     /// # }
     /// ```
     pub fn containment(&self) -> Containment {
-        self.inner.settings.containment
+        self.inner.config.containment
     }
 
     /// The largest request frame this pool sends (`PoolBuilder::max_frame_size`).
     pub(crate) fn max_frame(&self) -> u64 {
-        self.inner.settings.max_frame
+        self.inner.config.max_frame
     }
 
     /// What the pool is doing right now.
     pub fn stats(&self) -> Stats {
-        let c = &self.inner.counters;
-        Stats {
-            workers: self.inner.settings.workers,
-            alive: c.alive.load(Relaxed),
-            busy: c.busy.load(Relaxed),
-            queued: c.queued.load(Relaxed),
-            completed: c.completed.load(Relaxed),
-            failed: c.failed.load(Relaxed),
-            respawns: c.respawns.load(Relaxed),
-            recycled: c.recycled.load(Relaxed),
-            retried: c.retried.load(Relaxed),
-            cancelled: c.cancelled.load(Relaxed),
-        }
+        self.inner.counters.snapshot(self.inner.config.workers)
     }
 }
 

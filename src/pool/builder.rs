@@ -7,17 +7,18 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::dispatcher::{Counters, Dispatcher, Settings};
 use crate::error::Error;
-use crate::frame;
 use crate::launch::cgroup::PoolCgroup;
 use crate::launch::child::Ledger;
 use crate::launch::spawn::{self, Initializer, WorkerSpec};
 use crate::launch::{Containment, Redirect};
-use crate::pool::{self, Pool};
+use crate::pool::Pool;
+use crate::pool::dispatcher::{Dispatcher, Settings};
+use crate::pool::pool::Config;
+use crate::pool::stats::Counters;
 use crate::registry;
 use crate::registry::Task;
-use crate::worker;
+use crate::wire::frame;
 
 /// Settings for a [`Pool`]; start from [`Pool::builder`], finish with
 /// [`build`](PoolBuilder::build).
@@ -277,7 +278,7 @@ impl PoolBuilder {
     /// Dropping the future kills the workers started so far.
     pub async fn build(self) -> Result<Pool, Error> {
         check_runtime()?;
-        if worker::is_unclaimed_worker() {
+        if crate::launch::marker::is_unclaimed_worker() {
             return Err(Error::spawn(
                 "this process was started as a procpool worker, but its `main` built a pool \
                  without calling `procpool::init(procpool::tasks![...])` first; call init first \
@@ -369,7 +370,7 @@ impl PoolBuilder {
             commands,
             counters,
             registry,
-            pool::Settings {
+            Config {
                 workers,
                 task_timeout: self.task_timeout,
                 retries: self.retries,

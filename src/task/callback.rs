@@ -9,7 +9,8 @@ use std::task::{Context, Poll};
 use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Repr};
-use crate::handle::{TaskHandle, spawn_detached};
+use crate::task::detached::spawn_detached;
+use crate::task::handle::TaskHandle;
 
 /// A completion callback, as the boxed type [`OnDone`] stores.
 pub type Callback<T> = dyn FnOnce(Result<T, Error>) + Send;

@@ -10,7 +10,7 @@ use futures::stream::FuturesUnordered;
 use serde::de::DeserializeOwned;
 
 use crate::error::Error;
-use crate::handle::TaskHandle;
+use crate::task::handle::TaskHandle;
 
 /// Yields each task's result as it completes, with the task's position in
 /// `handles`.

@@ -1,0 +1,24 @@
+//! The pool: the [`Pool`] handle users hold, the [`PoolBuilder`] that starts
+//! it, and the background dispatcher that owns the workers.
+//!
+//! * [`pool`](self::pool): the cheap `Clone` handle; submits, maps, stops;
+//! * [`builder`]: settings and start-up (every worker said hello before
+//!   `build` returns);
+//! * [`dispatcher`]: one future that owns the queue and every slot, and
+//!   hands tasks to workers;
+//! * [`slot`]: one worker's lifecycle (starting, live, reaping, backing off,
+//!   closing) and what the pool knows about it;
+//! * [`job`]: a submitted task on its way, paired with where its answer goes;
+//! * [`stats`]: the counters behind [`Pool::stats`].
+
+pub(crate) mod builder;
+pub(crate) mod dispatcher;
+pub(crate) mod job;
+#[allow(clippy::module_inception)] // `pool::pool` is where `Pool` lives
+pub(crate) mod pool;
+pub(crate) mod slot;
+pub(crate) mod stats;
+
+pub use builder::PoolBuilder;
+pub use pool::Pool;
+pub use stats::Stats;
