@@ -158,3 +158,10 @@ pub use pool::{Pool, PoolBuilder, Stats};
 pub use registry::{Registry, Task};
 pub use task::{Callback, OnDone, TaskHandle, WaitFor, Waited, as_completed, wait};
 pub use worker::init;
+
+/// Not part of the API: hooks for procpool's own tests, which may change
+/// or go away in any release.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::worker::echo_through_pool;
+}

@@ -21,7 +21,9 @@ use crate::codec;
 use crate::error::{Error, Repr};
 use crate::pool::Pool;
 use crate::pool::job::Reply;
-use crate::wire::frame::{self, ChunkBuilder};
+use crate::wire::answer;
+use crate::wire::chunk::{self, ChunkBuilder};
+use crate::wire::frame;
 
 /// Run time a chunk should take in a worker when the size is chosen
 /// automatically: long enough that the fixed cost of a round trip (tens of
@@ -306,7 +308,7 @@ impl<'a, R: DeserializeOwned> MapStream<'a, R> {
 
     /// Sends each item of a chunk frame as a chunk of its own.
     fn send_one_by_one(&mut self, frame: &[u8]) {
-        let items = frame::items_of_chunk_frame(frame).expect("we built this chunk");
+        let items = chunk::items_of_frame(frame).expect("we built this chunk");
         for item in items {
             let mut single = ChunkBuilder::new(self.index);
             single.push_encoded(item);
@@ -371,12 +373,13 @@ fn decode_item<R: DeserializeOwned>(
     pos: &mut usize,
     task: &'static str,
 ) -> Result<R, Error> {
-    let item = frame::next_chunk_item(reply.payload(), pos)
+    let item = chunk::next_item(reply.payload(), pos)
         .map_err(|message| Error::protocol(reply.pid, Some(task), message))?;
     match item.tag {
-        frame::ITEM_OK => codec::decode(item.bytes),
-        frame::ITEM_PANIC => {
-            let (message, location) = codec::decode::<(String, Option<String>)>(item.bytes)?;
+        chunk::ITEM_OK => codec::decode(item.bytes),
+        chunk::ITEM_PANIC => {
+            let (message, location) = answer::decode_report(item.bytes)
+                .map_err(|message| Error::protocol(reply.pid, Some(task), message))?;
             Err(Error::new(Repr::Panicked {
                 task,
                 message,
@@ -384,7 +387,7 @@ fn decode_item<R: DeserializeOwned>(
                 pid: reply.pid,
             }))
         }
-        frame::ITEM_FAILED => Err(Error::new(Repr::Remote {
+        chunk::ITEM_FAILED => Err(Error::new(Repr::Remote {
             task,
             pid: reply.pid,
             message: String::from_utf8_lossy(item.bytes).into_owned(),

@@ -23,6 +23,7 @@ fn main() {
             without_retries_the_death_is_reported,
             shutdown_does_not_wait_for_a_worker_still_starting,
             a_task_that_kills_every_worker_backs_off_between_retries,
+            init_inside_a_runtime_serves_tasks_that_start_runtimes,
         ],
         |_| {},
     );
@@ -246,4 +247,25 @@ async fn a_task_that_kills_every_worker_backs_off_between_retries() {
     assert!(respawns >= 2, "it was retried: {respawns}");
     drop(crasher);
     within(Duration::from_secs(10), "shutdown", pool.shutdown()).await;
+}
+
+async fn init_inside_a_runtime_serves_tasks_that_start_runtimes() {
+    // Workers whose `main` calls `init` inside `block_on`, as
+    // `#[tokio::main]` does: tasks still run on a thread of their own,
+    // outside that runtime, so they may build one.
+    let pool = procpool::Pool::builder()
+        .workers(1)
+        .env(INIT_IN_RUNTIME, "1")
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(pool.submit(runs_own_runtime, 41).await.unwrap(), 42);
+    assert_eq!(pool.submit(square, 12).await.unwrap(), 144);
+    let err = pool.submit(panics, "inside".to_string()).await.unwrap_err();
+    assert_eq!(
+        err.panic_message(),
+        Some("inside"),
+        "panics are still captured"
+    );
+    pool.shutdown().await;
 }

@@ -27,6 +27,9 @@ fn main() {
             an_initializer_over_the_frame_limit_fails_build,
             a_frame_that_stops_part_way_is_a_protocol_error,
             a_forged_answer_is_a_protocol_error_not_a_result,
+            a_call_to_an_unknown_service_is_a_protocol_error,
+            frames_a_worker_starts_are_routed_and_answered,
+            a_worker_refuses_garbage_from_its_pool,
         ],
         roles,
     );
@@ -46,7 +49,7 @@ async fn one_worker_with_max_frame(bytes: u64) -> procpool::Pool {
         .unwrap()
 }
 
-async fn expect_protocol_error(bytes: Vec<u8>) {
+async fn expect_protocol_error(bytes: Vec<u8>) -> procpool::Error {
     let pool = one_worker_with_max_frame(1 << 20).await;
     let victim = pool.submit(pid, ()).await.unwrap();
     let err = pool.submit(scribble, bytes).await.unwrap_err();
@@ -58,6 +61,7 @@ async fn expect_protocol_error(bytes: Vec<u8>) {
         "the broken worker is killed"
     );
     assert_eq!(pool.submit(square, 12).await.unwrap(), 144, "and replaced");
+    err
 }
 
 async fn garbage_from_a_task_fails_that_task_and_the_pool_recovers() {
@@ -300,11 +304,14 @@ async fn a_request_that_kills_every_worker_it_reaches_fails_after_three() {
 }
 
 async fn a_skip_nobody_asked_for_is_a_protocol_error() {
-    // A well-formed SKIPPED frame, written by a task: taken as the answer to
-    // its own request, it would shift every later answer by one.
-    let mut forged = 1u64.to_le_bytes().to_vec();
+    // A well-formed SKIPPED frame, written by a task, naming its own
+    // request (the worker's second: `expect_protocol_error` sends one
+    // before): taken as its answer, the task would seem cancelled.
+    let mut forged = 9u64.to_le_bytes().to_vec();
     forged.push(0x05);
-    expect_protocol_error(forged).await;
+    forged.extend_from_slice(&2u64.to_le_bytes());
+    let err = expect_protocol_error(forged).await;
+    assert!(err.to_string().contains("not cancelled"), "{err}");
 }
 
 async fn an_initializer_over_the_frame_limit_fails_build() {
@@ -353,4 +360,89 @@ async fn a_forged_answer_is_a_protocol_error_not_a_result() {
     let mut forged = (body.len() as u64).to_le_bytes().to_vec();
     forged.extend_from_slice(&body);
     expect_protocol_error(forged).await;
+}
+
+async fn a_call_to_an_unknown_service_is_a_protocol_error() {
+    // CALL (0x30), call id 1, service 0xEE.
+    let mut forged = 10u64.to_le_bytes().to_vec();
+    forged.push(0x30);
+    forged.extend_from_slice(&1u64.to_le_bytes());
+    forged.push(0xEE);
+    let err = expect_protocol_error(forged).await;
+    assert!(err.to_string().contains("unknown service"), "{err}");
+}
+
+async fn frames_a_worker_starts_are_routed_and_answered() {
+    // Eight threads of one task call the pool at once, with payloads from
+    // 1 KiB to 256 KiB: every reply comes back whole, to its own caller,
+    // while other tasks' requests and answers share the connection.
+    let pool = procpool::Pool::builder().workers(2).build().await.unwrap();
+    let busy = pool.map(square, 0..20_000u64);
+    for bytes in [1024, 64 * 1024, 256 * 1024] {
+        let intact = pool.submit(echo_calls, (8, 20, bytes)).await.unwrap();
+        assert_eq!(intact, 8 * 20, "calls of {bytes} bytes");
+    }
+    use futures::TryStreamExt;
+    let squares: Vec<u64> = busy.try_collect().await.unwrap();
+    assert_eq!(squares[19_999], 19_999 * 19_999);
+    assert_eq!(pool.stats().respawns, 0, "no worker was replaced");
+    pool.shutdown().await;
+}
+
+async fn a_worker_refuses_garbage_from_its_pool() {
+    // Play the pool: start this binary as a worker on a socket we made,
+    // send START, read its HELLO, then something that is not our protocol.
+    // The worker must end itself (exit 137, its teardown) and say why.
+    let garbage: [(&str, Vec<Vec<u8>>); 3] = [
+        ("unknown kind", vec![frame(0x77, 1, b"")]),
+        ("ids must grow", vec![request(5), request(3)]),
+        ("never came", vec![frame(0x07, 42, b"")]),
+    ];
+    for (complaint, frames) in garbage {
+        let (mut ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+        let mut worker = std::process::Command::new(std::env::current_exe().unwrap())
+            .env(
+                "PROCPOOL_WORKER",
+                format!("v2,1048576,{}", std::process::id()),
+            )
+            .stdin(std::os::fd::OwnedFd::from(theirs))
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::{Read, Write};
+        ours.write_all(&frame(0x20, 0, b"")).unwrap();
+        let mut len = [0u8; 8];
+        ours.read_exact(&mut len).unwrap();
+        let mut hello = vec![0; u64::from_le_bytes(len) as usize];
+        ours.read_exact(&mut hello).unwrap();
+        assert_eq!(hello[0], 0x10, "HELLO");
+        for frame in frames {
+            ours.write_all(&frame).unwrap();
+        }
+        let status = worker.wait().unwrap();
+        let mut stderr = String::new();
+        worker
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
+        assert_eq!(status.code(), Some(137), "{complaint}: {stderr}");
+        assert!(stderr.contains(complaint), "{complaint}: {stderr}");
+    }
+}
+
+fn frame(kind: u8, id: u64, payload: &[u8]) -> Vec<u8> {
+    let mut out = ((9 + payload.len()) as u64).to_le_bytes().to_vec();
+    out.push(kind);
+    out.extend_from_slice(&id.to_le_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// A REQUEST for task 0 (`square`) with id `id` and argument 2.
+fn request(id: u64) -> Vec<u8> {
+    let mut payload = 0u32.to_le_bytes().to_vec();
+    payload.push(2); // bincode 2u64
+    frame(0x01, id, &payload)
 }

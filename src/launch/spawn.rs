@@ -1,13 +1,14 @@
 //! Starting one worker process and checking that it speaks our protocol.
 
 use std::ffi::OsString;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::io::AsyncWriteExt;
 use tokio::net::UnixStream;
 
 use super::cgroup::PoolCgroup;
@@ -15,8 +16,9 @@ use super::child::{Child, Ledger};
 use super::marker::{self, Marker};
 use super::options::Redirect;
 use crate::error::{Error, Exit, Repr};
-use crate::sys;
-use crate::wire::frame::{self, Hello, Response};
+use crate::wire::answer::Response;
+use crate::wire::frame::{self, Parts};
+use crate::wire::hello::{self, Hello};
 
 /// Everything needed to start a worker; shared by all of a pool's slots.
 #[derive(Debug)]
@@ -48,10 +50,12 @@ pub(crate) struct Initializer {
 pub(crate) struct Spawned {
     pub(crate) child: Child,
     pub(crate) data: UnixStream,
-    pub(crate) control: UnixStream,
-    /// Requests it has already been sent (the initializer's).
-    pub(crate) requests_sent: u64,
+    /// The id its next request gets (the initializer's went out already).
+    pub(crate) first_id: u64,
 }
+
+/// The id of an initializer's request: the first a worker gets.
+const INITIALIZER_ID: u64 = 1;
 
 /// How long a worker that hung up during the handshake gets to exit before we
 /// read its status anyway.
@@ -67,13 +71,12 @@ const HANDSHAKE_EXIT_WAIT: Duration = Duration::from_millis(500);
 pub(crate) async fn spawn(spec: &Arc<WorkerSpec>) -> Result<Spawned, Error> {
     let io_err = |what: &str, err| Error::spawn(what.to_string(), Some(err));
     let (data, child_data) =
-        sys::socket_pair(spec.socket_buffer).map_err(|e| io_err("socketpair", e))?;
-    let (control, child_control) = sys::socket_pair(4096).map_err(|e| io_err("socketpair", e))?;
+        socket_pair(spec.socket_buffer).map_err(|e| io_err("socketpair", e))?;
 
-    // The data socket becomes the worker's stdin and nothing else is
+    // The connection becomes the worker's stdin and nothing else is
     // inherited, so std can start it with posix_spawn: no fork of this
     // (possibly large, multi-threaded) process, whose cost grows with its
-    // memory. The control socket follows over the data socket.
+    // memory.
     let marker = Marker {
         max_frame: spec.max_frame,
         pool_pid: std::process::id(),
@@ -104,32 +107,29 @@ pub(crate) async fn spawn(spec: &Arc<WorkerSpec>) -> Result<Spawned, Error> {
         return Err(Error::new(Repr::ShutDown));
     };
     // Into its cgroup before it runs anything of the user's: it waits for
-    // the control socket, sent below.
+    // `START`, sent below.
     if let Some(cgroup) = &spec.cgroup
         && let Err(err) = child.contain(cgroup.clone()).await
     {
         child.kill_and_wait().await;
         return Err(io_err("cannot move the worker into its cgroup", err));
     }
-    // If this fails, the worker is already gone (or was never one of ours);
-    // the handshake below reports how it ended.
-    let _ = sys::send_fd(&data, child_control.as_fd());
-    drop(child_control);
-
-    let stream = |s: std::os::unix::net::UnixStream| {
-        s.set_nonblocking(true)
-            .and_then(|()| UnixStream::from_std(s))
-    };
-    let (mut data, control) = match (stream(data), stream(control)) {
-        (Ok(data), Ok(control)) => (data, control),
-        (Err(err), _) | (_, Err(err)) => {
+    let mut data = match data
+        .set_nonblocking(true)
+        .and_then(|()| UnixStream::from_std(data))
+    {
+        Ok(data) => data,
+        Err(err) => {
             child.kill_and_wait().await;
             return Err(io_err("socket setup", err));
         }
     };
+    // If this fails, the worker is already gone (or was never one of ours);
+    // the handshake below reports how it ended.
+    let _ = data.write_all(&hello::start()).await;
 
-    // A worker that exits without reading what it was sent (the control
-    // socket) resets the connection instead of closing it: the same thing.
+    // A worker that exits without reading what it was sent (`START`)
+    // resets the connection instead of closing it: the same thing.
     let hello = tokio::time::timeout(spec.handshake_timeout, frame::read_async(&mut data, 64))
         .await
         .map(|read| match read {
@@ -155,8 +155,7 @@ pub(crate) async fn spawn(spec: &Arc<WorkerSpec>) -> Result<Spawned, Error> {
                     return Ok(Spawned {
                         child,
                         data,
-                        control,
-                        requests_sent: 0,
+                        first_id: 1,
                     });
                 }
                 Some(init) => {
@@ -166,8 +165,7 @@ pub(crate) async fn spawn(spec: &Arc<WorkerSpec>) -> Result<Spawned, Error> {
                             return Ok(Spawned {
                                 child,
                                 data,
-                                control,
-                                requests_sent: 1,
+                                first_id: INITIALIZER_ID + 1,
                             });
                         }
                         Ok(Err(None)) => {
@@ -218,21 +216,26 @@ async fn initialize(
     pid: u32,
     max_frame: u64,
 ) -> Result<(), Option<String>> {
-    use tokio::io::AsyncWriteExt;
     let task = init.task;
     let failed = |what: String| {
         Some(format!(
             "initializer `{task}` failed in worker {pid}: {what}"
         ))
     };
-    data.write_all(&init.frame).await.map_err(|_| None)?;
+    let mut request = init.frame.clone();
+    frame::set_id(&mut request, INITIALIZER_ID);
+    data.write_all(&request).await.map_err(|_| None)?;
     let body = frame::read_async(data, max_frame)
         .await
         .map_err(|err| failed(err.to_string()))?
         .ok_or(None)?;
-    match Response::parse(&body).map(|(_, response)| response) {
+    let parsed = Parts::of(&body).and_then(|parts| match parts.id {
+        INITIALIZER_ID => Response::parse(parts),
+        id => Err(format!("an answer to request {id} instead")),
+    });
+    match parsed {
         Ok(Response::Ok { .. }) => Ok(()),
-        Ok(Response::Panic { message, location }) => {
+        Ok(Response::Panic((message, location))) => {
             let at = location.map(|l| format!(" at {l}")).unwrap_or_default();
             Err(failed(format!("it panicked{at}: {message}")))
         }
@@ -251,4 +254,25 @@ async fn exit_status(child: &mut Child) -> (String, bool) {
     } else {
         ("closed its socket".to_string(), false)
     }
+}
+
+/// A connected pair of Unix stream sockets (close-on-exec), with send and
+/// receive buffers raised towards `buffer_bytes`.
+///
+/// Large buffers are what make a socketpair ~3x faster than a pipe for big
+/// payloads (DESIGN.md, Transport); the kernel caps them at `net.core.wmem_max`
+/// / `rmem_max`, which is fine: this is a hint, not a requirement.
+fn socket_pair(
+    buffer_bytes: usize,
+) -> std::io::Result<(
+    std::os::unix::net::UnixStream,
+    std::os::unix::net::UnixStream,
+)> {
+    use rustix::net::sockopt;
+    let (a, b) = std::os::unix::net::UnixStream::pair()?;
+    for socket in [&a, &b] {
+        sockopt::set_socket_send_buffer_size(socket, buffer_bytes)?;
+        sockopt::set_socket_recv_buffer_size(socket, buffer_bytes)?;
+    }
+    Ok((a, b))
 }

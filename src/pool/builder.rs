@@ -18,7 +18,7 @@ use crate::pool::pool::Config;
 use crate::pool::stats::Counters;
 use crate::registry;
 use crate::registry::Task;
-use crate::wire::frame;
+use crate::wire::{frame, request};
 
 /// Settings for a [`Pool`]; start from [`Pool::builder`], finish with
 /// [`build`](PoolBuilder::build).
@@ -222,7 +222,7 @@ impl PoolBuilder {
         self.initializer = Some(
             registry::global()
                 .and_then(|registry| registry.index_of::<F>())
-                .and_then(|index| frame::request(index, &args))
+                .and_then(|index| request::encode(index, &args))
                 .map(|frame| Initializer { task, frame }),
         );
         self

@@ -25,8 +25,10 @@ use crate::launch::spawn::{Spawned, WorkerSpec};
 use crate::pool::job::{Job, Reply};
 use crate::pool::slot::{self, Fault, Slot, State, Worker};
 use crate::pool::stats::Counters;
+use crate::wire::answer::{self, Response};
+use crate::wire::call::{self, Service};
 use crate::wire::conn::{Body, InFlight};
-use crate::wire::frame::Response;
+use crate::wire::frame::{CALL, Parts};
 
 /// What a pool handle asks of the dispatcher.
 #[derive(Debug)]
@@ -201,7 +203,7 @@ impl Dispatcher {
         }
     }
 
-    /// Reads a live worker's answers.
+    /// Reads and routes what a live worker sends.
     fn poll_worker(
         &mut self,
         i: usize,
@@ -209,8 +211,15 @@ impl Dispatcher {
         cx: &mut Context<'_>,
     ) -> Result<(), Fault> {
         loop {
-            while let Some(body) = worker.conn.next_body().map_err(Fault::Protocol)? {
-                self.answer(i, worker, body)?;
+            while worker.conn.control_backlog() < slot::CONTROL_BACKLOG_LIMIT
+                && let Some(body) = worker.conn.next_body().map_err(Fault::Protocol)?
+            {
+                self.route(i, worker, body)?;
+            }
+            if worker.conn.control_backlog() >= slot::CONTROL_BACKLOG_LIMIT {
+                // Replies pile up unread: stop reading until they are
+                // written (`flush` wakes us then).
+                return Ok(());
             }
             match worker.conn.poll_fill(cx) {
                 Poll::Ready(Ok(0)) => return Err(Fault::Hangup),
@@ -226,38 +235,70 @@ impl Dispatcher {
             worker.kill_leftovers();
             worker.conn.read_sent().map_err(|_| Fault::Io)?;
             while let Some(body) = worker.conn.next_body().map_err(Fault::Protocol)? {
-                self.answer(i, worker, body)?;
+                self.route(i, worker, body)?;
             }
             return Err(Fault::Exited);
         }
     }
 
-    /// Delivers one answer to the task it belongs to.
+    /// Sends one frame from a worker where it belongs, by kind.
+    fn route(&mut self, i: usize, worker: &mut Worker, body: Body) -> Result<(), Fault> {
+        let parts = Parts::of(body.bytes()).map_err(Fault::Protocol)?;
+        if Response::is_answer(parts.kind) {
+            return self.answer(i, worker, body);
+        }
+        match parts.kind {
+            CALL => {
+                let (service, args) = call::parse_call(parts.payload).map_err(Fault::Protocol)?;
+                let reply = match service {
+                    Service::Echo => call::reply(parts.id, Ok(args)),
+                };
+                worker.conn.queue_control(&reply);
+                Ok(())
+            }
+            kind => Err(Fault::Protocol(format!(
+                "a frame of unknown kind 0x{kind:02x} and {} bytes",
+                body.bytes().len()
+            ))),
+        }
+    }
+
+    /// Delivers an answer to the task it names: the oldest unanswered one,
+    /// or the worker is not following the protocol.
+    ///
+    /// A frame that fails here leaves that task unanswered, so when the
+    /// worker is let go it fails with the protocol error.
     fn answer(&mut self, i: usize, worker: &mut Worker, body: Body) -> Result<(), Fault> {
         let pid = worker.pid;
-        let Some(entry) = worker.conn.pop_answered() else {
-            return Err(Fault::Protocol(
-                "an answer to a request it was never sent".into(),
-            ));
-        };
-        let due = entry.seq;
-        let parsed = Response::parse(body.bytes()).and_then(|(seq, response)| {
-            if seq == due {
-                Ok(response)
-            } else {
-                Err(format!(
-                    "an answer to request {seq} where request {due} was due"
-                ))
+        let parts = Parts::of(body.bytes()).map_err(Fault::Protocol)?;
+        let due = worker.conn.head().map(|head| head.id);
+        if due != Some(parts.id) {
+            return Err(Fault::Protocol(match due {
+                Some(due) => format!(
+                    "an answer to request {} where request {due} was due",
+                    parts.id
+                ),
+                None => format!("an answer to request {}, with none unanswered", parts.id),
+            }));
+        }
+        let outcome = match Response::parse(parts).map_err(Fault::Protocol)? {
+            Response::Ok { nanos } => Ok(nanos),
+            Response::Skipped => Err(None),
+            Response::Panic((message, location)) => Err(Some((message, location, None))),
+            Response::Failed(message) => {
+                Err(Some((String::new(), None, Some(message.to_string()))))
             }
-        });
+        };
+        let entry = worker.conn.pop_answered().expect("the head was checked");
         let job = entry.job;
-        let outcome = match parsed {
-            Ok(Response::Ok { nanos, payload_at }) => {
+        let task = job.task;
+        let failure = match outcome {
+            Ok(nanos) => {
                 worker.record(nanos);
                 self.slots[i].failures = 0;
                 self.counters.completed.fetch_add(1, Relaxed);
                 job.finish(Ok(Reply {
-                    payload_at: body.start + payload_at,
+                    payload_at: body.start + answer::RESULT_AT,
                     body: body.buf,
                     nanos,
                     pid,
@@ -266,38 +307,27 @@ impl Dispatcher {
             }
             // Only a request we asked it to cancel may be skipped; a skip
             // nobody asked for is someone else's frame (a task writing to
-            // the protocol socket) and every later answer would be shifted.
-            Ok(Response::Skipped) if entry.cancel_sent => {
+            // the protocol socket).
+            Err(None) if entry.cancel_sent => {
                 self.counters.cancelled.fetch_add(1, Relaxed);
                 return Ok(());
             }
-            Ok(Response::Skipped) => {
+            Err(None) => {
                 self.counters.failed.fetch_add(1, Relaxed);
                 let garbage = "a skip of a request that was not cancelled";
-                let task = job.task;
                 job.finish(Err(Error::protocol(pid, Some(task), garbage)));
                 return Err(Fault::Protocol(garbage.into()));
             }
-            Ok(Response::Panic { message, location }) => Repr::Panicked {
-                task: job.task,
+            Err(Some((_, _, Some(message)))) => Repr::Remote { task, pid, message },
+            Err(Some((message, location, None))) => Repr::Panicked {
+                task,
                 message,
                 location,
                 pid,
             },
-            Ok(Response::Failed(message)) => Repr::Remote {
-                task: job.task,
-                pid,
-                message: message.to_string(),
-            },
-            Err(garbage) => {
-                self.counters.failed.fetch_add(1, Relaxed);
-                let task = job.task;
-                job.finish(Err(Error::protocol(pid, Some(task), garbage.clone())));
-                return Err(Fault::Protocol(garbage));
-            }
         };
         self.counters.failed.fetch_add(1, Relaxed);
-        job.finish(Err(Error::new(outcome)));
+        job.finish(Err(Error::new(failure)));
         Ok(())
     }
 
@@ -441,11 +471,22 @@ impl Dispatcher {
         for i in 0..self.slots.len() {
             if let State::Live(worker) = &mut self.slots[i].state
                 && !worker.doomed
-                && (matches!(worker.conn.poll_flush(cx), Poll::Ready(Err(_)))
-                    || worker.send_cancels(cx).is_err())
             {
-                worker.doom();
-                self.poll_slot(i, cx);
+                let paused = worker.conn.control_backlog() >= slot::CONTROL_BACKLOG_LIMIT;
+                let mut flushed = worker.conn.poll_flush(cx);
+                if flushed.is_ready() {
+                    worker.conn.cancel_abandoned(cx);
+                    if worker.conn.control_backlog() > 0 {
+                        flushed = worker.conn.poll_flush(cx);
+                    }
+                }
+                if matches!(flushed, Poll::Ready(Err(_))) {
+                    worker.doom();
+                    self.poll_slot(i, cx);
+                } else if paused && worker.conn.control_backlog() < slot::CONTROL_BACKLOG_LIMIT {
+                    // Reading stopped for this backlog: go on now.
+                    cx.waker().wake_by_ref();
+                }
             }
             if let State::Live(worker) = &mut self.slots[i].state {
                 worker.enforce_cancel(cx);

@@ -15,7 +15,7 @@ use crate::pool::dispatcher::Command;
 use crate::pool::job::{Job, Reply};
 use crate::pool::stats::{Counters, Stats};
 use crate::task::handle::TaskHandle;
-use crate::wire::frame;
+use crate::wire::{frame, request};
 
 type Answer = oneshot::Receiver<Result<Reply, Error>>;
 use crate::registry::{Registry, Task, assert_fn_item};
@@ -133,7 +133,7 @@ impl Pool {
         task: &'static str,
         args: &A,
     ) -> Result<Answer, Error> {
-        let frame = frame::request(self.task_index::<F>()?, args)?;
+        let frame = request::encode(self.task_index::<F>()?, args)?;
         self.enqueue_frame(task, frame)
     }
 

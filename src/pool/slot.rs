@@ -35,6 +35,10 @@ pub(crate) const CANCEL_GRACE: Duration = Duration::from_millis(500);
 /// length (a task writing to its socket) that would otherwise be waited on
 /// for ever.
 const STALL_LIMIT: Duration = Duration::from_secs(5);
+/// Bytes of cancels and replies that may wait to be written to a worker
+/// before the pool stops reading what it sends (its calls wait then, not
+/// the pool's memory).
+pub(crate) const CONTROL_BACKLOG_LIMIT: usize = 4 << 20;
 /// How long a worker whose socket closed, or that was asked to exit, has
 /// to exit on its own before it is killed.
 const EXIT_GRACE: Duration = Duration::from_millis(200);
@@ -48,7 +52,6 @@ pub(crate) struct Worker {
     pub(crate) pid: u32,
     child: Child,
     pub(crate) conn: Conn<UnixStream>,
-    control: UnixStream,
     /// Moving average of the run time the worker reports per task.
     task_nanos: Option<u64>,
     /// Requests sent to it, for recycling after `max_tasks_per_worker`.
@@ -70,8 +73,7 @@ impl Worker {
         Worker {
             pid: spawned.child.pid(),
             child: spawned.child,
-            conn: Conn::new(spawned.data, max_frame, spawned.requests_sent),
-            control: spawned.control,
+            conn: Conn::new(spawned.data, max_frame, spawned.first_id),
             task_nanos: None,
             assigned: 0,
             successor: None,
@@ -160,25 +162,6 @@ impl Worker {
             None => nanos,
             Some(avg) => (avg * 7 + nanos) / 8,
         });
-    }
-
-    /// Asks the worker to skip (or, if running, abandon) every request whose
-    /// caller stopped waiting, and arranges to be woken when the next ones do.
-    /// `Err` if the control socket cannot take it (the worker must go).
-    pub(crate) fn send_cancels(&mut self, cx: &mut Context<'_>) -> Result<(), ()> {
-        // Only the two requests that start soonest are watched (a constant
-        // cost per poll, not one per request in flight): a deeper one is
-        // checked as it moves up, which for a skipped request is in time, and
-        // for one already running means its worker is killed instead.
-        for entry in self.conn.in_flight_mut().take(2) {
-            if !entry.cancel_sent && entry.job.reply.poll_closed(cx).is_ready() {
-                match self.control.try_write(&entry.seq.to_le_bytes()) {
-                    Ok(8) => entry.cancel_sent = true,
-                    Ok(_) | Err(_) => return Err(()),
-                }
-            }
-        }
-        Ok(())
     }
 
     /// Lets the worker go after a fault: its sockets close (so if it is still

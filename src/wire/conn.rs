@@ -1,5 +1,6 @@
-//! The pool's end of one worker's data socket: the requests in flight, in
-//! order, and the bytes going out and coming in.
+//! The pool's end of one worker's connection: the requests in flight, in
+//! order, the small frames (cancels, replies) that go between them, and the
+//! bytes going out and coming in.
 //!
 //! Generic over the byte stream, so it is tested over `tokio::io::duplex`
 //! without a process, and could carry a remote worker's stdio later.
@@ -14,6 +15,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::pool::job::Job;
 use crate::sys;
+use crate::wire::cancel;
 use crate::wire::frame::{self, HEADER_LEN, RESERVE_AHEAD};
 
 /// Frames at least this large are handed over in the read buffer they arrived
@@ -28,9 +30,9 @@ const MAX_IOVECS: usize = 64;
 #[derive(Debug)]
 pub(crate) struct InFlight {
     pub(crate) job: Job,
-    /// The worker's number for this request: 1 for the first it receives.
-    pub(crate) seq: u64,
-    /// A cancel for `seq` went out on the control socket.
+    /// The id this request has on this connection (its answer names it).
+    pub(crate) id: u64,
+    /// A `CANCEL` for it was queued.
     pub(crate) cancel_sent: bool,
 }
 
@@ -59,12 +61,17 @@ pub(crate) struct Conn<S> {
     written: usize,
     /// Bytes of `in_flight[written]` already written.
     partial: usize,
-    sent: u64,
+    /// Small frames to send between requests (never inside one), and how
+    /// much of them is written.
+    control: Vec<u8>,
+    control_pos: usize,
+    next_id: u64,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
-    /// `sent`: requests the worker already received (the initializer's).
-    pub(crate) fn new(io: S, max_frame: u64, sent: u64) -> Conn<S> {
+    /// `first_id`: the id the next request gets (ids before it went out
+    /// during the handshake: the initializer's).
+    pub(crate) fn new(io: S, max_frame: u64, first_id: u64) -> Conn<S> {
         Conn {
             io,
             max_frame,
@@ -73,16 +80,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             in_flight: VecDeque::new(),
             written: 0,
             partial: 0,
-            sent,
+            control: Vec::new(),
+            control_pos: 0,
+            next_id: first_id,
         }
     }
 
     pub(crate) fn in_flight(&self) -> usize {
         self.in_flight.len()
-    }
-
-    pub(crate) fn in_flight_mut(&mut self) -> impl Iterator<Item = &mut InFlight> {
-        self.in_flight.iter_mut()
     }
 
     /// The request the worker is running or will run next: the oldest one
@@ -92,13 +97,45 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     }
 
     /// Queues a request behind those in flight.
-    pub(crate) fn push(&mut self, job: Job) {
-        self.sent += 1;
+    pub(crate) fn push(&mut self, mut job: Job) {
+        let id = self.next_id;
+        self.next_id += 1;
+        frame::set_id(&mut job.frame, id);
         self.in_flight.push_back(InFlight {
             job,
-            seq: self.sent,
+            id,
             cancel_sent: false,
         });
+    }
+
+    /// Queues a whole frame to go out between requests.
+    pub(crate) fn queue_control(&mut self, frame: &[u8]) {
+        self.control.extend_from_slice(frame);
+    }
+
+    /// Bytes queued by [`queue_control`](Self::queue_control) and not yet
+    /// written.
+    pub(crate) fn control_backlog(&self) -> usize {
+        self.control.len() - self.control_pos
+    }
+
+    /// Queues a `CANCEL` for each request whose caller stopped waiting, and
+    /// arranges to be woken when the next ones do.
+    ///
+    /// Only the two requests that start soonest are watched (a constant
+    /// cost per poll, not one per request in flight): a deeper one is
+    /// checked as it moves up, which for a skipped request is in time, and
+    /// for one already running means its worker is killed instead. A
+    /// request not yet written at all is left until it is: its cancel must
+    /// not overtake it.
+    pub(crate) fn cancel_abandoned(&mut self, cx: &mut Context<'_>) {
+        let started_writing = self.written + usize::from(self.partial > 0);
+        for entry in self.in_flight.iter_mut().take(2.min(started_writing)) {
+            if !entry.cancel_sent && entry.job.reply.poll_closed(cx).is_ready() {
+                entry.cancel_sent = true;
+                self.control.extend_from_slice(&cancel::encode(entry.id));
+            }
+        }
     }
 
     /// Takes the answered request off the front.
@@ -118,6 +155,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     pub(crate) fn take_in_flight(&mut self) -> VecDeque<InFlight> {
         self.written = 0;
         self.partial = 0;
+        self.control.clear();
+        self.control_pos = 0;
         std::mem::take(&mut self.in_flight)
     }
 
@@ -135,41 +174,77 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         (self.in_flight, self.written > 0)
     }
 
-    /// Writes queued requests, as many per system call as fit.
-    /// `Ready(Ok)` once everything queued is written.
+    /// Writes what is queued, as many frames per system call as fit.
+    /// `Ready(Ok)` once everything is written.
+    ///
+    /// Control frames go first, except after a request already part-way
+    /// out, which is finished first: frames never interleave.
     pub(crate) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        while self.written < self.in_flight.len() {
+        while self.written < self.in_flight.len() || !self.control.is_empty() {
+            let control_first = self.control_pos > 0 || self.partial == 0;
+            let with_control = !self.control.is_empty();
             let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
             let mut count = 0;
-            for (i, entry) in self
-                .in_flight
-                .iter()
-                .skip(self.written)
-                .take(MAX_IOVECS)
-                .enumerate()
-            {
-                let skip = if i == 0 { self.partial } else { 0 };
-                slices[i] = IoSlice::new(&entry.job.frame[skip..]);
-                count += 1;
+            if control_first && with_control {
+                slices[0] = IoSlice::new(&self.control[self.control_pos..]);
+                count = 1;
             }
-            let mut n = ready!(Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..count]))?;
+            for (i, entry) in self.in_flight.iter().skip(self.written).enumerate() {
+                if count + 2 > MAX_IOVECS {
+                    break;
+                }
+                let skip = if i == 0 { self.partial } else { 0 };
+                slices[count] = IoSlice::new(&entry.job.frame[skip..]);
+                count += 1;
+                if i == 0 && !control_first && with_control {
+                    slices[count] = IoSlice::new(&self.control);
+                    count += 1;
+                }
+            }
+            let n = ready!(Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..count]))?;
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
-            // Advance over what was written.
-            while n > 0 {
-                let left = self.in_flight[self.written].job.frame.len() - self.partial;
-                if n >= left {
-                    n -= left;
-                    self.written += 1;
-                    self.partial = 0;
-                } else {
-                    self.partial += n;
-                    n = 0;
-                }
-            }
+            self.advance(
+                n,
+                control_first && with_control,
+                !control_first && with_control,
+            );
         }
         Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    /// Accounts for `n` bytes written in the order `poll_flush` laid out.
+    fn advance(&mut self, mut n: usize, control_first: bool, control_second: bool) {
+        if control_first {
+            n = self.advance_control(n);
+        }
+        let mut first = true;
+        while n > 0 {
+            let left = self.in_flight[self.written].job.frame.len() - self.partial;
+            if n < left {
+                self.partial += n;
+                return;
+            }
+            n -= left;
+            self.written += 1;
+            self.partial = 0;
+            if first && control_second {
+                n = self.advance_control(n);
+            }
+            first = false;
+        }
+    }
+
+    /// Takes up to `n` written bytes off the control queue; returns the rest.
+    fn advance_control(&mut self, n: usize) -> usize {
+        let taken = n.min(self.control.len() - self.control_pos);
+        self.control_pos += taken;
+        if self.control_pos == self.control.len() {
+            self.control.clear();
+            self.control_pos = 0;
+        }
+        n - taken
     }
 
     /// The next complete frame body already received, if any.
@@ -280,7 +355,7 @@ mod tests {
         oneshot::Receiver<Result<crate::pool::job::Reply, crate::Error>>,
     ) {
         let (reply, rx) = oneshot::channel();
-        let frame = frame::request(3, &vec![7u8; bytes]).unwrap();
+        let frame = crate::wire::request::encode(3, &vec![7u8; bytes]).unwrap();
         (
             Job {
                 task: "t",
@@ -308,16 +383,16 @@ mod tests {
     #[tokio::test]
     async fn writes_every_request_and_reads_frames_of_any_size() {
         let (ours, mut theirs) = tokio::io::duplex(4096);
-        let mut conn = Conn::new(ours, 1 << 30, 0);
+        let mut conn = Conn::new(ours, 1 << 30, 1);
         let sizes = [0, 10, 100_000, 3, 1 << 20];
-        let mut expected = Vec::new();
-        let mut frames = Vec::new();
+        let mut receivers = Vec::new();
         for size in sizes {
-            let (job, _rx) = job(size);
-            expected.extend_from_slice(&job.frame);
-            frames.push(job.frame.clone());
+            let (job, rx) = job(size);
+            receivers.push(rx);
             conn.push(job);
         }
+        let frames: Vec<Vec<u8>> = conn.in_flight.iter().map(|e| e.job.frame.clone()).collect();
+        let expected = frames.concat();
         assert_eq!(conn.written, 0, "nothing written yet");
         let echo = tokio::spawn(async move {
             let mut got = vec![0; expected.len()];
@@ -331,12 +406,50 @@ mod tests {
         for (i, frame) in frames.iter().enumerate() {
             let body = next(&mut conn).await.expect("a frame");
             assert!(body.bytes() == &frame[HEADER_LEN..]);
+            assert_eq!(frame::Parts::of(body.bytes()).unwrap().id, i as u64 + 1);
             let answered = conn.pop_answered().unwrap();
-            assert_eq!(answered.seq, i as u64 + 1);
+            assert_eq!(answered.id, i as u64 + 1);
         }
         assert!(next(&mut conn).await.is_none());
         assert!(conn.pop_answered().is_none());
         echo.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_cancel_goes_between_requests_never_inside_one() {
+        let (ours, mut theirs) = tokio::io::duplex(4096);
+        let mut conn = Conn::new(ours, 1 << 30, 1);
+        let (big, big_rx) = job(100_000);
+        let (small, _small_rx) = job(5);
+        conn.push(big);
+        conn.push(small);
+        // Part of the big request goes out, then its caller gives up.
+        let partly = poll_fn(|cx| Poll::Ready(conn.poll_flush(cx))).await;
+        assert!(partly.is_pending());
+        assert!(conn.partial > 0, "the big request is part-way out");
+        drop(big_rx);
+        poll_fn(|cx| {
+            conn.cancel_abandoned(cx);
+            Poll::Ready(())
+        })
+        .await;
+        assert_eq!(conn.control_backlog(), HEADER_LEN + frame::PREFIX_LEN);
+        let reader = tokio::spawn(async move {
+            let mut frames = Vec::new();
+            while let Some(body) = frame::read_async(&mut theirs, 1 << 30).await.unwrap() {
+                let parts = frame::Parts::of(&body).unwrap();
+                frames.push((parts.kind, parts.id, parts.payload.len()));
+            }
+            frames
+        });
+        poll_fn(|cx| conn.poll_flush(cx)).await.unwrap();
+        drop(conn);
+        let frames = reader.await.unwrap();
+        let kinds: Vec<(u8, u64)> = frames.iter().map(|&(kind, id, _)| (kind, id)).collect();
+        assert_eq!(
+            kinds,
+            [(frame::REQUEST, 1), (frame::CANCEL, 1), (frame::REQUEST, 2)]
+        );
     }
 
     #[tokio::test]

@@ -1,5 +1,50 @@
-//! What crosses a worker's connection: the frames and the pool's end of the
-//! byte stream that carries them.
+//! What crosses a worker's connection: the frames, one module per kind
+//! (each holding both the writing and the reading half), and the pool's end
+//! of the byte stream that carries them ([`conn`]).
+//!
+//! # Frames
+//!
+//! Every message is a frame: an 8-byte little-endian body length, then the
+//! body. Every body starts with its kind (`u8`) and an id (`u64`) that says
+//! whom it is for; the rest is the kind's payload. The length is a `u64`,
+//! so there is no 2 or 4 GiB cliff; a maximum frame size (see
+//! [`PoolBuilder::max_frame_size`](crate::PoolBuilder::max_frame_size))
+//! turns a huge or corrupt length into an error instead of an allocation.
+//! Integers are little-endian and fixed-width, so the hot path parses them
+//! without bincode.
+//!
+//! | kind | code | direction | id | payload | module |
+//! |---|---|---|---|---|---|
+//! | `START` | `0x20` | pool → worker, first | 0 | none: the worker may run user code now | [`hello`] |
+//! | `HELLO` | `0x10` | worker → pool, once | 0 | `procpool` magic, protocol version `u32`, registry fingerprint `u64`, pid `u32` | [`hello`] |
+//! | `REQUEST` | `0x01` | pool → worker | task | task index `u32`, bincode arguments | [`request`] |
+//! | `CHUNK` | `0x06` | pool → worker | task | task index `u32`, item count `u32`, the items' arguments back to back, then each item's length `u32` | [`chunk`] |
+//! | `CANCEL` | `0x07` | pool → worker | task | none: skip the task, or end the worker if it is running it | [`cancel`] |
+//! | `OK` | `0x02` | worker → pool | task | run time in ns `u64`, bincode result; for a `CHUNK`, per item: `ITEM_OK`/`ITEM_PANIC`/`ITEM_FAILED` `u8`, length `u32`, bincode result / panic report / text | [`answer`], [`chunk`] |
+//! | `PANIC` | `0x03` | worker → pool | task | bincode `(message, location)` | [`answer`] |
+//! | `FAILED` | `0x04` | worker → pool | task | UTF-8 text: the worker could not run the task | [`answer`] |
+//! | `SKIPPED` | `0x05` | worker → pool | task | none: cancelled before it started | [`answer`] |
+//! | `CALL` | `0x30` | worker → pool, any thread | call | service `u8`, its arguments | [`call`] |
+//! | `REPLY` | `0x31` | pool → worker | call | `0` and the answer, or `1` and UTF-8 error text | [`call`] |
+//!
+//! # Ids and order
+//!
+//! Task ids are the pool's, per connection, from 1 (an initializer's
+//! request is 1). A worker runs its requests one at a time in the order they
+//! arrive and answers each before starting the next, so the pool requires
+//! the answer it reads to name the oldest request unanswered: anything else
+//! (an unknown kind or id, a skip nobody asked for) is a typed protocol
+//! error, and that worker is replaced. Call ids are the worker's; the pool
+//! answers every call once, in any order.
+//!
+//! Frames are written whole: the pool puts a `CANCEL` or `REPLY` between
+//! two requests, never inside one; a worker's threads share one writer lock.
 
+pub(crate) mod answer;
+pub(crate) mod call;
+pub(crate) mod cancel;
+pub(crate) mod chunk;
 pub(crate) mod conn;
 pub(crate) mod frame;
+pub(crate) mod hello;
+pub(crate) mod request;

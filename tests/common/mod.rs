@@ -159,6 +159,39 @@ pub fn scribble(bytes: Vec<u8>) -> u64 {
     0
 }
 
+/// Sends `calls` echo calls of `bytes` bytes each from each of `threads`
+/// threads at once, through the pool and back; returns how many came back
+/// intact (frames from concurrent senders must stay whole).
+pub fn echo_calls(threads: u32, calls: u32, bytes: u64) -> u32 {
+    let intact: u32 = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                scope.spawn(move || {
+                    let mut intact = 0;
+                    for c in 0..calls {
+                        let fill = (t * 31 + c) as u8;
+                        let sent = vec![fill; (bytes as usize) + (c as usize % 7)];
+                        let back = procpool::__private::echo_through_pool(&sent).unwrap();
+                        intact += u32::from(back == sent);
+                    }
+                    intact
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).sum()
+    });
+    intact
+}
+
+/// Builds a tokio runtime inside the task and runs a future on it: only
+/// possible on a thread that is not already inside one.
+pub fn runs_own_runtime(x: u64) -> u64 {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(async move { x + 1 })
+}
+
 /// A value whose serialization always fails.
 #[derive(Debug)]
 pub struct Unencodable;
@@ -386,6 +419,8 @@ pub fn tasks() -> procpool::Registry {
         traced_then_exit,
         sleep_if_exists,
         cap_address_space,
+        echo_calls,
+        runs_own_runtime,
     ]
 }
 
@@ -426,6 +461,11 @@ pub fn run(tests: &[(&str, TestFn)], roles: fn(&str)) {
     }
     if std::env::var_os(ALT_REGISTRY).is_some() {
         procpool::init(procpool::tasks![square]);
+    } else if std::env::var_os(INIT_IN_RUNTIME).is_some() {
+        // As `#[tokio::main] async fn main() { procpool::init(..) }` does.
+        tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(async { procpool::init(tasks()) });
     } else {
         procpool::init(tasks());
     }
@@ -473,6 +513,8 @@ pub fn run(tests: &[(&str, TestFn)], roles: fn(&str)) {
 pub const ROLE: &str = "PROCPOOL_TEST_ROLE";
 /// Makes a test binary register a different task list.
 pub const ALT_REGISTRY: &str = "PROCPOOL_TEST_ALT_REGISTRY";
+/// Makes a test binary call `init` inside a tokio runtime.
+pub const INIT_IN_RUNTIME: &str = "PROCPOOL_TEST_INIT_IN_RUNTIME";
 /// Makes a test binary skip `init` and try to build a pool.
 pub const SKIP_INIT: &str = "PROCPOOL_TEST_SKIP_INIT";
 /// Makes a test binary answer a pool's handshake with this protocol version.
@@ -490,6 +532,7 @@ fn fake_worker(version: u32) -> ! {
     // SAFETY: the pool made our stdin its socket; nothing else uses fd 0 here.
     let mut socket = unsafe { std::os::unix::net::UnixStream::from_raw_fd(0) };
     let mut body = vec![0x10];
+    body.extend_from_slice(&0u64.to_le_bytes()); // id
     body.extend_from_slice(b"procpool");
     body.extend_from_slice(&version.to_le_bytes());
     body.extend_from_slice(&0u64.to_le_bytes());

@@ -1,0 +1,107 @@
+//! The worker's sending half of its connection, shared by every thread:
+//! the task thread's answers, and calls that any thread makes while a task
+//! runs. Frames go out whole, one writer at a time.
+
+use std::collections::HashMap;
+use std::io::{self, Write};
+use std::os::unix::net::UnixStream;
+use std::sync::mpsc::{SyncSender, sync_channel};
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
+
+use crate::wire::call::{self, Service};
+
+/// The worker's connection to its pool, for sending.
+pub(crate) struct Link {
+    writer: Mutex<UnixStream>,
+    calls: Mutex<Calls>,
+}
+
+/// Calls sent and not yet answered, by id.
+#[derive(Default)]
+struct Calls {
+    next_id: u64,
+    waiting: HashMap<u64, SyncSender<Result<Vec<u8>, String>>>,
+}
+
+static LINK: OnceLock<Link> = OnceLock::new();
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Holders never leave a frame half-written by panicking (writes return
+    // errors), so a poisoned lock still guards whole frames.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Link {
+    /// Makes `writer` this process's link to its pool.
+    pub(super) fn install(writer: UnixStream) -> &'static Link {
+        LINK.get_or_init(|| Link {
+            writer: Mutex::new(writer),
+            calls: Mutex::default(),
+        })
+    }
+
+    /// This process's link, if it is a worker that is serving.
+    pub(crate) fn get() -> Option<&'static Link> {
+        LINK.get()
+    }
+
+    /// Sends a whole frame, given in pieces.
+    pub(super) fn send(&self, pieces: &[&[u8]]) -> io::Result<()> {
+        let mut writer = lock(&self.writer);
+        for piece in pieces {
+            writer.write_all(piece)?;
+        }
+        Ok(())
+    }
+
+    /// Asks the pool's `service` and blocks this thread until it replies.
+    ///
+    /// Never waits for ever: the pool answers every call, and a pool that
+    /// goes away ends this process.
+    pub(crate) fn call(
+        &self,
+        service: Service,
+        args: &[u8],
+    ) -> io::Result<Result<Vec<u8>, String>> {
+        let (reply, answer) = sync_channel(1);
+        let id = {
+            let mut calls = lock(&self.calls);
+            calls.next_id += 1;
+            let id = calls.next_id;
+            calls.waiting.insert(id, reply);
+            id
+        };
+        self.send(&[&call::call_head(id, service, args.len()), args])?;
+        answer
+            .recv()
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the pool went away"))
+    }
+
+    /// Hands a reply to the thread waiting on call `id`; `Err` if no call
+    /// has that id.
+    pub(super) fn deliver(&self, id: u64, outcome: Result<Vec<u8>, String>) -> Result<(), String> {
+        let waiting = lock(&self.calls).waiting.remove(&id);
+        match waiting {
+            // The caller cannot be gone: it waits until the reply comes.
+            Some(reply) => {
+                let _ = reply.send(outcome);
+                Ok(())
+            }
+            None => Err(format!("a reply to call {id}, which was never made")),
+        }
+    }
+}
+
+/// Sends `bytes` to the pool and returns what it sent back: a round trip
+/// through the pool's routing of frames a worker starts, from any thread
+/// of a running task. For tests and diagnostics.
+///
+/// # Errors
+///
+/// `NotConnected` outside a pool's worker; `BrokenPipe` if the pool is gone.
+#[doc(hidden)]
+pub fn echo_through_pool(bytes: &[u8]) -> io::Result<Vec<u8>> {
+    let link = Link::get()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "not inside a pool's worker"))?;
+    link.call(Service::Echo, bytes)?.map_err(io::Error::other)
+}

@@ -1,0 +1,120 @@
+//! The task thread: runs requests one at a time, in the order they came,
+//! and answers each before it starts the next.
+
+use std::io::{self, Write};
+use std::time::Instant;
+
+use super::link::Link;
+use super::panic;
+use super::reader::{Inbox, Next};
+use crate::registry::Registry;
+use crate::sys;
+use crate::wire::answer::{self, PanicReport};
+use crate::wire::chunk::{self, ItemWriter};
+use crate::wire::frame::{CHUNK, Parts};
+use crate::wire::request;
+
+/// Serves requests from `inbox` until writing an answer fails (the pool is
+/// gone; the reader ends the process about then too).
+pub(super) fn serve(registry: &Registry, inbox: &Inbox, link: &Link) -> io::Error {
+    panic::capture_on_this_thread();
+    let mut out = Vec::new();
+    loop {
+        let Next { id, body, skip } = inbox.next();
+        if skip {
+            answer::skipped(&mut out, id);
+        } else {
+            run_one(registry, id, &body, &mut out);
+        }
+        inbox.done(body);
+        // A task's `print!` without a newline should not wait for the next one.
+        let _ = io::stdout().flush();
+        // One write per answer, before the next task starts: if that task
+        // crashes the worker, the answers to all earlier ones have already
+        // left, so the pool knows exactly which task was running.
+        if let Err(err) = link.send(&[&out]) {
+            return err;
+        }
+    }
+}
+
+/// Runs request `id` and leaves its answer frame in `out`.
+fn run_one(registry: &Registry, id: u64, body: &[u8], out: &mut Vec<u8>) {
+    let Some((kind, index, rest)) = Parts::of(body)
+        .ok()
+        .and_then(|parts| Some((parts.kind, request::split(parts.payload)?)))
+        .map(|(kind, (index, rest))| (kind, index, rest))
+    else {
+        return answer::failed(out, id, "a request too short for its task index");
+    };
+    answer::begin_ok(out, id);
+    let began = Instant::now();
+    let outcome = if kind == CHUNK {
+        run_chunk(registry, index, rest, out)
+    } else {
+        run_caught(registry, index, rest, out)
+    };
+    let nanos = u64::try_from(began.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    match outcome {
+        Outcome::Done => answer::end_ok(out, nanos),
+        Outcome::Failed(message) => answer::failed(out, id, &message),
+        Outcome::Panicked(report) => answer::panicked(out, id, &report),
+    }
+}
+
+/// What running one task produced.
+enum Outcome {
+    /// The encoded result was appended.
+    Done,
+    /// The task could not be run (bad arguments, unencodable result).
+    Failed(String),
+    /// The task panicked.
+    Panicked(PanicReport),
+}
+
+/// Runs task `index` on encoded `args`, catching a panic; on success the
+/// encoded result is appended to `out`, otherwise `out` is left as it was.
+fn run_caught(registry: &Registry, index: u32, args: &[u8], out: &mut Vec<u8>) -> Outcome {
+    let mark = out.len();
+    let outcome = panic::catch(|| registry.invoke(index, args, out));
+    if sys::IS_FORK_COPY.load(std::sync::atomic::Ordering::Relaxed) {
+        // A copy the task made with fork() and let return (or panic): it
+        // holds our socket, and must not answer anything. It touches nothing
+        // shared on the way out (a lock another thread held at the fork
+        // would never be released in the copy).
+        sys::exit_now(0);
+    }
+    let outcome = match outcome {
+        Ok(Ok(())) => return Outcome::Done,
+        Ok(Err(message)) => Outcome::Failed(message),
+        Err(report) => Outcome::Panicked(report),
+    };
+    out.truncate(mark);
+    outcome
+}
+
+/// Runs every item of a chunk, each on its own: a panic fails only its item.
+fn run_chunk(registry: &Registry, index: u32, rest: &[u8], out: &mut Vec<u8>) -> Outcome {
+    let items = match chunk::items(rest) {
+        Ok(items) => items,
+        Err(message) => return Outcome::Failed(format!("malformed chunk: {message}")),
+    };
+    for item in items {
+        let writer = ItemWriter::begin(out);
+        let tag = match run_caught(registry, index, item, out) {
+            Outcome::Done => chunk::ITEM_OK,
+            Outcome::Failed(message) => {
+                out.extend_from_slice(message.as_bytes());
+                chunk::ITEM_FAILED
+            }
+            Outcome::Panicked(report) => {
+                answer::encode_report(&report, out);
+                chunk::ITEM_PANIC
+            }
+        };
+        if let Err(message) = writer.end(out, tag) {
+            return Outcome::Failed(message);
+        }
+    }
+    Outcome::Done
+}
