@@ -1,7 +1,7 @@
-//! Shared by the integration tests: the tasks they run, a tiny test runner
-//! (each test binary is `harness = false`, so its `main` can call
-//! `procpool::init` before anything else, as a worker must), and process
-//! accounting to prove nothing is left behind.
+//! Shared by the integration tests: the tasks they run, the runner (each
+//! test binary is `harness = false`, so its `main` can call `procpool::init`
+//! before anything else, as a worker must, and then hands its tests to
+//! `libtest-mimic`), and process accounting to prove nothing is left behind.
 
 #![allow(dead_code)]
 
@@ -442,9 +442,11 @@ macro_rules! tests {
 }
 
 /// The `main` of a test binary: serve as a worker if we are one, play a role
-/// if a test asked for one, otherwise run the tests (filtered by the first
-/// non-flag argument, as cargo's harness does), each on a fresh multi-thread
-/// runtime, checking after each that no child process is left.
+/// if a test asked for one, otherwise hand the tests to `libtest-mimic`, which
+/// takes libtest's arguments (filters, `--exact`, `--skip`, `--list`,
+/// `--ignored`, `--format`, ...) and prints libtest's output, so `cargo test`
+/// and `cargo nextest` drive these binaries like any others. Each test runs on
+/// a fresh multi-thread runtime and fails if any process is left after it.
 pub fn run(tests: &[(&str, TestFn)], roles: fn(&str)) {
     if let Ok(version) = std::env::var(FAKE_WORKER) {
         fake_worker(version.parse().unwrap());
@@ -459,6 +461,8 @@ pub fn run(tests: &[(&str, TestFn)], roles: fn(&str)) {
             1
         });
     }
+    // Before the harness parses anything: the pool re-executes this binary as
+    // its workers, and in a worker `init` serves tasks and never returns.
     if std::env::var_os(ALT_REGISTRY).is_some() {
         procpool::init(procpool::tasks![square]);
     } else if std::env::var_os(INIT_IN_RUNTIME).is_some() {
@@ -473,39 +477,74 @@ pub fn run(tests: &[(&str, TestFn)], roles: fn(&str)) {
         roles(&role);
         return;
     }
-    become_subreaper();
-    let filter = std::env::args().skip(1).find(|arg| !arg.starts_with('-'));
-    let mut failed = Vec::new();
-    let selected: Vec<_> = tests
-        .iter()
-        .filter(|(name, _)| filter.as_deref().is_none_or(|f| name.contains(f)))
-        .collect();
-    println!("\nrunning {} tests", selected.len());
-    for (name, test) in selected {
-        let started = Instant::now();
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let outcome = runtime.block_on(AssertUnwindSafe(test()).catch_unwind());
-        drop(runtime);
-        let leftovers = wait_for_no_children(Duration::from_secs(3));
-        let verdict = match (&outcome, leftovers.is_empty()) {
-            (Ok(()), true) => "ok".to_string(),
-            (Ok(()), false) => format!("FAILED: processes left behind: {leftovers:?}"),
-            (Err(panic), _) => format!("FAILED: {}", panic_text(panic.as_ref())),
-        };
-        println!("test {name} ... {verdict} ({:.2?})", started.elapsed());
-        if verdict != "ok" {
-            failed.push(*name);
-        }
+    let mut args = libtest_mimic::Arguments::from_args();
+    // One test at a time unless `--test-threads` says otherwise: the check
+    // after each test counts every child of this process (every descendant,
+    // as a subreaper), so a test running beside it would have its workers
+    // blamed on it. libtest would default to one thread per core (and read
+    // RUST_TEST_THREADS, which libtest-mimic does not); nextest runs each test
+    // in a process of its own, so it gets its parallelism anyway.
+    match args.test_threads {
+        None => args.test_threads = Some(1),
+        Some(n) if n > 1 && !args.list => eprintln!(
+            "warning: --test-threads={n}: the leftover-process check after each \
+             test sees the other tests' processes too, and may fail the wrong test"
+        ),
+        Some(_) => {}
     }
-    if failed.is_empty() {
-        println!("\ntest result: ok.\n");
-    } else {
-        println!("\ntest result: FAILED. failures: {failed:?}\n");
-        std::process::exit(101);
+    become_subreaper();
+    let trials = tests
+        .iter()
+        .map(|&(name, test)| libtest_mimic::Trial::test(name, move || run_one(test)))
+        .collect();
+    libtest_mimic::run(&args, trials).exit();
+}
+
+/// Runs one test on a fresh 2-thread runtime, then waits for every process
+/// it started to be gone: a panic or a leftover process fails it.
+fn run_one(test: TestFn) -> Result<(), libtest_mimic::Failed> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let outcome = runtime.block_on(AssertUnwindSafe(test()).catch_unwind());
+    drop(runtime);
+    let leftovers = wait_for_no_children(Duration::from_secs(3));
+    let leftovers = (!leftovers.is_empty()).then(|| {
+        kill_leftovers(&leftovers);
+        format!("processes left behind: {leftovers:?}")
+    });
+    match (outcome, leftovers) {
+        (Ok(()), None) => Ok(()),
+        (Ok(()), Some(leftovers)) => Err(leftovers.into()),
+        (Err(panic), None) => Err(format!("test panicked: {}", panic_text(panic.as_ref())).into()),
+        (Err(panic), Some(leftovers)) => Err(format!(
+            "test panicked: {}\nand {leftovers}",
+            panic_text(panic.as_ref())
+        )
+        .into()),
+    }
+}
+
+/// SIGKILLs the processes a failed test left behind (and whatever they hand
+/// us as they die), so that they are blamed on that test alone, not on the
+/// next one's check, and hold no pipe of the runner's open.
+fn kill_leftovers(leftovers: &[(u32, char, String)]) {
+    let mut left: Vec<u32> = leftovers.iter().map(|&(pid, ..)| pid).collect();
+    for _ in 0..3 {
+        for &pid in &left {
+            // SAFETY: kill takes plain integers. Each pid is our child, not yet
+            // reaped, so it cannot have been reused by a stranger.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
+        left = wait_for_no_children(Duration::from_secs(1))
+            .into_iter()
+            .map(|(pid, ..)| pid)
+            .collect();
+        if left.is_empty() {
+            return;
+        }
     }
 }
 
