@@ -96,6 +96,12 @@ def own_value(limit, at_most):
 FIGURES = [
     ("W1 one no-op round trip, median (µs)", same("W1 median us"), ratio_to_floor(1.5, True)),
     ("W1 one no-op round trip, p99 (µs)", same("W1 p99 us"), None),
+    # The README's way: each call a `block_on` on the main thread, against W1's floor.
+    ("W1 from block_on on the main thread, median (µs; floor: W1's)",
+     {"procpool": ("procpool", "W1 block_on median us"), "floor": ("floor", "W1 median us")},
+     ratio_to_floor(1.5, True)),
+    ("W1 from block_on on the main thread, p99 (µs; floor: W1's)",
+     {"procpool": ("procpool", "W1 block_on p99 us"), "floor": ("floor", "W1 p99 us")}, None),
     ("W2 no-ops submitted at once (tasks/s; floor: pipelined echo, batched)",
      same("W2 submit tasks/s"), absolute(500_000, "tasks/s")),
     ("W2 floor, one write per frame (msgs/s)",
@@ -218,6 +224,12 @@ def notes(rust_out, python_out, quick):
         "to the same executable re-executed in an echo mode, parent driven by tokio. "
         "W2's floor writes 1,024 frames per write call (the child answers once per burst); "
         "the unbatched row writes one frame per call on both sides.",
+        "- W1 is called from a spawned tokio task, as a request handler would; "
+        "\"W1 from block_on\" makes the same calls from `runtime.block_on` on the main thread, "
+        "as the README's example calls the pool (here one `block_on` per call), so every hop "
+        "to and from the pool's "
+        "dispatcher is a cross-thread wake-up. Its ratio is to the same floor as W1's "
+        "(measured from the spawned task).",
         f"- W2: {n} no-ops. Python's W1-W4 use the fork start method; W5's main row is fork.",
     ]
     iters = [re.search(r"--w4-iters (\d+)", out) for out in (rust_out, python_out)]

@@ -7,6 +7,9 @@
 //! * **W1 latency**: one no-op submitted and awaited, 2,000 times in a row
 //!   after 200 warm-up calls: median and p99 µs. Floor: ping-pong of an
 //!   8-byte frame.
+//!   "W1 block_on": the same calls from `runtime.block_on` on the main thread,
+//!   as the README's example calls the pool (here one `block_on` per call);
+//!   its ratio is to the same floor.
 //! * **W2 throughput**: 100,000 no-ops submitted at once, then awaited in
 //!   order: tasks/s. Floor: 100,000 8-byte frames echoed pipelined: msgs/s,
 //!   batched (many frames per write, as the pool may do) and unbatched (one
@@ -135,12 +138,14 @@ async fn start_pool(workers: usize) -> Pool {
 // ---- W1 latency ----------------------------------------------------------
 
 fn w1_latency(cfg: &Config, runtime: &Runtime, results: &mut Results) {
-    let cfg = cfg.clone();
+    let task_cfg = cfg.clone();
     // Both sides are driven from a spawned task, as a request handler in an
     // async service would call them (not from `block_on` on the main thread,
-    // which adds a cross-thread wake-up to every hop).
+    // which adds a cross-thread wake-up to every hop: that is "W1 block_on",
+    // below).
     let (ours, floor) = runtime
         .block_on(runtime.spawn(async move {
+            let cfg = task_cfg;
             let (mut ours, mut floor) = (Samples::default(), Samples::default());
             let pool = start_pool(WORKERS).await;
             let mut echo = SocketEcho::start("echo");
@@ -153,10 +158,49 @@ fn w1_latency(cfg: &Config, runtime: &Runtime, results: &mut Results) {
             (ours, floor)
         }))
         .expect("the W1 task");
+    // Afterwards, on a pool of its own built from `block_on` too, as in the
+    // README; the spawned-task measurement above is left exactly as it was,
+    // so that W1 stays comparable with earlier runs.
+    let pool = runtime.block_on(start_pool(WORKERS));
+    let mut main_thread = Samples::default();
+    for _ in 0..cfg.reps {
+        main_thread.push_latencies(w1_block_on_once(runtime, &pool, cfg));
+    }
+    runtime.block_on(pool.shutdown());
     for (imp, s) in [("procpool", &ours), ("floor", &floor)] {
         results.add(imp, "W1 median us", "us", &s.medians);
         results.add(imp, "W1 p99 us", "us", &s.p99s);
     }
+    results.add(
+        "procpool",
+        "W1 block_on median us",
+        "us",
+        &main_thread.medians,
+    );
+    results.add("procpool", "W1 block_on p99 us", "us", &main_thread.p99s);
+}
+
+/// One rep called as the README's example calls the pool: from `block_on` on
+/// the main thread, one `block_on` per call, timed around it. Not a runtime
+/// thread, so every hop to and from the dispatcher is a cross-thread wake-up;
+/// this is what a new user measures first. Latencies in µs.
+fn w1_block_on_once(runtime: &Runtime, pool: &Pool, cfg: &Config) -> Vec<f64> {
+    for i in 0..cfg.sizes.w1_warmup {
+        let back = runtime.block_on(async { pool.submit(noop, i).await });
+        assert_eq!(back.expect("W1 block_on warm-up"), i);
+    }
+    let mut latencies = Vec::with_capacity(cfg.sizes.w1_calls as usize);
+    for i in 0..cfg.sizes.w1_calls {
+        let start = Instant::now();
+        let back = runtime.block_on(async { pool.submit(noop, i).await });
+        latencies.push(start.elapsed().as_secs_f64() * 1e6);
+        assert_eq!(
+            back.expect("W1 block_on no-op"),
+            i,
+            "W1 block_on: wrong result"
+        );
+    }
+    latencies
 }
 
 /// One rep: warm-up, then each call timed on its own; latencies in µs.
