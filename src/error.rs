@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Why a task, or the pool itself, failed.
@@ -13,8 +14,13 @@ use std::time::Duration;
 ///
 /// Every task submitted to a [`Pool`](crate::Pool) resolves to its value or to one
 /// of these errors; none is lost and none hangs.
+///
+/// Cloning is cheap (an `Arc` inside) and keeps everything, the
+/// [`source`](std::error::Error::source) included: one failure can be the
+/// answer for several tasks (the items of one chunk).
+#[derive(Clone)]
 pub struct Error {
-    repr: Box<Repr>,
+    repr: Arc<Repr>,
 }
 
 /// How a worker process ended.
@@ -122,7 +128,7 @@ pub(crate) enum Repr {
 impl Error {
     pub(crate) fn new(repr: Repr) -> Error {
         Error {
-            repr: Box::new(repr),
+            repr: Arc::new(repr),
         }
     }
 
@@ -142,76 +148,6 @@ impl Error {
             pid,
             task,
             message: message.into(),
-        })
-    }
-
-    /// A copy; I/O errors keep their kind and text.
-    fn duplicate(&self) -> Error {
-        let copy_io = |err: &io::Error| io::Error::new(err.kind(), err.to_string());
-        Error::new(match &*self.repr {
-            Repr::Panicked {
-                task,
-                message,
-                location,
-                pid,
-            } => Repr::Panicked {
-                task,
-                message: message.clone(),
-                location: location.clone(),
-                pid: *pid,
-            },
-            Repr::WorkerDied { task, pid, exit } => Repr::WorkerDied {
-                task,
-                pid: *pid,
-                exit: *exit,
-            },
-            Repr::Cancelled { task } => Repr::Cancelled { task },
-            Repr::TimedOut { task, after } => Repr::TimedOut {
-                task,
-                after: *after,
-            },
-            Repr::Encode { ty, message } => Repr::Encode {
-                ty,
-                message: message.clone(),
-            },
-            Repr::Decode { ty, message } => Repr::Decode {
-                ty,
-                message: message.clone(),
-            },
-            Repr::Remote { task, pid, message } => Repr::Remote {
-                task,
-                pid: *pid,
-                message: message.clone(),
-            },
-            Repr::Unregistered { task } => Repr::Unregistered { task },
-            Repr::TooLarge { task, bytes, max } => Repr::TooLarge {
-                task,
-                bytes: *bytes,
-                max: *max,
-            },
-            Repr::Undeliverable {
-                task,
-                attempts,
-                pid,
-                exit,
-            } => Repr::Undeliverable {
-                task,
-                attempts: *attempts,
-                pid: *pid,
-                exit: *exit,
-            },
-            Repr::NotInitialized => Repr::NotInitialized,
-            Repr::ShutDown => Repr::ShutDown,
-            Repr::Spawn { message, source } => Repr::Spawn {
-                message: message.clone(),
-                source: source.as_ref().map(copy_io),
-            },
-            Repr::Protocol { pid, task, message } => Repr::Protocol {
-                pid: *pid,
-                task: *task,
-                message: message.clone(),
-            },
-            Repr::Io(err) => Repr::Io(copy_io(err)),
         })
     }
 
@@ -469,14 +405,6 @@ impl fmt::Debug for Error {
     }
 }
 
-/// One failure can be the answer for several tasks (the items of one chunk),
-/// so errors can be cloned; an I/O error inside keeps its kind and text.
-impl Clone for Error {
-    fn clone(&self) -> Error {
-        self.duplicate()
-    }
-}
-
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match &*self.repr {
@@ -493,5 +421,21 @@ impl std::error::Error for Error {
 impl From<io::Error> for Error {
     fn from(err: io::Error) -> Error {
         Error::new(Repr::Io(err))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[test]
+    fn a_clone_keeps_the_source() {
+        let err = Error::spawn("socketpair", Some(io::Error::other("no fds left")));
+        let copy = err.clone();
+        assert_eq!(copy.to_string(), err.to_string());
+        let source = copy.source().expect("the I/O error is kept");
+        assert_eq!(source.to_string(), "no fds left");
+        assert!(copy.is_spawn());
     }
 }

@@ -113,6 +113,7 @@ impl<T> TaskHandle<T> {
     /// # Panics
     ///
     /// If called outside a tokio runtime (the timer needs one).
+    #[track_caller]
     pub fn timeout(mut self, limit: Duration) -> Self {
         self.raw.deadline = Some((Box::pin(tokio::time::sleep(limit)), limit));
         self
