@@ -72,12 +72,16 @@ pub(crate) enum Repr {
         pid: u32,
         exit: Exit,
     },
+    /// `pid`: the worker it had been sent to, if any (killed if it had
+    /// started the task there).
     Cancelled {
         task: &'static str,
+        pid: Option<u32>,
     },
     TimedOut {
         task: &'static str,
         after: Duration,
+        pid: Option<u32>,
     },
     Encode {
         ty: &'static str,
@@ -269,7 +273,10 @@ impl Error {
         }
     }
 
-    /// The pid of the worker involved, where one was.
+    /// The pid of the worker involved, where one was: the one that
+    /// panicked, died or broke the protocol, or, for a timeout or a
+    /// cancellation, the one the task had been sent to (killed if it had
+    /// started the task).
     pub fn worker_pid(&self) -> Option<u32> {
         match *self.repr {
             Repr::Panicked { pid, .. }
@@ -277,6 +284,7 @@ impl Error {
             | Repr::Undeliverable { pid, .. }
             | Repr::Remote { pid, .. }
             | Repr::Protocol { pid, .. } => Some(pid),
+            Repr::Cancelled { pid, .. } | Repr::TimedOut { pid, .. } => pid,
             _ => None,
         }
     }
@@ -286,7 +294,7 @@ impl Error {
         match *self.repr {
             Repr::Panicked { task, .. }
             | Repr::WorkerDied { task, .. }
-            | Repr::Cancelled { task }
+            | Repr::Cancelled { task, .. }
             | Repr::TimedOut { task, .. }
             | Repr::Remote { task, .. }
             | Repr::TooLarge { task, .. }
@@ -320,11 +328,28 @@ impl fmt::Display for Error {
                  task; if it was killed from outside, e.g. by the OOM killer, \
                  PoolBuilder::retries reruns tasks that are safe to run twice)"
             ),
-            Repr::Cancelled { task } => write!(f, "task `{task}` was cancelled"),
-            Repr::TimedOut { task, after } => write!(
-                f,
-                "task `{task}` did not finish within {after:?}; its worker was killed and replaced"
-            ),
+            Repr::Cancelled { task, pid } => {
+                write!(f, "task `{task}` was cancelled")?;
+                match pid {
+                    Some(pid) => write!(
+                        f,
+                        " (it had been sent to worker {pid}, which was killed and replaced if \
+                         it had started it)"
+                    ),
+                    None => f.write_str(" before it was sent to a worker"),
+                }
+            }
+            Repr::TimedOut { task, after, pid } => {
+                write!(f, "task `{task}` did not finish within {after:?}")?;
+                match pid {
+                    Some(pid) => write!(
+                        f,
+                        "; it had been sent to worker {pid}, which was killed and replaced if it \
+                         had started it"
+                    ),
+                    None => f.write_str("; it was still waiting for a worker and never ran"),
+                }
+            }
             Repr::Encode { ty, message } => {
                 write!(f, "could not serialize a value of type `{ty}`: {message}")
             }

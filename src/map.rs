@@ -246,8 +246,8 @@ impl<'a, R: DeserializeOwned> MapStream<'a, R> {
         // Kept only where a rerun could split it.
         let items = (count > 1).then(|| frame.clone());
         let slot = match self.pool.enqueue_frame(self.task, frame) {
-            Ok(answer) => Slot::Waiting {
-                answer,
+            Ok(ticket) => Slot::Waiting {
+                answer: ticket.answer,
                 items,
                 count,
             },

@@ -22,6 +22,7 @@ fn main() {
             a_detached_task_runs_to_completion,
             cancelling_one_task_leaves_the_others_alone,
             cancelling_kills_processes_the_task_started,
+            a_long_task_after_many_short_ones_is_still_killed,
         ],
         |_| {},
     );
@@ -124,6 +125,7 @@ async fn tokio_timeout_stops_the_work() {
 
 async fn handle_timeout_is_a_typed_error() {
     let pool = pool(1).await;
+    let worker = pool.submit(pid, ()).await.unwrap();
     let finished = marker("handle-timeout");
     let err = pool
         .submit(sleep_then_touch, (SLOW, finished.clone()))
@@ -132,6 +134,20 @@ async fn handle_timeout_is_a_typed_error() {
         .unwrap_err();
     assert!(err.is_timeout(), "{err}");
     assert!(err.to_string().contains("100ms"), "{err}");
+    assert_eq!(err.worker_pid(), Some(worker), "names the worker: {err}");
+    assert!(
+        wait_gone(worker, Duration::from_secs(2)),
+        "which was killed"
+    );
+    // A task that never reached a worker names none.
+    let busy = pool.submit(sleep_ms, 300);
+    let err = pool
+        .submit(square, 2)
+        .timeout(Duration::from_millis(50))
+        .await
+        .unwrap_err();
+    assert!(err.is_timeout() && err.worker_pid().is_none(), "{err}");
+    drop(busy);
     outlast_slow_task().await;
     assert!(!Path::new(&finished).exists());
     // Fast work within the limit is unaffected.
@@ -220,6 +236,44 @@ async fn cancelling_kills_processes_the_task_started() {
     assert!(
         wait_gone(pids.1, Duration::from_secs(1)),
         "the task's own child killed too"
+    );
+    let _ = std::fs::remove_file(path);
+}
+
+async fn a_long_task_after_many_short_ones_is_still_killed() {
+    // Short tasks make a worker start tasks without arming its reader
+    // thread (it arms itself once one runs long): a cancel must still
+    // reach a long one, and kill what it started.
+    use futures::TryStreamExt;
+    let pool = pool(1).await;
+    let squares: Vec<u64> = pool
+        .map(square, 0..20_000u64)
+        .chunk_size(1)
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(squares.len(), 20_000);
+    let path = marker("after-short");
+    let handle = pool.submit(spawn_sleeper, path.clone());
+    let pids = loop {
+        if let Ok(text) = std::fs::read_to_string(&path)
+            && let Some((worker, sleeper)) = text.split_once(' ')
+        {
+            break (
+                worker.parse::<u32>().unwrap(),
+                sleeper.parse::<u32>().unwrap(),
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    let dropped = std::time::Instant::now();
+    drop(handle);
+    assert!(wait_gone(pids.0, Duration::from_secs(1)), "worker killed");
+    assert!(wait_gone(pids.1, Duration::from_secs(1)), "its child too");
+    assert!(
+        dropped.elapsed() < Duration::from_millis(400),
+        "by the worker itself, not the pool's 500 ms grace: {:?}",
+        dropped.elapsed()
     );
     let _ = std::fs::remove_file(path);
 }

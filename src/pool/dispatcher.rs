@@ -450,6 +450,7 @@ impl Dispatcher {
                 .min_by_key(|worker| worker.conn.in_flight());
             let Some(worker) = target else { break };
             let job = self.queue.pop_front().expect("front exists");
+            job.placed.set(worker.pid);
             worker.conn.push(job);
             worker.assigned += 1;
             if self.settings.max_tasks_per_worker == Some(worker.assigned) {

@@ -1,5 +1,8 @@
 //! A submitted task on its way to a worker, paired with where its answer goes.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+
 use tokio::sync::oneshot;
 
 use crate::error::Error;
@@ -19,6 +22,31 @@ pub(crate) struct Job {
     pub(crate) failed_deliveries: u32,
     /// Workers that died while running it (it was retried after each).
     pub(crate) crashed_workers: u32,
+    /// Where it was last sent, for the caller's timeout and cancel errors.
+    pub(crate) placed: Placement,
+}
+
+/// The caller's end of a job: where its answer comes, and where it went.
+#[derive(Debug)]
+pub(crate) struct Ticket {
+    pub(crate) answer: oneshot::Receiver<Result<Reply, Error>>,
+    pub(crate) placed: Placement,
+}
+
+/// The pid of the worker a task was last sent to, shared between the pool
+/// (which writes it when it sends the task) and the caller's handle (which
+/// reads it when it gives up on the task). 0: not sent yet.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Placement(Arc<AtomicU32>);
+
+impl Placement {
+    pub(crate) fn set(&self, pid: u32) {
+        self.0.store(pid, Relaxed);
+    }
+
+    pub(crate) fn pid(&self) -> Option<u32> {
+        Some(self.0.load(Relaxed)).filter(|&pid| pid != 0)
+    }
 }
 
 impl Job {

@@ -12,12 +12,11 @@ use crate::launch::Containment;
 use crate::map::MapStream;
 use crate::pool::builder::PoolBuilder;
 use crate::pool::dispatcher::Command;
-use crate::pool::job::{Job, Reply};
+use crate::pool::job::{Job, Placement, Ticket};
 use crate::pool::stats::{Counters, Stats};
 use crate::task::handle::TaskHandle;
 use crate::wire::{frame, request};
 
-type Answer = oneshot::Receiver<Result<Reply, Error>>;
 use crate::registry::{Registry, Task, assert_fn_item};
 
 /// A pool of worker processes that run registered functions.
@@ -132,7 +131,7 @@ impl Pool {
         &self,
         task: &'static str,
         args: &A,
-    ) -> Result<Answer, Error> {
+    ) -> Result<Ticket, Error> {
         let frame = request::encode(self.task_index::<F>()?, args)?;
         self.enqueue_frame(task, frame)
     }
@@ -142,12 +141,12 @@ impl Pool {
         self.inner.registry.index_of::<F>()
     }
 
-    /// Queues an encoded request frame; the receiver gets its answer.
+    /// Queues an encoded request frame.
     pub(crate) fn enqueue_frame(
         &self,
         task: &'static str,
         frame: Vec<u8>,
-    ) -> Result<Answer, Error> {
+    ) -> Result<Ticket, Error> {
         if self.inner.closed.load(Relaxed) {
             return Err(Error::new(Repr::ShutDown));
         }
@@ -161,6 +160,7 @@ impl Pool {
             }));
         }
         let (reply, receiver) = oneshot::channel();
+        let placed = Placement::default();
         self.inner
             .commands
             .send(Command::Submit(Job {
@@ -170,9 +170,13 @@ impl Pool {
                 retries_left: self.inner.config.retries,
                 failed_deliveries: 0,
                 crashed_workers: 0,
+                placed: placed.clone(),
             }))
             .map_err(|_| Error::new(Repr::ShutDown))?;
-        Ok(receiver)
+        Ok(Ticket {
+            answer: receiver,
+            placed,
+        })
     }
 
     /// Applies `f` to every item of `input`, yielding the results in input

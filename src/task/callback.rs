@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 
 use serde::de::DeserializeOwned;
 
-use crate::error::{Error, Repr};
+use crate::error::Error;
 use crate::task::detached::spawn_detached;
 use crate::task::handle::TaskHandle;
 
@@ -84,8 +84,9 @@ impl<T> Drop for OnDone<T> {
     fn drop(&mut self) {
         if let Some(handle) = self.handle.take() {
             let task = handle.task_name();
+            let cancelled = handle.cancelled();
             drop(handle); // cancels the task
-            self.fire(Err(Error::new(Repr::Cancelled { task })), task);
+            self.fire(Err(cancelled), task);
         }
     }
 }

@@ -13,7 +13,7 @@ use tokio::time::Sleep;
 
 use crate::codec;
 use crate::error::{Error, Repr};
-use crate::pool::job::Reply;
+use crate::pool::job::{Placement, Reply, Ticket};
 use crate::task::callback::OnDone;
 use crate::task::detached::spawn_detached;
 
@@ -52,6 +52,8 @@ pub struct TaskHandle<T> {
 struct RawHandle {
     task: &'static str,
     state: State,
+    /// Where the task was sent, for the errors of a handle that gives up.
+    placed: Option<Placement>,
     deadline: Option<(Pin<Box<Sleep>>, Duration)>,
 }
 
@@ -64,17 +66,18 @@ enum State {
 impl<T> TaskHandle<T> {
     pub(crate) fn new(
         task: &'static str,
-        submitted: Result<oneshot::Receiver<Result<Reply, Error>>, Error>,
+        submitted: Result<Ticket, Error>,
         timeout: Option<Duration>,
     ) -> Self {
-        let state = match submitted {
-            Ok(receiver) => State::Waiting(receiver),
-            Err(err) => State::Failed(Some(err)),
+        let (state, placed) = match submitted {
+            Ok(ticket) => (State::Waiting(ticket.answer), Some(ticket.placed)),
+            Err(err) => (State::Failed(Some(err)), None),
         };
         let handle = TaskHandle {
             raw: RawHandle {
                 task,
                 state,
+                placed,
                 deadline: None,
             },
             _output: PhantomData,
@@ -83,6 +86,11 @@ impl<T> TaskHandle<T> {
             Some(limit) => handle.timeout(limit),
             None => handle,
         }
+    }
+
+    /// The error for a caller that gives up on this task now.
+    pub(crate) fn cancelled(&self) -> Error {
+        self.raw.cancelled_now()
     }
 
     /// The submitted function's name (its Rust path, e.g. `my_app::square`).
@@ -166,15 +174,26 @@ impl<T> TaskHandle<T> {
 }
 
 impl RawHandle {
+    /// The worker the task was last sent to, if it was sent.
+    fn placed_on(&self) -> Option<u32> {
+        self.placed.as_ref().and_then(Placement::pid)
+    }
+
+    fn cancelled_now(&self) -> Error {
+        Error::new(Repr::Cancelled {
+            task: self.task,
+            pid: self.placed_on(),
+        })
+    }
+
     /// Polls for the encoded result, enforcing the deadline.
     fn poll_reply(&mut self, cx: &mut Context<'_>) -> Poll<Result<Reply, Error>> {
         let receiver = match &mut self.state {
             State::Waiting(receiver) => receiver,
             State::Failed(err) => {
-                return Poll::Ready(Err(err.take().unwrap_or_else(|| {
-                    // Polled again after returning its error.
-                    Error::new(Repr::Cancelled { task: self.task })
-                })));
+                let err = err.take();
+                // Polled again after returning its error: say so again.
+                return Poll::Ready(Err(err.unwrap_or_else(|| self.cancelled_now())));
             }
         };
         if let Poll::Ready(outcome) = Pin::new(receiver).poll(cx) {
@@ -193,6 +212,7 @@ impl RawHandle {
             return Poll::Ready(Err(Error::new(Repr::TimedOut {
                 task: self.task,
                 after: limit,
+                pid: self.placed_on(),
             })));
         }
         Poll::Pending

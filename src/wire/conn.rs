@@ -364,6 +364,7 @@ mod tests {
                 retries_left: 0,
                 failed_deliveries: 0,
                 crashed_workers: 0,
+                placed: Default::default(),
             },
             rx,
         )

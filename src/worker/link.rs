@@ -71,6 +71,7 @@ impl Link {
             calls.waiting.insert(id, reply);
             id
         };
+        super::reader::expect_reply();
         self.send(&[&call::call_head(id, service, args.len()), args])?;
         answer
             .recv()

@@ -6,11 +6,12 @@
 //!   answers each before starting the next. It is the thread that called
 //!   [`init`], unless `init` was called inside a tokio runtime (then a fresh
 //!   thread, so that tasks may start runtimes of their own);
-//! * the **reader** ([`reader`]) owns the read half of the connection and
-//!   routes each frame by kind: requests to the task thread, cancels to the
-//!   kill logic, replies to the thread waiting on a call. When the pool
-//!   hangs up it ends the worker and everything its tasks started at once,
-//!   even mid-task ([`teardown`]).
+//! * the **reader** reads the connection while a task runs (the task thread
+//!   reads it itself when idle, so a request reaches its task with no
+//!   hand-off; see [`reader`]). Whoever reads routes each frame by kind:
+//!   requests to the task thread, cancels to the kill logic, replies to the
+//!   thread waiting on a call. When the pool hangs up the worker ends with
+//!   everything its tasks started at once, even mid-task ([`teardown`]).
 //!
 //! Any thread sends through the [`link`], whole frames only.
 
@@ -154,15 +155,18 @@ fn connect(registry: &Registry, marker: Marker) -> io::Result<UnixStream> {
 /// Starts the reader and serves tasks on this thread; returns why serving
 /// stopped.
 fn serve(registry: &'static Registry, marker: Marker, socket: UnixStream) -> io::Error {
-    let inbox: &'static reader::Inbox = Box::leak(Box::default());
-    let read_half = match socket.try_clone() {
-        Ok(read_half) => read_half,
+    let write_half = match socket.try_clone() {
+        Ok(write_half) => write_half,
         Err(err) => return err,
     };
-    let link = link::Link::install(socket);
+    let link = link::Link::install(write_half);
+    let inbox: &'static reader::Inbox = match reader::Inbox::new(socket, marker.max_frame, link) {
+        Ok(inbox) => Box::leak(Box::new(inbox)),
+        Err(err) => return err,
+    };
     let reader = std::thread::Builder::new()
         .name("procpool-reader".into())
-        .spawn(move || reader::run(read_half, marker.max_frame, inbox, link));
+        .spawn(move || reader::run(inbox));
     if let Err(err) = reader {
         return err;
     }
