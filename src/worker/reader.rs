@@ -16,10 +16,11 @@
 //!
 //! Arming costs an `epoll_ctl` each way, which for tasks of a few µs cost
 //! 10% of W2's throughput. So while tasks have been short (under
-//! [`SHORT_TASK`] on average) a task starts unarmed, and the reader thread
-//! arms itself if one runs past [`WATCH_EVERY`]: a cancel or a hang-up
-//! during a long task is still seen within that, and a thread that waits for
-//! a reply arms it at once.
+//! [`SHORT_TASK`] on average) a task starts unarmed, and the reader thread,
+//! which looks every [`WATCH_EVERY`] (also when idle: 50 wake-ups a second),
+//! arms itself for one that has run that long: a cancel or a hang-up during
+//! a long task is still seen within 20–40 ms, and a thread that waits for a
+//! reply arms it at once.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::io::BufReader;
@@ -117,12 +118,12 @@ impl Inbox {
         })
     }
 
-    /// Lets the reader thread wake for the next frame (`true`), or not.
+    /// Lets the reader thread wake for the next frame (`true`), or not; a
+    /// no-op if it already is (or is not).
     ///
-    /// Armed from the first task of a run of them until the task thread
-    /// has nothing buffered and is about to wait for the pool itself: so a
-    /// burst of pipelined tasks costs two `epoll_ctl` calls, not two per
-    /// task (measured: two per task cost W2 40% of its throughput).
+    /// Once armed, it stays so until it wakes (one-shot) or the task thread
+    /// is about to wait for the pool itself, so a burst of pipelined tasks
+    /// costs two `epoll_ctl` calls, not two per task.
     fn arm(&self, state: &mut State, armed: bool) {
         use epoll::EventFlags;
         if state.armed == armed {
