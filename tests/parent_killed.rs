@@ -16,6 +16,7 @@ fn main() {
         tests![
             workers_exit_when_their_pool_process_is_killed,
             a_killed_pool_process_takes_daemons_started_by_tasks_along,
+            a_worker_busy_after_many_short_tasks_exits_too,
         ],
         roles,
     );
@@ -38,6 +39,9 @@ fn start_role(role: &str) -> (Child, String) {
 fn roles(role: &str) {
     if role == "parent_of_escapees" {
         return parent_of_escapees();
+    }
+    if role == "parent_after_short_tasks" {
+        return parent_after_short_tasks();
     }
     assert_eq!(role, "parent");
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -128,4 +132,43 @@ async fn a_killed_pool_process_takes_daemons_started_by_tasks_along() {
         assert!(left.is_empty(), "stale cgroup directories: {left:?}");
     }
     pool.shutdown().await;
+}
+
+/// Runs many tiny tasks (so the worker starts tasks without arming its
+/// reader thread), then a long one, and waits to be killed.
+fn parent_after_short_tasks() {
+    use futures::TryStreamExt;
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let pool = pool(1).await;
+        let squares: Vec<u64> = pool
+            .map(square, 0..20_000u64)
+            .chunk_size(1)
+            .try_collect()
+            .await
+            .unwrap();
+        assert_eq!(squares.len(), 20_000);
+        let worker = pool.submit(pid, ()).await.unwrap();
+        let _busy = pool.submit(sleep_ms, 60_000);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        println!("PIDS {worker}");
+        tokio::time::sleep(Duration::from_secs(60)).await;
+    });
+}
+
+async fn a_worker_busy_after_many_short_tasks_exits_too() {
+    let (mut parent, line) = start_role("parent_after_short_tasks");
+    let worker: u32 = line
+        .trim()
+        .strip_prefix("PIDS ")
+        .expect(&line)
+        .parse()
+        .unwrap();
+    assert!(is_alive(worker));
+    parent.kill().unwrap(); // SIGKILL
+    parent.wait().unwrap();
+    assert!(
+        wait_gone(worker, Duration::from_secs(1)),
+        "worker {worker} outlived its pool by over a second"
+    );
 }
