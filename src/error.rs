@@ -18,6 +18,33 @@ use std::time::Duration;
 /// Cloning is cheap (an `Arc` inside) and keeps everything, the
 /// [`source`](std::error::Error::source) included: one failure can be the
 /// answer for several tasks (the items of one chunk).
+///
+/// `Error` is `Send + Sync + 'static` and implements [`std::error::Error`],
+/// so `?` turns it into `Box<dyn Error>`, `anyhow::Error` and the like; an
+/// [`io::Error`] converts into it with `?` as well.
+///
+/// # Examples
+///
+/// ```no_run
+/// fn parse_port(text: String) -> u16 {
+///     text.parse().expect("a port number")
+/// }
+///
+/// # async fn demo(pool: procpool::Pool) -> Result<(), procpool::Error> {
+/// match pool.submit(parse_port, "http".to_string()).await {
+///     Ok(port) => println!("port {port}"),
+///     Err(err) if err.is_panic() => {
+///         // A bug in the task; the worker is fine and keeps serving.
+///         eprintln!("parse_port panicked: {}", err.panic_message().unwrap_or_default());
+///     }
+///     Err(err) if err.is_worker_died() || err.is_timeout() => {
+///         // The worker is gone (and replaced): the task may be worth another try.
+///         eprintln!("{err}");
+///     }
+///     Err(err) => return Err(err), // shut down, not registered, ...
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct Error {
     repr: Arc<Repr>,
@@ -156,6 +183,28 @@ impl Error {
     }
 
     /// The task panicked; the worker caught the panic and lives on.
+    ///
+    /// [`panic_message`](Error::panic_message),
+    /// [`panic_location`](Error::panic_location) and
+    /// [`worker_pid`](Error::worker_pid) say more. In a [`map`](crate::Pool::map),
+    /// only the item that panicked fails. A task whose panic is not caught
+    /// because the program is built with `panic = "abort"` kills its worker
+    /// instead: that is [`is_worker_died`](Error::is_worker_died), with
+    /// SIGABRT.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// fn parse_port(text: String) -> u16 {
+    ///     text.parse().expect("a port number")
+    /// }
+    ///
+    /// # async fn demo(pool: procpool::Pool) {
+    /// let err = pool.submit(parse_port, "http".to_string()).await.unwrap_err();
+    /// assert!(err.is_panic());
+    /// assert!(err.panic_message().unwrap().starts_with("a port number"));
+    /// # }
+    /// ```
     pub fn is_panic(&self) -> bool {
         matches!(*self.repr, Repr::Panicked { .. })
     }
@@ -165,6 +214,24 @@ impl Error {
     ///
     /// Also true for a task that was sent to several workers in turn, each of
     /// which died before the task started: the pool stops trying after three.
+    ///
+    /// [`exit_code`](Error::exit_code) or [`signal`](Error::signal) says how
+    /// the worker ended. With [`PoolBuilder::retries`](crate::PoolBuilder::retries),
+    /// this error comes only once the retries are used up.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// fn crash(_: ()) -> u64 {
+    ///     std::process::abort() // as a bug in native code might
+    /// }
+    ///
+    /// # async fn demo(pool: procpool::Pool) {
+    /// let err = pool.submit(crash, ()).await.unwrap_err();
+    /// assert!(err.is_worker_died());
+    /// assert_eq!(err.signal(), Some(libc::SIGABRT));
+    /// # }
+    /// ```
     pub fn is_worker_died(&self) -> bool {
         matches!(
             *self.repr,
@@ -174,7 +241,10 @@ impl Error {
 
     /// The task's encoded arguments are larger than the pool's maximum frame
     /// size ([`PoolBuilder::max_frame_size`](crate::PoolBuilder::max_frame_size)),
-    /// so it was not sent. Known at submit.
+    /// so it was not sent. Known at submit. In a [`map`](crate::Pool::map),
+    /// only the item too large by itself fails.
+    ///
+    /// # Examples
     ///
     /// ```no_run
     /// # fn len_of(text: String) -> usize { text.len() }
@@ -189,26 +259,127 @@ impl Error {
     }
 
     /// The task was cancelled before it produced a result.
+    ///
+    /// A dropped [`TaskHandle`](crate::TaskHandle) is gone, so no one sees
+    /// its error: this is what an [`on_done`](crate::TaskHandle::on_done)
+    /// callback receives when its [`OnDone`](crate::OnDone) is dropped. A
+    /// task that ran out of time is [`is_timeout`](Error::is_timeout)
+    /// instead.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn slow(x: u64) -> u64 { x }
+    /// # async fn demo(pool: procpool::Pool) {
+    /// let watched = pool.submit(slow, 1).on_done(|result| {
+    ///     assert!(result.unwrap_err().is_cancelled());
+    /// });
+    /// drop(watched); // cancels the task; the callback runs now
+    /// # }
+    /// ```
     pub fn is_cancelled(&self) -> bool {
         matches!(*self.repr, Repr::Cancelled { .. })
     }
 
-    /// The task ran past its timeout; its worker was killed and replaced.
+    /// The task ran past its timeout
+    /// ([`TaskHandle::timeout`](crate::TaskHandle::timeout) or
+    /// [`PoolBuilder::task_timeout`](crate::PoolBuilder::task_timeout)). It
+    /// was cancelled: if it was running, its worker was killed and replaced.
+    ///
+    /// [`worker_pid`](Error::worker_pid) is the worker the task had been
+    /// sent to, or `None` if it was still queued and never ran.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    ///
+    /// # fn slow(x: u64) -> u64 { x }
+    /// # async fn demo(pool: procpool::Pool) {
+    /// let result = pool.submit(slow, 1).timeout(Duration::from_millis(100)).await;
+    /// if let Err(err) = result {
+    ///     assert!(err.is_timeout());
+    ///     match err.worker_pid() {
+    ///         Some(pid) => eprintln!("timed out on worker {pid}"),
+    ///         None => eprintln!("timed out in the queue"),
+    ///     }
+    /// }
+    /// # }
+    /// ```
     pub fn is_timeout(&self) -> bool {
         matches!(*self.repr, Repr::TimedOut { .. })
     }
 
-    /// The pool was shut down (or dropped) before the task could complete.
+    /// The pool was shut down (or dropped) before the task could complete:
+    /// the task was submitted after [`shutdown`](crate::Pool::shutdown)
+    /// began, or [`shutdown_now`](crate::Pool::shutdown_now) or dropping the
+    /// last [`Pool`](crate::Pool) ended it.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn square(x: u64) -> u64 { x * x }
+    /// # async fn demo(pool: procpool::Pool) {
+    /// pool.shutdown().await;
+    /// let err = pool.submit(square, 2).await.unwrap_err();
+    /// assert!(err.is_shutdown());
+    /// # }
+    /// ```
     pub fn is_shutdown(&self) -> bool {
         matches!(*self.repr, Repr::ShutDown)
     }
 
-    /// The function was not registered with [`init`](crate::init).
+    /// The function was not registered with [`init`](crate::init) (it is not
+    /// in the [`tasks!`](crate::tasks) list, or it is a closure), or `init`
+    /// was never called. The message names the function and the fix.
+    ///
+    /// Known at submit, before anything is sent; for a
+    /// [`map`](crate::Pool::map), the stream yields this one error and ends.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// fn square(x: u64) -> u64 { x * x }
+    /// fn cube(x: u64) -> u64 { x * x * x }
+    ///
+    /// fn main() -> Result<(), procpool::Error> {
+    ///     procpool::init(procpool::tasks![square]); // cube is missing
+    ///     tokio::runtime::Runtime::new()?.block_on(async {
+    ///         let pool = procpool::Pool::builder().build().await?;
+    ///         let err = pool.submit(cube, 3).await.unwrap_err();
+    ///         assert!(err.is_unregistered());
+    ///         assert!(err.to_string().contains("tasks!"));
+    ///         Ok(())
+    ///     })
+    /// }
+    /// ```
     pub fn is_unregistered(&self) -> bool {
         matches!(*self.repr, Repr::Unregistered { .. } | Repr::NotInitialized)
     }
 
     /// Arguments or a result could not be serialized or deserialized.
+    ///
+    /// That happens at submit, when the arguments do not encode (nothing is
+    /// sent); in the worker, when it cannot decode the arguments or encode
+    /// the result ([`worker_pid`](Error::worker_pid) is then set, and the
+    /// worker lives on); or in the caller, when the result does not decode
+    /// (usually a pool and worker built from different code).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use std::ffi::OsStr;
+    /// use std::os::unix::ffi::OsStrExt;
+    /// use std::path::PathBuf;
+    ///
+    /// # fn file_size(path: PathBuf) -> u64 { 0 }
+    /// # async fn demo(pool: procpool::Pool) {
+    /// // serde refuses paths that are not UTF-8.
+    /// let path = PathBuf::from(OsStr::from_bytes(b"/tmp/\xff"));
+    /// let err = pool.submit(file_size, path).await.unwrap_err();
+    /// assert!(err.is_codec());
+    /// # }
+    /// ```
     pub fn is_codec(&self) -> bool {
         matches!(
             *self.repr,
@@ -216,18 +387,71 @@ impl Error {
         )
     }
 
-    /// A worker process could not be started, or failed its handshake.
+    /// A worker process could not be started, or failed its handshake or
+    /// its [initializer](crate::PoolBuilder::initializer).
+    ///
+    /// Mostly an error of [`PoolBuilder::build`](crate::PoolBuilder::build).
+    /// Later, tasks fail with it when no worker is running and none can be
+    /// started (every slot has failed to start several times in a row).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn demo() {
+    /// let err = procpool::Pool::builder()
+    ///     .worker_program("/nonexistent/program")
+    ///     .build()
+    ///     .await
+    ///     .unwrap_err();
+    /// assert!(err.is_spawn());
+    /// # }
+    /// ```
     pub fn is_spawn(&self) -> bool {
         matches!(*self.repr, Repr::Spawn { .. })
     }
 
     /// A worker broke the wire protocol: garbage on its socket, an oversized
     /// frame, or a handshake from a different build. The worker was replaced.
+    ///
+    /// The usual cause is a task (or a library it calls) writing to the
+    /// worker's protocol socket. A result larger than
+    /// [`max_frame_size`](crate::PoolBuilder::max_frame_size) is reported this
+    /// way too. Protocol errors are not [retried](crate::PoolBuilder::retries).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn square(x: u64) -> u64 { x * x }
+    /// # async fn demo(pool: procpool::Pool) {
+    /// if let Err(err) = pool.submit(square, 3).await {
+    ///     if err.is_protocol() {
+    ///         eprintln!("worker {:?} misbehaved: {err}", err.worker_pid());
+    ///     }
+    /// }
+    /// # }
+    /// ```
     pub fn is_protocol(&self) -> bool {
         matches!(*self.repr, Repr::Protocol { .. })
     }
 
-    /// The panic message, if the task panicked.
+    /// The panic message, if the task panicked ([`is_panic`](Error::is_panic)).
+    ///
+    /// For a panic whose payload is not a string (`std::panic::panic_any`),
+    /// it is `"a panic with a non-string payload"`.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// fn parse_port(text: String) -> u16 {
+    ///     text.parse().expect("a port number")
+    /// }
+    ///
+    /// # async fn demo(pool: procpool::Pool) {
+    /// let err = pool.submit(parse_port, "http".to_string()).await.unwrap_err();
+    /// // `expect` adds the error: "a port number: ParseIntError { .. }"
+    /// assert!(err.panic_message().unwrap().starts_with("a port number"));
+    /// # }
+    /// ```
     pub fn panic_message(&self) -> Option<&str> {
         match &*self.repr {
             Repr::Panicked { message, .. } => Some(message),
@@ -236,6 +460,21 @@ impl Error {
     }
 
     /// Where the task panicked (`file:line:column`), if it did and it was known.
+    ///
+    /// It is not known for a panic re-raised with
+    /// [`std::panic::resume_unwind`], which skips the panic hook that records it.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn parse_port(text: String) -> u16 { text.parse().expect("a port number") }
+    /// # async fn demo(pool: procpool::Pool) {
+    /// let err = pool.submit(parse_port, "http".to_string()).await.unwrap_err();
+    /// if let Some(location) = err.panic_location() {
+    ///     eprintln!("panicked at {location}"); // e.g. "src/main.rs:2:17"
+    /// }
+    /// # }
+    /// ```
     pub fn panic_location(&self) -> Option<&str> {
         match &*self.repr {
             Repr::Panicked { location, .. } => location.as_deref(),
@@ -243,7 +482,24 @@ impl Error {
         }
     }
 
-    /// The exit code of a worker that died by calling `exit`.
+    /// The exit code of a worker that died by calling `exit`, if
+    /// [`is_worker_died`](Error::is_worker_died). `None` for a worker killed
+    /// by a signal, and for every other error.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// fn quit(code: i32) {
+    ///     std::process::exit(code) // as a misbehaving library might
+    /// }
+    ///
+    /// # async fn demo(pool: procpool::Pool) {
+    /// let err = pool.submit(quit, 3).await.unwrap_err();
+    /// assert!(err.is_worker_died());
+    /// assert_eq!(err.exit_code(), Some(3));
+    /// assert_eq!(err.signal(), None);
+    /// # }
+    /// ```
     pub fn exit_code(&self) -> Option<i32> {
         match *self.repr {
             Repr::WorkerDied {
@@ -258,7 +514,25 @@ impl Error {
         }
     }
 
-    /// The signal that killed the worker, if one did.
+    /// The number of the signal that killed the worker, if
+    /// [`is_worker_died`](Error::is_worker_died) and a signal did: SIGABRT
+    /// for `abort()`, a panic under `panic = "abort"` or a stack overflow;
+    /// SIGSEGV for a segfault; SIGKILL for `kill -9` or the OOM killer.
+    /// The error's `Display` names it.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn crash(_: ()) -> u64 { std::process::abort() }
+    /// # async fn demo(pool: procpool::Pool) {
+    /// let err = pool.submit(crash, ()).await.unwrap_err();
+    /// match err.signal() {
+    ///     Some(libc::SIGKILL) => eprintln!("killed, perhaps out of memory"),
+    ///     Some(signal) => eprintln!("crashed with signal {signal}"),
+    ///     None => eprintln!("{err}"),
+    /// }
+    /// # }
+    /// ```
     pub fn signal(&self) -> Option<i32> {
         match *self.repr {
             Repr::WorkerDied {
@@ -274,9 +548,23 @@ impl Error {
     }
 
     /// The pid of the worker involved, where one was: the one that
-    /// panicked, died or broke the protocol, or, for a timeout or a
-    /// cancellation, the one the task had been sent to (killed if it had
-    /// started the task).
+    /// panicked, died, broke the protocol or could not run the task, or, for
+    /// a timeout or a cancellation, the one the task had been sent to (killed
+    /// if it had started the task; `None` if it was still queued). `None`
+    /// for errors that involve no worker.
+    ///
+    /// Use it for logs only: a worker that died has been reaped, so its pid
+    /// may already belong to another process.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn parse_port(text: String) -> u16 { text.parse().expect("a port number") }
+    /// # async fn demo(pool: procpool::Pool) {
+    /// let err = pool.submit(parse_port, "http".to_string()).await.unwrap_err();
+    /// eprintln!("worker {} panicked", err.worker_pid().unwrap());
+    /// # }
+    /// ```
     pub fn worker_pid(&self) -> Option<u32> {
         match *self.repr {
             Repr::Panicked { pid, .. }
@@ -289,7 +577,23 @@ impl Error {
         }
     }
 
-    /// The name of the task involved (its Rust path, e.g. `my_app::square`).
+    /// The name of the task involved (its Rust path, e.g. `my_app::square`),
+    /// as [`TaskHandle::task_name`](crate::TaskHandle::task_name) gives it.
+    ///
+    /// `None` for errors that are not about one task (start-up, shutdown,
+    /// I/O), and for arguments or a result that failed to encode or decode
+    /// in this process ([`is_codec`](Error::is_codec) at submit, or on the
+    /// way back), which name the type instead.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn parse_port(text: String) -> u16 { text.parse().expect("a port number") }
+    /// # async fn demo(pool: procpool::Pool) {
+    /// let err = pool.submit(parse_port, "http".to_string()).await.unwrap_err();
+    /// assert!(err.task_name().unwrap().ends_with("::parse_port"));
+    /// # }
+    /// ```
     pub fn task_name(&self) -> Option<&'static str> {
         match *self.repr {
             Repr::Panicked { task, .. }

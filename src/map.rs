@@ -136,8 +136,30 @@ enum Slot {
 ///
 /// # Cancel safety
 ///
-/// `next()` is cancel safe: a result that is ready stays in the stream until
-/// it is taken.
+/// [`StreamExt::next`](futures::StreamExt::next) is cancel safe: a result
+/// that is ready stays in the stream until it is taken, so `next()` may be a
+/// `select!` branch or be put under a timeout.
+///
+/// # Examples
+///
+/// ```no_run
+/// use std::time::Duration;
+///
+/// use futures::StreamExt;
+///
+/// # fn square(x: u64) -> u64 { x * x }
+/// # async fn demo(pool: procpool::Pool) {
+/// let mut squares = pool.map(square, 0..).window(8); // an endless input
+/// let mut sum = 0;
+/// while let Ok(Some(result)) = tokio::time::timeout(Duration::from_secs(1), squares.next()).await {
+///     match result {
+///         Ok(square) if square > 1_000_000 => break, // dropping the stream cancels the rest
+///         Ok(square) => sum += square,
+///         Err(err) => eprintln!("one item failed: {err}"),
+///     }
+/// }
+/// # }
+/// ```
 #[must_use = "streams do nothing unless polled"]
 pub struct MapStream<'a, R> {
     pool: Pool,
@@ -190,14 +212,39 @@ impl<'a, R: DeserializeOwned> MapStream<'a, R> {
         }
     }
 
-    /// Sends exactly `n` items per chunk (the last may be smaller) instead of
-    /// sizing chunks automatically. 1 sends every item on its own.
+    /// Sends at most `n` items per chunk instead of sizing chunks
+    /// automatically. 1 sends every item on its own; `0` is silently treated
+    /// as `1`.
     ///
-    /// The automatic default (no call) starts with single items and grows
-    /// chunks by the run time workers report, aiming at about half a
+    /// A chunk can still come out smaller: the last one, one sent because a
+    /// [`map_stream`](crate::Pool::map_stream) input has nothing more for the
+    /// moment, and any chunk that reaches 1 MiB of encoded arguments. A chunk
+    /// whose frame would exceed
+    /// [`max_frame_size`](crate::PoolBuilder::max_frame_size) is sent item
+    /// by item.
+    ///
+    /// The default (no call) is automatic: chunks start with single items
+    /// and grow by the run time workers report, aiming at about half a
     /// millisecond of work per chunk, up to 65,536 items or 1 MiB of
     /// arguments: tiny items reach millions per second without tuning, and
-    /// slow ones are not batched at all.
+    /// slow ones are not batched at all. A fixed size helps when run times
+    /// vary a lot between items, where the automatic size, judged from the
+    /// first answers, may be too large for the slow ones.
+    ///
+    /// It applies to the chunks made after the call (usually all of them: it
+    /// is normally called before the stream is first polled).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use futures::TryStreamExt;
+    ///
+    /// # fn render(page: u32) -> Vec<u8> { Vec::new() }
+    /// # async fn demo(pool: procpool::Pool) -> Result<(), procpool::Error> {
+    /// // Each page takes anywhere from 1 ms to 1 s: four at a time.
+    /// let pages: Vec<Vec<u8>> = pool.map(render, 1..=200).chunk_size(4).try_collect().await?;
+    /// # Ok(()) }
+    /// ```
     pub fn chunk_size(mut self, n: usize) -> Self {
         self.chunk_size = Some(n.max(1));
         self
@@ -205,8 +252,29 @@ impl<'a, R: DeserializeOwned> MapStream<'a, R> {
 
     /// Keeps at most `n` chunks in flight (pulled from the input but not yet
     /// yielded), which bounds memory and, for [`Pool::map`], how far results
-    /// may be held back waiting for a slow item. The default is four per
-    /// worker.
+    /// may be held back waiting for a slow item.
+    ///
+    /// The default is four per worker (four times
+    /// [`PoolBuilder::workers`](crate::PoolBuilder::workers), counted when
+    /// the stream is made). A window smaller than the number of workers
+    /// leaves some idle. `0` is silently treated as `1`: one chunk at a
+    /// time.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use futures::StreamExt;
+    ///
+    /// # fn embed(text: String) -> Vec<f32> { Vec::new() }
+    /// # async fn demo(pool: procpool::Pool, documents: Vec<String>) {
+    /// // Results are large: hold at most two chunks of them at a time.
+    /// let mut vectors = pool.map(embed, documents).window(2);
+    /// while let Some(vector) = vectors.next().await {
+    ///     // store it ...
+    /// #   let _ = vector;
+    /// }
+    /// # }
+    /// ```
     pub fn window(mut self, n: usize) -> Self {
         self.window = n.max(1);
         self

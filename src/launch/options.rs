@@ -5,7 +5,25 @@ use std::process::Stdio;
 /// Where a worker's standard output or error goes.
 ///
 /// The protocol has its own socket, so a worker's stdio never carries frames:
-/// a task's `println!` goes wherever this says.
+/// a task's `println!` goes wherever this says. Set it with
+/// [`PoolBuilder::stdout`](crate::PoolBuilder::stdout) and
+/// [`PoolBuilder::stderr`](crate::PoolBuilder::stderr); a worker's stdin is
+/// always `/dev/null`.
+///
+/// # Examples
+///
+/// ```no_run
+/// use procpool::{Pool, Redirect};
+///
+/// # async fn demo() -> Result<(), procpool::Error> {
+/// // Keep error output, drop what tasks print.
+/// let pool = Pool::builder()
+///     .stdout(Redirect::Null)
+///     .stderr(Redirect::Inherit)
+///     .build()
+///     .await?;
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Redirect {

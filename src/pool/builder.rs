@@ -23,12 +23,21 @@ use crate::wire::{frame, request};
 /// Settings for a [`Pool`]; start from [`Pool::builder`], finish with
 /// [`build`](PoolBuilder::build).
 ///
+/// Every setter takes and returns the builder by value, so calls chain; each
+/// one's documentation states its default. A builder is `Clone`, so one
+/// configuration can start several pools.
+///
+/// # Examples
+///
 /// ```no_run
-/// # async fn demo() -> Result<(), procpool::Error> {
+/// use std::time::Duration;
+///
 /// use procpool::{Pool, Redirect};
 ///
+/// # async fn demo() -> Result<(), procpool::Error> {
 /// let pool = Pool::builder()
 ///     .workers(4)
+///     .task_timeout(Duration::from_secs(30))
 ///     .stderr(Redirect::Null)
 ///     .env("RUST_LOG", "warn")
 ///     .build()
@@ -62,7 +71,18 @@ impl Default for PoolBuilder {
 }
 
 impl PoolBuilder {
-    /// The defaults, as each setter documents them.
+    /// A builder with every setting at its default, as each setter documents
+    /// it; the same as [`Pool::builder`] and [`PoolBuilder::default`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use procpool::PoolBuilder;
+    ///
+    /// # async fn demo() -> Result<(), procpool::Error> {
+    /// let pool = PoolBuilder::new().workers(2).build().await?;
+    /// # Ok(()) }
+    /// ```
     pub fn new() -> PoolBuilder {
         PoolBuilder {
             workers: None,
@@ -85,8 +105,28 @@ impl PoolBuilder {
 
     /// How many worker processes to keep running.
     ///
-    /// The default is [`std::thread::available_parallelism`] (1 if unknown).
-    /// Zero is treated as one.
+    /// The pool starts this many in [`build`](PoolBuilder::build) and
+    /// replaces any that die; the number does not change while the pool
+    /// runs. It also sets the default [`window`](crate::MapStream::window) of
+    /// a [`map`](crate::Pool::map) (four chunks per worker).
+    ///
+    /// The default is [`std::thread::available_parallelism`] (1 if that is
+    /// unknown), read when `build` runs. `workers(0)` is silently treated as
+    /// `workers(1)`.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), procpool::Error> {
+    /// // One worker per core, keeping one core for the async side.
+    /// let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    /// let pool = procpool::Pool::builder()
+    ///     .workers(cores.saturating_sub(1))
+    ///     .build()
+    ///     .await?;
+    /// assert!(pool.stats().workers >= 1); // 0 would have become 1
+    /// # Ok(()) }
+    /// ```
     pub fn workers(mut self, n: usize) -> Self {
         self.workers = Some(n.max(1));
         self
@@ -94,18 +134,63 @@ impl PoolBuilder {
 
     /// The program to run as a worker.
     ///
-    /// By default a worker is this same executable, started again (on Linux
-    /// through `/proc/self/exe`, so a binary replaced on disk by a deploy
-    /// cannot mismatch). Set a program when the current executable cannot
-    /// serve, e.g. a test harness that runs tests before anything else: the
-    /// program's `main` must call [`init`](crate::init) with the same
-    /// `tasks![...]` list, which the handshake checks.
+    /// The default is this same executable, started again (on Linux through
+    /// `/proc/self/exe`, so a binary replaced on disk by a deploy cannot
+    /// mismatch; elsewhere [`std::env::current_exe`]). Set a program when the
+    /// current executable cannot serve, e.g. a test harness that runs tests
+    /// before anything else: the program's `main` must call
+    /// [`init`](crate::init) with the same `tasks![...]` list, in the same
+    /// order, which the handshake checks.
+    ///
+    /// The path is used as [`std::process::Command::new`] uses it: a bare
+    /// name without a `/` is looked up in `PATH`.
+    ///
+    /// # Errors
+    ///
+    /// Nothing is checked here; [`build`](PoolBuilder::build) fails with
+    /// [`Error::is_spawn`](crate::Error::is_spawn) if the program cannot be
+    /// started or does not complete the handshake (for example because it is
+    /// another build, or its `main` does not call `init`).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), procpool::Error> {
+    /// // A small binary of the same crate whose `main` is just
+    /// // `procpool::init(tasks![...])` with the same list.
+    /// let pool = procpool::Pool::builder()
+    ///     .worker_program("/usr/local/libexec/my-app-worker")
+    ///     .build()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
     pub fn worker_program(mut self, program: impl Into<PathBuf>) -> Self {
         self.program = Some(program.into());
         self
     }
 
-    /// Arguments for the worker program. The default is none.
+    /// Command-line arguments for every worker process.
+    ///
+    /// A worker is the same program as the pool unless
+    /// [`worker_program`](PoolBuilder::worker_program) says otherwise; its
+    /// `main` calls [`init`](crate::init) first and never gets further, so
+    /// the arguments matter to a separate worker program, or to tools such as
+    /// `ps`. Each call replaces the arguments of an earlier one (it does not
+    /// append).
+    ///
+    /// The default is no arguments.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), procpool::Error> {
+    /// let pool = procpool::Pool::builder()
+    ///     .worker_program("/usr/local/libexec/my-app-worker")
+    ///     .worker_args(["--role", "worker"])
+    ///     .build()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
     pub fn worker_args<I, S>(mut self, args: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -117,52 +202,175 @@ impl PoolBuilder {
 
     /// Sets an environment variable for the workers, on top of the pool
     /// process's own environment (which they inherit).
+    ///
+    /// Calls add up; for the same key twice, the later value wins. A variable
+    /// cannot be removed from the inherited environment this way. The pool
+    /// also sets `PROCPOOL_WORKER` for each worker (its launch marker); a
+    /// value given here for that name is overridden.
+    ///
+    /// The default is no extra variables: workers see exactly the pool
+    /// process's environment (as it is when each worker starts).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), procpool::Error> {
+    /// // Parallelism comes from the pool: keep native libraries single-threaded.
+    /// let pool = procpool::Pool::builder()
+    ///     .env("OMP_NUM_THREADS", "1")
+    ///     .env("RUST_LOG", "warn")
+    ///     .build()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
     pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
         self.env.push((key.into(), value.into()));
         self
     }
 
-    /// Where the workers' standard output goes. The default is
-    /// [`Redirect::Inherit`]: a task's `println!` shows up where the pool's does.
+    /// Where the workers' standard output goes.
+    ///
+    /// The default is [`Redirect::Inherit`]: a task's `println!` shows up
+    /// where the pool's does. Output never disturbs the protocol, which has a
+    /// socket of its own.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use procpool::Redirect;
+    ///
+    /// # async fn demo() -> Result<(), procpool::Error> {
+    /// // A chatty native library: drop what its tasks print.
+    /// let pool = procpool::Pool::builder().stdout(Redirect::Null).build().await?;
+    /// # Ok(()) }
+    /// ```
     pub fn stdout(mut self, redirect: Redirect) -> Self {
         self.stdout = redirect;
         self
     }
 
-    /// Where the workers' standard error goes. The default is
-    /// [`Redirect::Inherit`].
+    /// Where the workers' standard error goes.
+    ///
+    /// The default is [`Redirect::Inherit`]. With [`Redirect::Null`], what a
+    /// dying worker itself prints is lost too: Rust's report of a stack
+    /// overflow, a panic on a thread a task started, or why a worker could
+    /// not start serving. (A task's own panic is not printed either way: its
+    /// message reaches the caller in the [`Error`].)
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use procpool::Redirect;
+    ///
+    /// # async fn demo() -> Result<(), procpool::Error> {
+    /// let pool = procpool::Pool::builder()
+    ///     .stdout(Redirect::Null)
+    ///     .stderr(Redirect::Null)
+    ///     .build()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
     pub fn stderr(mut self, redirect: Redirect) -> Self {
         self.stderr = redirect;
         self
     }
 
-    /// The largest frame (one encoded argument set or result, plus a few
-    /// bytes) the pool accepts from a worker, and a worker from the pool.
+    /// The largest frame, in bytes, that the pool sends to a worker or
+    /// accepts from one: one task's encoded arguments or result plus a few
+    /// bytes, or a whole [`map`](crate::Pool::map) chunk.
     ///
-    /// A worker that announces a larger frame is treated as broken (its task
-    /// fails with [`Error::is_protocol`](crate::Error::is_protocol)) instead of
-    /// making the pool allocate whatever a corrupt length says. The default is
-    /// 1 GiB; there is no upper limit beyond memory.
+    /// * Arguments that encode to more fail at submit with
+    ///   [`Error::is_too_large`](crate::Error::is_too_large), and nothing is
+    ///   sent. A `map` chunk over the limit is split, so only an item too
+    ///   large by itself fails.
+    /// * A worker that announces a larger frame is treated as broken instead
+    ///   of making the pool allocate whatever a corrupt length says: its task
+    ///   fails with [`Error::is_protocol`](crate::Error::is_protocol) and the
+    ///   worker is replaced. This includes an honest result that is simply
+    ///   larger than the limit, so set it above your largest result.
+    ///
+    /// The default is 1 GiB; there is no upper limit beyond memory. Values
+    /// below 64 bytes are silently raised to 64.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn len_of(text: String) -> usize { text.len() }
+    /// # async fn demo() -> Result<(), procpool::Error> {
+    /// let pool = procpool::Pool::builder().max_frame_size(16 << 20).build().await?;
+    /// let err = pool.submit(len_of, "a".repeat(32 << 20)).await.unwrap_err();
+    /// assert!(err.is_too_large());
+    /// # Ok(()) }
+    /// ```
     pub fn max_frame_size(mut self, bytes: u64) -> Self {
         self.max_frame = bytes.max(64);
         self
     }
 
-    /// The most tasks sent ahead to one worker.
+    /// The most tasks in flight to one worker at a time: the one it is
+    /// running plus those sent ahead.
     ///
     /// Within this cap the pool adapts: a worker is sent about a millisecond
-    /// of work beyond the task it is running (by the run times it reports), so
-    /// tiny tasks go many to a system call while long ones stay in the pool's
-    /// queue, where any free worker can take them. The default is 64; 1 turns
-    /// pipelining off.
+    /// of work beyond the task it is running (by the run times it reports;
+    /// nothing ahead until it has reported one), so tiny tasks go many to a
+    /// system call while long ones stay in the pool's queue, where any free
+    /// worker can take them. A task sent ahead waits for its worker even if
+    /// another becomes free.
+    ///
+    /// The default is 64; 1 turns pipelining off. `0` is silently treated as
+    /// `1`.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), procpool::Error> {
+    /// // Tasks of very uneven length: never queue one behind another on a
+    /// // busy worker.
+    /// let pool = procpool::Pool::builder().max_in_flight_per_worker(1).build().await?;
+    /// # Ok(()) }
+    /// ```
     pub fn max_in_flight_per_worker(mut self, n: usize) -> Self {
         self.max_in_flight = n.max(1);
         self
     }
 
-    /// A time limit for every task, counted from its submission; see
-    /// [`TaskHandle::timeout`](crate::TaskHandle::timeout), which overrides it
-    /// per task. The default is no limit.
+    /// A time limit for every task submitted with
+    /// [`submit`](crate::Pool::submit), counted from its submission (so it
+    /// includes time spent queued). Past it the task is cancelled (its worker
+    /// is killed and replaced if it is running) and its handle resolves to
+    /// [`Error::is_timeout`](crate::Error::is_timeout).
+    ///
+    /// [`TaskHandle::timeout`](crate::TaskHandle::timeout) replaces it for
+    /// one task. It does not apply to [`map`](crate::Pool::map) and its
+    /// relatives, nor to the [initializer](PoolBuilder::initializer) (which
+    /// the [handshake timeout](PoolBuilder::handshake_timeout) bounds).
+    ///
+    /// The limit is enforced by the task's handle, when it is polled
+    /// (awaited, [detached](crate::TaskHandle::detach), or waited on with
+    /// [`wait`](crate::wait) or [`as_completed`](crate::as_completed)): a
+    /// handle that is kept but not polled does not stop its task. A zero
+    /// limit fails a task the first time its handle is polled, unless its
+    /// result is already there.
+    ///
+    /// The default is no limit.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    ///
+    /// # fn slow(x: u64) -> u64 { x }
+    /// # async fn demo() -> Result<(), procpool::Error> {
+    /// let pool = procpool::Pool::builder()
+    ///     .task_timeout(Duration::from_secs(30))
+    ///     .build()
+    ///     .await?;
+    /// match pool.submit(slow, 1).await {
+    ///     Err(err) if err.is_timeout() => eprintln!("gave up: {err}"),
+    ///     other => println!("{other:?}"),
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn task_timeout(mut self, limit: Duration) -> Self {
         self.task_timeout = Some(limit);
         self
@@ -175,7 +383,22 @@ impl PoolBuilder {
     ///
     /// The replacement is started as soon as the worker receives its last
     /// task, so it is usually ready when that task finishes, and the other
-    /// workers keep serving meanwhile. The default is no limit.
+    /// workers keep serving meanwhile. The
+    /// [initializer](PoolBuilder::initializer) is not counted, and runs again
+    /// in each replacement. [`Stats::recycled`](crate::Stats::recycled)
+    /// counts the replacements.
+    ///
+    /// The default is no limit: a worker serves until it dies or the pool
+    /// stops. `0` is silently treated as `1`.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), procpool::Error> {
+    /// // A native library leaks a little per call: start afresh every 1,000.
+    /// let pool = procpool::Pool::builder().max_tasks_per_worker(1_000).build().await?;
+    /// # Ok(()) }
+    /// ```
     pub fn max_tasks_per_worker(mut self, n: u64) -> Self {
         self.max_tasks_per_worker = Some(n.max(1));
         self
@@ -186,8 +409,32 @@ impl PoolBuilder {
     ///
     /// Only for tasks that are safe to run twice: a task that died half-way
     /// may have had effects. Panics are not retried (the worker survives
-    /// them, and a panic usually repeats). The default is 0: a task is run at
-    /// most once.
+    /// them, and a panic usually repeats), nor are protocol errors,
+    /// cancellations and timeouts. Other tasks sent ahead to the dying
+    /// worker are requeued anyway, without using up a retry. When a retried
+    /// task crashes a worker again, the replacement starts only after a
+    /// backoff (50 ms, doubling up to 5 s), so a task that always crashes
+    /// cannot make the pool respawn in a tight loop. Each rerun is counted in
+    /// [`Stats::retried`](crate::Stats::retried); once none is left, the task
+    /// fails with [`Error::is_worker_died`](crate::Error::is_worker_died).
+    ///
+    /// The setting applies to [`submit`](crate::Pool::submit) and to each
+    /// chunk of a [`map`](crate::Pool::map): a chunk is retried whole, and
+    /// once its retries are used up it is rerun item by item, as it is
+    /// without retries.
+    ///
+    /// The default is 0: a task is run at most once.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn resize(path: String) -> bool { true }
+    /// # async fn demo() -> Result<(), procpool::Error> {
+    /// // Resizing an image again is harmless; losing it to the OOM killer is not.
+    /// let pool = procpool::Pool::builder().retries(2).build().await?;
+    /// let done = pool.submit(resize, "photo.jpg".to_string()).await?;
+    /// # Ok(()) }
+    /// ```
     pub fn retries(mut self, n: u32) -> Self {
         self.retries = n;
         self
@@ -195,25 +442,63 @@ impl PoolBuilder {
 
     /// A registered task that every worker runs once, before it serves
     /// anything (to load a model, open a connection, set a limit…); its
-    /// result is discarded.
+    /// result is discarded. It runs again in every replacement worker
+    /// (after a crash, a cancellation, or
+    /// [recycling](PoolBuilder::max_tasks_per_worker)), so it should be
+    /// safe to repeat. State it sets up lives in the worker process, for
+    /// example in a `static` that later tasks read.
     ///
-    /// If it fails — panics, errs, crashes or takes longer than the
-    /// [handshake timeout](PoolBuilder::handshake_timeout) — [`build`] fails
-    /// with an [`Error::is_spawn`](crate::Error::is_spawn) error naming it.
+    /// `f` must be listed in the [`tasks!`](crate::tasks) passed to
+    /// [`init`](crate::init), which must have run before this call: the
+    /// function is looked up, and `args` encoded, here. A second call
+    /// replaces the first. The default is no initializer.
+    ///
+    /// # Errors
+    ///
+    /// Nothing fails here; [`build`] reports the problems:
+    ///
+    /// * [`Error::is_unregistered`](crate::Error::is_unregistered) if `f` is
+    ///   not registered (or `init` had not been called);
+    /// * [`Error::is_codec`](crate::Error::is_codec) if `args` cannot be
+    ///   serialized, [`Error::is_too_large`](crate::Error::is_too_large) if
+    ///   they are over [`max_frame_size`](PoolBuilder::max_frame_size);
+    /// * [`Error::is_spawn`](crate::Error::is_spawn), naming it, if it fails
+    ///   in a worker: panics, errs, crashes the worker or takes longer than
+    ///   the [handshake timeout](PoolBuilder::handshake_timeout).
+    ///
     /// If it fails later, when a worker is replaced, the replacement is
-    /// retried with backoff and queued tasks fail if no worker is left; the
-    /// pool never respawns in a tight loop.
+    /// retried with backoff, and queued tasks fail with `is_spawn` once no
+    /// worker is left; the pool never respawns in a tight loop.
     ///
     /// [`build`]: PoolBuilder::build
     ///
+    /// # Examples
+    ///
     /// ```no_run
-    /// # fn connect(url: String) {}
-    /// # async fn demo() -> Result<(), procpool::Error> {
-    /// let pool = procpool::Pool::builder()
-    ///     .initializer(connect, "postgres://localhost".to_string())
-    ///     .build()
-    ///     .await?;
-    /// # Ok(()) }
+    /// use std::sync::OnceLock;
+    ///
+    /// static SERVER: OnceLock<String> = OnceLock::new();
+    ///
+    /// fn connect(url: String) {
+    ///     // Runs once in each worker, before its first task.
+    ///     SERVER.set(url).expect("an initializer runs once per worker");
+    /// }
+    ///
+    /// fn query(id: u64) -> String {
+    ///     format!("{id} from {}", SERVER.get().expect("set by connect"))
+    /// }
+    ///
+    /// fn main() -> Result<(), procpool::Error> {
+    ///     procpool::init(procpool::tasks![connect, query]);
+    ///     tokio::runtime::Runtime::new()?.block_on(async {
+    ///         let pool = procpool::Pool::builder()
+    ///             .initializer(connect, "postgres://localhost".to_string())
+    ///             .build()
+    ///             .await?;
+    ///         println!("{}", pool.submit(query, 7).await?);
+    ///         Ok(())
+    ///     })
+    /// }
     /// ```
     pub fn initializer<M, F: Task<M>>(mut self, f: F, args: F::Args) -> Self {
         crate::registry::assert_fn_item::<F>();
@@ -229,12 +514,24 @@ impl PoolBuilder {
     }
 
     /// How the processes a task starts are made to die with it; see
-    /// [`Containment`] for what each choice guarantees. The default is
-    /// [`Containment::Auto`]: a cgroup per worker where this process may
-    /// create one, else the worker's process group.
+    /// [`Containment`] for what each choice guarantees, and
+    /// [`Pool::containment`] for what `Auto` chose.
+    ///
+    /// The default is [`Containment::Auto`]: a cgroup per worker where this
+    /// process may create one, else the worker's process group.
+    ///
+    /// # Errors
+    ///
+    /// With [`Containment::Cgroup`], [`build`](PoolBuilder::build) fails
+    /// with [`Error::is_spawn`](crate::Error::is_spawn) when no cgroup can be
+    /// created.
+    ///
+    /// # Examples
     ///
     /// ```no_run
     /// # async fn demo() -> Result<(), procpool::Error> {
+    /// // Pools started often, whose tasks start no processes: skip the
+    /// // cgroup move, which costs up to a millisecond per worker start.
     /// let pool = procpool::Pool::builder()
     ///     .containment(procpool::Containment::ProcessGroup)
     ///     .build()
@@ -246,36 +543,99 @@ impl PoolBuilder {
         self
     }
 
-    /// How long a new worker has to start and complete its handshake.
+    /// How long a new worker has to start and complete its handshake; the
+    /// [initializer](PoolBuilder::initializer), if any, then gets as long
+    /// again to finish.
+    ///
+    /// It bounds every worker start: those in [`build`](PoolBuilder::build),
+    /// which fails with [`Error::is_spawn`](crate::Error::is_spawn) when a
+    /// worker is late, and each replacement later. There is no lower limit: a
+    /// zero or tiny timeout makes every start fail.
+    ///
     /// The default is 10 seconds.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    ///
+    /// # fn load_model(path: String) {}
+    /// # async fn demo() -> Result<(), procpool::Error> {
+    /// // Loading the model takes a while on a cold disk.
+    /// let pool = procpool::Pool::builder()
+    ///     .initializer(load_model, "model.bin".to_string())
+    ///     .handshake_timeout(Duration::from_secs(60))
+    ///     .build()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
         self.handshake_timeout = timeout;
         self
     }
 
     /// Starts the workers and waits until every one has completed its
-    /// handshake.
+    /// handshake (and run the [initializer](PoolBuilder::initializer)).
+    ///
+    /// The workers start at the same time, so this takes about as long as
+    /// the slowest one. The pool's background work runs on the tokio runtime
+    /// this is awaited on, which must outlive the pool.
     ///
     /// # Errors
     ///
     /// * [`Error::is_unregistered`](crate::Error::is_unregistered) if
-    ///   [`init`](crate::init) was not called;
+    ///   [`init`](crate::init) was not called, or the initializer is not
+    ///   registered;
+    /// * [`Error::is_codec`](crate::Error::is_codec) or
+    ///   [`Error::is_too_large`](crate::Error::is_too_large) if the
+    ///   initializer's arguments cannot be encoded or are too large;
     /// * [`Error::is_spawn`](crate::Error::is_spawn) if a worker cannot be
-    ///   started, exits, or is a different build (protocol version or task list
-    ///   differ), or if this process is itself a worker whose `main` did not
-    ///   call `init` before building a pool (which would otherwise start
-    ///   workers without end).
+    ///   started, exits, is late (see
+    ///   [`handshake_timeout`](PoolBuilder::handshake_timeout)), or is a
+    ///   different build (protocol version or task list differ); if the
+    ///   initializer fails; if [`Containment::Cgroup`] was asked for and no
+    ///   cgroup can be made; or if this process is itself a worker whose
+    ///   `main` did not call `init` before building a pool (which would
+    ///   otherwise start workers without end).
     ///
     /// Workers already started are killed and reaped before the error returns.
     ///
     /// Polled outside a tokio runtime, or on one without its I/O or time
     /// driver, it fails with an [`Error::is_spawn`](crate::Error::is_spawn)
-    /// error that says so, before any worker starts (in a program built with
-    /// `panic = "abort"`, tokio's own panic aborts it instead).
+    /// error that says so, before any worker starts.
+    ///
+    /// # Panics
+    ///
+    /// Never by itself. It finds out whether the runtime has its I/O and
+    /// time drivers by trying them and catching tokio's panic, so in a
+    /// program built with `panic = "abort"` a runtime without them aborts
+    /// the process instead of returning the error above.
     ///
     /// # Cancel safety
     ///
-    /// Dropping the future kills the workers started so far.
+    /// Not cancel safe, but nothing leaks: dropping the future before it
+    /// completes kills the workers started so far (they are reaped in the
+    /// background) and no pool is made. Build again to retry.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// fn square(x: u64) -> u64 { x * x }
+    ///
+    /// #[tokio::main]
+    /// async fn main() {
+    ///     procpool::init(procpool::tasks![square]);
+    ///     let pool = match procpool::Pool::builder().workers(2).build().await {
+    ///         Ok(pool) => pool,
+    ///         Err(err) if err.is_spawn() => {
+    ///             eprintln!("cannot start the workers: {err}");
+    ///             std::process::exit(1);
+    ///         }
+    ///         Err(err) => panic!("{err}"),
+    ///     };
+    ///     assert_eq!(pool.submit(square, 3).await.unwrap(), 9);
+    /// }
+    /// ```
     pub async fn build(self) -> Result<Pool, Error> {
         check_runtime()?;
         if crate::launch::marker::is_unclaimed_worker() {

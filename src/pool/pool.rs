@@ -69,7 +69,17 @@ pub(crate) struct Config {
 }
 
 impl Pool {
-    /// A builder with default settings; see [`PoolBuilder`].
+    /// A builder with default settings; see [`PoolBuilder`] for each one.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use procpool::Pool;
+    ///
+    /// # async fn demo() -> Result<(), procpool::Error> {
+    /// let pool = Pool::builder().workers(4).build().await?;
+    /// # Ok(()) }
+    /// ```
     pub fn builder() -> PoolBuilder {
         PoolBuilder::new()
     }
@@ -96,8 +106,35 @@ impl Pool {
     ///
     /// The arguments are encoded now, and the task is queued at once: it runs
     /// whether or not the handle is polled, unless the handle is dropped first
-    /// (see [`TaskHandle`] on cancellation). For a function of several
-    /// arguments, pass them as a tuple.
+    /// (see [`TaskHandle`] on cancellation). A pool-wide
+    /// [`task_timeout`](PoolBuilder::task_timeout) applies to the handle.
+    ///
+    /// `args` is the function's one argument as it is, the tuple of its
+    /// arguments for several, or `()` for none (see [`Task`]):
+    ///
+    /// | function | call |
+    /// |---|---|
+    /// | `fn hostname() -> String` | `pool.submit(hostname, ())` |
+    /// | `fn square(x: u64) -> u64` | `pool.submit(square, 7)` (not `(7,)`) |
+    /// | `fn product(a: u64, b: u64, c: u64) -> u64` | `pool.submit(product, (2, 3, 4))` |
+    ///
+    /// It may be called from any thread, inside a tokio runtime or not; the
+    /// handle is a plain future that any executor can poll.
+    ///
+    /// # Errors
+    ///
+    /// The handle resolves to an error if `f` was not registered with
+    /// [`init`](crate::init) ([`Error::is_unregistered`]), the arguments
+    /// cannot be serialized ([`Error::is_codec`]) or are over
+    /// [`max_frame_size`](PoolBuilder::max_frame_size)
+    /// ([`Error::is_too_large`]) — all three known before the handle is
+    /// first polled, and nothing is sent — or the pool is shut down
+    /// ([`Error::is_shutdown`]); later, if the task panics
+    /// ([`Error::is_panic`]), its worker dies ([`Error::is_worker_died`]) or
+    /// breaks the protocol ([`Error::is_protocol`]), the result cannot be
+    /// decoded ([`Error::is_codec`]), or it times out ([`Error::is_timeout`]).
+    ///
+    /// # Examples
     ///
     /// ```no_run
     /// fn product(a: u64, b: u64, c: u64) -> u64 { a * b * c }
@@ -106,13 +143,17 @@ impl Pool {
     /// # Ok(()) }
     /// ```
     ///
-    /// # Errors
+    /// Handles are futures, so many tasks run at once when submitted first
+    /// and awaited afterwards:
     ///
-    /// The handle resolves to an error if `f` was not registered with
-    /// [`init`](crate::init) ([`Error::is_unregistered`]), the arguments cannot
-    /// be serialized ([`Error::is_codec`]; known before the handle is first
-    /// polled), the pool is shut down ([`Error::is_shutdown`]), the task
-    /// panics ([`Error::is_panic`]) or its worker dies ([`Error::is_worker_died`]).
+    /// ```no_run
+    /// # fn square(x: u64) -> u64 { x * x }
+    /// # async fn demo(pool: procpool::Pool) -> Result<(), procpool::Error> {
+    /// let handles: Vec<_> = (0..8).map(|x| pool.submit(square, x)).collect();
+    /// let squares: Vec<u64> = futures::future::try_join_all(handles).await?;
+    /// assert_eq!(squares[7], 49);
+    /// # Ok(()) }
+    /// ```
     pub fn submit<M, F: Task<M>>(&self, f: F, args: F::Args) -> TaskHandle<F::Output> {
         assert_fn_item::<F>();
         let _ = f;
@@ -182,10 +223,18 @@ impl Pool {
     /// Applies `f` to every item of `input`, yielding the results in input
     /// order as a [`Stream`](futures::Stream).
     ///
-    /// Input is pulled lazily, so it may be endless; small items travel in
-    /// chunks (see [`MapStream`] for chunking, the window, and what a crash
-    /// mid-chunk does). For a function of several arguments, the items are
-    /// tuples (see also [`starmap`](Pool::starmap)).
+    /// Input is pulled lazily, so it may be endless, and it may borrow from
+    /// the caller (the stream then lives no longer than the borrow); small
+    /// items travel in chunks (see [`MapStream`] for chunking, the window,
+    /// and what a crash mid-chunk does). Nothing is pulled or sent until the
+    /// stream is first polled. For a function of several arguments, the
+    /// items are tuples (see also [`starmap`](Pool::starmap)).
+    ///
+    /// [`task_timeout`](PoolBuilder::task_timeout) does not apply to a map;
+    /// wrap the stream (or each `next()`) in a timeout of your own if you
+    /// need one.
+    ///
+    /// # Examples
     ///
     /// ```no_run
     /// use futures::TryStreamExt;
@@ -200,7 +249,9 @@ impl Pool {
     ///
     /// Each item's result is its own: a panic, a crash or an encode error
     /// fails that item and the stream goes on. If `f` is not registered, the
-    /// stream yields that one error and ends.
+    /// stream yields that one error and ends. Once the pool is shut down,
+    /// each item still to come fails with [`Error::is_shutdown`] (input is
+    /// still pulled, so with an endless input, stop at the first such error).
     pub fn map<'a, M, F, I>(&self, f: F, input: I) -> MapStream<'a, F::Output>
     where
         F: Task<M>,
@@ -212,6 +263,31 @@ impl Pool {
 
     /// Like [`map`](Pool::map), but yields each result as soon as it is
     /// ready, in completion order.
+    ///
+    /// A slow item then holds back nothing but itself, where with `map` it
+    /// holds back every later result (up to the window). The results do not
+    /// say which input they came from: have the function return what you
+    /// need to match them up.
+    ///
+    /// # Errors
+    ///
+    /// As for [`map`](Pool::map): each item's error is its own.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use futures::StreamExt;
+    ///
+    /// fn square_of(x: u64) -> (u64, u64) { (x, x * x) }
+    ///
+    /// # async fn demo(pool: procpool::Pool) -> Result<(), procpool::Error> {
+    /// let mut results = pool.map_unordered(square_of, 0..100);
+    /// while let Some(result) = results.next().await {
+    ///     let (x, y) = result?;
+    ///     println!("{x}² = {y}");
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn map_unordered<'a, M, F, I>(&self, f: F, input: I) -> MapStream<'a, F::Output>
     where
         F: Task<M>,
@@ -224,6 +300,12 @@ impl Pool {
     /// [`map`](Pool::map) for a function of several arguments, fed with
     /// tuples: Python's `starmap`. (`map` accepts the same tuples; this name
     /// says what the call does.)
+    ///
+    /// # Errors
+    ///
+    /// As for [`map`](Pool::map): each item's error is its own.
+    ///
+    /// # Examples
     ///
     /// ```no_run
     /// use futures::TryStreamExt;
@@ -242,7 +324,29 @@ impl Pool {
         self.map(f, input)
     }
 
-    /// [`starmap`](Pool::starmap) in completion order.
+    /// [`starmap`](Pool::starmap) in completion order; see
+    /// [`map_unordered`](Pool::map_unordered).
+    ///
+    /// # Errors
+    ///
+    /// As for [`map`](Pool::map): each item's error is its own.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use futures::TryStreamExt;
+    ///
+    /// fn power(base: u64, exp: u32) -> u64 { base.pow(exp) }
+    ///
+    /// # async fn demo(pool: procpool::Pool) -> Result<(), procpool::Error> {
+    /// let mut powers: Vec<u64> = pool
+    ///     .starmap_unordered(power, [(2, 10), (3, 4), (10, 3)])
+    ///     .try_collect()
+    ///     .await?;
+    /// powers.sort();
+    /// assert_eq!(powers, [81, 1000, 1024]);
+    /// # Ok(()) }
+    /// ```
     pub fn starmap_unordered<'a, M, F, I>(&self, f: F, input: I) -> MapStream<'a, F::Output>
     where
         F: Task<M>,
@@ -255,7 +359,33 @@ impl Pool {
     /// [`map`](Pool::map) over a [`Stream`](futures::Stream) of inputs, for
     /// example items arriving on a channel. A chunk is sent as soon as the
     /// input has nothing more for the moment, so slow input is not held back
-    /// to fill chunks.
+    /// to fill chunks. The input is polled only while the window has room,
+    /// so a producer feeding a bounded channel is slowed down to the pool's
+    /// pace.
+    ///
+    /// # Errors
+    ///
+    /// As for [`map`](Pool::map): each item's error is its own.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use futures::{SinkExt, StreamExt};
+    ///
+    /// # fn square(x: u64) -> u64 { x * x }
+    /// # async fn demo(pool: procpool::Pool) -> Result<(), procpool::Error> {
+    /// let (mut tx, rx) = futures::channel::mpsc::channel::<u64>(16);
+    /// tokio::spawn(async move {
+    ///     for x in 0..1_000 {
+    ///         tx.send(x).await.expect("the map is running");
+    ///     }
+    /// });
+    /// let mut squares = pool.map_stream(square, rx);
+    /// while let Some(square) = squares.next().await {
+    ///     println!("{}", square?);
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn map_stream<'a, M, F, S>(&self, f: F, input: S) -> MapStream<'a, F::Output>
     where
         F: Task<M>,
@@ -264,7 +394,32 @@ impl Pool {
         self.stream_of(f, input, true)
     }
 
-    /// [`map_stream`](Pool::map_stream) in completion order.
+    /// [`map_stream`](Pool::map_stream) in completion order; see
+    /// [`map_unordered`](Pool::map_unordered).
+    ///
+    /// # Errors
+    ///
+    /// As for [`map`](Pool::map): each item's error is its own.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use futures::StreamExt;
+    ///
+    /// fn checksum(line: String) -> (String, u32) {
+    ///     let sum = line.bytes().map(u32::from).sum();
+    ///     (line, sum)
+    /// }
+    ///
+    /// # async fn demo(pool: procpool::Pool) -> Result<(), procpool::Error> {
+    /// let lines = futures::stream::iter(["alpha", "beta", "gamma"]).map(String::from);
+    /// let mut sums = pool.map_stream_unordered(checksum, lines);
+    /// while let Some(result) = sums.next().await {
+    ///     let (line, sum) = result?;
+    ///     println!("{line}: {sum}");
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn map_stream_unordered<'a, M, F, S>(&self, f: F, input: S) -> MapStream<'a, F::Output>
     where
         F: Task<M>,
@@ -287,22 +442,58 @@ impl Pool {
     /// for them to exit. Tasks submitted after this starts fail with
     /// [`Error::is_shutdown`]. Every clone of the pool is shut down.
     ///
+    /// There is no time limit: a task that never ends (or whose worker is
+    /// stopped by SIGSTOP) holds it up. Put a timeout around it and fall back
+    /// to [`shutdown_now`](Pool::shutdown_now), as below. Calling it again,
+    /// or from several clones, is fine: each call returns once the workers
+    /// are gone.
+    ///
     /// # Cancel safety
     ///
-    /// Dropping the future does not undo the shutdown, which carries on in the
-    /// background.
+    /// Nothing happens until the future is first polled. After that,
+    /// dropping it does not undo the shutdown, which carries on in the
+    /// background as long as a clone of the pool is alive; once the last
+    /// clone is dropped too, the workers are killed as on any drop of the
+    /// pool.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    ///
+    /// # async fn demo(pool: procpool::Pool) {
+    /// if tokio::time::timeout(Duration::from_secs(30), pool.shutdown()).await.is_err() {
+    ///     // Still draining after 30 s: kill what is left.
+    ///     pool.shutdown_now().await;
+    /// }
+    /// # }
+    /// ```
     pub async fn shutdown(&self) {
         self.stop(Command::Shutdown).await;
     }
 
     /// Stops at once: queued tasks never run and running ones are killed
-    /// with their workers; every outstanding handle resolves to
-    /// [`Error::is_shutdown`]. Returns once the workers are reaped.
+    /// with their workers (and, as [`Containment`] allows, the processes they
+    /// started); every outstanding handle resolves to
+    /// [`Error::is_shutdown`]. Returns once the workers are reaped. It also
+    /// ends a [`shutdown`](Pool::shutdown) that is still draining.
     ///
     /// # Cancel safety
     ///
-    /// Dropping the future does not undo the shutdown, which carries on in the
-    /// background.
+    /// Nothing happens until the future is first polled. After that,
+    /// dropping it does not undo the shutdown: the workers are killed
+    /// anyway, and reaped in the background.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn slow(x: u64) -> u64 { x }
+    /// # async fn demo(pool: procpool::Pool) {
+    /// let handle = pool.submit(slow, 1);
+    /// pool.shutdown_now().await;
+    /// assert!(handle.await.unwrap_err().is_shutdown());
+    /// # }
+    /// ```
     pub async fn shutdown_now(&self) {
         self.stop(Command::ShutdownNow).await;
     }
@@ -318,6 +509,8 @@ impl Pool {
 
     /// How this pool makes the processes a task starts die with it: never
     /// [`Containment::Auto`], but what `Auto` resolved to.
+    ///
+    /// # Examples
     ///
     /// ```no_run
     /// # async fn demo(pool: procpool::Pool) {
@@ -335,7 +528,24 @@ impl Pool {
         self.inner.config.max_frame
     }
 
-    /// What the pool is doing right now.
+    /// What the pool is doing right now: a snapshot of its counters (see
+    /// [`Stats`] for what each one counts).
+    ///
+    /// It is cheap (a few atomic loads, no message to the pool) and may lag
+    /// the pool's state slightly, as the counters are published by the
+    /// pool's background task after each step.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn demo(pool: procpool::Pool) {
+    /// let stats = pool.stats();
+    /// println!(
+    ///     "{}/{} workers alive, {} busy, {} tasks queued, {} respawns",
+    ///     stats.alive, stats.workers, stats.busy, stats.queued, stats.respawns,
+    /// );
+    /// # }
+    /// ```
     pub fn stats(&self) -> Stats {
         self.inner.counters.snapshot(self.inner.config.workers)
     }

@@ -37,11 +37,53 @@ use crate::task::detached::spawn_detached;
 /// loses, or a dropped request handler really stop the work. Use
 /// [`detach`](TaskHandle::detach) to let a task finish without waiting for it.
 ///
+/// A handle is `Send`, `Sync` and `'static` whatever the result type, so it
+/// can be moved into another tokio task, stored, or collected by the
+/// thousand; it holds no borrow of the [`Pool`](crate::Pool). Like most
+/// futures, it must not be polled again once it has completed (it may
+/// panic); [`FutureExt::fuse`](futures::FutureExt::fuse) makes that safe if
+/// needed.
+///
 /// # Cancel safety
 ///
 /// Awaiting a `TaskHandle` by reference (`&mut handle`) in a `select!` is
 /// cancel safe: the task keeps running while the handle lives, and a later
-/// poll returns its result.
+/// poll returns its result. Awaiting it by value in a `select!` branch that
+/// loses drops it, which cancels the task, as intended for a race.
+///
+/// # Examples
+///
+/// ```no_run
+/// use std::time::Duration;
+///
+/// # fn slow(x: u64) -> u64 { x }
+/// # async fn demo(pool: procpool::Pool) -> Result<(), procpool::Error> {
+/// let mut handle = pool.submit(slow, 1);
+/// let mut ticks = tokio::time::interval(Duration::from_secs(1));
+/// let value = loop {
+///     tokio::select! {
+///         result = &mut handle => break result?,
+///         _ = ticks.tick() => println!("still running..."),
+///     }
+/// };
+/// # Ok(()) }
+/// ```
+///
+/// A tokio timeout drops the handle when it expires, so it stops the work
+/// too (but see [`timeout`](TaskHandle::timeout), which says so in the
+/// error):
+///
+/// ```no_run
+/// use std::time::Duration;
+///
+/// # fn slow(x: u64) -> u64 { x }
+/// # async fn demo(pool: procpool::Pool) {
+/// match tokio::time::timeout(Duration::from_secs(5), pool.submit(slow, 1)).await {
+///     Ok(result) => println!("{result:?}"),
+///     Err(_) => println!("took too long; the worker running it was killed"),
+/// }
+/// # }
+/// ```
 #[must_use = "dropping a TaskHandle cancels its task; await it or call .detach()"]
 pub struct TaskHandle<T> {
     raw: RawHandle,
@@ -93,7 +135,19 @@ impl<T> TaskHandle<T> {
         self.raw.cancelled_now()
     }
 
-    /// The submitted function's name (its Rust path, e.g. `my_app::square`).
+    /// The submitted function's name (its Rust path, e.g. `my_app::square`),
+    /// for logs. Errors about the task carry the same name
+    /// ([`Error::task_name`]).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn square(x: u64) -> u64 { x * x }
+    /// # async fn demo(pool: procpool::Pool) {
+    /// let handle = pool.submit(square, 3);
+    /// assert!(handle.task_name().ends_with("::square"));
+    /// # }
+    /// ```
     pub fn task_name(&self) -> &'static str {
         self.raw.task
     }
@@ -105,7 +159,14 @@ impl<T> TaskHandle<T> {
     /// The time counts from this call, so it includes any time the task waits
     /// in the queue. A pool-wide default is set with
     /// [`PoolBuilder::task_timeout`](crate::PoolBuilder::task_timeout); this
-    /// replaces it.
+    /// replaces it (a second call replaces the first, too).
+    ///
+    /// The limit is checked when the handle is polled: awaited, detached, or
+    /// waited on with [`wait`](crate::wait) or
+    /// [`as_completed`](crate::as_completed). A handle that is kept but not
+    /// polled does not stop its task when the time is up.
+    ///
+    /// # Examples
     ///
     /// ```no_run
     /// # use std::time::Duration;
@@ -131,7 +192,17 @@ impl<T> TaskHandle<T> {
     ///
     /// Inside a tokio runtime the wait is a tokio task; outside one, every
     /// detached task (and [`OnDone`] callback) shares one background thread,
-    /// so a callback that blocks there delays the others.
+    /// so a callback that blocks there delays the others. A
+    /// [`timeout`](TaskHandle::timeout) still applies. The result, or error,
+    /// is dropped: attach [`on_done`](TaskHandle::on_done) first to see it.
+    /// A task that failed at submit (not registered, not encodable) is simply
+    /// dropped.
+    ///
+    /// [`Pool::shutdown`](crate::Pool::shutdown) waits for detached tasks
+    /// like any other (but not for the callbacks of detached
+    /// [`OnDone`]s, which run just after their tasks).
+    ///
+    /// # Examples
     ///
     /// ```no_run
     /// # fn log_line(line: String) {}
@@ -153,6 +224,8 @@ impl<T> TaskHandle<T> {
     /// Attaches a callback that runs once, with the task's result, when it
     /// completes; see [`OnDone`] (which also says what happens if it is
     /// dropped, and to a callback that panics).
+    ///
+    /// # Examples
     ///
     /// ```no_run
     /// # fn square(x: u64) -> u64 { x * x }

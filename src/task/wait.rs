@@ -13,10 +13,19 @@ use crate::error::Error;
 use crate::task::handle::TaskHandle;
 
 /// Yields each task's result as it completes, with the task's position in
-/// `handles`.
+/// `handles`: Python's `concurrent.futures.as_completed`.
 ///
+/// The stream ends after the last task; an empty input gives an empty
+/// stream. Each handle's [`timeout`](TaskHandle::timeout) still applies.
 /// Dropping the stream drops the handles still in it, which cancels their
 /// tasks.
+///
+/// # Cancel safety
+///
+/// [`StreamExt::next`](futures::StreamExt::next) on the stream is cancel
+/// safe: a result is removed from the stream only when `next()` returns it.
+///
+/// # Examples
 ///
 /// ```no_run
 /// use futures::StreamExt;
@@ -58,6 +67,24 @@ impl<T: DeserializeOwned> Future for Indexed<T> {
 }
 
 /// When [`wait`] returns.
+///
+/// Whatever the choice, `wait` also returns once every task has completed,
+/// and at once for an empty input.
+///
+/// # Examples
+///
+/// ```no_run
+/// use procpool::WaitFor;
+///
+/// # fn square(x: u64) -> u64 { x * x }
+/// # async fn demo(pool: procpool::Pool) {
+/// let handles: Vec<_> = (0..4).map(|x| pool.submit(square, x)).collect();
+/// // The first answer is enough (the others are cancelled when dropped).
+/// let waited = procpool::wait(handles, WaitFor::FirstCompleted).await;
+/// let (position, result) = &waited.done[0];
+/// println!("task {position} finished first: {result:?}");
+/// # }
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum WaitFor {
@@ -72,6 +99,29 @@ pub enum WaitFor {
 /// What [`wait`] found: the tasks that completed, with their results, and
 /// the handles of those still running. Both keep each task's position in
 /// the input.
+///
+/// The positions are those in the input of this one call to `wait`: to wait
+/// again on `pending`, keep the positions yourself, as below.
+///
+/// # Examples
+///
+/// ```no_run
+/// use procpool::WaitFor;
+///
+/// # fn square(x: u64) -> u64 { x * x }
+/// # async fn demo(pool: procpool::Pool) {
+/// let mut pending: Vec<(usize, _)> =
+///     (0..10).map(|x| (x as usize, pool.submit(square, x))).collect();
+/// while !pending.is_empty() {
+///     let (positions, handles): (Vec<usize>, Vec<_>) = pending.into_iter().unzip();
+///     let waited = procpool::wait(handles, WaitFor::FirstCompleted).await;
+///     for (i, result) in waited.done {
+///         println!("task {}: {result:?}", positions[i]);
+///     }
+///     pending = waited.pending.into_iter().map(|(i, handle)| (positions[i], handle)).collect();
+/// }
+/// # }
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct Waited<T> {
@@ -81,7 +131,26 @@ pub struct Waited<T> {
     pub pending: Vec<(usize, TaskHandle<T>)>,
 }
 
-/// Waits on several tasks until `until` is satisfied.
+/// Waits on several tasks until `until` is satisfied: Python's
+/// `concurrent.futures.wait`, without its timeout (put one around this
+/// call).
+///
+/// Completed tasks are returned with their results in
+/// [`done`](Waited::done), the others' handles in
+/// [`pending`](Waited::pending): they keep running, and dropping them
+/// cancels them. Tasks that complete together all land in `done`, so
+/// `FirstCompleted` can return more than one. An empty input returns at
+/// once.
+///
+/// Each time it is woken, it polls every handle still pending, so it suits
+/// tens or hundreds of tasks; for many thousands, [`as_completed`] scales
+/// better.
+///
+/// # Errors
+///
+/// `wait` itself does not fail; each task's error is in its entry of `done`.
+///
+/// # Examples
 ///
 /// ```no_run
 /// use procpool::WaitFor;
@@ -97,7 +166,11 @@ pub struct Waited<T> {
 ///
 /// # Cancel safety
 ///
-/// Dropping the future drops the handles it holds, cancelling their tasks.
+/// Not cancel safe: dropping the future (for example under
+/// `tokio::time::timeout`) drops the handles it holds, cancelling their
+/// tasks, and loses the results of those that had completed. To wait with a
+/// limit and keep the tasks, use [`as_completed`] with a timeout on each
+/// `next()`.
 pub async fn wait<T, I>(handles: I, until: WaitFor) -> Waited<T>
 where
     T: DeserializeOwned,
