@@ -134,6 +134,14 @@ pub(crate) enum Repr {
         bytes: u64,
         max: u64,
     },
+    /// The task's result exceeded the pool's maximum frame size; the worker
+    /// did not send it.
+    ResultTooLarge {
+        task: &'static str,
+        bytes: u64,
+        max: u64,
+        pid: u32,
+    },
     /// The task was sent to worker after worker, and each died before it
     /// could start (its delivery itself seems to kill them).
     Undeliverable {
@@ -239,10 +247,12 @@ impl Error {
         )
     }
 
-    /// The task's encoded arguments are larger than the pool's maximum frame
-    /// size ([`PoolBuilder::max_frame_size`](crate::PoolBuilder::max_frame_size)),
-    /// so it was not sent. Known at submit. In a [`map`](crate::Pool::map),
-    /// only the item too large by itself fails.
+    /// The task's encoded arguments, or its result, are larger than the
+    /// pool's maximum frame size
+    /// ([`PoolBuilder::max_frame_size`](crate::PoolBuilder::max_frame_size)),
+    /// so they were not sent. Arguments are checked at submit (in a
+    /// [`map`](crate::Pool::map), only the item too large by itself fails);
+    /// a result is checked by the worker, which lives on.
     ///
     /// # Examples
     ///
@@ -255,7 +265,10 @@ impl Error {
     /// # Ok(()) }
     /// ```
     pub fn is_too_large(&self) -> bool {
-        matches!(*self.repr, Repr::TooLarge { .. })
+        matches!(
+            *self.repr,
+            Repr::TooLarge { .. } | Repr::ResultTooLarge { .. }
+        )
     }
 
     /// The task was cancelled before it produced a result.
@@ -571,6 +584,7 @@ impl Error {
             | Repr::WorkerDied { pid, .. }
             | Repr::Undeliverable { pid, .. }
             | Repr::Remote { pid, .. }
+            | Repr::ResultTooLarge { pid, .. }
             | Repr::Protocol { pid, .. } => Some(pid),
             Repr::Cancelled { pid, .. } | Repr::TimedOut { pid, .. } => pid,
             _ => None,
@@ -602,6 +616,7 @@ impl Error {
             | Repr::TimedOut { task, .. }
             | Repr::Remote { task, .. }
             | Repr::TooLarge { task, .. }
+            | Repr::ResultTooLarge { task, .. }
             | Repr::Undeliverable { task, .. }
             | Repr::Unregistered { task } => Some(task),
             Repr::Protocol { task, .. } => task,
@@ -680,6 +695,17 @@ impl fmt::Display for Error {
                 "the arguments of task `{task}` encode to {bytes} bytes, over the pool's maximum \
                  frame size of {max} bytes; it was not sent (raise the limit with \
                  PoolBuilder::max_frame_size, or pass less data per task)"
+            ),
+            Repr::ResultTooLarge {
+                task,
+                bytes,
+                max,
+                pid,
+            } => write!(
+                f,
+                "the result of task `{task}` encodes to {bytes} bytes in worker {pid}, over the \
+                 pool's maximum frame size of {max} bytes; it was not sent (raise the limit \
+                 with PoolBuilder::max_frame_size, or return less data per task)"
             ),
             Repr::Undeliverable {
                 task,

@@ -30,6 +30,7 @@ fn main() {
             a_call_to_an_unknown_service_is_a_protocol_error,
             frames_a_worker_starts_are_routed_and_answered,
             a_worker_refuses_garbage_from_its_pool,
+            a_result_over_the_frame_limit_is_a_typed_error,
         ],
         roles,
     );
@@ -445,4 +446,17 @@ fn request(id: u64) -> Vec<u8> {
     let mut payload = 0u32.to_le_bytes().to_vec();
     payload.push(2); // bincode 2u64
     frame(0x01, id, &payload)
+}
+
+async fn a_result_over_the_frame_limit_is_a_typed_error() {
+    let pool = one_worker_with_max_frame(1 << 20).await;
+    let worker = pool.submit(pid, ()).await.unwrap();
+    let err = pool.submit(big_result, 2 << 20).await.unwrap_err();
+    assert!(err.is_too_large(), "{err}");
+    assert!(err.to_string().contains("result"), "{err}");
+    assert_eq!(err.worker_pid(), Some(worker));
+    // The worker did not send it, so it is not broken: it lives on.
+    assert_eq!(pool.submit(pid, ()).await.unwrap(), worker);
+    let Blob(small) = pool.submit(big_result, 1000).await.unwrap();
+    assert_eq!(small.len(), 1000);
 }

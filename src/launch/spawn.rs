@@ -241,6 +241,9 @@ async fn initialize(
         }
         Ok(Response::Failed(message)) => Err(failed(message.to_string())),
         Ok(Response::Skipped) => Err(failed("it was skipped".into())),
+        Ok(Response::TooLarge { bytes }) => Err(failed(format!(
+            "its result encodes to {bytes} bytes, over the maximum frame size of {max_frame}"
+        ))),
         Err(garbage) => Err(failed(garbage)),
     }
 }

@@ -284,6 +284,20 @@ impl Dispatcher {
         let outcome = match Response::parse(parts).map_err(Fault::Protocol)? {
             Response::Ok { nanos } => Ok(nanos),
             Response::Skipped => Err(None),
+            Response::TooLarge { bytes } => {
+                let max = self.spec.max_frame;
+                let entry = worker.conn.pop_answered().expect("the head was checked");
+                self.counters.failed.fetch_add(1, Relaxed);
+                let task = entry.job.task;
+                let error = Repr::ResultTooLarge {
+                    task,
+                    bytes,
+                    max,
+                    pid,
+                };
+                entry.job.finish(Err(Error::new(error)));
+                return Ok(());
+            }
             Response::Panic((message, location)) => Err(Some((message, location, None))),
             Response::Failed(message) => {
                 Err(Some((String::new(), None, Some(message.to_string()))))

@@ -1,7 +1,7 @@
 //! Answers: what became of one request. The worker writes them (one per
 //! request, in the order the requests came); the pool reads them.
 
-use super::frame::{self, FAILED, HEADER_LEN, OK, PANIC, PREFIX_LEN, Parts, SKIPPED};
+use super::frame::{self, FAILED, HEADER_LEN, OK, PANIC, PREFIX_LEN, Parts, SKIPPED, TOO_LARGE};
 use crate::codec;
 
 /// Where the run time sits in an `OK` body.
@@ -46,6 +46,14 @@ pub(crate) fn skipped(out: &mut Vec<u8>, id: u64) {
     frame::end(out);
 }
 
+/// Writes a `TOO_LARGE` answer: request `id`'s result encoded to `bytes`,
+/// over the pool's maximum frame size, so it was not sent.
+pub(crate) fn too_large(out: &mut Vec<u8>, id: u64, bytes: u64) {
+    frame::begin(out, TOO_LARGE, id);
+    out.extend_from_slice(&bytes.to_le_bytes());
+    frame::end(out);
+}
+
 /// Appends a panic report (also used for one item of a chunk).
 pub(crate) fn encode_report(report: &PanicReport, out: &mut Vec<u8>) {
     let mark = out.len();
@@ -74,12 +82,16 @@ pub(crate) enum Response<'a> {
     Panic(PanicReport),
     Failed(&'a str),
     Skipped,
+    /// The result, this many bytes encoded, was over the frame limit.
+    TooLarge {
+        bytes: u64,
+    },
 }
 
 impl<'a> Response<'a> {
     /// Whether frames of `kind` are answers.
     pub(crate) fn is_answer(kind: u8) -> bool {
-        matches!(kind, OK | PANIC | FAILED | SKIPPED)
+        matches!(kind, OK | PANIC | FAILED | SKIPPED | TOO_LARGE)
     }
 
     /// Parses an answer; `Err` describes garbage.
@@ -99,6 +111,14 @@ impl<'a> Response<'a> {
                 .map(Response::Failed)
                 .map_err(|_| "a failure report that is not UTF-8".to_string())?,
             SKIPPED if payload.is_empty() => Response::Skipped,
+            TOO_LARGE => {
+                let bytes: &[u8; 8] = payload
+                    .try_into()
+                    .map_err(|_| "a TOO_LARGE answer without its size".to_string())?;
+                Response::TooLarge {
+                    bytes: u64::from_le_bytes(*bytes),
+                }
+            }
             kind => {
                 return Err(format!(
                     "a frame of kind 0x{kind:02x} and {} payload bytes where an answer was due",
@@ -133,6 +153,8 @@ mod tests {
         assert_eq!(parse(&out), Ok((4, Response::Failed("bad arguments"))));
         skipped(&mut out, 5);
         assert_eq!(parse(&out), Ok((5, Response::Skipped)));
+        too_large(&mut out, 6, 1 << 31);
+        assert_eq!(parse(&out), Ok((6, Response::TooLarge { bytes: 1 << 31 })));
     }
 
     #[test]

@@ -27,6 +27,7 @@ pub(crate) const OK: u8 = 0x02;
 pub(crate) const PANIC: u8 = 0x03;
 pub(crate) const FAILED: u8 = 0x04;
 pub(crate) const SKIPPED: u8 = 0x05;
+pub(crate) const TOO_LARGE: u8 = 0x08;
 pub(crate) const CALL: u8 = 0x30;
 
 /// Starts a frame of `kind` for `id` in `out` (cleared first), with a

@@ -24,6 +24,7 @@
 //! | `PANIC` | `0x03` | worker → pool | task | bincode `(message, location)` | [`answer`] |
 //! | `FAILED` | `0x04` | worker → pool | task | UTF-8 text: the worker could not run the task | [`answer`] |
 //! | `SKIPPED` | `0x05` | worker → pool | task | none: cancelled before it started | [`answer`] |
+//! | `TOO_LARGE` | `0x08` | worker → pool | task | the result's encoded size `u64`: over the frame limit, not sent | [`answer`] |
 //! | `CALL` | `0x30` | worker → pool, any thread | call | service `u8`, its arguments | [`call`] |
 //! | `REPLY` | `0x31` | pool → worker | call | `0` and the answer, or `1` and UTF-8 error text | [`call`] |
 //!

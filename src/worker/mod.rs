@@ -170,7 +170,7 @@ fn serve(registry: &'static Registry, marker: Marker, socket: UnixStream) -> io:
     if let Err(err) = reader {
         return err;
     }
-    serve::serve(registry, inbox, link)
+    serve::serve(registry, inbox, link, marker.max_frame)
 }
 
 /// Takes the socket a worker was given as its stdin, and points stdin at

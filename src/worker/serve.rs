@@ -11,12 +11,12 @@ use crate::registry::Registry;
 use crate::sys;
 use crate::wire::answer::{self, PanicReport};
 use crate::wire::chunk::{self, ItemWriter};
-use crate::wire::frame::{CHUNK, Parts};
+use crate::wire::frame::{self, CHUNK, Parts};
 use crate::wire::request;
 
 /// Serves requests from `inbox` until writing an answer fails (the pool is
 /// gone; the reader ends the process about then too).
-pub(super) fn serve(registry: &Registry, inbox: &Inbox, link: &Link) -> io::Error {
+pub(super) fn serve(registry: &Registry, inbox: &Inbox, link: &Link, max_frame: u64) -> io::Error {
     panic::capture_on_this_thread();
     let mut out = Vec::new();
     loop {
@@ -27,6 +27,11 @@ pub(super) fn serve(registry: &Registry, inbox: &Inbox, link: &Link) -> io::Erro
             run_one(registry, id, &body, &mut out);
         }
         inbox.done(body);
+        let bytes = frame::body_len_of(&out);
+        if bytes > max_frame {
+            // The pool would take it for garbage and kill us; say instead.
+            answer::too_large(&mut out, id, bytes);
+        }
         // A task's `print!` without a newline should not wait for the next one.
         let _ = io::stdout().flush();
         // One write per answer, before the next task starts: if that task

@@ -183,6 +183,11 @@ pub fn echo_calls(threads: u32, calls: u32, bytes: u64) -> u32 {
     intact
 }
 
+/// A result of `bytes` bytes.
+pub fn big_result(bytes: u64) -> Blob {
+    Blob(vec![7; bytes as usize])
+}
+
 /// Builds a tokio runtime inside the task and runs a future on it: only
 /// possible on a thread that is not already inside one.
 pub fn runs_own_runtime(x: u64) -> u64 {
@@ -421,6 +426,7 @@ pub fn tasks() -> procpool::Registry {
         cap_address_space,
         echo_calls,
         runs_own_runtime,
+        big_result,
     ]
 }
 
