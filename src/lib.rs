@@ -159,6 +159,12 @@ pub use registry::{Registry, Task};
 pub use task::{Callback, OnDone, TaskHandle, WaitFor, Waited, as_completed, wait};
 pub use worker::init;
 
+/// The README's examples, compiled with the doctests so that what it shows
+/// keeps building.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExamples;
+
 /// Not part of the API: hooks for procpool's own tests, which may change
 /// or go away in any release.
 #[doc(hidden)]
