@@ -319,7 +319,14 @@ impl<'a, R: DeserializeOwned> MapStream<'a, R> {
                 items,
                 count,
             },
-            Err(error) => Slot::Failed { error, left: count },
+            Err(error) => {
+                if error.is_shutdown() {
+                    // Nothing more can run: stop pulling input (it may be
+                    // endless), and end after what was pulled.
+                    self.source = None;
+                }
+                Slot::Failed { error, left: count }
+            }
         };
         self.slots.push_back(slot);
     }

@@ -12,6 +12,7 @@ fn main() {
         tests![
             shutdown_finishes_queued_and_running_work,
             submit_after_shutdown_is_an_error,
+            a_map_over_endless_input_ends_after_shutdown,
             drop_kills_running_workers_and_resolves_handles,
             a_clone_keeps_the_pool_alive,
             dropping_the_runtime_leaves_nothing_on_stderr,
@@ -191,4 +192,23 @@ async fn a_clone_keeps_the_pool_alive() {
     let clone = pool.clone();
     drop(pool);
     assert_eq!(clone.submit(square, 4).await.unwrap(), 16);
+}
+
+async fn a_map_over_endless_input_ends_after_shutdown() {
+    use futures::StreamExt;
+    let pool = pool(1).await;
+    pool.shutdown().await;
+    // Endless input: the stream must not pull it for ever, yielding errors.
+    let results: Vec<_> = pool.map(square, 0u64..).take(1000).collect().await;
+    assert!(!results.is_empty());
+    assert!(
+        results.len() < 1000,
+        "it ended by itself: {} results",
+        results.len()
+    );
+    assert!(
+        results
+            .iter()
+            .all(|r| r.as_ref().unwrap_err().is_shutdown())
+    );
 }
