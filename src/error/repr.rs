@@ -1,0 +1,245 @@
+//! What an [`Error`] holds, and the message each kind says.
+
+use std::fmt;
+use std::io;
+use std::time::Duration;
+
+use super::Error;
+
+/// How a worker process ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Exit {
+    /// `exit(code)` or a return from `main`.
+    Code(i32),
+    /// Killed by a signal (`abort` is SIGABRT, a segfault SIGSEGV, `kill -9` SIGKILL).
+    Signal(i32),
+    /// The status could not be read.
+    Unknown,
+}
+
+impl fmt::Display for Exit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Exit::Code(code) => write!(f, "exited with code {code}"),
+            Exit::Signal(sig) => write!(f, "was killed by signal {sig} ({})", signal_name(sig)),
+            Exit::Unknown => f.write_str("ended with an unknown status"),
+        }
+    }
+}
+
+fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        libc::SIGABRT => "SIGABRT: abort(), or a panic with panic=\"abort\", or a stack overflow",
+        libc::SIGSEGV => "SIGSEGV: segmentation fault",
+        libc::SIGBUS => "SIGBUS: bus error",
+        libc::SIGILL => "SIGILL: illegal instruction",
+        libc::SIGFPE => "SIGFPE: arithmetic fault",
+        libc::SIGKILL => "SIGKILL: killed, possibly by the OOM killer or from outside",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGINT => "SIGINT",
+        libc::SIGPIPE => "SIGPIPE",
+        _ => "signal",
+    }
+}
+
+#[derive(Debug)]
+pub(crate) enum Repr {
+    Panicked {
+        task: &'static str,
+        message: String,
+        location: Option<String>,
+        pid: u32,
+    },
+    WorkerDied {
+        task: &'static str,
+        pid: u32,
+        exit: Exit,
+    },
+    /// `pid`: the worker it had been sent to, if any (killed if it had
+    /// started the task there).
+    Cancelled {
+        task: &'static str,
+        pid: Option<u32>,
+    },
+    TimedOut {
+        task: &'static str,
+        after: Duration,
+        pid: Option<u32>,
+    },
+    Encode {
+        ty: &'static str,
+        message: String,
+    },
+    Decode {
+        ty: &'static str,
+        message: String,
+    },
+    /// The worker could not run the task it was sent (it failed to decode the
+    /// arguments or to encode the result).
+    Remote {
+        task: &'static str,
+        pid: u32,
+        message: String,
+    },
+    Unregistered {
+        task: &'static str,
+    },
+    /// The encoded arguments exceed the pool's maximum frame size.
+    TooLarge {
+        task: &'static str,
+        bytes: u64,
+        max: u64,
+    },
+    /// The task's result exceeded the pool's maximum frame size; the worker
+    /// did not send it.
+    ResultTooLarge {
+        task: &'static str,
+        bytes: u64,
+        max: u64,
+        pid: u32,
+    },
+    /// The task was sent to worker after worker, and each died before it
+    /// could start (its delivery itself seems to kill them).
+    Undeliverable {
+        task: &'static str,
+        attempts: u32,
+        pid: u32,
+        exit: Exit,
+    },
+    NotInitialized,
+    ShutDown,
+    Spawn {
+        message: String,
+        source: Option<io::Error>,
+    },
+    Protocol {
+        pid: u32,
+        task: Option<&'static str>,
+        message: String,
+    },
+    Io(io::Error),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &*self.repr {
+            Repr::Panicked {
+                task,
+                message,
+                location,
+                pid,
+            } => {
+                write!(f, "task `{task}` panicked in worker {pid}")?;
+                if let Some(location) = location {
+                    write!(f, " at {location}")?;
+                }
+                write!(f, ": {message}")
+            }
+            Repr::WorkerDied { task, pid, exit } => write!(
+                f,
+                "worker {pid} {exit} while task `{task}` was running or about to run on it; \
+                 the task was lost and the worker replaced (if the task crashed it, fix the \
+                 task; if it was killed from outside, e.g. by the OOM killer, \
+                 PoolBuilder::retries reruns tasks that are safe to run twice)"
+            ),
+            Repr::Cancelled { task, pid } => {
+                write!(f, "task `{task}` was cancelled")?;
+                match pid {
+                    Some(pid) => write!(
+                        f,
+                        " (it had been sent to worker {pid}, which was killed and replaced if \
+                         it had started it)"
+                    ),
+                    None => f.write_str(" before it was sent to a worker"),
+                }
+            }
+            Repr::TimedOut { task, after, pid } => {
+                write!(f, "task `{task}` did not finish within {after:?}")?;
+                match pid {
+                    Some(pid) => write!(
+                        f,
+                        "; it had been sent to worker {pid}, which was killed and replaced if it \
+                         had started it"
+                    ),
+                    None => f.write_str("; it was still waiting for a worker and never ran"),
+                }
+            }
+            Repr::Encode { ty, message } => {
+                write!(f, "could not serialize a value of type `{ty}`: {message}")
+            }
+            Repr::Decode { ty, message } => write!(
+                f,
+                "could not deserialize a value of type `{ty}`: {message} (are the pool and its \
+                 workers built from the same source?)"
+            ),
+            Repr::Remote { task, pid, message } => {
+                write!(f, "worker {pid} could not run task `{task}`: {message}")
+            }
+            Repr::Unregistered { task } if task.contains("{{closure}}") => write!(
+                f,
+                "`{task}` is a closure; closures cannot run in worker processes. Move its body \
+                 into a named `fn` and list that fn in `procpool::tasks![...]`"
+            ),
+            Repr::Unregistered { task } => write!(
+                f,
+                "function `{task}` is not registered; add it to the `procpool::tasks![...]` \
+                 list passed to `procpool::init` at the top of `main`"
+            ),
+            Repr::TooLarge { task, bytes, max } => write!(
+                f,
+                "the arguments of task `{task}` encode to {bytes} bytes, over the pool's maximum \
+                 frame size of {max} bytes; it was not sent (raise the limit with \
+                 PoolBuilder::max_frame_size, or pass less data per task)"
+            ),
+            Repr::ResultTooLarge {
+                task,
+                bytes,
+                max,
+                pid,
+            } => write!(
+                f,
+                "the result of task `{task}` encodes to {bytes} bytes in worker {pid}, over the \
+                 pool's maximum frame size of {max} bytes; it was not sent (raise the limit \
+                 with PoolBuilder::max_frame_size, or return less data per task)"
+            ),
+            Repr::Undeliverable {
+                task,
+                attempts,
+                pid,
+                exit,
+            } => write!(
+                f,
+                "task `{task}` was sent to {attempts} workers in turn and each died before it \
+                 could start (the last, worker {pid}, {exit}); the pool stopped trying. Something \
+                 about delivering it kills workers"
+            ),
+            Repr::NotInitialized => f.write_str(
+                "procpool::init was not called; call `procpool::init(procpool::tasks![...])` \
+                 first thing in `main` (it is also where worker processes start)",
+            ),
+            Repr::ShutDown => f.write_str(
+                "the pool was shut down or dropped; keep a `Pool` alive (or call \
+                 `shutdown().await`) until its tasks are done",
+            ),
+            Repr::Spawn { message, source } => {
+                write!(f, "could not start a worker process: {message}")?;
+                if let Some(source) = source {
+                    write!(f, ": {source}")?;
+                }
+                Ok(())
+            }
+            Repr::Protocol { pid, task, message } => {
+                write!(f, "worker {pid} broke the procpool protocol")?;
+                if let Some(task) = task {
+                    write!(f, " while running task `{task}`")?;
+                }
+                write!(
+                    f,
+                    ": {message}; the worker was replaced (does a task write to the \
+                     worker's protocol socket?)"
+                )
+            }
+            Repr::Io(err) => write!(f, "I/O error: {err}"),
+        }
+    }
+}
