@@ -15,6 +15,7 @@ use crate::launch::{Containment, Redirect};
 use crate::pool::Pool;
 use crate::pool::dispatcher::{Dispatcher, Settings};
 use crate::pool::pool::Config;
+use crate::pool::slot::Launched;
 use crate::pool::stats::Counters;
 use crate::registry;
 use crate::registry::Task;
@@ -724,6 +725,7 @@ impl PoolBuilder {
             max_tasks_per_worker: self.max_tasks_per_worker,
         };
         let (commands, inbox) = mpsc::unbounded_channel();
+        let started = started.into_iter().map(Launched::from).collect();
         let dispatcher = Dispatcher::new(inbox, started, spec, counters.clone(), settings);
         tokio::spawn(dispatcher);
         Ok(Pool::from_parts(

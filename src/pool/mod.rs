@@ -7,7 +7,8 @@
 //! * [`dispatcher`]: one future that owns the queue and every slot, and
 //!   hands tasks to workers;
 //! * [`slot`]: one worker's lifecycle (starting, live, reaping, backing off,
-//!   closing) and what the pool knows about it;
+//!   closing), what its frames and its death mean for the tasks it holds,
+//!   and how a worker is launched (as traits, mocked in its tests);
 //! * [`job`]: a submitted task on its way, paired with where its answer goes;
 //! * [`stats`]: the counters behind [`Pool::stats`].
 

@@ -86,6 +86,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         }
     }
 
+    /// The largest frame body the peer may send.
+    pub(crate) fn max_frame(&self) -> u64 {
+        self.max_frame
+    }
+
     pub(crate) fn in_flight(&self) -> usize {
         self.in_flight.len()
     }
@@ -315,21 +320,35 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     }
 }
 
-impl<S: AsFd> Conn<S> {
+impl<S: Transport> Conn<S> {
     /// Reads whatever the peer already sent, without waiting and without
     /// relying on the runtime's readiness: for a worker that has exited,
     /// whose every completed write is in our receive queue by now.
     pub(crate) fn read_sent(&mut self) -> io::Result<()> {
+        self.io.read_sent(&mut self.read_buf)
+    }
+}
+
+/// A byte stream a [`Conn`] can carry, with the one thing tokio's traits do
+/// not offer: taking what the peer already sent without the runtime's
+/// readiness (which can lag behind a process that just died).
+pub(crate) trait Transport: AsyncRead + AsyncWrite + Unpin {
+    /// Appends to `into` whatever the peer already sent, without waiting.
+    fn read_sent(&mut self, into: &mut Vec<u8>) -> io::Result<()>;
+}
+
+impl Transport for tokio::net::UnixStream {
+    fn read_sent(&mut self, into: &mut Vec<u8>) -> io::Result<()> {
         // More than a socket buffer holds cannot have been sent before the
         // death; a process it forked may still be writing, so stop there.
         const AT_MOST: usize = 16 << 20;
         let mut chunk = [0u8; 16 * 1024];
         let mut read = 0;
         while read < AT_MOST {
-            match rustix::io::read(self.io.as_fd(), &mut chunk) {
+            match rustix::io::read(self.as_fd(), &mut chunk) {
                 Ok(0) => break,
                 Ok(n) => {
-                    self.read_buf.extend_from_slice(&chunk[..n]);
+                    into.extend_from_slice(&chunk[..n]);
                     read += n;
                 }
                 Err(rustix::io::Errno::AGAIN) => break,
@@ -337,6 +356,14 @@ impl<S: AsFd> Conn<S> {
                 Err(err) => return Err(err.into()),
             }
         }
+        Ok(())
+    }
+}
+
+/// In memory, readiness never lags: whatever was written has already been
+/// read by `poll_fill` when its writer is found gone.
+impl Transport for tokio::io::DuplexStream {
+    fn read_sent(&mut self, _into: &mut Vec<u8>) -> io::Result<()> {
         Ok(())
     }
 }

@@ -1,0 +1,122 @@
+//! What a slot needs of the outside world to fill itself: a way to start a
+//! worker ([`Launch`]) and a handle on the process it got ([`WorkerProcess`]).
+//!
+//! The pool runs real processes through [`WorkerSpec`] and [`Child`]; the
+//! slot's tests run a tokio task at the other end of a `tokio::io::duplex`
+//! instead, so every transition can be driven and timed without a process.
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::net::UnixStream;
+use tokio::task::JoinHandle;
+
+use crate::error::{Error, Exit};
+use crate::launch::child::Child;
+use crate::launch::spawn::{self, Spawned, WorkerSpec};
+use crate::wire::conn::Transport;
+
+/// Starts workers for a pool's slots.
+pub(crate) trait Launch: Debug + Send + Sync + Unpin + 'static {
+    /// The pool's end of a worker's connection.
+    type Io: Transport + Debug + Send + 'static;
+    /// The worker itself.
+    type Process: WorkerProcess;
+
+    /// Starts a worker in the background; it is ready to serve (it said
+    /// hello, and ran the initializer) when the handle completes `Ok`.
+    fn start(&self) -> Starting<Self>;
+
+    /// The largest frame body its workers may send.
+    fn max_frame(&self) -> u64;
+
+    /// Kills every worker it ever started and has not reaped yet, and reaps
+    /// them, blocking briefly: the pool is gone, maybe with its runtime.
+    fn kill_all(&self);
+}
+
+/// A worker on its way up.
+pub(crate) type Starting<L> =
+    JoinHandle<Result<Launched<<L as Launch>::Io, <L as Launch>::Process>, Error>>;
+
+/// A worker ready to serve.
+#[derive(Debug)]
+pub(crate) struct Launched<Io, P> {
+    pub(crate) process: P,
+    pub(crate) io: Io,
+    /// The id its next request gets (ids before it went to the initializer).
+    pub(crate) first_id: u64,
+}
+
+/// A running worker process: the only way a slot signals or waits for it.
+pub(crate) trait WorkerProcess: Debug + Send + 'static {
+    fn pid(&self) -> u32;
+
+    /// Kills the worker and everything it started; harmless once it is dead.
+    fn kill(&self);
+
+    /// `Ready` once the process has exited, whatever its socket says (a
+    /// process it forked may hold that open). Cheap enough for every poll.
+    fn poll_exited(&mut self, cx: &mut Context<'_>) -> Poll<()>;
+
+    /// Waits for the worker to exit, killing it if it has not within
+    /// `grace`, reaps it, and says how it ended.
+    fn wait_or_kill(self, grace: Duration) -> impl Future<Output = Exit> + Send + 'static;
+
+    /// Kills the worker and reaps it.
+    fn kill_and_wait(self) -> impl Future<Output = Exit> + Send + 'static;
+}
+
+impl From<Spawned> for Launched<UnixStream, Child> {
+    fn from(spawned: Spawned) -> Self {
+        Launched {
+            process: spawned.child,
+            io: spawned.data,
+            first_id: spawned.first_id,
+        }
+    }
+}
+
+/// Real workers: the program re-executed, over a socketpair.
+impl Launch for Arc<WorkerSpec> {
+    type Io = UnixStream;
+    type Process = Child;
+
+    fn start(&self) -> Starting<Self> {
+        let spec = self.clone();
+        tokio::spawn(async move { spawn::spawn(&spec).await.map(Launched::from) })
+    }
+
+    fn max_frame(&self) -> u64 {
+        self.max_frame
+    }
+
+    fn kill_all(&self) {
+        self.ledger.kill_all();
+    }
+}
+
+impl WorkerProcess for Child {
+    fn pid(&self) -> u32 {
+        Child::pid(self)
+    }
+
+    fn kill(&self) {
+        Child::kill(self);
+    }
+
+    fn poll_exited(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        Child::poll_exited(self, cx)
+    }
+
+    fn wait_or_kill(self, grace: Duration) -> impl Future<Output = Exit> + Send + 'static {
+        Child::wait_or_kill(self, grace)
+    }
+
+    fn kill_and_wait(self) -> impl Future<Output = Exit> + Send + 'static {
+        Child::kill_and_wait(self)
+    }
+}

@@ -1,0 +1,99 @@
+//! What a worker's death means for the tasks it held: the one it was
+//! running fails, is retried, or was cancelled; the ones it had not started
+//! go back to the front of the queue, in their order.
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering::Relaxed;
+
+use crate::error::{Error, Exit, Repr};
+use crate::pool::job::Job;
+use crate::pool::stats::Counters;
+use crate::wire::conn::InFlight;
+
+/// Workers that may die while a task's request is being written to them
+/// before the task fails (`Error::is_worker_died`) rather than being sent again.
+pub(crate) const MAX_FAILED_DELIVERIES: u32 = 3;
+
+/// What a worker that is gone or going left behind; its exit status decides
+/// what its unanswered requests become.
+#[derive(Debug)]
+pub(crate) struct Remains {
+    pub(crate) pid: u32,
+    pub(crate) unanswered: VecDeque<InFlight>,
+    /// The first of `unanswered` was completely written: it may have run.
+    pub(crate) head_started: bool,
+    /// Let go for not following the protocol: why.
+    pub(crate) protocol_fault: Option<String>,
+}
+
+/// Reports the task the worker was running and sends the ones it had not
+/// started back to the front of `queue`. `true` if the death counts as one
+/// more in a row without running a task (the respawn backs off).
+pub(crate) fn settle(
+    remains: Remains,
+    exit: Exit,
+    queue: &mut VecDeque<Job>,
+    counters: &Counters,
+) -> bool {
+    let Remains {
+        pid,
+        unanswered,
+        head_started,
+        protocol_fault,
+    } = remains;
+    let mut entries = unanswered.into_iter();
+    let mut ran_something = false;
+    let mut retry = None;
+    if head_started && let Some(head) = entries.next() {
+        ran_something = true;
+        let mut job = head.job;
+        if head.cancel_sent || job.is_cancelled() {
+            // It died because we asked; its caller is gone.
+            counters.cancelled.fetch_add(1, Relaxed);
+        } else if protocol_fault.is_none() && job.retries_left > 0 {
+            job.retries_left -= 1;
+            job.crashed_workers += 1;
+            // A task that has already taken down a worker before is
+            // likely the cause: its deaths back off like a crash loop
+            // at start-up, or `retries(u32::MAX)` would respawn hot.
+            if job.crashed_workers > 1 {
+                ran_something = false;
+            }
+            counters.retried.fetch_add(1, Relaxed);
+            retry = Some(job);
+        } else {
+            counters.failed.fetch_add(1, Relaxed);
+            let task = job.task;
+            let error = match protocol_fault {
+                Some(message) => Error::protocol(pid, Some(task), message),
+                None => Error::new(Repr::WorkerDied { task, pid, exit }),
+            };
+            job.finish(Err(error));
+        }
+    }
+    // Never started: they go first again, in their order, behind a
+    // retried head. A head whose frame was being written when the
+    // worker died may be what killed it: after a few such deaths it
+    // fails instead of killing worker after worker.
+    let rest: Vec<InFlight> = entries.collect();
+    for entry in rest.into_iter().rev() {
+        if entry.job.is_cancelled() {
+            counters.cancelled.fetch_add(1, Relaxed);
+        } else if entry.job.failed_deliveries >= MAX_FAILED_DELIVERIES {
+            counters.failed.fetch_add(1, Relaxed);
+            let task = entry.job.task;
+            entry.job.finish(Err(Error::new(Repr::Undeliverable {
+                task,
+                attempts: MAX_FAILED_DELIVERIES,
+                pid,
+                exit,
+            })));
+        } else {
+            queue.push_front(entry.job);
+        }
+    }
+    if let Some(job) = retry {
+        queue.push_front(job);
+    }
+    !ran_something
+}

@@ -1,0 +1,394 @@
+//! A live worker: its process, the pool's end of its connection, and what
+//! its frames mean (answers to deliver, calls to reply to, faults).
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::Ordering::Relaxed;
+use std::task::{Context, Poll};
+
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, Sleep};
+
+use super::launch::{Launch, Launched, Starting, WorkerProcess};
+use super::settle::Remains;
+use super::{CANCEL_GRACE, CONTROL_BACKLOG_LIMIT, EXIT_GRACE, STALL_LIMIT, State};
+use crate::error::{Error, Repr};
+use crate::pool::job::{Job, Reply};
+use crate::pool::stats::Counters;
+use crate::wire::answer::{self, Response};
+use crate::wire::call::{self, Service};
+use crate::wire::conn::{Body, Conn, InFlight};
+use crate::wire::frame::{CALL, Parts};
+
+/// Roughly how much work, in time, a worker may have queued behind its
+/// running task.
+const PIPELINE_BUDGET_NANOS: u64 = 1_000_000;
+/// Depth before a worker's task times are known: none sent ahead, since a
+/// task queued behind a long one on a busy worker cannot move to an idle one.
+const INITIAL_DEPTH: usize = 1;
+
+/// A live worker process and the pool's end of its sockets.
+#[derive(Debug)]
+pub(crate) struct Worker<L: Launch> {
+    pub(super) pid: u32,
+    process: L::Process,
+    pub(super) conn: Conn<L::Io>,
+    /// Moving average of the run time the worker reports per task.
+    task_nanos: Option<u64>,
+    /// Requests sent to it, for recycling after `max_tasks_per_worker`.
+    assigned: u64,
+    /// Its replacement, started while it finishes its last tasks.
+    pub(super) successor: Option<Starting<L>>,
+    /// Killed after a failed write; its remaining answers are being read.
+    doomed: bool,
+    /// When the pool kills it itself, if it has not acted on the cancel of
+    /// its running task by then.
+    kill_at: Option<Pin<Box<Sleep>>>,
+    /// Armed while a frame is part-way in: when it fires, and how many
+    /// bytes were waiting when it was last reset.
+    stall: Option<(Pin<Box<Sleep>>, usize)>,
+}
+
+/// Why a live worker is being let go.
+#[derive(Debug)]
+pub(crate) enum Fault {
+    /// It closed its socket: it exited or crashed.
+    Hangup,
+    /// Its process exited (its socket may still be held open by a process
+    /// it forked).
+    Exited,
+    /// Reading or writing its socket failed.
+    Io,
+    /// It sent something that is not our protocol.
+    Protocol(String),
+}
+
+impl<L: Launch> Worker<L> {
+    pub(super) fn new(launched: Launched<L::Io, L::Process>, max_frame: u64) -> Worker<L> {
+        Worker {
+            pid: launched.process.pid(),
+            process: launched.process,
+            conn: Conn::new(launched.io, max_frame, launched.first_id),
+            task_nanos: None,
+            assigned: 0,
+            successor: None,
+            doomed: false,
+            kill_at: None,
+            stall: None,
+        }
+    }
+
+    /// Reads and routes what the worker sends. `failures`: its slot's count
+    /// of deaths in a row, which a task run to completion resets.
+    pub(super) fn poll(
+        &mut self,
+        cx: &mut Context<'_>,
+        counters: &Counters,
+        failures: &mut u32,
+    ) -> Result<(), Fault> {
+        loop {
+            while self.conn.control_backlog() < CONTROL_BACKLOG_LIMIT
+                && let Some(body) = self.conn.next_body().map_err(Fault::Protocol)?
+            {
+                self.route(body, counters, failures)?;
+            }
+            if self.conn.control_backlog() >= CONTROL_BACKLOG_LIMIT {
+                // Replies pile up unread: stop reading until they are
+                // written (`flush` wakes us then).
+                return Ok(());
+            }
+            match self.conn.poll_fill(cx) {
+                Poll::Ready(Ok(0)) => return Err(Fault::Hangup),
+                Poll::Ready(Ok(_)) => continue,
+                Poll::Ready(Err(_)) => return Err(Fault::Io),
+                Poll::Pending => {}
+            }
+            if self.process.poll_exited(cx).is_pending() {
+                return self.check_stall(cx).map_err(Fault::Protocol);
+            }
+            // Dead, though something it forked may hold its socket open:
+            // take the answers it sent before it died, and let it go.
+            self.kill_leftovers();
+            self.conn.read_sent().map_err(|_| Fault::Io)?;
+            while let Some(body) = self.conn.next_body().map_err(Fault::Protocol)? {
+                self.route(body, counters, failures)?;
+            }
+            return Err(Fault::Exited);
+        }
+    }
+
+    /// Sends one frame from the worker where it belongs, by kind.
+    fn route(&mut self, body: Body, counters: &Counters, failures: &mut u32) -> Result<(), Fault> {
+        let parts = Parts::of(body.bytes()).map_err(Fault::Protocol)?;
+        if Response::is_answer(parts.kind) {
+            return self.answer(body, counters, failures);
+        }
+        match parts.kind {
+            CALL => {
+                let (service, args) = call::parse_call(parts.payload).map_err(Fault::Protocol)?;
+                let reply = match service {
+                    Service::Echo => call::reply(parts.id, Ok(args)),
+                };
+                self.conn.queue_control(&reply);
+                Ok(())
+            }
+            kind => Err(Fault::Protocol(format!(
+                "a frame of unknown kind 0x{kind:02x} and {} bytes",
+                body.bytes().len()
+            ))),
+        }
+    }
+
+    /// Delivers an answer to the task it names: the oldest unanswered one,
+    /// or the worker is not following the protocol.
+    ///
+    /// A frame that fails here leaves that task unanswered, so when the
+    /// worker is let go it fails with the protocol error.
+    fn answer(&mut self, body: Body, counters: &Counters, failures: &mut u32) -> Result<(), Fault> {
+        let pid = self.pid;
+        let parts = Parts::of(body.bytes()).map_err(Fault::Protocol)?;
+        let due = self.conn.head().map(|head| head.id);
+        if due != Some(parts.id) {
+            return Err(Fault::Protocol(match due {
+                Some(due) => format!(
+                    "an answer to request {} where request {due} was due",
+                    parts.id
+                ),
+                None => format!("an answer to request {}, with none unanswered", parts.id),
+            }));
+        }
+        let outcome = match Response::parse(parts).map_err(Fault::Protocol)? {
+            Response::Ok { nanos } => Ok(nanos),
+            Response::Skipped => Err(None),
+            Response::TooLarge { bytes } => {
+                let max = self.conn.max_frame();
+                let entry = self.conn.pop_answered().expect("the head was checked");
+                counters.failed.fetch_add(1, Relaxed);
+                let task = entry.job.task;
+                let error = Repr::ResultTooLarge {
+                    task,
+                    bytes,
+                    max,
+                    pid,
+                };
+                entry.job.finish(Err(Error::new(error)));
+                return Ok(());
+            }
+            Response::Panic((message, location)) => Err(Some((message, location, None))),
+            Response::Failed(message) => {
+                Err(Some((String::new(), None, Some(message.to_string()))))
+            }
+        };
+        let entry = self.conn.pop_answered().expect("the head was checked");
+        let job = entry.job;
+        let task = job.task;
+        let failure = match outcome {
+            Ok(nanos) => {
+                self.record(nanos);
+                *failures = 0;
+                counters.completed.fetch_add(1, Relaxed);
+                job.finish(Ok(Reply {
+                    payload_at: body.start + answer::RESULT_AT,
+                    body: body.buf,
+                    nanos,
+                    pid,
+                }));
+                return Ok(());
+            }
+            // Only a request we asked it to cancel may be skipped; a skip
+            // nobody asked for is someone else's frame (a task writing to
+            // the protocol socket).
+            Err(None) if entry.cancel_sent => {
+                counters.cancelled.fetch_add(1, Relaxed);
+                return Ok(());
+            }
+            Err(None) => {
+                counters.failed.fetch_add(1, Relaxed);
+                let garbage = "a skip of a request that was not cancelled";
+                job.finish(Err(Error::protocol(pid, Some(task), garbage)));
+                return Err(Fault::Protocol(garbage.into()));
+            }
+            Err(Some((_, _, Some(message)))) => Repr::Remote { task, pid, message },
+            Err(Some((message, location, None))) => Repr::Panicked {
+                task,
+                message,
+                location,
+                pid,
+            },
+        };
+        counters.failed.fetch_add(1, Relaxed);
+        job.finish(Err(Error::new(failure)));
+        Ok(())
+    }
+
+    /// Writes what was assigned and passes on cancellations (last, so that
+    /// every task in flight is watched). `true` if the worker cannot be
+    /// written to: it was killed, and its answers are to be read to the end
+    /// of the stream.
+    pub(super) fn flush(&mut self, cx: &mut Context<'_>) -> bool {
+        if self.doomed {
+            return false;
+        }
+        let paused = self.conn.control_backlog() >= CONTROL_BACKLOG_LIMIT;
+        let mut flushed = self.conn.poll_flush(cx);
+        if flushed.is_ready() {
+            self.conn.cancel_abandoned(cx);
+            if self.conn.control_backlog() > 0 {
+                flushed = self.conn.poll_flush(cx);
+            }
+        }
+        if matches!(flushed, Poll::Ready(Err(_))) {
+            self.doom();
+            return true;
+        }
+        if paused && self.conn.control_backlog() < CONTROL_BACKLOG_LIMIT {
+            // Reading stopped for this backlog: go on now.
+            cx.waker().wake_by_ref();
+        }
+        false
+    }
+
+    /// Takes `job` behind those in flight; after `max_tasks` of them, starts
+    /// its replacement, which takes over once they are done.
+    pub(super) fn accept(&mut self, job: Job, launcher: &L, max_tasks: Option<u64>) {
+        job.placed.set(self.pid);
+        self.conn.push(job);
+        self.assigned += 1;
+        if max_tasks == Some(self.assigned) {
+            // Start the replacement now, while this one finishes.
+            self.successor = Some(launcher.start());
+        }
+    }
+
+    /// `Err` with a description if a frame has been part-way in, with no
+    /// new bytes, for [`STALL_LIMIT`]; otherwise arranges to be woken then.
+    fn check_stall(&mut self, cx: &mut Context<'_>) -> Result<(), String> {
+        let waiting = self.conn.incomplete_bytes();
+        if waiting == 0 {
+            self.stall = None;
+            return Ok(());
+        }
+        let deadline = Instant::now() + STALL_LIMIT;
+        let (sleep, seen) = self
+            .stall
+            .get_or_insert_with(|| (Box::pin(tokio::time::sleep_until(deadline)), waiting));
+        if *seen != waiting {
+            sleep.as_mut().reset(deadline);
+            *seen = waiting;
+        }
+        match sleep.as_mut().poll(cx) {
+            Poll::Pending => Ok(()),
+            Poll::Ready(()) => Err(format!(
+                "a frame stopped arriving part-way ({waiting} bytes of it, then nothing for \
+                 {STALL_LIMIT:?}): a garbage length, or a worker stopped mid-write"
+            )),
+        }
+    }
+
+    /// Kills the worker (if it is not dead already) and stops sending it
+    /// anything; reading goes on until its end of stream.
+    fn doom(&mut self) {
+        self.process.kill();
+        self.doomed = true;
+    }
+
+    /// Kills what an exited worker left behind (whatever else holds its
+    /// socket among them).
+    fn kill_leftovers(&self) {
+        self.process.kill();
+    }
+
+    /// Kills the worker if the running task was cancelled more than
+    /// [`CANCEL_GRACE`] ago and it is still there.
+    pub(super) fn enforce_cancel(&mut self, cx: &mut Context<'_>) {
+        let head_cancelled = self.conn.head().is_some_and(|head| head.cancel_sent);
+        if !head_cancelled {
+            self.kill_at = None;
+            return;
+        }
+        let kill_at = self.kill_at.get_or_insert_with(|| {
+            Box::pin(tokio::time::sleep_until(Instant::now() + CANCEL_GRACE))
+        });
+        if kill_at.as_mut().poll(cx).is_ready() && !self.doomed {
+            self.doom();
+        }
+    }
+
+    /// How many requests it should hold: about a millisecond of work beyond
+    /// the running task, judged by the run times it reported.
+    pub(super) fn capacity(&self, max_depth: usize) -> usize {
+        if self.successor.is_some() || self.doomed || self.kill_at.is_some() {
+            return 0; // being recycled or killed: no new work
+        }
+        match self.task_nanos {
+            None => INITIAL_DEPTH.min(max_depth),
+            Some(nanos) => {
+                let depth = 1 + PIPELINE_BUDGET_NANOS / nanos.max(1);
+                usize::try_from(depth).unwrap_or(usize::MAX).min(max_depth)
+            }
+        }
+    }
+
+    fn record(&mut self, nanos: u64) {
+        self.task_nanos = Some(match self.task_nanos {
+            None => nanos,
+            Some(avg) => (avg * 7 + nanos) / 8,
+        });
+    }
+
+    /// Lets the worker go after a fault: its sockets close (so if it is still
+    /// alive it kills itself), and a task reaps it, killing its group if it
+    /// lingers.
+    pub(super) fn retire(self, fault: Fault) -> State<L> {
+        let Worker {
+            pid,
+            process,
+            conn,
+            successor,
+            ..
+        } = self;
+        if let Some(successor) = successor {
+            successor.abort(); // a started one is killed and reaped as it drops
+        }
+        let (unanswered, head_started) = conn.into_unanswered();
+        let protocol_fault = match fault {
+            Fault::Protocol(message) => Some(message),
+            Fault::Hangup | Fault::Exited | Fault::Io => None,
+        };
+        if protocol_fault.is_some() {
+            process.kill();
+        }
+        State::Reaping {
+            reaper: tokio::spawn(process.wait_or_kill(EXIT_GRACE)),
+            remains: Remains {
+                pid,
+                unanswered,
+                head_started,
+                protocol_fault,
+            },
+        }
+    }
+
+    /// Closes its sockets (it exits on the hang-up) and reaps it, in the
+    /// background; `kill` first kills it and everything it started.
+    pub(super) fn close(self, kill: bool) -> JoinHandle<()> {
+        let Worker {
+            process, successor, ..
+        } = self;
+        if let Some(successor) = successor {
+            successor.abort();
+        }
+        if kill {
+            process.kill();
+        }
+        tokio::spawn(async move {
+            process.wait_or_kill(EXIT_GRACE).await;
+        })
+    }
+
+    /// Everything in flight, for failing it (the worker is being killed).
+    pub(super) fn take_unanswered(&mut self) -> VecDeque<InFlight> {
+        self.conn.take_in_flight()
+    }
+}
