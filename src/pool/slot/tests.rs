@@ -429,9 +429,6 @@ async fn a_skip_of_a_cancelled_request_counts_as_cancelled_and_keeps_the_worker(
     let mut skip = Vec::new();
     answer::skipped(&mut skip, id);
     worker.send(&skip).await;
-    // Let the skip be read before the next task comes: a task queued while
-    // the cancel is still pending is another case.
-    tokio::time::sleep(Duration::from_millis(1)).await;
 
     let next = rig.submit(2, 0);
     let (id, arg) = worker.request().await;
@@ -541,4 +538,41 @@ async fn a_retried_task_that_crashed_a_worker_before_backs_off() {
     assert_eq!(value(answer.await), 10);
     assert_eq!(rig.count(|c| &c.retried), 2);
     assert_eq!(rig.count(|c| &c.failed), 0);
+}
+
+/// A task submitted while a cancel is pending waits (the worker takes no
+/// new work until it acts on the cancel); once the cancelled task is
+/// answered anyway, or skipped, it must go out without another wake-up.
+async fn a_queued_task_goes_out_once_the_pending_cancel_is_settled(skip: bool) {
+    let mut rig = Rig::new(0, 8);
+    let mut worker = rig.worker().await;
+    let cancelled = rig.submit(1, 0);
+    let (id, _) = worker.request().await;
+    drop(cancelled);
+    assert_eq!(worker.read().await.kind, frame::CANCEL);
+    let queued = rig.submit(2, 0);
+    tokio::time::sleep(Duration::from_millis(1)).await; // it waits in the queue
+    if skip {
+        let mut out = Vec::new();
+        answer::skipped(&mut out, id);
+        worker.send(&out).await;
+    } else {
+        worker.ok(id, 10, 1_000).await; // it finished before the cancel came
+    }
+    let sent = tokio::time::timeout(CANCEL_GRACE / 2, worker.request()).await;
+    let (id, arg) = sent.expect("sent without waiting for another event");
+    assert_eq!((id, arg), (2, 2));
+    worker.ok(id, 20, 1_000).await;
+    assert_eq!(value(queued.await), 20);
+    assert!(worker.exit.borrow().is_none(), "never killed");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_task_queued_during_a_cancel_goes_out_when_the_cancelled_task_is_skipped() {
+    a_queued_task_goes_out_once_the_pending_cancel_is_settled(true).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_task_queued_during_a_cancel_goes_out_when_the_cancelled_task_finishes_anyway() {
+    a_queued_task_goes_out_once_the_pending_cancel_is_settled(false).await;
 }

@@ -304,7 +304,12 @@ impl<L: Launch> Worker<L> {
     pub(super) fn enforce_cancel(&mut self, cx: &mut Context<'_>) {
         let head_cancelled = self.conn.head().is_some_and(|head| head.cancel_sent);
         if !head_cancelled {
-            self.kill_at = None;
+            // The cancelled task was answered or skipped: the worker takes
+            // work again (see `capacity`), and tasks queued meanwhile must
+            // not wait for some other event to be assigned.
+            if self.kill_at.take().is_some() {
+                cx.waker().wake_by_ref();
+            }
             return;
         }
         let kill_at = self.kill_at.get_or_insert_with(|| {
