@@ -1,7 +1,9 @@
 //! How a worker is started, watched, and ended.
 //!
-//! * [`spawn`](self::spawn) starts one worker (the same executable, re-executed
-//!   with `posix_spawn`) and checks its handshake;
+//! * [`local`] starts one worker on this machine (the same executable,
+//!   re-executed with `posix_spawn`, over a socketpair) and checks its
+//!   handshake;
+//! * [`marker`] is how a started process knows it is a pool's worker;
 //! * [`child`] is the only place that signals or reaps a worker, so that no
 //!   pid is signalled after it was reaped, and a worker's leftovers are
 //!   killed before its pid is given back;
@@ -11,8 +13,8 @@
 
 pub(crate) mod cgroup;
 pub(crate) mod child;
+pub(crate) mod local;
 pub(crate) mod marker;
 mod options;
-pub(crate) mod spawn;
 
 pub use options::{Containment, Redirect};

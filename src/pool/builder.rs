@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use crate::error::Error;
 use crate::launch::cgroup::PoolCgroup;
 use crate::launch::child::Ledger;
-use crate::launch::spawn::{self, Initializer, WorkerSpec};
+use crate::launch::local::{self, Initializer, WorkerSpec};
 use crate::launch::{Containment, Redirect};
 use crate::pool::Pool;
 use crate::pool::dispatcher::{Dispatcher, Settings};
@@ -703,7 +703,7 @@ impl PoolBuilder {
             ledger: Arc::new(Ledger::new()),
         });
         // Handshakes overlap; if any fails, the others are killed and reaped.
-        let results = futures::future::join_all((0..workers).map(|_| spawn::spawn(&spec))).await;
+        let results = futures::future::join_all((0..workers).map(|_| local::start(&spec))).await;
         let mut started = Vec::with_capacity(workers);
         let mut failure = None;
         for result in results {

@@ -16,7 +16,7 @@ use tokio::task::JoinHandle;
 
 use crate::error::{Error, Exit};
 use crate::launch::child::Child;
-use crate::launch::spawn::{self, Spawned, WorkerSpec};
+use crate::launch::local::{self, Started, WorkerSpec};
 use crate::wire::conn::Transport;
 
 /// Starts workers for a pool's slots.
@@ -70,12 +70,12 @@ pub(crate) trait WorkerProcess: Debug + Send + 'static {
     fn kill_and_wait(self) -> impl Future<Output = Exit> + Send + 'static;
 }
 
-impl From<Spawned> for Launched<UnixStream, Child> {
-    fn from(spawned: Spawned) -> Self {
+impl From<Started> for Launched<UnixStream, Child> {
+    fn from(started: Started) -> Self {
         Launched {
-            process: spawned.child,
-            io: spawned.data,
-            first_id: spawned.first_id,
+            process: started.child,
+            io: started.data,
+            first_id: started.first_id,
         }
     }
 }
@@ -87,7 +87,7 @@ impl Launch for Arc<WorkerSpec> {
 
     fn start(&self) -> Starting<Self> {
         let spec = self.clone();
-        tokio::spawn(async move { spawn::spawn(&spec).await.map(Launched::from) })
+        tokio::spawn(async move { local::start(&spec).await.map(Launched::from) })
     }
 
     fn max_frame(&self) -> u64 {

@@ -3,7 +3,8 @@
 //! transition means for the tasks it holds, and what the pool knows about it.
 //!
 //! * this file: the state machine, [`Slot::poll`];
-//! * [`worker`]: a live worker, and what its frames mean;
+//! * [`live`]: a live worker as the pool sees it ([`LiveWorker`]), and what
+//!   its frames mean;
 //! * [`settle`]: what a worker's death means for the tasks it held;
 //! * [`launch`]: how a worker is started and what its process is, as two
 //!   traits, so the machine is tested over `tokio::io::duplex` without
@@ -29,14 +30,14 @@ use crate::pool::job::Job;
 use crate::pool::stats::Counters;
 
 pub(crate) mod launch;
+pub(crate) mod live;
 pub(crate) mod settle;
 #[cfg(test)]
 mod tests;
-pub(crate) mod worker;
 
 pub(crate) use launch::{Launch, Launched, Starting, WorkerProcess};
+use live::LiveWorker;
 use settle::Remains;
-use worker::Worker;
 
 const BACKOFF_FIRST: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
@@ -76,7 +77,7 @@ pub(crate) struct StartFailed(pub(crate) Error);
 #[derive(Debug)]
 pub(crate) enum State<L: Launch> {
     Starting(Starting<L>),
-    Live(Box<Worker<L>>),
+    Live(Box<LiveWorker<L>>),
     /// The worker is gone or going; its exit status decides what its
     /// unanswered requests become.
     Reaping {
@@ -108,7 +109,7 @@ impl<L: Launch> Slot<L> {
     /// A slot filled by a worker started (and greeted) already.
     pub(crate) fn live(launched: Launched<L::Io, L::Process>, max_frame: u64) -> Slot<L> {
         Slot {
-            state: State::Live(Box::new(Worker::new(launched, max_frame))),
+            state: State::Live(Box::new(LiveWorker::new(launched, max_frame))),
             failures: 0,
         }
     }
@@ -129,7 +130,7 @@ impl<L: Launch> Slot<L> {
                 State::Starting(mut handle) => match Pin::new(&mut handle).poll(cx) {
                     Poll::Pending => (State::Starting(handle), false),
                     Poll::Ready(Ok(Ok(launched))) => {
-                        let worker = Worker::new(launched, ctx.launcher.max_frame());
+                        let worker = LiveWorker::new(launched, ctx.launcher.max_frame());
                         (State::Live(Box::new(worker)), true)
                     }
                     Poll::Ready(Ok(Err(err))) => (self.start_failed(err, &mut failed), true),

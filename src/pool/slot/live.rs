@@ -30,7 +30,7 @@ const INITIAL_DEPTH: usize = 1;
 
 /// A live worker process and the pool's end of its sockets.
 #[derive(Debug)]
-pub(crate) struct Worker<L: Launch> {
+pub(crate) struct LiveWorker<L: Launch> {
     pub(super) pid: u32,
     process: L::Process,
     pub(super) conn: Conn<L::Io>,
@@ -64,9 +64,9 @@ pub(crate) enum Fault {
     Protocol(String),
 }
 
-impl<L: Launch> Worker<L> {
-    pub(super) fn new(launched: Launched<L::Io, L::Process>, max_frame: u64) -> Worker<L> {
-        Worker {
+impl<L: Launch> LiveWorker<L> {
+    pub(super) fn new(launched: Launched<L::Io, L::Process>, max_frame: u64) -> LiveWorker<L> {
+        LiveWorker {
             pid: launched.process.pid(),
             process: launched.process,
             conn: Conn::new(launched.io, max_frame, launched.first_id),
@@ -346,7 +346,7 @@ impl<L: Launch> Worker<L> {
     /// alive it kills itself), and a task reaps it, killing its group if it
     /// lingers.
     pub(super) fn retire(self, fault: Fault) -> State<L> {
-        let Worker {
+        let LiveWorker {
             pid,
             process,
             conn,
@@ -378,7 +378,7 @@ impl<L: Launch> Worker<L> {
     /// Closes its sockets (it exits on the hang-up) and reaps it, in the
     /// background; `kill` first kills it and everything it started.
     pub(super) fn close(self, kill: bool) -> JoinHandle<()> {
-        let Worker {
+        let LiveWorker {
             process, successor, ..
         } = self;
         if let Some(successor) = successor {

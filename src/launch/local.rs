@@ -1,4 +1,5 @@
-//! Starting one worker process and checking that it speaks our protocol.
+//! Starting one worker process on this machine and checking that it speaks
+//! our protocol.
 
 use std::ffi::OsString;
 use std::os::fd::OwnedFd;
@@ -47,7 +48,7 @@ pub(crate) struct Initializer {
 
 /// A worker that has said hello.
 #[derive(Debug)]
-pub(crate) struct Spawned {
+pub(crate) struct Started {
     pub(crate) child: Child,
     pub(crate) data: UnixStream,
     /// The id its next request gets (the initializer's went out already).
@@ -68,7 +69,7 @@ const HANDSHAKE_EXIT_WAIT: Duration = Duration::from_millis(500);
 /// A spawn error if the program cannot be started, exits or stays silent
 /// instead of saying hello, or is a different build (protocol version or task
 /// registry differ). The child is killed and reaped before the error returns.
-pub(crate) async fn spawn(spec: &Arc<WorkerSpec>) -> Result<Spawned, Error> {
+pub(crate) async fn start(spec: &Arc<WorkerSpec>) -> Result<Started, Error> {
     let io_err = |what: &str, err| Error::spawn(what.to_string(), Some(err));
     let (data, child_data) =
         socket_pair(spec.socket_buffer).map_err(|e| io_err("socketpair", e))?;
@@ -152,7 +153,7 @@ pub(crate) async fn spawn(spec: &Arc<WorkerSpec>) -> Result<Spawned, Error> {
             ),
             Some(_) => match &spec.initializer {
                 None => {
-                    return Ok(Spawned {
+                    return Ok(Started {
                         child,
                         data,
                         first_id: 1,
@@ -162,7 +163,7 @@ pub(crate) async fn spawn(spec: &Arc<WorkerSpec>) -> Result<Spawned, Error> {
                     let run = initialize(&mut data, init, pid, spec.max_frame);
                     match tokio::time::timeout(spec.handshake_timeout, run).await {
                         Ok(Ok(())) => {
-                            return Ok(Spawned {
+                            return Ok(Started {
                                 child,
                                 data,
                                 first_id: INITIALIZER_ID + 1,
