@@ -23,6 +23,7 @@ fn main() {
             cancelling_one_task_leaves_the_others_alone,
             cancelling_kills_processes_the_task_started,
             a_long_task_after_many_short_ones_is_still_killed,
+            a_cancel_right_behind_its_request_is_acted_on_by_the_worker,
         ],
         |_| {},
     );
@@ -276,4 +277,34 @@ async fn a_long_task_after_many_short_ones_is_still_killed() {
         dropped.elapsed()
     );
     let _ = std::fs::remove_file(path);
+}
+
+async fn a_cancel_right_behind_its_request_is_acted_on_by_the_worker() {
+    // A cancel that arrives in the same read as its request (the handle
+    // dropped microseconds after submit) must be seen before the task runs,
+    // or at once if it started: not left for the pool to kill after 500 ms.
+    let pool = pool(1).await;
+    for round in 0..40u64 {
+        tokio::time::sleep(Duration::from_millis(20)).await; // the worker idles
+        let path = marker("right-behind");
+        let handle = pool.submit(spawn_sleeper, path.clone());
+        let until = std::time::Instant::now() + Duration::from_micros(round % 4 * 20);
+        while std::time::Instant::now() < until {
+            std::hint::spin_loop();
+        }
+        let dropped = std::time::Instant::now();
+        drop(handle);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            let worker: u32 = text.split(' ').next().unwrap().parse().unwrap();
+            assert!(wait_gone(worker, Duration::from_secs(2)), "round {round}");
+            assert!(
+                dropped.elapsed() < Duration::from_millis(400),
+                "round {round}: the worker ran a task it had the cancel for ({:?})",
+                dropped.elapsed()
+            );
+        }
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(pool.submit(square, round).await.unwrap(), round * round);
+    }
 }

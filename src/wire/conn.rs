@@ -118,6 +118,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         self.control.extend_from_slice(frame);
     }
 
+    /// Drops the control frames not yet written: the worker will read no more.
+    pub(crate) fn discard_control(&mut self) {
+        self.control.clear();
+        self.control_pos = 0;
+    }
+
     /// Bytes queued by [`queue_control`](Self::queue_control) and not yet
     /// written.
     pub(crate) fn control_backlog(&self) -> usize {

@@ -78,6 +78,11 @@ impl Link {
             .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the pool went away"))
     }
 
+    /// Whether some thread waits for a reply.
+    pub(super) fn awaits_replies(&self) -> bool {
+        !lock(&self.calls).waiting.is_empty()
+    }
+
     /// Hands a reply to the thread waiting on call `id`; `Err` if no call
     /// has that id.
     pub(super) fn deliver(&self, id: u64, outcome: Result<Vec<u8>, String>) -> Result<(), String> {

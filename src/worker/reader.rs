@@ -153,13 +153,22 @@ impl Inbox {
             if let Some(next) = self.pop() {
                 return next;
             }
+            // Replies to threads that outlive their task come while this
+            // thread may be busy (or blocked sending an answer behind such
+            // a caller): the reader thread stays armed for them.
+            let calls_waiting = self.link.awaits_replies();
             let mut state = lock(&self.state);
-            if state.armed && !has_more(&reading) {
+            if state.armed && !calls_waiting && !has_more(&reading) {
                 // About to wait for the pool: we will see what comes.
                 self.arm(&mut state, false);
             }
             drop(state);
             self.read_one(&mut reading);
+            // A cancel or a reply may have come in the same read as this
+            // request: epoll cannot see what is buffered, so route it now.
+            while has_whole_frame(&reading) {
+                self.read_one(&mut reading);
+            }
         }
     }
 
@@ -290,8 +299,10 @@ pub(super) fn run(inbox: &'static Inbox) -> ! {
         }
         if events.is_empty() {
             // No frame: is a task running long without us?
+            let calls_waiting = inbox.link.awaits_replies();
             let mut state = lock(&inbox.state);
-            if !state.armed && state.started.is_some_and(|at| at.elapsed() >= WATCH_EVERY) {
+            let long_task = state.started.is_some_and(|at| at.elapsed() >= WATCH_EVERY);
+            if !state.armed && (long_task || calls_waiting) {
                 inbox.arm(&mut state, true);
             }
             continue;
@@ -303,11 +314,22 @@ pub(super) fn run(inbox: &'static Inbox) -> ! {
             inbox.read_one(&mut reading);
         }
         drop(reading);
+        let calls_waiting = inbox.link.awaits_replies();
         let mut state = lock(&inbox.state);
-        if state.running.is_some() {
+        if state.running.is_some() || calls_waiting {
             inbox.arm(&mut state, true);
         }
     }
+}
+
+/// Whether a whole frame is already buffered (so reading it cannot block).
+fn has_whole_frame(reading: &Reading) -> bool {
+    let buffered = reading.reader.buffer();
+    buffered
+        .first_chunk::<{ frame::HEADER_LEN }>()
+        .is_some_and(|header| {
+            (buffered.len() - frame::HEADER_LEN) as u64 >= u64::from_le_bytes(*header)
+        })
 }
 
 /// Whether a frame (or the end of the stream) can be read without waiting.

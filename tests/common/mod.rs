@@ -183,6 +183,61 @@ pub fn echo_calls(threads: u32, calls: u32, bytes: u64) -> u32 {
     intact
 }
 
+static BACKGROUND_CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static BACKGROUND_BAD: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Starts `threads` threads that outlive this task, each echoing `bytes`
+/// bytes through the pool for ever, and returns at once.
+pub fn start_background_callers(threads: u32, bytes: u64) -> u32 {
+    use std::sync::atomic::Ordering::Relaxed;
+    for t in 0..threads {
+        std::thread::spawn(move || {
+            for c in 0u64.. {
+                let sent = vec![(t as u8).wrapping_add(c as u8); bytes as usize + c as usize % 5];
+                match procpool::__private::echo_through_pool(&sent) {
+                    Ok(back) if back == sent => {}
+                    _ => {
+                        BACKGROUND_BAD.fetch_add(1, Relaxed);
+                    }
+                }
+                BACKGROUND_CALLS.fetch_add(1, Relaxed);
+            }
+        });
+    }
+    std::process::id()
+}
+
+/// Waits up to `limit_ms` for background callers to complete `more` calls;
+/// returns the ms it took (`limit_ms + 1`: they did not), and the bad
+/// replies so far.
+pub fn wait_for_background_calls(more: u64, limit_ms: u64) -> (u64, u64) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let start = std::time::Instant::now();
+    let base = BACKGROUND_CALLS.load(Relaxed);
+    while BACKGROUND_CALLS.load(Relaxed) < base + more {
+        if start.elapsed() > Duration::from_millis(limit_ms) {
+            return (limit_ms + 1, BACKGROUND_BAD.load(Relaxed));
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    (
+        start.elapsed().as_millis() as u64,
+        BACKGROUND_BAD.load(Relaxed),
+    )
+}
+
+/// Writes an echo CALL of `bytes` bytes to the worker's socket without
+/// waiting for the reply, then aborts: the worker dies owed that reply.
+pub fn call_then_abort(bytes: u64) -> u64 {
+    let mut frame = (1 + 8 + 1 + bytes).to_le_bytes().to_vec();
+    frame.push(0x30); // CALL
+    frame.extend_from_slice(&1_000_000u64.to_le_bytes());
+    frame.push(0); // the echo service
+    frame.resize(frame.len() + bytes as usize, 0xAB);
+    scribble(frame);
+    std::process::abort()
+}
+
 /// A result of `bytes` bytes.
 pub fn big_result(bytes: u64) -> Blob {
     Blob(vec![7; bytes as usize])
@@ -427,6 +482,9 @@ pub fn tasks() -> procpool::Registry {
         echo_calls,
         runs_own_runtime,
         big_result,
+        start_background_callers,
+        wait_for_background_calls,
+        call_then_abort,
     ]
 }
 

@@ -95,8 +95,13 @@ impl<L: Launch> LiveWorker<L> {
             }
             if self.conn.control_backlog() >= CONTROL_BACKLOG_LIMIT {
                 // Replies pile up unread: stop reading until they are
-                // written (`flush` wakes us then).
-                return Ok(());
+                // written (`flush` wakes us then) — unless the worker died
+                // and never will read them.
+                if self.process.poll_exited(cx).is_pending() {
+                    return Ok(());
+                }
+                self.conn.discard_control();
+                continue;
             }
             match self.conn.poll_fill(cx) {
                 Poll::Ready(Ok(0)) => return Err(Fault::Hangup),
@@ -291,6 +296,9 @@ impl<L: Launch> LiveWorker<L> {
     fn doom(&mut self) {
         self.process.kill();
         self.doomed = true;
+        // Nothing more is written to it, so owed replies must not hold up
+        // reading what it sent.
+        self.conn.discard_control();
     }
 
     /// Kills what an exited worker left behind (whatever else holds its
