@@ -221,17 +221,7 @@ async fn cancelling_kills_processes_the_task_started() {
     let pool = pool(1).await;
     let path = marker("grandchild");
     let handle = pool.submit(spawn_sleeper, path.clone());
-    let pids = loop {
-        if let Ok(text) = std::fs::read_to_string(&path)
-            && let Some((worker, sleeper)) = text.split_once(' ')
-        {
-            break (
-                worker.parse::<u32>().unwrap(),
-                sleeper.parse::<u32>().unwrap(),
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    };
+    let pids = sleeper_pids(&path).await;
     drop(handle);
     assert!(wait_gone(pids.0, Duration::from_secs(1)), "worker killed");
     assert!(
@@ -245,28 +235,11 @@ async fn a_long_task_after_many_short_ones_is_still_killed() {
     // Short tasks make a worker start tasks without arming its reader
     // thread (it arms itself once one runs long): a cancel must still
     // reach a long one, and kill what it started.
-    use futures::TryStreamExt;
     let pool = pool(1).await;
-    let squares: Vec<u64> = pool
-        .map(square, 0..20_000u64)
-        .chunk_size(1)
-        .try_collect()
-        .await
-        .unwrap();
-    assert_eq!(squares.len(), 20_000);
+    run_many_short_tasks(&pool).await;
     let path = marker("after-short");
     let handle = pool.submit(spawn_sleeper, path.clone());
-    let pids = loop {
-        if let Ok(text) = std::fs::read_to_string(&path)
-            && let Some((worker, sleeper)) = text.split_once(' ')
-        {
-            break (
-                worker.parse::<u32>().unwrap(),
-                sleeper.parse::<u32>().unwrap(),
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    };
+    let pids = sleeper_pids(&path).await;
     let dropped = std::time::Instant::now();
     drop(handle);
     assert!(wait_gone(pids.0, Duration::from_secs(1)), "worker killed");

@@ -137,17 +137,10 @@ async fn a_killed_pool_process_takes_daemons_started_by_tasks_along() {
 /// Runs many tiny tasks (so the worker starts tasks without arming its
 /// reader thread), then a long one, and waits to be killed.
 fn parent_after_short_tasks() {
-    use futures::TryStreamExt;
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let pool = pool(1).await;
-        let squares: Vec<u64> = pool
-            .map(square, 0..20_000u64)
-            .chunk_size(1)
-            .try_collect()
-            .await
-            .unwrap();
-        assert_eq!(squares.len(), 20_000);
+        run_many_short_tasks(&pool).await;
         let worker = pool.submit(pid, ()).await.unwrap();
         let _busy = pool.submit(sleep_ms, 60_000);
         tokio::time::sleep(Duration::from_millis(100)).await;

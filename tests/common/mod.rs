@@ -186,6 +186,31 @@ pub fn echo_calls(threads: u32, calls: u32, bytes: u64) -> u32 {
 static BACKGROUND_CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 static BACKGROUND_BAD: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
+/// The (worker, sleeper) pids `spawn_sleeper` wrote to `path`, once it has.
+pub async fn sleeper_pids(path: &str) -> (u32, u32) {
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path)
+            && let Some((worker, sleeper)) = text.split_once(' ')
+        {
+            return (worker.parse().unwrap(), sleeper.parse().unwrap());
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Runs 20,000 tiny tasks one per request, so that the workers start
+/// their next tasks without arming their reader threads.
+pub async fn run_many_short_tasks(pool: &procpool::Pool) {
+    use futures::TryStreamExt;
+    let squares: Vec<u64> = pool
+        .map(square, 0..20_000u64)
+        .chunk_size(1)
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(squares.len(), 20_000);
+}
+
 /// Starts `threads` threads that outlive this task, each echoing `bytes`
 /// bytes through the pool for ever, and returns at once.
 pub fn start_background_callers(threads: u32, bytes: u64) -> u32 {
