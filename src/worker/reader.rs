@@ -52,6 +52,9 @@ struct State {
     spare: Option<Vec<u8>>,
     /// Whether the reader thread will wake for the next frame.
     armed: bool,
+    /// Whether the socket is in the epoll set at all (armed or spent): out
+    /// of it while tasks are short, so arrivals cost the kernel nothing.
+    registered: bool,
     /// When the running task started.
     started: Option<Instant>,
     /// Moving average of recent tasks' run times, in ns.
@@ -99,12 +102,6 @@ impl Inbox {
     ) -> std::io::Result<Inbox> {
         let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)?;
         let watched = socket.try_clone()?;
-        epoll::add(
-            &epoll,
-            &watched,
-            epoll::EventData::new_u64(0),
-            epoll::EventFlags::ONESHOT,
-        )?;
         Ok(Inbox {
             reading: Mutex::new(Reading {
                 reader: BufReader::with_capacity(64 * 1024, socket),
@@ -126,19 +123,21 @@ impl Inbox {
     /// costs two `epoll_ctl` calls, not two per task.
     fn arm(&self, state: &mut State, armed: bool) {
         use epoll::EventFlags;
-        if state.armed == armed {
+        if state.armed == armed && (armed || !state.registered) {
             return;
         }
-        let flags = if armed {
-            EventFlags::IN | EventFlags::RDHUP | EventFlags::ONESHOT
-        } else {
-            EventFlags::ONESHOT
-        };
+        let flags = EventFlags::IN | EventFlags::RDHUP | EventFlags::ONESHOT;
         let data = epoll::EventData::new_u64(0);
-        if let Err(err) = epoll::modify(&self.epoll, &self.watched, data, flags) {
+        let done = match (armed, state.registered) {
+            (true, true) => epoll::modify(&self.epoll, &self.watched, data, flags),
+            (true, false) => epoll::add(&self.epoll, &self.watched, data, flags),
+            (false, _) => epoll::delete(&self.epoll, &self.watched),
+        };
+        if let Err(err) = done {
             fail(&format!("cannot watch the connection: {err}"));
         }
         state.armed = armed;
+        state.registered = armed;
     }
 
     /// The next request, read from the connection if none is queued; it is
@@ -158,7 +157,7 @@ impl Inbox {
             // a caller): the reader thread stays armed for them.
             let calls_waiting = self.link.awaits_replies();
             let mut state = lock(&self.state);
-            if state.armed && !calls_waiting && !has_more(&reading) {
+            if state.registered && !calls_waiting && !has_more(&reading) {
                 // About to wait for the pool: we will see what comes.
                 self.arm(&mut state, false);
             }
@@ -316,9 +315,8 @@ pub(super) fn run(inbox: &'static Inbox) -> ! {
         drop(reading);
         let calls_waiting = inbox.link.awaits_replies();
         let mut state = lock(&inbox.state);
-        if state.running.is_some() || calls_waiting {
-            inbox.arm(&mut state, true);
-        }
+        let rearm = state.running.is_some() || calls_waiting;
+        inbox.arm(&mut state, rearm);
     }
 }
 
