@@ -226,7 +226,7 @@ def notes(rust_out, python_out, quick):
         "the unbatched row writes one frame per call on both sides.",
         "- W1 is called from a spawned tokio task, as a request handler would; "
         "\"W1 from block_on\" makes the same calls from `runtime.block_on` on the main thread, "
-        "as the README's example calls the pool (here one `block_on` per call), so every hop "
+        "as the README's example calls the pool (a loop of awaits inside one `block_on`), so every hop "
         "to and from the pool's "
         "dispatcher is a cross-thread wake-up. Its ratio is to the same floor as W1's "
         "(measured from the spawned task).",
