@@ -128,13 +128,23 @@ impl<L: Launch> Dispatcher<L> {
 
     /// Drives every slot until it waits on something.
     fn poll_slots(&mut self, cx: &mut Context<'_>) {
+        self.for_each_slot(cx, Slot::poll);
+    }
+
+    /// Runs `step` on every slot with what it needs of the pool, and acts
+    /// on a failed start it reports.
+    fn for_each_slot(
+        &mut self,
+        cx: &mut Context<'_>,
+        step: fn(&mut Slot<L>, &mut Context<'_>, &mut Ctx<'_, L>) -> Option<StartFailed>,
+    ) {
         for i in 0..self.slots.len() {
             let mut ctx = Ctx {
                 launcher: &self.launcher,
                 queue: &mut self.queue,
                 counters: &self.counters,
             };
-            if let Some(failed) = self.slots[i].poll(cx, &mut ctx) {
+            if let Some(failed) = step(&mut self.slots[i], cx, &mut ctx) {
                 self.start_failed(failed);
             }
         }
@@ -187,16 +197,7 @@ impl<L: Launch> Dispatcher<L> {
     /// Writes what was assigned and passes on cancellations (see
     /// [`Slot::flush`]).
     fn flush(&mut self, cx: &mut Context<'_>) {
-        for i in 0..self.slots.len() {
-            let mut ctx = Ctx {
-                launcher: &self.launcher,
-                queue: &mut self.queue,
-                counters: &self.counters,
-            };
-            if let Some(failed) = self.slots[i].flush(cx, &mut ctx) {
-                self.start_failed(failed);
-            }
-        }
+        self.for_each_slot(cx, Slot::flush);
     }
 
     /// `shutdown_now`: fails everything queued or in flight with a shutdown

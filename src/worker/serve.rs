@@ -45,16 +45,14 @@ pub(super) fn serve(registry: &Registry, inbox: &Inbox, link: &Link, max_frame: 
 
 /// Runs request `id` and leaves its answer frame in `out`.
 fn run_one(registry: &Registry, id: u64, body: &[u8], out: &mut Vec<u8>) {
-    let Some((kind, index, rest)) = Parts::of(body)
-        .ok()
-        .and_then(|parts| Some((parts.kind, request::split(parts.payload)?)))
-        .map(|(kind, (index, rest))| (kind, index, rest))
-    else {
+    // The reader routed it here by kind and id, so the prefix is there.
+    let parts = Parts::of(body).expect("a routed request has a kind and id");
+    let Some((index, rest)) = request::split(parts.payload) else {
         return answer::failed(out, id, "a request too short for its task index");
     };
     answer::begin_ok(out, id);
     let began = Instant::now();
-    let outcome = if kind == CHUNK {
+    let outcome = if parts.kind == CHUNK {
         run_chunk(registry, index, rest, out)
     } else {
         run_caught(registry, index, rest, out)

@@ -127,7 +127,8 @@ impl<L: Launch> LiveWorker<L> {
     fn route(&mut self, body: Body, counters: &Counters, failures: &mut u32) -> Result<(), Fault> {
         let parts = Parts::of(body.bytes()).map_err(Fault::Protocol)?;
         if Response::is_answer(parts.kind) {
-            return self.answer(body, counters, failures);
+            let verdict = self.verdict(parts)?;
+            return self.answer(verdict, body, counters, failures);
         }
         match parts.kind {
             CALL => {
@@ -145,51 +146,59 @@ impl<L: Launch> LiveWorker<L> {
         }
     }
 
-    /// Delivers an answer to the task it names: the oldest unanswered one,
-    /// or the worker is not following the protocol.
+    /// What an answer says of the task it names, which must be the oldest
+    /// unanswered one, or the worker is not following the protocol.
     ///
     /// A frame that fails here leaves that task unanswered, so when the
     /// worker is let go it fails with the protocol error.
-    fn answer(&mut self, body: Body, counters: &Counters, failures: &mut u32) -> Result<(), Fault> {
-        let pid = self.pid;
-        let parts = Parts::of(body.bytes()).map_err(Fault::Protocol)?;
-        let due = self.conn.head().map(|head| head.id);
-        if due != Some(parts.id) {
-            return Err(Fault::Protocol(match due {
-                Some(due) => format!(
-                    "an answer to request {} where request {due} was due",
-                    parts.id
+    fn verdict(&self, parts: Parts<'_>) -> Result<Verdict, Fault> {
+        let Some(head) = self.conn.head().filter(|head| head.id == parts.id) else {
+            return Err(Fault::Protocol(match self.conn.head() {
+                Some(head) => format!(
+                    "an answer to request {} where request {} was due",
+                    parts.id, head.id
                 ),
                 None => format!("an answer to request {}, with none unanswered", parts.id),
             }));
-        }
-        let outcome = match Response::parse(parts).map_err(Fault::Protocol)? {
-            Response::Ok { nanos } => Ok(nanos),
-            Response::Skipped => Err(None),
-            Response::TooLarge { bytes } => {
-                let max = self.conn.max_frame();
-                let entry = self.conn.pop_answered().expect("the head was checked");
-                counters.failed.fetch_add(1, Relaxed);
-                let task = entry.job.task;
-                let error = Repr::ResultTooLarge {
-                    task,
-                    bytes,
-                    max,
-                    pid,
-                };
-                entry.job.finish(Err(Error::new(error)));
-                return Ok(());
-            }
-            Response::Panic((message, location)) => Err(Some((message, location, None))),
-            Response::Failed(message) => {
-                Err(Some((String::new(), None, Some(message.to_string()))))
-            }
         };
+        let (task, pid) = (head.job.task, self.pid);
+        Ok(match Response::parse(parts).map_err(Fault::Protocol)? {
+            Response::Ok { nanos } => Verdict::Done(nanos),
+            Response::Skipped => Verdict::Skipped,
+            Response::Panic((message, location)) => Verdict::Failed(Repr::Panicked {
+                task,
+                message,
+                location,
+                pid,
+            }),
+            Response::Failed(message) => Verdict::Failed(Repr::Remote {
+                task,
+                pid,
+                message: message.to_string(),
+            }),
+            Response::TooLarge { bytes } => Verdict::Failed(Repr::ResultTooLarge {
+                task,
+                bytes,
+                max: self.conn.max_frame(),
+                pid,
+            }),
+        })
+    }
+
+    /// Delivers the verdict on the oldest unanswered task (checked by
+    /// [`verdict`](Self::verdict)); a successful result stays in `body`.
+    fn answer(
+        &mut self,
+        verdict: Verdict,
+        body: Body,
+        counters: &Counters,
+        failures: &mut u32,
+    ) -> Result<(), Fault> {
+        let pid = self.pid;
         let entry = self.conn.pop_answered().expect("the head was checked");
         let job = entry.job;
-        let task = job.task;
-        let failure = match outcome {
-            Ok(nanos) => {
+        match verdict {
+            Verdict::Done(nanos) => {
                 self.record(nanos);
                 *failures = 0;
                 counters.completed.fetch_add(1, Relaxed);
@@ -199,31 +208,25 @@ impl<L: Launch> LiveWorker<L> {
                     nanos,
                     pid,
                 }));
-                return Ok(());
             }
             // Only a request we asked it to cancel may be skipped; a skip
             // nobody asked for is someone else's frame (a task writing to
             // the protocol socket).
-            Err(None) if entry.cancel_sent => {
+            Verdict::Skipped if entry.cancel_sent => {
                 counters.cancelled.fetch_add(1, Relaxed);
-                return Ok(());
             }
-            Err(None) => {
+            Verdict::Skipped => {
                 counters.failed.fetch_add(1, Relaxed);
                 let garbage = "a skip of a request that was not cancelled";
+                let task = job.task;
                 job.finish(Err(Error::protocol(pid, Some(task), garbage)));
                 return Err(Fault::Protocol(garbage.into()));
             }
-            Err(Some((_, _, Some(message)))) => Repr::Remote { task, pid, message },
-            Err(Some((message, location, None))) => Repr::Panicked {
-                task,
-                message,
-                location,
-                pid,
-            },
-        };
-        counters.failed.fetch_add(1, Relaxed);
-        job.finish(Err(Error::new(failure)));
+            Verdict::Failed(failure) => {
+                counters.failed.fetch_add(1, Relaxed);
+                job.finish(Err(Error::new(failure)));
+            }
+        }
         Ok(())
     }
 
@@ -404,4 +407,16 @@ impl<L: Launch> LiveWorker<L> {
     pub(super) fn take_unanswered(&mut self) -> VecDeque<InFlight> {
         self.conn.take_in_flight()
     }
+}
+
+/// What an answer says of its task, read before the answer's buffer is
+/// handed on.
+#[derive(Debug)]
+enum Verdict {
+    /// It returned; the result is in the answer, which took this long.
+    Done(u64),
+    /// It was cancelled before it started.
+    Skipped,
+    /// It panicked, could not run, or its result was too large.
+    Failed(Repr),
 }
