@@ -140,6 +140,7 @@ compile_error!(
     "procpool supports Unix only (it relies on socketpairs, process groups and signals)"
 );
 
+pub mod channel;
 mod codec;
 mod error;
 mod launch;
@@ -151,6 +152,7 @@ mod task;
 mod wire;
 mod worker;
 
+pub use channel::{Duplex, Queue, Receiver, Sender, channel, pipe};
 pub use error::Error;
 pub use launch::{Containment, Redirect};
 pub use map::MapStream;

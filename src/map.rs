@@ -17,6 +17,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::oneshot;
 
+use crate::channel::Holds;
 use crate::codec;
 use crate::error::{Error, Repr};
 use crate::pool::Pool;
@@ -313,7 +314,7 @@ impl<'a, R: DeserializeOwned> MapStream<'a, R> {
         }
         // Kept only where a rerun could split it.
         let items = (count > 1).then(|| frame.clone());
-        let slot = match self.pool.enqueue_frame(self.task, frame) {
+        let slot = match self.pool.enqueue_frame(self.task, frame, Holds::default()) {
             Ok(ticket) => Slot::Waiting {
                 answer: ticket.answer,
                 items,

@@ -418,6 +418,14 @@ impl Registry {
             })
     }
 
+    /// This registry's own copy of the task name `name`, if it has it.
+    pub(crate) fn name_like(&self, name: &str) -> Option<&'static str> {
+        self.entries
+            .iter()
+            .map(|entry| entry.name)
+            .find(|known| *known == name)
+    }
+
     /// Runs entry `index` on encoded `args`, appending the encoded result.
     /// Panics from the task propagate to the caller, which catches them.
     pub(crate) fn invoke(&self, index: u32, args: &[u8], out: &mut Vec<u8>) -> Result<(), String> {

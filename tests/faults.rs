@@ -134,22 +134,6 @@ async fn a_megabyte_on_stdout_with_redirect_null_completes() {
     assert_eq!(square.unwrap(), 9);
 }
 
-/// Peak resident set size of this process so far, in KiB (VmHWM).
-fn peak_rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM in /proc/self/status")
-}
-
-/// Resets the peak RSS to the current RSS (Linux 4.0+); `false` if refused,
-/// in which case VmHWM is the peak over the whole run.
-fn reset_peak_rss() -> bool {
-    std::fs::write("/proc/self/clear_refs", "5").is_ok()
-}
-
 fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
 }

@@ -283,12 +283,6 @@ fn tokio_stream_from(rx: tokio::sync::mpsc::Receiver<u64>) -> impl futures::Stre
     futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) })
 }
 
-fn peak_rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
 async fn zero_byte_items_still_fill_a_bounded_chunk() {
     use futures::StreamExt;
     let pool = pool(1).await;

@@ -209,7 +209,53 @@ impl Error {
     /// # }
     /// ```
     pub fn is_timeout(&self) -> bool {
-        matches!(*self.repr, Repr::TimedOut { .. })
+        matches!(*self.repr, Repr::TimedOut { .. } | Repr::RecvTimeout { .. })
+    }
+
+    /// A [channel](crate::channel)'s other side is gone: on a receive,
+    /// every sender has been dropped and every message sent was received
+    /// (the end of the stream); on a send, every receiver has been dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo() {
+    /// let (tx, rx) = procpool::channel::<u64>(4);
+    /// drop(rx);
+    /// let err = tx.send(1).await.unwrap_err();
+    /// assert!(err.is_closed());
+    /// # }
+    /// # futures::executor::block_on(demo());
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        matches!(*self.repr, Repr::Closed { .. })
+    }
+
+    /// A worker holding a sender of the [channel](crate::channel) died (it
+    /// crashed, was killed, or its task was cancelled); a message it was
+    /// part-way through sending was dropped, never delivered in part.
+    /// [`worker_pid`](Error::worker_pid), [`exit_code`](Error::exit_code),
+    /// [`signal`](Error::signal) and [`task_name`](Error::task_name) say
+    /// which worker, how, and what it was running. The receiver goes on:
+    /// other senders' messages still come.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use futures::StreamExt;
+    ///
+    /// # async fn demo(mut rx: procpool::Receiver<u64>) {
+    /// while let Some(item) = rx.next().await {
+    ///     match item {
+    ///         Ok(n) => println!("{n}"),
+    ///         Err(err) if err.is_peer_died() => eprintln!("a producer died: {err}"),
+    ///         Err(err) => eprintln!("{err}"),
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    pub fn is_peer_died(&self) -> bool {
+        matches!(*self.repr, Repr::PeerDied { .. })
     }
 
     /// The pool was shut down (or dropped) before the task could complete:
@@ -411,6 +457,10 @@ impl Error {
             | Repr::Undeliverable {
                 exit: Exit::Code(code),
                 ..
+            }
+            | Repr::PeerDied {
+                exit: Exit::Code(code),
+                ..
             } => Some(code),
             _ => None,
         }
@@ -444,6 +494,10 @@ impl Error {
             | Repr::Undeliverable {
                 exit: Exit::Signal(sig),
                 ..
+            }
+            | Repr::PeerDied {
+                exit: Exit::Signal(sig),
+                ..
             } => Some(sig),
             _ => None,
         }
@@ -474,6 +528,7 @@ impl Error {
             | Repr::Undeliverable { pid, .. }
             | Repr::Remote { pid, .. }
             | Repr::ResultTooLarge { pid, .. }
+            | Repr::PeerDied { pid, .. }
             | Repr::Protocol { pid, .. } => Some(pid),
             Repr::Cancelled { pid, .. } | Repr::TimedOut { pid, .. } => pid,
             _ => None,
@@ -508,7 +563,7 @@ impl Error {
             | Repr::ResultTooLarge { task, .. }
             | Repr::Undeliverable { task, .. }
             | Repr::Unregistered { task } => Some(task),
-            Repr::Protocol { task, .. } => task,
+            Repr::Protocol { task, .. } | Repr::PeerDied { task, .. } => task,
             _ => None,
         }
     }

@@ -106,6 +106,26 @@ pub(crate) enum Repr {
         pid: u32,
         exit: Exit,
     },
+    /// A channel's other side is gone: every sender (nothing more will
+    /// come) or every receiver (nothing sent can be received).
+    Closed {
+        ty: &'static str,
+        senders_gone: bool,
+    },
+    /// A worker that held a sender of the channel died; whatever it was
+    /// part-way through sending was dropped.
+    PeerDied {
+        ty: &'static str,
+        pid: u32,
+        task: Option<&'static str>,
+        exit: Exit,
+    },
+    /// No message came within the time a receive was given.
+    RecvTimeout {
+        after: Duration,
+    },
+    /// A channel endpoint used where it cannot work (what, and what to do).
+    Endpoint(String),
     NotInitialized,
     ShutDown,
     Spawn {
@@ -213,6 +233,38 @@ impl fmt::Display for Error {
                  could start (the last, worker {pid}, {exit}); the pool stopped trying. Something \
                  about delivering it kills workers"
             ),
+            Repr::Closed {
+                ty,
+                senders_gone: true,
+            } => write!(
+                f,
+                "the channel of `{ty}` is closed: every sender is gone and every message sent \
+                 has been received"
+            ),
+            Repr::Closed { ty, .. } => write!(
+                f,
+                "the channel of `{ty}` is closed: every receiver is gone, so nothing sent on it \
+                 can be received"
+            ),
+            Repr::PeerDied {
+                ty,
+                pid,
+                task,
+                exit,
+            } => {
+                write!(
+                    f,
+                    "a sender on the channel of `{ty}` died: worker {pid} {exit}"
+                )?;
+                if let Some(task) = task {
+                    write!(f, " while running task `{task}`")?;
+                }
+                f.write_str("; a message it was part-way through sending was dropped")
+            }
+            Repr::RecvTimeout { after } => {
+                write!(f, "no message arrived on the channel within {after:?}")
+            }
+            Repr::Endpoint(message) => f.write_str(message),
             Repr::NotInitialized => f.write_str(
                 "procpool::init was not called; call `procpool::init(procpool::tasks![...])` \
                  first thing in `main` (it is also where worker processes start)",

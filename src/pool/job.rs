@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 
 use tokio::sync::oneshot;
 
+use crate::channel::Holds;
 use crate::error::Error;
 
 /// One task: its request frame, encoded once at submit time (and kept until the
@@ -24,6 +25,10 @@ pub(crate) struct Job {
     pub(crate) crashed_workers: u32,
     /// Where it was last sent, for the caller's timeout and cancel errors.
     pub(crate) placed: Placement,
+    /// Holds on the channels whose endpoints its arguments carry, until it
+    /// is answered (the worker holds its own by then). Never read: what
+    /// counts is when it drops.
+    pub(crate) holds: Holds,
 }
 
 /// The caller's end of a job: where its answer comes, and where it went.
@@ -51,8 +56,13 @@ impl Placement {
 
 impl Job {
     /// Delivers the outcome; a caller that stopped waiting is not an error.
+    ///
+    /// The holds on channels its arguments carried go first: once the
+    /// caller sees the outcome, the task no longer keeps any channel open.
     pub(crate) fn finish(self, outcome: Result<Reply, Error>) {
-        let _ = self.reply.send(outcome);
+        let Job { reply, holds, .. } = self;
+        drop(holds);
+        let _ = reply.send(outcome);
     }
 
     /// Whether the caller has stopped waiting (cancelled the task).

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
+use crate::channel::{self, Holds};
 use crate::error::{Error, Repr};
 use crate::launch::Containment;
 use crate::map::MapStream;
@@ -173,8 +174,9 @@ impl Pool {
         task: &'static str,
         args: &A,
     ) -> Result<Ticket, Error> {
-        let frame = request::encode(self.task_index::<F>()?, args)?;
-        self.enqueue_frame(task, frame)
+        let index = self.task_index::<F>()?;
+        let (frame, holds) = channel::carry(|| request::encode(index, args));
+        self.enqueue_frame(task, frame?, holds)
     }
 
     /// The index requests use for `F`.
@@ -187,6 +189,7 @@ impl Pool {
         &self,
         task: &'static str,
         frame: Vec<u8>,
+        holds: Holds,
     ) -> Result<Ticket, Error> {
         if self.inner.closed.load(Relaxed) {
             return Err(Error::new(Repr::ShutDown));
@@ -212,6 +215,7 @@ impl Pool {
                 failed_deliveries: 0,
                 crashed_workers: 0,
                 placed: placed.clone(),
+                holds,
             }))
             .map_err(|_| Error::new(Repr::ShutDown))?;
         Ok(Ticket {

@@ -398,6 +398,7 @@ mod tests {
                 failed_deliveries: 0,
                 crashed_workers: 0,
                 placed: Default::default(),
+                holds: Default::default(),
             },
             rx,
         )

@@ -44,6 +44,7 @@
 pub(crate) mod answer;
 pub(crate) mod call;
 pub(crate) mod cancel;
+pub(crate) mod channel;
 pub(crate) mod chunk;
 pub(crate) mod conn;
 pub(crate) mod frame;

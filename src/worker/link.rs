@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::io::{self, Write};
 use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{SyncSender, sync_channel};
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 
@@ -14,6 +15,21 @@ use crate::wire::call::{self, Service};
 pub(crate) struct Link {
     writer: Mutex<UnixStream>,
     calls: Mutex<Calls>,
+    /// Threads blocked until a frame from the pool comes (a channel's
+    /// credit or message), besides those waiting on calls.
+    waiters: AtomicUsize,
+    /// The largest piece of a channel message one frame may carry.
+    piece: usize,
+}
+
+/// A thread waiting for a frame from the pool: the reader keeps reading
+/// while it lives, even if no task runs.
+pub(crate) struct Waiting(&'static Link);
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.0.waiters.fetch_sub(1, Ordering::Release);
+    }
 }
 
 /// Calls sent and not yet answered, by id.
@@ -33,11 +49,26 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Link {
     /// Makes `writer` this process's link to its pool.
-    pub(super) fn install(writer: UnixStream) -> &'static Link {
+    pub(super) fn install(writer: UnixStream, max_frame: u64) -> &'static Link {
         LINK.get_or_init(|| Link {
             writer: Mutex::new(writer),
             calls: Mutex::default(),
+            waiters: AtomicUsize::new(0),
+            piece: crate::wire::channel::piece_for(max_frame),
         })
+    }
+
+    /// The largest piece of a channel message one frame may carry.
+    pub(crate) fn piece(&self) -> usize {
+        self.piece
+    }
+
+    /// Marks this thread as waiting for a frame from the pool until the
+    /// guard drops, and makes sure the reader sees it come.
+    pub(crate) fn waiting(&'static self) -> Waiting {
+        self.waiters.fetch_add(1, Ordering::AcqRel);
+        super::reader::expect_reply();
+        Waiting(self)
     }
 
     /// This process's link, if it is a worker that is serving.
@@ -46,7 +77,7 @@ impl Link {
     }
 
     /// Sends a whole frame, given in pieces.
-    pub(super) fn send(&self, pieces: &[&[u8]]) -> io::Result<()> {
+    pub(crate) fn send(&self, pieces: &[&[u8]]) -> io::Result<()> {
         let mut writer = lock(&self.writer);
         for piece in pieces {
             writer.write_all(piece)?;
@@ -78,9 +109,9 @@ impl Link {
             .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the pool went away"))
     }
 
-    /// Whether some thread waits for a reply.
+    /// Whether some thread waits for a reply or another frame.
     pub(super) fn awaits_replies(&self) -> bool {
-        !lock(&self.calls).waiting.is_empty()
+        self.waiters.load(Ordering::Acquire) > 0 || !lock(&self.calls).waiting.is_empty()
     }
 
     /// Hands a reply to the thread waiting on call `id`; `Err` if no call

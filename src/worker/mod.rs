@@ -15,7 +15,7 @@
 //!
 //! Any thread sends through the [`link`], whole frames only.
 
-mod link;
+pub(crate) mod link;
 mod panic;
 mod reader;
 mod serve;
@@ -159,7 +159,8 @@ fn serve(registry: &'static Registry, marker: Marker, socket: UnixStream) -> io:
         Ok(write_half) => write_half,
         Err(err) => return err,
     };
-    let link = link::Link::install(write_half);
+    let link = link::Link::install(write_half, marker.max_frame);
+    crate::channel::remote::install(registry);
     let inbox: &'static reader::Inbox = match reader::Inbox::new(socket, marker.max_frame, link) {
         Ok(inbox) => Box::leak(Box::new(inbox)),
         Err(err) => return err,

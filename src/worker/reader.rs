@@ -34,8 +34,8 @@ use rustix::net::RecvFlags;
 
 use super::link::Link;
 use super::teardown::{fail, teardown};
-use crate::wire::call;
 use crate::wire::frame::{self, CANCEL, CHUNK, Parts, REPLY, REQUEST};
+use crate::wire::{call, channel};
 
 /// Requests waiting for the task thread, and what it is doing.
 #[derive(Default)]
@@ -221,6 +221,9 @@ impl Inbox {
             REPLY => {
                 let outcome = call::parse_reply(parts.payload)?.map(<[u8]>::to_vec);
                 self.link.deliver(parts.id, outcome)
+            }
+            channel::CREDIT | channel::DATA | channel::CLOSED => {
+                crate::channel::remote::route(parts)
             }
             kind => Err(format!(
                 "a frame of unknown kind 0x{kind:02x} ({} bytes)",

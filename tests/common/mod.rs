@@ -462,6 +462,99 @@ pub fn len_of(text: String) -> usize {
     text.len()
 }
 
+// ---- channel tasks -------------------------------------------------------
+
+use procpool::{Duplex, Queue, Receiver, Sender};
+
+/// Sends `0..n` on `out`; returns how many it sent.
+pub fn produce(n: u64, out: Sender<u64>) -> u64 {
+    for i in 0..n {
+        out.blocking_send(i).unwrap();
+    }
+    n
+}
+
+/// Sums what comes until every sender is gone.
+pub fn consume(input: Receiver<u64>) -> u64 {
+    input.iter().map(Result::unwrap).sum()
+}
+
+/// Sends `count` messages of `bytes` bytes, each filled with its index.
+pub fn send_blobs(count: u32, bytes: u64, out: Sender<Vec<u8>>) -> u32 {
+    for i in 0..count {
+        out.blocking_send(vec![i as u8; bytes as usize]).unwrap();
+    }
+    count
+}
+
+/// Sends `n` small messages, then starts one of `bytes` on another thread
+/// and aborts the process after `ms`, part-way through it.
+pub fn send_then_die_mid_message(n: u64, bytes: u64, ms: u64, out: Sender<Vec<u8>>) {
+    for i in 0..n {
+        out.blocking_send(vec![i as u8; 8]).unwrap();
+    }
+    let big = out.clone();
+    std::thread::spawn(move || big.blocking_send(vec![0xAB; bytes as usize]));
+    std::thread::sleep(Duration::from_millis(ms));
+    std::process::abort();
+}
+
+/// Echoes every message back until the other end is gone, while sending
+/// `extra` messages of its own of the same size at once (both directions
+/// full); returns how many it echoed.
+pub fn echo_pipe(end: Duplex<Vec<u8>, Vec<u8>>, extra: u32, bytes: u64) -> u32 {
+    let (tx, rx) = end.split();
+    let sender = tx.clone();
+    let extra = std::thread::spawn(move || {
+        for i in 0..extra {
+            sender.blocking_send(vec![i as u8; bytes as usize]).unwrap();
+        }
+    });
+    let mut echoed = 0;
+    for message in rx.iter() {
+        tx.blocking_send(message.unwrap()).unwrap();
+        echoed += 1;
+    }
+    extra.join().unwrap();
+    echoed
+}
+
+/// Takes jobs from `jobs` until a `None`, answering each on `done` with
+/// `(job, pid)`; returns how many it took.
+pub fn queue_worker(jobs: Queue<Option<u64>>, done: Sender<(u64, u32)>) -> u64 {
+    let mut taken = 0;
+    while let Some(job) = jobs.blocking_get().unwrap() {
+        done.blocking_send((job, std::process::id())).unwrap();
+        taken += 1;
+    }
+    taken
+}
+
+/// Tries to send after the receiver is gone: the error's text.
+pub fn send_until_closed(out: Sender<u64>) -> String {
+    for i in 0.. {
+        if let Err(err) = out.blocking_send(i) {
+            assert!(err.is_closed(), "{err}");
+            return err.to_string();
+        }
+    }
+    unreachable!()
+}
+
+/// Waits for one item at most `ms`; `None` if it timed out.
+pub fn get_within(ms: u64, queue: Queue<u64>) -> Option<u64> {
+    match queue.get_timeout(Duration::from_millis(ms)) {
+        Ok(n) => Some(n),
+        Err(err) if err.is_timeout() => None,
+        Err(err) => panic!("{err}"),
+    }
+}
+
+/// Receives one message and drops its receiver.
+pub fn recv_one(input: Receiver<u64>) -> u64 {
+    input.blocking_recv().unwrap()
+}
+
 pub fn tasks() -> procpool::Registry {
     procpool::tasks![
         square,
@@ -510,6 +603,15 @@ pub fn tasks() -> procpool::Registry {
         start_background_callers,
         wait_for_background_calls,
         call_then_abort,
+        produce,
+        consume,
+        send_blobs,
+        send_then_die_mid_message,
+        echo_pipe,
+        queue_worker,
+        send_until_closed,
+        get_within,
+        recv_one,
     ]
 }
 
@@ -683,6 +785,31 @@ fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
 // ---- process accounting --------------------------------------------------
 
 /// The children of `parent` as (pid, state letter), zombies included.
+/// Peak resident set size of this process so far, in KiB (VmHWM).
+pub fn peak_rss_kib() -> u64 {
+    vm_hwm_kib("/proc/self/status")
+}
+
+/// Resets the peak RSS to the current RSS (Linux 4.0+); `false` if refused,
+/// in which case VmHWM is the peak over the whole run.
+pub fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// Peak RSS of process `pid` so far, in KiB.
+pub fn peak_rss_kib_of(pid: u32) -> u64 {
+    vm_hwm_kib(&format!("/proc/{pid}/status"))
+}
+
+fn vm_hwm_kib(status: &str) -> u64 {
+    std::fs::read_to_string(status)
+        .unwrap()
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in a status file")
+}
+
 pub fn children_of(parent: u32) -> Vec<(u32, char)> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {

@@ -13,11 +13,13 @@ use tokio::time::{Instant, Sleep};
 use super::launch::{Launch, Launched, Starting, WorkerProcess};
 use super::settle::Remains;
 use super::{CANCEL_GRACE, CONTROL_BACKLOG_LIMIT, EXIT_GRACE, STALL_LIMIT, State};
+use crate::channel::hub::Connection;
 use crate::error::{Error, Repr};
 use crate::pool::job::{Job, Reply};
 use crate::pool::stats::Counters;
 use crate::wire::answer::{self, Response};
 use crate::wire::call::{self, Service};
+use crate::wire::channel;
 use crate::wire::conn::{Body, Conn, InFlight};
 use crate::wire::frame::{CALL, Parts};
 
@@ -34,6 +36,8 @@ pub(crate) struct LiveWorker<L: Launch> {
     pub(super) pid: u32,
     process: L::Process,
     pub(super) conn: Conn<L::Io>,
+    /// Its part in channels: their frames, both ways.
+    channels: Connection,
     /// Moving average of the run time the worker reports per task.
     task_nanos: Option<u64>,
     /// Requests sent to it, for recycling after `max_tasks_per_worker`.
@@ -70,6 +74,7 @@ impl<L: Launch> LiveWorker<L> {
             pid: launched.process.pid(),
             process: launched.process,
             conn: Conn::new(launched.io, max_frame, launched.first_id),
+            channels: Connection::new(max_frame),
             task_nanos: None,
             assigned: 0,
             successor: None,
@@ -138,6 +143,9 @@ impl<L: Launch> LiveWorker<L> {
                 };
                 self.conn.queue_control(&reply);
                 Ok(())
+            }
+            kind if channel::from_worker(kind) => {
+                self.channels.route(parts).map_err(Fault::Protocol)
             }
             kind => Err(Fault::Protocol(format!(
                 "a frame of unknown kind 0x{kind:02x} and {} bytes",
@@ -237,6 +245,9 @@ impl<L: Launch> LiveWorker<L> {
     pub(super) fn flush(&mut self, cx: &mut Context<'_>) -> bool {
         if self.doomed {
             return false;
+        }
+        if let Some(frames) = self.channels.take_outgoing(cx) {
+            self.conn.queue_control(&frames);
         }
         let paused = self.conn.control_backlog() >= CONTROL_BACKLOG_LIMIT;
         let mut flushed = self.conn.poll_flush(cx);
@@ -361,6 +372,7 @@ impl<L: Launch> LiveWorker<L> {
             pid,
             process,
             conn,
+            channels,
             successor,
             ..
         } = self;
@@ -382,6 +394,7 @@ impl<L: Launch> LiveWorker<L> {
                 unanswered,
                 head_started,
                 protocol_fault,
+                channels,
             },
         }
     }

@@ -5,6 +5,7 @@
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering::Relaxed;
 
+use crate::channel::hub::{Connection, Death};
 use crate::error::{Error, Exit, Repr};
 use crate::pool::job::Job;
 use crate::pool::stats::Counters;
@@ -24,6 +25,9 @@ pub(crate) struct Remains {
     pub(crate) head_started: bool,
     /// Let go for not following the protocol: why.
     pub(crate) protocol_fault: Option<String>,
+    /// Its part in channels, released (telling receivers how it died) as
+    /// this is settled.
+    pub(crate) channels: Connection,
 }
 
 /// Reports the task the worker was running and sends the ones it had not
@@ -40,7 +44,15 @@ pub(crate) fn settle(
         unanswered,
         head_started,
         protocol_fault,
+        mut channels,
     } = remains;
+    let running = unanswered.front().filter(|_| head_started);
+    channels.died(Death {
+        pid,
+        exit,
+        task: running.map(|head| head.job.task),
+    });
+    drop(channels);
     let mut entries = unanswered.into_iter();
     let mut ran_something = false;
     let mut retry = None;

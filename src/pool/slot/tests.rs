@@ -311,6 +311,7 @@ impl Rig {
             failed_deliveries: 0,
             crashed_workers: 0,
             placed: Default::default(),
+            holds: Default::default(),
         };
         self.submit.send(job).unwrap();
         answer

@@ -1,0 +1,535 @@
+//! The hub: every channel lives in the process that created it (the pool's
+//! process), which holds its buffer and knows who may still send and
+//! receive. Endpoints in this process use it directly; endpoints in
+//! workers reach it through frames their worker's connection carries
+//! ([`Peer`]), routed here by the pool.
+//!
+//! Memory is bounded by credit: the buffer takes `capacity` messages from
+//! this process's senders, and a worker's sender may send only what it was
+//! granted, at most [`WINDOW`] ahead, granted only while the buffer has
+//! room. A worker's receiver asks for each message, so nothing is pushed at
+//! a worker that is not waiting for it.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker};
+
+use futures::task::AtomicWaker;
+
+use crate::error::{Error, Exit, Repr};
+use crate::wire::channel::{self as frames, Role};
+use crate::wire::frame::Parts;
+
+/// Credit a worker's sender may hold at once, in messages.
+pub(crate) const WINDOW: u32 = 256;
+/// The largest message a worker may send, in bytes.
+const MAX_MESSAGE: usize = 1 << 30;
+/// Messages a worker's receivers may ask for at once on one channel.
+const MAX_DEMAND: usize = 1 << 16;
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+struct Hub {
+    channels: Mutex<HashMap<u64, Arc<Shared>>>,
+    next_channel: AtomicU64,
+    next_peer: AtomicU64,
+}
+
+static HUB: LazyLock<Hub> = LazyLock::new(|| Hub {
+    channels: Mutex::default(),
+    next_channel: AtomicU64::new(1),
+    next_peer: AtomicU64::new(1),
+});
+
+/// The channel with id `id`, if it is still held by anyone.
+pub(crate) fn find(id: u64) -> Option<Arc<Shared>> {
+    lock(&HUB.channels).get(&id).cloned()
+}
+
+/// One channel: its buffer and its holders.
+pub(crate) struct Shared {
+    pub(crate) id: u64,
+    /// The message type's name, for errors.
+    pub(crate) ty: &'static str,
+    capacity: usize,
+    state: Mutex<State>,
+}
+
+/// What a buffer holds: a message, or the news that a sender died (in
+/// the order it happened, so a receiver sees it after what came before).
+enum Item {
+    Message(Vec<u8>),
+    Died(Death),
+}
+
+/// Who holds one side: endpoints in this process (and in requests on
+/// their way to a worker), and workers.
+#[derive(Default)]
+struct Holders {
+    local: usize,
+    peers: HashMap<u64, Arc<Peer>>,
+}
+
+impl Holders {
+    fn any(&self) -> bool {
+        self.local > 0 || !self.peers.is_empty()
+    }
+}
+
+#[derive(Default)]
+struct State {
+    items: VecDeque<Item>,
+    /// The `Message`s among `items` (what `capacity` bounds).
+    messages: usize,
+    senders: Holders,
+    receivers: Holders,
+    /// Tasks in this process waiting for an item, or for room.
+    recv_wakers: Vec<Waker>,
+    send_wakers: Vec<Waker>,
+    /// Workers' receivers waiting, one entry per message asked for.
+    demands: VecDeque<Arc<Peer>>,
+    /// Credit granted to workers' senders and not used yet.
+    credit: HashMap<u64, u32>,
+    /// Workers' senders waiting for credit until there is room.
+    starved: Vec<Arc<Peer>>,
+    /// Messages part-way in from workers.
+    partial: HashMap<u64, Vec<u8>>,
+    /// Every sender is gone and the buffer is empty: receivers were told.
+    ended: bool,
+    /// Every receiver is gone: senders were told.
+    deserted: bool,
+}
+
+impl Shared {
+    /// A new channel, held by nobody yet.
+    pub(crate) fn create(capacity: usize, ty: &'static str) -> Arc<Shared> {
+        let shared = Arc::new(Shared {
+            id: HUB.next_channel.fetch_add(1, Relaxed),
+            ty,
+            capacity: capacity.max(1),
+            state: Mutex::default(),
+        });
+        lock(&HUB.channels).insert(shared.id, shared.clone());
+        shared
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        lock(&self.state)
+    }
+
+    /// One more holder of `role` in this process.
+    pub(crate) fn hold(&self, role: Role) {
+        let mut state = self.state();
+        state.side(role).local += 1;
+    }
+
+    /// One holder of `role` in this process fewer.
+    pub(crate) fn release(&self, role: Role) {
+        let mut state = self.state();
+        state.side(role).local -= 1;
+        self.settle(&mut state);
+        self.forget_if_unheld(&state);
+    }
+
+    /// Drops the channel from the hub once nobody holds either side.
+    fn forget_if_unheld(&self, state: &State) {
+        if !state.senders.any() && !state.receivers.any() {
+            lock(&HUB.channels).remove(&self.id);
+        }
+    }
+
+    fn closed(&self, senders_gone: bool) -> Error {
+        Error::new(Repr::Closed {
+            ty: self.ty,
+            senders_gone,
+        })
+    }
+
+    /// The next item for a receiver in this process: a message, the death
+    /// of a sender, or `Closed` once every sender is gone and all was read.
+    pub(crate) fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Result<Vec<u8>, Error>> {
+        let mut state = self.state();
+        if let Some(item) = state.pop() {
+            self.settle(&mut state);
+            return Poll::Ready(match item {
+                Item::Message(bytes) => Ok(bytes),
+                Item::Died(death) => Err(death.error(self.ty)),
+            });
+        }
+        if !state.senders.any() {
+            return Poll::Ready(Err(self.closed(true)));
+        }
+        push_waker(&mut state.recv_wakers, cx);
+        Poll::Pending
+    }
+
+    /// `Ready(Ok)` once the buffer has room for a message from this process.
+    pub(crate) fn poll_room(&self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let mut state = self.state();
+        if !state.receivers.any() {
+            return Poll::Ready(Err(self.closed(false)));
+        }
+        if state.messages < self.capacity {
+            return Poll::Ready(Ok(()));
+        }
+        push_waker(&mut state.send_wakers, cx);
+        Poll::Pending
+    }
+
+    /// Puts a message from this process in the buffer (after
+    /// [`poll_room`](Self::poll_room) said there was room; a race with
+    /// another sender may overfill it by one message each).
+    pub(crate) fn push(&self, bytes: Vec<u8>) -> Result<(), Error> {
+        let mut state = self.state();
+        if !state.receivers.any() {
+            return Err(self.closed(false));
+        }
+        state.push_back(Item::Message(bytes));
+        self.settle(&mut state);
+        Ok(())
+    }
+
+    /// Acts on a frame a worker sent about this channel.
+    fn on_frame(&self, peer: &Arc<Peer>, parts: Parts<'_>) -> Result<(), String> {
+        let mut state = self.state();
+        match parts.kind {
+            frames::OPEN => {
+                let role = frames::parse_role(parts.payload)?;
+                state.side(role).peers.insert(peer.id, peer.clone());
+                // It arrived after its other side had gone.
+                if role == Role::Sender && state.deserted {
+                    peer.send_closed(self.id, Role::Receiver);
+                }
+                if role == Role::Receiver && state.ended {
+                    peer.send_closed(self.id, Role::Sender);
+                }
+            }
+            frames::CLOSE => {
+                let role = frames::parse_role(parts.payload)?;
+                state.leave(peer.id, role);
+            }
+            frames::SEND => {
+                let (flags, bytes) = frames::parse_piece(parts.payload)?;
+                if !state.senders.peers.contains_key(&peer.id) {
+                    return Err(format!(
+                        "a message on channel {} it holds no sender of",
+                        self.id
+                    ));
+                }
+                if flags & frames::FAULT != 0 {
+                    return Err("a fault sent as a message".into());
+                }
+                if !state.partial.contains_key(&peer.id) {
+                    let credit = state.credit.get_mut(&peer.id).filter(|credit| **credit > 0);
+                    let Some(credit) = credit else {
+                        return Err(format!("a message on channel {} without credit", self.id));
+                    };
+                    *credit -= 1;
+                }
+                let partial = state.partial.entry(peer.id).or_default();
+                if partial.len() + bytes.len() > MAX_MESSAGE {
+                    return Err(format!("a message over {MAX_MESSAGE} bytes"));
+                }
+                partial.extend_from_slice(bytes);
+                if flags & frames::LAST != 0 {
+                    let message = state.partial.remove(&peer.id).unwrap_or_default();
+                    if !state.deserted {
+                        state.push_back(Item::Message(message));
+                    }
+                }
+            }
+            frames::WANT => match frames::parse_want(parts.payload)? {
+                (Role::Sender, _) if !state.senders.peers.contains_key(&peer.id) => {
+                    return Err(format!(
+                        "credit asked on channel {} it holds no sender of",
+                        self.id
+                    ));
+                }
+                (Role::Sender, _) if state.deserted => {}
+                (Role::Sender, _) => {
+                    if !state.starved.iter().any(|waiting| waiting.id == peer.id) {
+                        state.starved.push(peer.clone());
+                    }
+                }
+                (Role::Receiver, n) => {
+                    if !state.receivers.peers.contains_key(&peer.id) {
+                        return Err(format!(
+                            "a receive on channel {} it holds no receiver of",
+                            self.id
+                        ));
+                    }
+                    if state.demands.len() + n as usize > MAX_DEMAND {
+                        return Err(format!("more than {MAX_DEMAND} receives waiting"));
+                    }
+                    for _ in 0..n {
+                        state.demands.push_back(peer.clone());
+                    }
+                }
+            },
+            frames::RETURN => {
+                // A message it had asked for and no longer wants: first in
+                // line again.
+                if !state.deserted {
+                    state.messages += 1;
+                    state
+                        .items
+                        .push_front(Item::Message(parts.payload.to_vec()));
+                }
+            }
+            kind => return Err(format!("a channel frame of unknown kind 0x{kind:02x}")),
+        }
+        self.settle(&mut state);
+        self.forget_if_unheld(&state);
+        Ok(())
+    }
+
+    /// Moves what can move after a change: items to workers that asked,
+    /// credit to workers that wait for it, wake-ups here, and the news of
+    /// a side gone to those on the other.
+    fn settle(&self, state: &mut State) {
+        while !state.items.is_empty()
+            && let Some(peer) = state.demands.pop_front()
+        {
+            match state.pop().expect("not empty") {
+                Item::Message(bytes) => peer.send_message(self.id, &bytes),
+                Item::Died(death) => peer.send_fault(self.id, &death),
+            }
+        }
+        if state.messages < self.capacity && !state.deserted {
+            let room = (self.capacity - state.messages).min(WINDOW as usize) as u32;
+            let State {
+                starved, credit, ..
+            } = state;
+            // One that still has credit asked ahead of need: topped up to
+            // the room there is, or left waiting until there is more.
+            starved.retain(|peer| {
+                let credit = credit.entry(peer.id).or_default();
+                let grant = room.saturating_sub(*credit);
+                if grant > 0 {
+                    *credit += grant;
+                    peer.send_credit(self.id, grant);
+                }
+                grant == 0
+            });
+            wake_all(&mut state.send_wakers);
+        }
+        if !state.items.is_empty() {
+            wake_all(&mut state.recv_wakers);
+        }
+        if !state.senders.any() && state.items.is_empty() && !state.ended {
+            state.ended = true;
+            for peer in state.receivers.peers.values() {
+                peer.send_closed(self.id, Role::Sender);
+            }
+            wake_all(&mut state.recv_wakers);
+        }
+        if !state.receivers.any() && !state.deserted {
+            state.deserted = true;
+            state.items.clear();
+            state.messages = 0;
+            for peer in state.senders.peers.values() {
+                peer.send_closed(self.id, Role::Receiver);
+            }
+            wake_all(&mut state.send_wakers);
+        }
+    }
+
+    /// A worker is gone: it holds nothing any more; if it held a sender
+    /// and died, receivers are told (after what it sent before).
+    fn lose(&self, peer: &Peer, death: Option<&Death>) {
+        let mut state = self.state();
+        let held_sender = state.senders.peers.contains_key(&peer.id);
+        if !held_sender && !state.receivers.peers.contains_key(&peer.id) {
+            return;
+        }
+        state.leave(peer.id, Role::Sender);
+        state.leave(peer.id, Role::Receiver);
+        if held_sender
+            && let Some(death) = death
+            && state.receivers.any()
+        {
+            state.push_back(Item::Died(death.clone()));
+        }
+        self.settle(&mut state);
+        self.forget_if_unheld(&state);
+    }
+}
+
+impl State {
+    fn side(&mut self, role: Role) -> &mut Holders {
+        match role {
+            Role::Sender => &mut self.senders,
+            Role::Receiver => &mut self.receivers,
+        }
+    }
+
+    fn push_back(&mut self, item: Item) {
+        if matches!(item, Item::Message(_)) {
+            self.messages += 1;
+        }
+        self.items.push_back(item);
+    }
+
+    fn pop(&mut self) -> Option<Item> {
+        let item = self.items.pop_front()?;
+        if matches!(item, Item::Message(_)) {
+            self.messages -= 1;
+        }
+        Some(item)
+    }
+
+    /// A worker stops holding `role`: what it was owed or owed us goes.
+    fn leave(&mut self, peer: u64, role: Role) {
+        self.side(role).peers.remove(&peer);
+        match role {
+            Role::Sender => {
+                self.credit.remove(&peer);
+                self.starved.retain(|waiting| waiting.id != peer);
+                // Only whole messages are delivered.
+                self.partial.remove(&peer);
+            }
+            Role::Receiver => self.demands.retain(|waiting| waiting.id != peer),
+        }
+    }
+}
+
+fn push_waker(wakers: &mut Vec<Waker>, cx: &mut Context<'_>) {
+    if !wakers.iter().any(|waker| waker.will_wake(cx.waker())) {
+        wakers.push(cx.waker().clone());
+    }
+}
+
+fn wake_all(wakers: &mut Vec<Waker>) {
+    for waker in wakers.drain(..) {
+        waker.wake();
+    }
+}
+
+/// How a worker died, as its channels' receivers are told.
+#[derive(Clone, Debug)]
+pub(crate) struct Death {
+    pub(crate) pid: u32,
+    pub(crate) exit: Exit,
+    /// The task it was running, if it had started one.
+    pub(crate) task: Option<&'static str>,
+}
+
+impl Death {
+    pub(crate) fn error(&self, ty: &'static str) -> Error {
+        Error::new(Repr::PeerDied {
+            ty,
+            pid: self.pid,
+            task: self.task,
+            exit: self.exit,
+        })
+    }
+}
+
+/// A worker's connection as the hub sees it: where frames for the worker
+/// go (the pool writes them between its requests).
+pub(crate) struct Peer {
+    id: u64,
+    /// Largest piece its connection takes.
+    piece: usize,
+    outbox: Mutex<Vec<u8>>,
+    /// Wakes the pool's dispatcher to write the outbox.
+    waker: AtomicWaker,
+}
+
+impl Peer {
+    fn post(&self, frame: impl FnOnce(&mut Vec<u8>)) {
+        frame(&mut lock(&self.outbox));
+        self.waker.wake();
+    }
+
+    fn send_message(&self, id: u64, bytes: &[u8]) {
+        self.post(|out| frames::pieces(out, frames::DATA, id, bytes, self.piece));
+    }
+
+    fn send_fault(&self, id: u64, death: &Death) {
+        let fault = frames::fault(death.pid, death.exit, death.task);
+        self.post(|out| {
+            frames::push_piece(out, frames::DATA, id, frames::LAST | frames::FAULT, &fault)
+        });
+    }
+
+    fn send_credit(&self, id: u64, n: u32) {
+        self.post(|out| out.extend(frames::control(frames::CREDIT, id, &n.to_le_bytes())));
+    }
+
+    fn send_closed(&self, id: u64, gone: Role) {
+        self.post(|out| out.extend(frames::control(frames::CLOSED, id, &[gone as u8])));
+    }
+}
+
+/// The pool's handle on one worker connection's part in channels: it routes
+/// the worker's channel frames to the hub and takes the hub's frames for
+/// the worker. Dropping it (the worker is gone) releases everything the
+/// worker held, telling receivers of its death if one was recorded.
+pub(crate) struct Connection {
+    peer: Arc<Peer>,
+    death: Option<Death>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("peer", &self.peer.id)
+            .field("death", &self.death)
+            .finish()
+    }
+}
+
+impl Connection {
+    /// A connection whose frames may be up to `max_frame` body bytes.
+    pub(crate) fn new(max_frame: u64) -> Connection {
+        Connection {
+            peer: Arc::new(Peer {
+                id: HUB.next_peer.fetch_add(1, Relaxed),
+                piece: frames::piece_for(max_frame),
+                outbox: Mutex::default(),
+                waker: AtomicWaker::new(),
+            }),
+            death: None,
+        }
+    }
+
+    /// Routes a channel frame the worker sent; `Err` says how it broke
+    /// the protocol.
+    pub(crate) fn route(&self, parts: Parts<'_>) -> Result<(), String> {
+        match find(parts.id) {
+            Some(shared) => shared.on_frame(&self.peer, parts),
+            // Gone once nobody held it: a goodbye or a message given back
+            // after that is late, not wrong.
+            None if matches!(parts.kind, frames::CLOSE | frames::RETURN) => Ok(()),
+            None => Err(format!(
+                "a frame of kind 0x{:02x} for channel {}, which does not exist",
+                parts.kind, parts.id
+            )),
+        }
+    }
+
+    /// Frames the hub has for the worker, if any; wakes `cx` when more come.
+    pub(crate) fn take_outgoing(&self, cx: &mut Context<'_>) -> Option<Vec<u8>> {
+        self.peer.waker.register(cx.waker());
+        let mut outbox = lock(&self.peer.outbox);
+        (!outbox.is_empty()).then(|| std::mem::take(&mut *outbox))
+    }
+
+    /// Records how the worker died, for its channels' receivers.
+    pub(crate) fn died(&mut self, death: Death) {
+        self.death = Some(death);
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        let channels: Vec<Arc<Shared>> = lock(&HUB.channels).values().cloned().collect();
+        for shared in channels {
+            shared.lose(&self.peer, self.death.as_ref());
+        }
+    }
+}

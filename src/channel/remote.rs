@@ -1,0 +1,337 @@
+//! A worker's side of the channels its tasks were given: for each, how many
+//! of its endpoints this process holds, the credit it may send on, and the
+//! messages that came for its receivers. Every operation blocks the calling
+//! thread (a task is plain blocking code); the worker's reader routes the
+//! pool's channel frames here ([`route`]) and wakes whoever waits.
+//!
+//! No frame is written while the table's lock is held: a write may wait for
+//! the pool to read, and the pool may be waiting for this worker to read,
+//! which the reader does only after taking the lock.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Condvar, LazyLock, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::Instant;
+
+use super::hub::WINDOW;
+use crate::error::{Error, Repr};
+use crate::registry::Registry;
+use crate::wire::channel::{self as frames, Role};
+use crate::wire::frame::Parts;
+use crate::worker::link::Link;
+
+/// Channels this worker holds endpoints of, by id.
+struct Table {
+    channels: Mutex<HashMap<u64, Channel>>,
+    /// Signalled whenever a frame for any channel arrives.
+    changed: Condvar,
+}
+
+static TABLE: LazyLock<Table> = LazyLock::new(|| Table {
+    channels: Mutex::default(),
+    changed: Condvar::new(),
+});
+
+/// The worker's registry, to name the task a dead sender was running.
+static REGISTRY: OnceLock<&'static Registry> = OnceLock::new();
+
+/// Lets fault reports name tasks by this worker's registry.
+pub(crate) fn install(registry: &'static Registry) {
+    let _ = REGISTRY.set(registry);
+}
+
+#[derive(Default)]
+struct Channel {
+    ty: &'static str,
+    /// Endpoints of each role held in this process (index: `Role as usize`).
+    held: [usize; 2],
+    /// Messages this worker may still send.
+    credit: u32,
+    /// Credit was asked for and not granted yet.
+    asked: bool,
+    /// Messages (or news of a dead sender) for this worker's receivers.
+    inbox: VecDeque<Result<Vec<u8>, Error>>,
+    /// The message whose pieces are arriving.
+    partial: Vec<u8>,
+    /// Messages asked for and not arrived.
+    wanted: u32,
+    /// Threads waiting in `recv`.
+    receiving: u32,
+    senders_gone: bool,
+    receivers_gone: bool,
+}
+
+fn table() -> MutexGuard<'static, HashMap<u64, Channel>> {
+    TABLE
+        .channels
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+}
+
+fn wait(
+    guard: MutexGuard<'static, HashMap<u64, Channel>>,
+    deadline: Option<Instant>,
+) -> (MutexGuard<'static, HashMap<u64, Channel>>, bool) {
+    match deadline {
+        None => (
+            TABLE
+                .changed
+                .wait(guard)
+                .unwrap_or_else(PoisonError::into_inner),
+            false,
+        ),
+        Some(deadline) => {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let (guard, timeout) = TABLE
+                .changed
+                .wait_timeout(guard, left)
+                .unwrap_or_else(PoisonError::into_inner);
+            (guard, timeout.timed_out())
+        }
+    }
+}
+
+fn link() -> Result<&'static Link, Error> {
+    Link::get().ok_or_else(|| {
+        Error::new(Repr::Endpoint(
+            "a channel endpoint was used in a worker that is not serving".into(),
+        ))
+    })
+}
+
+/// Sends a whole frame; a pool that is gone ends this process soon, so
+/// the error says only that.
+fn post(frame: &[&[u8]]) -> Result<(), Error> {
+    link()?.send(frame).map_err(Error::from)
+}
+
+/// One more endpoint of `role` on channel `id` in this process; the first
+/// announces the worker to the pool.
+pub(crate) fn open(id: u64, role: Role, ty: &'static str) -> Result<(), Error> {
+    link()?;
+    let first = {
+        let mut channels = table();
+        let channel = channels.entry(id).or_default();
+        if !ty.is_empty() {
+            channel.ty = ty;
+        }
+        channel.held[role as usize] += 1;
+        channel.held[role as usize] == 1
+    };
+    if first {
+        post(&[&frames::control(frames::OPEN, id, &[role as u8])])?;
+    }
+    Ok(())
+}
+
+/// One endpoint of `role` fewer; the last says goodbye, handing back what
+/// came for receivers and was not taken.
+pub(crate) fn close(id: u64, role: Role) {
+    let returned = {
+        let mut channels = table();
+        let Some(channel) = channels.get_mut(&id) else {
+            return;
+        };
+        channel.held[role as usize] -= 1;
+        if channel.held[role as usize] > 0 {
+            return;
+        }
+        match role {
+            Role::Sender => {
+                channel.credit = 0;
+                channel.asked = false;
+                Vec::new()
+            }
+            Role::Receiver => {
+                channel.wanted = 0;
+                std::mem::take(&mut channel.inbox)
+                    .into_iter()
+                    .filter_map(Result::ok)
+                    .collect()
+            }
+        }
+    };
+    // Given back last first: each goes to the front of the line.
+    for message in returned.iter().rev() {
+        let _ = post(&[&frames::control(frames::RETURN, id, message)]);
+    }
+    let _ = post(&[&frames::control(frames::CLOSE, id, &[role as u8])]);
+}
+
+/// Sends one encoded message, waiting for credit if it has none.
+pub(crate) fn send(id: u64, message: &[u8]) -> Result<(), Error> {
+    let link = link()?;
+    let mut channels = table();
+    loop {
+        let channel = channels
+            .get_mut(&id)
+            .expect("a held channel is in the table");
+        if channel.receivers_gone {
+            return Err(Error::new(Repr::Closed {
+                ty: channel.ty,
+                senders_gone: false,
+            }));
+        }
+        if channel.credit > 0 {
+            channel.credit -= 1;
+            // Ask ahead, so a steady sender does not stall on each grant.
+            let ask = !channel.asked && channel.credit < WINDOW / 2;
+            channel.asked |= ask;
+            drop(channels);
+            if ask {
+                post(&[&frames::want(id, Role::Sender, WINDOW)])?;
+            }
+            return write_pieces(link, id, message);
+        }
+        if !channel.asked {
+            channel.asked = true;
+            drop(channels);
+            post(&[&frames::want(id, Role::Sender, WINDOW)])?;
+            channels = table();
+            continue;
+        }
+        let _waiting = link.waiting();
+        channels = wait(channels, None).0;
+    }
+}
+
+/// Writes `message` as `SEND` pieces, each a whole frame: other threads'
+/// frames (answers, other channels) may go between them.
+fn write_pieces(link: &Link, id: u64, message: &[u8]) -> Result<(), Error> {
+    if message.len() <= SMALL.min(link.piece()) {
+        let mut out = Vec::with_capacity(frames::PIECE_HEAD_LEN + message.len());
+        frames::push_piece(&mut out, frames::SEND, id, frames::LAST, message);
+        return post(&[&out]);
+    }
+    let mut chunks = message.chunks(link.piece()).peekable();
+    while let Some(chunk) = chunks.next() {
+        let flags = if chunks.peek().is_none() {
+            frames::LAST
+        } else {
+            0
+        };
+        post(&[
+            &frames::piece_head(frames::SEND, id, flags, chunk.len()),
+            chunk,
+        ])?;
+    }
+    Ok(())
+}
+
+/// Messages up to this size are copied behind their header and written in
+/// one go; larger ones are written from where they are.
+const SMALL: usize = 64 << 10;
+
+/// The next message for a receiver of channel `id`, waiting until
+/// `deadline` (for ever if `None`).
+pub(crate) fn recv(id: u64, deadline: Option<Instant>) -> Result<Vec<u8>, Error> {
+    let link = link()?;
+    let mut channels = table();
+    let mut registered = false;
+    let outcome = loop {
+        let channel = channels
+            .get_mut(&id)
+            .expect("a held channel is in the table");
+        if let Some(item) = channel.inbox.pop_front() {
+            break item;
+        }
+        if channel.senders_gone {
+            break Err(Error::new(Repr::Closed {
+                ty: channel.ty,
+                senders_gone: true,
+            }));
+        }
+        if !registered {
+            channel.receiving += 1;
+            registered = true;
+        }
+        if channel.wanted < channel.receiving {
+            channel.wanted += 1;
+            drop(channels);
+            let asked = post(&[&frames::want(id, Role::Receiver, 1)]);
+            channels = table();
+            if let Err(err) = asked {
+                break Err(err);
+            }
+            continue;
+        }
+        let _waiting = link.waiting();
+        let (guard, timed_out) = wait(channels, deadline);
+        channels = guard;
+        if timed_out {
+            let channel = channels.get_mut(&id).expect("held");
+            if let Some(item) = channel.inbox.pop_front() {
+                break item;
+            }
+            break Err(Error::new(Repr::RecvTimeout {
+                after: deadline.map(|at| at.elapsed()).unwrap_or_default(),
+            }));
+        }
+    };
+    if registered && let Some(channel) = channels.get_mut(&id) {
+        channel.receiving -= 1;
+    }
+    outcome
+}
+
+/// Takes a channel frame from the pool; `Err` if it is not one this worker
+/// could have been sent.
+pub(crate) fn route(parts: Parts<'_>) -> Result<(), String> {
+    let mut channels = table();
+    let Some(channel) = channels.get_mut(&parts.id) else {
+        return Err(format!(
+            "a frame of kind 0x{:02x} for channel {}, which this worker never held",
+            parts.kind, parts.id
+        ));
+    };
+    let mut give_back = None;
+    match parts.kind {
+        frames::CREDIT => {
+            channel.credit = channel
+                .credit
+                .saturating_add(frames::parse_credit(parts.payload)?);
+            channel.asked = false;
+        }
+        frames::CLOSED => match frames::parse_role(parts.payload)? {
+            Role::Sender => channel.senders_gone = true,
+            Role::Receiver => channel.receivers_gone = true,
+        },
+        frames::DATA => {
+            let (flags, bytes) = frames::parse_piece(parts.payload)?;
+            channel.partial.extend_from_slice(bytes);
+            if flags & frames::LAST != 0 {
+                let message = std::mem::take(&mut channel.partial);
+                channel.wanted = channel.wanted.saturating_sub(1);
+                let item = if flags & frames::FAULT != 0 {
+                    Err(fault_error(channel.ty, &message)?)
+                } else {
+                    Ok(message)
+                };
+                match item {
+                    // Asked for by a receiver since dropped: back it goes.
+                    Ok(message) if channel.held[Role::Receiver as usize] == 0 => {
+                        give_back = Some(message);
+                    }
+                    item => channel.inbox.push_back(item),
+                }
+            }
+        }
+        kind => return Err(format!("a channel frame of unknown kind 0x{kind:02x}")),
+    }
+    drop(channels);
+    TABLE.changed.notify_all();
+    if let Some(message) = give_back {
+        let _ = post(&[&frames::control(frames::RETURN, parts.id, &message)]);
+    }
+    Ok(())
+}
+
+fn fault_error(ty: &'static str, bytes: &[u8]) -> Result<Error, String> {
+    let (pid, exit, task) = frames::parse_fault(bytes)?;
+    let task = REGISTRY.get().and_then(|registry| registry.name_like(task));
+    Ok(Error::new(Repr::PeerDied {
+        ty,
+        pid,
+        task,
+        exit,
+    }))
+}

@@ -1,0 +1,323 @@
+//! Channels between the parent and running tasks, over the workers' own
+//! connections: messages arrive whole and in order, memory stays bounded,
+//! both directions flow at once, a dead or departed peer is an error or
+//! an end (never a hang), and garbage is a protocol error.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use futures::StreamExt;
+use procpool::{Queue, Receiver, Sender};
+
+fn main() {
+    run(
+        tests![
+            a_task_streams_to_the_parent,
+            the_parent_feeds_a_task,
+            two_tasks_on_different_workers_talk_through_the_parent,
+            a_pipe_carries_megabytes_both_ways_at_once,
+            a_slow_reader_keeps_both_sides_memory_bounded,
+            a_sender_killed_mid_message_delivers_nothing_partial,
+            dropping_the_receiver_fails_the_senders,
+            a_task_dropping_its_receiver_closes_the_channel,
+            a_timed_out_receive_loses_no_message,
+            a_queue_shared_by_four_tasks_and_the_parent_delivers_each_item_once,
+            a_forged_channel_frame_is_a_protocol_error,
+            endpoints_cannot_travel_in_map_items,
+        ],
+        |_| {},
+    );
+}
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+async fn a_task_streams_to_the_parent() {
+    let pool = pool(1).await;
+    let (tx, rx) = procpool::channel::<u64>(16);
+    let task = pool.submit(produce, (5_000, tx));
+    let got: Vec<u64> = within(LIMIT, "the stream", rx.map(Result::unwrap).collect()).await;
+    assert!(got.into_iter().eq(0..5_000), "in order, all of them");
+    assert_eq!(task.await.unwrap(), 5_000);
+}
+
+async fn the_parent_feeds_a_task() {
+    let pool = pool(1).await;
+    let (tx, rx) = procpool::channel::<u64>(4);
+    let task = pool.submit(consume, rx);
+    for i in 0..2_000 {
+        tx.send(i).await.unwrap();
+    }
+    drop(tx);
+    let sum = within(LIMIT, "the consumer", task).await.unwrap();
+    assert_eq!(sum, (0..2_000).sum::<u64>());
+}
+
+async fn two_tasks_on_different_workers_talk_through_the_parent() {
+    let pool = pool(2).await;
+    let pids: Vec<u32> = futures::future::try_join_all((0..2).map(|_| pool.submit(sleep_ms, 50)))
+        .await
+        .unwrap();
+    assert_ne!(pids[0], pids[1]);
+    let (tx, rx) = procpool::channel::<u64>(8);
+    let consumer = pool.submit(consume, rx);
+    let producer = pool.submit(produce, (10_000, tx));
+    let (sum, sent) = within(
+        LIMIT,
+        "both tasks",
+        futures::future::join(consumer, producer),
+    )
+    .await;
+    assert_eq!(sent.unwrap(), 10_000);
+    assert_eq!(sum.unwrap(), (0..10_000).sum::<u64>());
+}
+
+async fn a_pipe_carries_megabytes_both_ways_at_once() {
+    const MESSAGES: u32 = 8;
+    const BYTES: usize = 2 << 20;
+    let pool = pool(1).await;
+    let (here, there) = procpool::pipe::<Vec<u8>, Vec<u8>>(2);
+    let task = pool.submit(echo_pipe, (there, MESSAGES, BYTES as u64));
+    let (tx, mut rx) = here.split();
+    // Both sides send 2 MiB messages before reading anything back.
+    let send = async move {
+        for i in 0..MESSAGES {
+            tx.send(vec![100 + i as u8; BYTES]).await.unwrap();
+        }
+    };
+    let receive = async move {
+        let mut got = Vec::new();
+        while let Some(message) = rx.next().await {
+            let message = message.unwrap();
+            assert_eq!(message.len(), BYTES);
+            assert!(
+                message.iter().all(|&b| b == message[0]),
+                "a message mixed up"
+            );
+            got.push(message[0]);
+            if got.len() == 2 * MESSAGES as usize {
+                break;
+            }
+        }
+        got
+    };
+    let ((), mut got) = within(
+        LIMIT,
+        "both directions",
+        futures::future::join(send, receive),
+    )
+    .await;
+    got.sort_unstable();
+    let mut want: Vec<u8> = (0..MESSAGES as u8)
+        .chain(100..100 + MESSAGES as u8)
+        .collect();
+    want.sort_unstable();
+    assert_eq!(got, want);
+    assert_eq!(
+        within(LIMIT, "the echo task", task).await.unwrap(),
+        MESSAGES
+    );
+}
+
+async fn a_slow_reader_keeps_both_sides_memory_bounded() {
+    const COUNT: u32 = 1024;
+    const BYTES: u64 = 1 << 20;
+    let pool = pool(1).await;
+    let worker = pool.submit(pid, ()).await.unwrap();
+    let reset = reset_peak_rss();
+    let before = peak_rss_kib();
+    let (tx, mut rx) = procpool::channel::<Vec<u8>>(4);
+    let task = pool.submit(send_blobs, (COUNT, BYTES, tx));
+    let mut received = 0u64;
+    while let Some(message) = within(LIMIT, "a blob", rx.next()).await {
+        let message = message.unwrap();
+        assert_eq!(message.len() as u64, BYTES);
+        assert!(message.iter().all(|&b| b == received as u8));
+        received += 1;
+        if received.is_multiple_of(64) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    assert_eq!(received, u64::from(COUNT));
+    assert_eq!(task.await.unwrap(), COUNT);
+    let parent_growth = peak_rss_kib().saturating_sub(before) / 1024;
+    let worker_peak = peak_rss_kib_of(worker) / 1024;
+    eprintln!(
+        "1 GiB passed: parent peak grew {parent_growth} MiB (reset: {reset}), worker peak {worker_peak} MiB"
+    );
+    assert!(
+        worker_peak < 64,
+        "the worker's peak RSS reached {worker_peak} MiB"
+    );
+    if reset {
+        assert!(
+            parent_growth < 96,
+            "the parent's peak RSS grew {parent_growth} MiB"
+        );
+    }
+}
+
+async fn a_sender_killed_mid_message_delivers_nothing_partial() {
+    let pool = pool(1).await;
+    let (tx, mut rx) = procpool::channel::<Vec<u8>>(8);
+    let task = pool.submit(send_then_die_mid_message, (5, 256 << 20, 30, tx));
+    let mut small = 0;
+    let died = loop {
+        match within(LIMIT, "the next item", rx.next()).await {
+            Some(Ok(message)) => {
+                assert_eq!(
+                    message.len(),
+                    8,
+                    "only whole messages: a part of the big one came"
+                );
+                small += 1;
+            }
+            Some(Err(err)) => break err,
+            None => panic!("the stream ended without saying the sender died"),
+        }
+    };
+    assert_eq!(small, 5);
+    assert!(died.is_peer_died(), "{died}");
+    assert_eq!(died.signal(), Some(libc::SIGABRT), "{died}");
+    assert!(
+        died.task_name()
+            .unwrap()
+            .ends_with("send_then_die_mid_message"),
+        "{died}"
+    );
+    assert!(died.worker_pid().is_some());
+    assert!(
+        within(LIMIT, "the end", rx.next()).await.is_none(),
+        "no sender is left"
+    );
+    assert!(task.await.unwrap_err().is_worker_died());
+}
+
+async fn dropping_the_receiver_fails_the_senders() {
+    let pool = pool(1).await;
+    let (tx, rx) = procpool::channel::<u64>(2);
+    let task = pool.submit(send_until_closed, tx);
+    for i in 0..10 {
+        assert_eq!(rx.recv().await.unwrap(), i);
+    }
+    drop(rx);
+    let text = within(LIMIT, "the sender's error", task).await.unwrap();
+    assert!(text.contains("every receiver is gone"), "{text}");
+}
+
+async fn a_task_dropping_its_receiver_closes_the_channel() {
+    let pool = pool(1).await;
+    let (tx, rx) = procpool::channel::<u64>(1);
+    let task = pool.submit(recv_one, rx);
+    tx.send(41).await.unwrap();
+    assert_eq!(within(LIMIT, "the task", task).await.unwrap(), 41);
+    let err = within(LIMIT, "a send nobody can receive", tx.send(42))
+        .await
+        .unwrap_err();
+    assert!(err.is_closed(), "{err}");
+}
+
+async fn a_timed_out_receive_loses_no_message() {
+    let pool = pool(1).await;
+    let queue = Queue::<u64>::new(4);
+    // The first asks for an item and gives up; what comes later must not
+    // be lost with its request, but reach the next getter.
+    assert_eq!(
+        pool.submit(get_within, (50, queue.clone())).await.unwrap(),
+        None
+    );
+    queue.put(7).await.unwrap();
+    let second = pool.submit(get_within, (10_000, queue.clone()));
+    assert_eq!(
+        within(LIMIT, "the second getter", second).await.unwrap(),
+        Some(7)
+    );
+}
+
+async fn a_queue_shared_by_four_tasks_and_the_parent_delivers_each_item_once() {
+    const ITEMS: u64 = 2_000;
+    let pool = pool(4).await;
+    let queue = Queue::<Option<u64>>::new(8);
+    let (done_tx, done_rx) = procpool::channel::<(u64, u32)>(64);
+    let workers: Vec<_> = (0..4)
+        .map(|_| pool.submit(queue_worker, (queue.clone(), done_tx.clone())))
+        .collect();
+    drop(done_tx);
+    let parent_getter = {
+        let queue = queue.clone();
+        tokio::spawn(async move {
+            let mut mine = Vec::new();
+            for _ in 0..100 {
+                mine.push(queue.get().await.unwrap().expect("no sentinel yet"));
+            }
+            mine
+        })
+    };
+    let collector = tokio::spawn(async move {
+        let items: Vec<(u64, u32)> = done_rx.map(Result::unwrap).collect().await;
+        items
+    });
+    for i in 0..ITEMS {
+        queue.put(Some(i)).await.unwrap();
+    }
+    let mine = within(LIMIT, "the parent's gets", parent_getter)
+        .await
+        .unwrap();
+    for _ in 0..4 {
+        queue.put(None).await.unwrap();
+    }
+    let taken: u64 = within(
+        LIMIT,
+        "the queue workers",
+        futures::future::try_join_all(workers),
+    )
+    .await
+    .unwrap()
+    .into_iter()
+    .sum();
+    let done = within(LIMIT, "the results", collector).await.unwrap();
+    assert_eq!(taken + mine.len() as u64, ITEMS);
+    let mut all: Vec<u64> = mine
+        .into_iter()
+        .chain(done.iter().map(|&(item, _)| item))
+        .collect();
+    all.sort_unstable();
+    assert!(all.into_iter().eq(0..ITEMS), "every item exactly once");
+    let mut pids: Vec<u32> = done.iter().map(|&(_, pid)| pid).collect();
+    pids.sort_unstable();
+    pids.dedup();
+    assert!(pids.len() > 1, "more than one worker took items");
+}
+
+async fn a_forged_channel_frame_is_a_protocol_error() {
+    let pool = pool(1).await;
+    // An OPEN for a channel that does not exist, written by the task.
+    let mut frame = 10u64.to_le_bytes().to_vec();
+    frame.push(0x40);
+    frame.extend_from_slice(&987_654_321u64.to_le_bytes());
+    frame.push(0);
+    let err = within(LIMIT, "the forger", pool.submit(scribble, frame))
+        .await
+        .unwrap_err();
+    assert!(err.is_protocol(), "{err}");
+    assert!(err.to_string().contains("does not exist"), "{err}");
+    assert_eq!(pool.submit(square, 3).await.unwrap(), 9);
+}
+
+async fn endpoints_cannot_travel_in_map_items() {
+    let pool = pool(1).await;
+    let (tx, _rx) = procpool::channel::<u64>(1);
+    let first = pool.map(produce, [(1u64, tx)]).next().await.unwrap();
+    let err = first.unwrap_err();
+    assert!(err.is_codec(), "{err}");
+    assert!(err.to_string().contains("Pool::submit"), "{err}");
+}
+
+#[allow(dead_code)]
+fn _types_are_send(tx: Sender<u64>, rx: Receiver<u64>, queue: Queue<u64>) {
+    fn is_send<T: Send + Sync + 'static>(_: &T) {}
+    is_send(&tx);
+    is_send(&rx);
+    is_send(&queue);
+}
