@@ -11,7 +11,7 @@
 //! a worker that is not waiting for it.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 
@@ -56,6 +56,8 @@ pub(crate) struct Shared {
     pub(crate) ty: &'static str,
     capacity: usize,
     state: Mutex<State>,
+    /// Dropped from the hub: no endpoint is left anywhere.
+    forgotten: AtomicBool,
 }
 
 /// What a buffer holds: a message, or the news that a sender died (in
@@ -65,18 +67,18 @@ enum Item {
     Died(Death),
 }
 
-/// Who holds one side: endpoints in this process (and in requests on
-/// their way to a worker), and workers.
-#[derive(Default)]
-struct Holders {
-    local: usize,
-    peers: HashMap<u64, Arc<Peer>>,
-}
-
-impl Holders {
-    fn any(&self) -> bool {
-        self.local > 0 || !self.peers.is_empty()
-    }
+/// A worker holding one side or both, and what is between it and the
+/// channel.
+struct Member {
+    peer: Arc<Peer>,
+    /// Which sides it holds (index: `Role as usize`).
+    holds: [bool; 2],
+    /// Credit granted to its sender and not used yet.
+    credit: u32,
+    /// Its sender waits for credit until there is room.
+    starved: bool,
+    /// A message part-way in from it.
+    partial: Option<Vec<u8>>,
 }
 
 #[derive(Default)]
@@ -84,19 +86,18 @@ struct State {
     items: VecDeque<Item>,
     /// The `Message`s among `items` (what `capacity` bounds).
     messages: usize,
-    senders: Holders,
-    receivers: Holders,
+    /// Endpoints of each side in this process (and in requests on their
+    /// way to a worker).
+    local: [usize; 2],
+    /// Workers holding either side (few: a linear search beats hashing).
+    members: Vec<Member>,
+    /// Members holding each side.
+    held: [usize; 2],
     /// Tasks in this process waiting for an item, or for room.
     recv_wakers: Vec<Waker>,
     send_wakers: Vec<Waker>,
     /// Workers' receivers waiting, one entry per message asked for.
     demands: VecDeque<Arc<Peer>>,
-    /// Credit granted to workers' senders and not used yet.
-    credit: HashMap<u64, u32>,
-    /// Workers' senders waiting for credit until there is room.
-    starved: Vec<Arc<Peer>>,
-    /// Messages part-way in from workers.
-    partial: HashMap<u64, Vec<u8>>,
     /// Every sender is gone and the buffer is empty: receivers were told.
     ended: bool,
     /// Every receiver is gone: senders were told.
@@ -111,6 +112,7 @@ impl Shared {
             ty,
             capacity: capacity.max(1),
             state: Mutex::default(),
+            forgotten: AtomicBool::new(false),
         });
         lock(&HUB.channels).insert(shared.id, shared.clone());
         shared
@@ -122,21 +124,21 @@ impl Shared {
 
     /// One more holder of `role` in this process.
     pub(crate) fn hold(&self, role: Role) {
-        let mut state = self.state();
-        state.side(role).local += 1;
+        self.state().local[role as usize] += 1;
     }
 
     /// One holder of `role` in this process fewer.
     pub(crate) fn release(&self, role: Role) {
         let mut state = self.state();
-        state.side(role).local -= 1;
+        state.local[role as usize] -= 1;
         self.settle(&mut state);
         self.forget_if_unheld(&state);
     }
 
     /// Drops the channel from the hub once nobody holds either side.
     fn forget_if_unheld(&self, state: &State) {
-        if !state.senders.any() && !state.receivers.any() {
+        if !state.any(Role::Sender) && !state.any(Role::Receiver) {
+            self.forgotten.store(true, Relaxed);
             lock(&HUB.channels).remove(&self.id);
         }
     }
@@ -159,7 +161,7 @@ impl Shared {
                 Item::Died(death) => Err(death.error(self.ty)),
             });
         }
-        if !state.senders.any() {
+        if !state.any(Role::Sender) {
             return Poll::Ready(Err(self.closed(true)));
         }
         push_waker(&mut state.recv_wakers, cx);
@@ -169,7 +171,7 @@ impl Shared {
     /// `Ready(Ok)` once the buffer has room for a message from this process.
     pub(crate) fn poll_room(&self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let mut state = self.state();
-        if !state.receivers.any() {
+        if !state.any(Role::Receiver) {
             return Poll::Ready(Err(self.closed(false)));
         }
         if state.messages < self.capacity {
@@ -184,7 +186,7 @@ impl Shared {
     /// another sender may overfill it by one message each).
     pub(crate) fn push(&self, bytes: Vec<u8>) -> Result<(), Error> {
         let mut state = self.state();
-        if !state.receivers.any() {
+        if !state.any(Role::Receiver) {
             return Err(self.closed(false));
         }
         state.push_back(Item::Message(bytes));
@@ -198,7 +200,7 @@ impl Shared {
         match parts.kind {
             frames::OPEN => {
                 let role = frames::parse_role(parts.payload)?;
-                state.side(role).peers.insert(peer.id, peer.clone());
+                state.join(peer, role);
                 // It arrived after its other side had gone.
                 if role == Role::Sender && state.deserted {
                     peer.send_closed(self.id, Role::Receiver);
@@ -213,54 +215,51 @@ impl Shared {
             }
             frames::SEND => {
                 let (flags, bytes) = frames::parse_piece(parts.payload)?;
-                if !state.senders.peers.contains_key(&peer.id) {
-                    return Err(format!(
-                        "a message on channel {} it holds no sender of",
-                        self.id
-                    ));
-                }
                 if flags & frames::FAULT != 0 {
                     return Err("a fault sent as a message".into());
                 }
-                if !state.partial.contains_key(&peer.id) {
-                    let credit = state.credit.get_mut(&peer.id).filter(|credit| **credit > 0);
-                    let Some(credit) = credit else {
-                        return Err(format!("a message on channel {} without credit", self.id));
-                    };
-                    *credit -= 1;
-                }
-                let partial = state.partial.entry(peer.id).or_default();
+                let member = state.holding(peer.id, Role::Sender).ok_or_else(|| {
+                    format!("a message on channel {} it holds no sender of", self.id)
+                })?;
+                let partial = match member.partial.take() {
+                    Some(partial) => partial,
+                    None if member.credit > 0 => {
+                        member.credit -= 1;
+                        Vec::new()
+                    }
+                    None => return Err(format!("a message on channel {} without credit", self.id)),
+                };
                 if partial.len() + bytes.len() > MAX_MESSAGE {
                     return Err(format!("a message over {MAX_MESSAGE} bytes"));
                 }
-                partial.extend_from_slice(bytes);
-                if flags & frames::LAST != 0 {
-                    let message = state.partial.remove(&peer.id).unwrap_or_default();
-                    if !state.deserted {
-                        state.push_back(Item::Message(message));
+                let whole = flags & frames::LAST != 0;
+                let message = match (partial.is_empty(), whole) {
+                    // The common case, a message in one piece: one copy.
+                    (true, true) => bytes.to_vec(),
+                    (_, _) => {
+                        let mut partial = partial;
+                        partial.extend_from_slice(bytes);
+                        partial
                     }
+                };
+                if !whole {
+                    member.partial = Some(message);
+                } else if !state.deserted {
+                    state.push_back(Item::Message(message));
                 }
             }
             frames::WANT => match frames::parse_want(parts.payload)? {
-                (Role::Sender, _) if !state.senders.peers.contains_key(&peer.id) => {
+                (role, n) if state.holding(peer.id, role).is_none() => {
                     return Err(format!(
-                        "credit asked on channel {} it holds no sender of",
+                        "a WANT of {n} on channel {} as a {role:?} it does not hold",
                         self.id
                     ));
                 }
                 (Role::Sender, _) if state.deserted => {}
                 (Role::Sender, _) => {
-                    if !state.starved.iter().any(|waiting| waiting.id == peer.id) {
-                        state.starved.push(peer.clone());
-                    }
+                    state.holding(peer.id, Role::Sender).expect("held").starved = true
                 }
                 (Role::Receiver, n) => {
-                    if !state.receivers.peers.contains_key(&peer.id) {
-                        return Err(format!(
-                            "a receive on channel {} it holds no receiver of",
-                            self.id
-                        ));
-                    }
                     if state.demands.len() + n as usize > MAX_DEMAND {
                         return Err(format!("more than {MAX_DEMAND} receives waiting"));
                     }
@@ -300,39 +299,35 @@ impl Shared {
         }
         if state.messages < self.capacity && !state.deserted {
             let room = (self.capacity - state.messages).min(WINDOW as usize) as u32;
-            let State {
-                starved, credit, ..
-            } = state;
             // One that still has credit asked ahead of need: topped up to
             // the room there is, or left waiting until there is more.
-            starved.retain(|peer| {
-                let credit = credit.entry(peer.id).or_default();
-                let grant = room.saturating_sub(*credit);
+            for member in state.members.iter_mut().filter(|member| member.starved) {
+                let grant = room.saturating_sub(member.credit);
                 if grant > 0 {
-                    *credit += grant;
-                    peer.send_credit(self.id, grant);
+                    member.credit += grant;
+                    member.starved = false;
+                    member.peer.send_credit(self.id, grant);
                 }
-                grant == 0
-            });
+            }
             wake_all(&mut state.send_wakers);
         }
         if !state.items.is_empty() {
             wake_all(&mut state.recv_wakers);
         }
-        if !state.senders.any() && state.items.is_empty() && !state.ended {
+        if !state.any(Role::Sender) && state.items.is_empty() && !state.ended {
             state.ended = true;
-            for peer in state.receivers.peers.values() {
-                peer.send_closed(self.id, Role::Sender);
-            }
+            state.tell(Role::Receiver, |peer| {
+                peer.send_closed(self.id, Role::Sender)
+            });
             wake_all(&mut state.recv_wakers);
         }
-        if !state.receivers.any() && !state.deserted {
+        if !state.any(Role::Receiver) && !state.deserted {
             state.deserted = true;
             state.items.clear();
             state.messages = 0;
-            for peer in state.senders.peers.values() {
-                peer.send_closed(self.id, Role::Receiver);
-            }
+            state.tell(Role::Sender, |peer| {
+                peer.send_closed(self.id, Role::Receiver)
+            });
             wake_all(&mut state.send_wakers);
         }
     }
@@ -341,15 +336,19 @@ impl Shared {
     /// and died, receivers are told (after what it sent before).
     fn lose(&self, peer: &Peer, death: Option<&Death>) {
         let mut state = self.state();
-        let held_sender = state.senders.peers.contains_key(&peer.id);
-        if !held_sender && !state.receivers.peers.contains_key(&peer.id) {
+        let Some(member) = state
+            .members
+            .iter()
+            .find(|member| member.peer.id == peer.id)
+        else {
             return;
-        }
+        };
+        let held_sender = member.holds[Role::Sender as usize];
         state.leave(peer.id, Role::Sender);
         state.leave(peer.id, Role::Receiver);
         if held_sender
             && let Some(death) = death
-            && state.receivers.any()
+            && state.any(Role::Receiver)
         {
             state.push_back(Item::Died(death.clone()));
         }
@@ -359,10 +358,80 @@ impl Shared {
 }
 
 impl State {
-    fn side(&mut self, role: Role) -> &mut Holders {
+    /// Whether anyone, here or in a worker, holds `role`.
+    fn any(&self, role: Role) -> bool {
+        self.local[role as usize] > 0 || self.held[role as usize] > 0
+    }
+
+    /// The member `peer`, if it holds `role`.
+    fn holding(&mut self, peer: u64, role: Role) -> Option<&mut Member> {
+        self.members
+            .iter_mut()
+            .find(|member| member.peer.id == peer && member.holds[role as usize])
+    }
+
+    /// Runs `act` for each worker holding `role`.
+    fn tell(&self, role: Role, act: impl Fn(&Peer)) {
+        for member in self
+            .members
+            .iter()
+            .filter(|member| member.holds[role as usize])
+        {
+            act(&member.peer);
+        }
+    }
+
+    /// A worker now holds `role`.
+    fn join(&mut self, peer: &Arc<Peer>, role: Role) {
+        let at = match self
+            .members
+            .iter()
+            .position(|member| member.peer.id == peer.id)
+        {
+            Some(at) => at,
+            None => {
+                self.members.push(Member {
+                    peer: peer.clone(),
+                    holds: [false; 2],
+                    credit: 0,
+                    starved: false,
+                    partial: None,
+                });
+                self.members.len() - 1
+            }
+        };
+        let holds = &mut self.members[at].holds[role as usize];
+        if !*holds {
+            *holds = true;
+            self.held[role as usize] += 1;
+        }
+    }
+
+    /// A worker stops holding `role`: what it was owed or owed us goes.
+    fn leave(&mut self, peer: u64, role: Role) {
+        let Some(at) = self
+            .members
+            .iter()
+            .position(|member| member.peer.id == peer)
+        else {
+            return;
+        };
+        let member = &mut self.members[at];
+        if member.holds[role as usize] {
+            member.holds[role as usize] = false;
+            self.held[role as usize] -= 1;
+        }
         match role {
-            Role::Sender => &mut self.senders,
-            Role::Receiver => &mut self.receivers,
+            Role::Sender => {
+                member.credit = 0;
+                member.starved = false;
+                // Only whole messages are delivered.
+                member.partial = None;
+            }
+            Role::Receiver => self.demands.retain(|waiting| waiting.id != peer),
+        }
+        if self.members[at].holds == [false; 2] {
+            self.members.swap_remove(at);
         }
     }
 
@@ -379,20 +448,6 @@ impl State {
             self.messages -= 1;
         }
         Some(item)
-    }
-
-    /// A worker stops holding `role`: what it was owed or owed us goes.
-    fn leave(&mut self, peer: u64, role: Role) {
-        self.side(role).peers.remove(&peer);
-        match role {
-            Role::Sender => {
-                self.credit.remove(&peer);
-                self.starved.retain(|waiting| waiting.id != peer);
-                // Only whole messages are delivered.
-                self.partial.remove(&peer);
-            }
-            Role::Receiver => self.demands.retain(|waiting| waiting.id != peer),
-        }
     }
 }
 
@@ -472,6 +527,9 @@ impl Peer {
 pub(crate) struct Connection {
     peer: Arc<Peer>,
     death: Option<Death>,
+    /// The channel its last frame was for: a stream of messages looks it
+    /// up in the hub once.
+    last: Option<Arc<Shared>>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -494,13 +552,22 @@ impl Connection {
                 waker: AtomicWaker::new(),
             }),
             death: None,
+            last: None,
         }
     }
 
     /// Routes a channel frame the worker sent; `Err` says how it broke
     /// the protocol.
-    pub(crate) fn route(&self, parts: Parts<'_>) -> Result<(), String> {
-        match find(parts.id) {
+    pub(crate) fn route(&mut self, parts: Parts<'_>) -> Result<(), String> {
+        let cached = self
+            .last
+            .as_ref()
+            .filter(|last| last.id == parts.id && !last.forgotten.load(Relaxed));
+        if let Some(shared) = cached {
+            return shared.on_frame(&self.peer, parts);
+        }
+        self.last = find(parts.id);
+        match &self.last {
             Some(shared) => shared.on_frame(&self.peer, parts),
             // Gone once nobody held it: a goodbye or a message given back
             // after that is late, not wrong.

@@ -58,6 +58,8 @@ struct Channel {
     receiving: u32,
     senders_gone: bool,
     receivers_gone: bool,
+    /// A thread is writing a message in pieces; others wait to send.
+    sending_pieces: bool,
 }
 
 fn table() -> MutexGuard<'static, HashMap<u64, Channel>> {
@@ -171,16 +173,34 @@ pub(crate) fn send(id: u64, message: &[u8]) -> Result<(), Error> {
                 senders_gone: false,
             }));
         }
+        if channel.sending_pieces {
+            // Another thread's message is going out in pieces: the pool
+            // reassembles one message per channel at a time.
+            channels = TABLE
+                .changed
+                .wait(channels)
+                .unwrap_or_else(PoisonError::into_inner);
+            continue;
+        }
         if channel.credit > 0 {
             channel.credit -= 1;
             // Ask ahead, so a steady sender does not stall on each grant.
             let ask = !channel.asked && channel.credit < WINDOW / 2;
             channel.asked |= ask;
+            let in_pieces = !is_small(link, message);
+            channel.sending_pieces = in_pieces;
             drop(channels);
             if ask {
-                post(&[&frames::want(id, Role::Sender, WINDOW)])?;
+                link.send_soon(&frames::want(id, Role::Sender, WINDOW))?;
             }
-            return write_pieces(link, id, message);
+            let sent = write_pieces(link, id, message);
+            if in_pieces {
+                if let Some(channel) = table().get_mut(&id) {
+                    channel.sending_pieces = false;
+                }
+                TABLE.changed.notify_all();
+            }
+            return sent;
         }
         if !channel.asked {
             channel.asked = true;
@@ -196,11 +216,11 @@ pub(crate) fn send(id: u64, message: &[u8]) -> Result<(), Error> {
 
 /// Writes `message` as `SEND` pieces, each a whole frame: other threads'
 /// frames (answers, other channels) may go between them.
-fn write_pieces(link: &Link, id: u64, message: &[u8]) -> Result<(), Error> {
-    if message.len() <= SMALL.min(link.piece()) {
+fn write_pieces(link: &'static Link, id: u64, message: &[u8]) -> Result<(), Error> {
+    if is_small(link, message) {
         let mut out = Vec::with_capacity(frames::PIECE_HEAD_LEN + message.len());
         frames::push_piece(&mut out, frames::SEND, id, frames::LAST, message);
-        return post(&[&out]);
+        return link.send_soon(&out).map_err(Error::from);
     }
     let mut chunks = message.chunks(link.piece()).peekable();
     while let Some(chunk) = chunks.next() {
@@ -218,8 +238,13 @@ fn write_pieces(link: &Link, id: u64, message: &[u8]) -> Result<(), Error> {
 }
 
 /// Messages up to this size are copied behind their header and written in
-/// one go; larger ones are written from where they are.
+/// one go (with others, by the writer thread); larger ones are written from
+/// where they are, a piece at a time.
 const SMALL: usize = 64 << 10;
+
+fn is_small(link: &Link, message: &[u8]) -> bool {
+    message.len() <= SMALL.min(link.piece())
+}
 
 /// The next message for a receiver of channel `id`, waiting until
 /// `deadline` (for ever if `None`).

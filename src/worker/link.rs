@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{SyncSender, sync_channel};
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 
+use super::outbox::Outbox;
 use crate::wire::call::{self, Service};
 
 /// The worker's connection to its pool, for sending.
@@ -20,6 +21,8 @@ pub(crate) struct Link {
     waiters: AtomicUsize,
     /// The largest piece of a channel message one frame may carry.
     piece: usize,
+    /// Small frames waiting to be written together.
+    outbox: Outbox,
 }
 
 /// A thread waiting for a frame from the pool: the reader keeps reading
@@ -55,6 +58,7 @@ impl Link {
             calls: Mutex::default(),
             waiters: AtomicUsize::new(0),
             piece: crate::wire::channel::piece_for(max_frame),
+            outbox: Outbox::default(),
         })
     }
 
@@ -71,14 +75,29 @@ impl Link {
         Waiting(self)
     }
 
+    /// Queues a whole small frame to go out soon, with others (see
+    /// [`Outbox`]); it goes no later than the next frame [`send`](Self::send)
+    /// writes.
+    pub(crate) fn send_soon(&'static self, frame: &[u8]) -> io::Result<()> {
+        self.outbox.push(self, frame)
+    }
+
+    pub(super) fn outbox(&self) -> &Outbox {
+        &self.outbox
+    }
+
     /// This process's link, if it is a worker that is serving.
     pub(crate) fn get() -> Option<&'static Link> {
         LINK.get()
     }
 
-    /// Sends a whole frame, given in pieces.
+    /// Sends a whole frame, given in pieces, after whatever is queued
+    /// (`[]`: just what is queued).
     pub(crate) fn send(&self, pieces: &[&[u8]]) -> io::Result<()> {
         let mut writer = lock(&self.writer);
+        if let Some(queued) = self.outbox.take() {
+            writer.write_all(&queued)?;
+        }
         for piece in pieces {
             writer.write_all(piece)?;
         }

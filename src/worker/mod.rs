@@ -16,6 +16,7 @@
 //! Any thread sends through the [`link`], whole frames only.
 
 pub(crate) mod link;
+mod outbox;
 mod panic;
 mod reader;
 mod serve;
