@@ -144,6 +144,7 @@ pub mod channel;
 mod codec;
 mod error;
 mod launch;
+mod logs;
 mod map;
 mod pool;
 mod registry;

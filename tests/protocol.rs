@@ -394,10 +394,12 @@ async fn a_worker_refuses_garbage_from_its_pool() {
     // Play the pool: start this binary as a worker on a socket we made,
     // send START, read its HELLO, then something that is not our protocol.
     // The worker must end itself (exit 137, its teardown) and say why.
-    let garbage: [(&str, Vec<Vec<u8>>); 3] = [
+    let garbage: [(&str, Vec<Vec<u8>>); 4] = [
         ("unknown kind", vec![frame(0x77, 1, b"")]),
         ("ids must grow", vec![request(5), request(3)]),
         ("never came", vec![frame(0x07, 42, b"")]),
+        // Channel data for a channel it holds no endpoint of.
+        ("never held", vec![frame(0x49, 99, &[1])]),
     ];
     for (complaint, frames) in garbage {
         let (mut ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
@@ -411,7 +413,8 @@ async fn a_worker_refuses_garbage_from_its_pool() {
             .spawn()
             .unwrap();
         use std::io::{Read, Write};
-        ours.write_all(&frame(0x20, 0, b"")).unwrap();
+        // START, asking for no log records.
+        ours.write_all(&frame(0x20, 0, &[0])).unwrap();
         let mut len = [0u8; 8];
         ours.read_exact(&mut len).unwrap();
         let mut hello = vec![0; u64::from_le_bytes(len) as usize];

@@ -32,6 +32,8 @@ pub(crate) struct WorkerSpec {
     pub(crate) max_frame: u64,
     pub(crate) socket_buffer: usize,
     pub(crate) handshake_timeout: Duration,
+    /// What a worker sends of its `tracing` events (see `hello::Start`).
+    pub(crate) log_level: u8,
     pub(crate) fingerprint: u64,
     pub(crate) initializer: Option<Initializer>,
     /// Where workers get a cgroup each; `None`: process groups only.
@@ -127,7 +129,10 @@ pub(crate) async fn start(spec: &Arc<WorkerSpec>) -> Result<Started, Error> {
     };
     // If this fails, the worker is already gone (or was never one of ours);
     // the handshake below reports how it ended.
-    let _ = data.write_all(&hello::start()).await;
+    let start = hello::Start {
+        log_level: spec.log_level,
+    };
+    let _ = data.write_all(&start.encode()).await;
 
     // A worker that exits without reading what it was sent (`START`)
     // resets the connection instead of closing it: the same thing.

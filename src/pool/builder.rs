@@ -58,6 +58,7 @@ pub struct PoolBuilder {
     max_in_flight: usize,
     socket_buffer: usize,
     handshake_timeout: Duration,
+    log_level: Option<tracing::Level>,
     task_timeout: Option<Duration>,
     max_tasks_per_worker: Option<u64>,
     retries: u32,
@@ -96,6 +97,7 @@ impl PoolBuilder {
             max_in_flight: 64,
             socket_buffer: 4 << 20,
             handshake_timeout: Duration::from_secs(10),
+            log_level: None,
             task_timeout: None,
             max_tasks_per_worker: None,
             retries: 0,
@@ -575,6 +577,41 @@ impl PoolBuilder {
         self
     }
 
+    /// Sends the `tracing` events that tasks emit at `level` or more severe
+    /// to this process, where they are emitted again under the target
+    /// `procpool::worker`, with fields `worker` (its pid), `task` (the
+    /// task's name), `task_id` and `origin` (the event's own target). The
+    /// default is to send none.
+    ///
+    /// Inside a worker, a global subscriber of the program's own (set
+    /// before `procpool::init`) takes precedence, and nothing is sent.
+    /// A task that logs faster than this process takes the records in is
+    /// slowed down rather than buffering without bound. Spans are not
+    /// carried.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// fn work(n: u64) -> u64 {
+    ///     tracing::info!(n, "working");
+    ///     n * 2
+    /// }
+    ///
+    /// # async fn demo() -> Result<(), procpool::Error> {
+    /// // With a subscriber installed in this process (e.g. tracing-subscriber's fmt),
+    /// // the line shows up as: INFO procpool::worker: working n=21 worker=… task="app::work" …
+    /// let pool = procpool::Pool::builder()
+    ///     .forward_logs(tracing::Level::INFO)
+    ///     .build()
+    ///     .await?;
+    /// assert_eq!(pool.submit(work, 21).await?, 42);
+    /// # Ok(()) }
+    /// ```
+    pub fn forward_logs(mut self, level: tracing::Level) -> Self {
+        self.log_level = Some(level);
+        self
+    }
+
     /// Starts the workers and waits until every one has completed its
     /// handshake (and run the [initializer](PoolBuilder::initializer)).
     ///
@@ -688,6 +725,7 @@ impl PoolBuilder {
             max_frame: self.max_frame,
             socket_buffer: self.socket_buffer,
             handshake_timeout: self.handshake_timeout,
+            log_level: self.log_level.map_or(0, crate::wire::log::level_byte),
             fingerprint: registry.fingerprint(),
             initializer: match self.initializer.transpose()? {
                 Some(init) if frame::body_len_of(&init.frame) > self.max_frame => {

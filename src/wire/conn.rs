@@ -101,6 +101,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         self.in_flight.front().filter(|_| self.written > 0)
     }
 
+    /// The task of request `id`, if it is still in flight.
+    pub(crate) fn task_of(&self, id: u64) -> Option<&'static str> {
+        self.in_flight
+            .iter()
+            .find(|entry| entry.id == id)
+            .map(|entry| entry.job.task)
+    }
+
     /// Queues a request behind those in flight.
     pub(crate) fn push(&mut self, mut job: Job) {
         let id = self.next_id;

@@ -13,7 +13,7 @@ pub(crate) const PREFIX_LEN: usize = 1 + 8;
 pub(crate) const RESERVE_AHEAD: usize = 64 << 20;
 
 /// Bumped whenever the format in the module docs changes.
-pub(crate) const PROTOCOL_VERSION: u32 = 3;
+pub(crate) const PROTOCOL_VERSION: u32 = 4;
 
 // Kinds, pool → worker.
 pub(crate) const START: u8 = 0x20;
@@ -29,6 +29,7 @@ pub(crate) const FAILED: u8 = 0x04;
 pub(crate) const SKIPPED: u8 = 0x05;
 pub(crate) const TOO_LARGE: u8 = 0x08;
 pub(crate) const CALL: u8 = 0x30;
+pub(crate) const LOG: u8 = 0x50;
 
 /// Starts a frame of `kind` for `id` in `out` (cleared first), with a
 /// placeholder length that [`end`] fills in once the payload is written.

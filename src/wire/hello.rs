@@ -5,15 +5,33 @@ use super::frame::{self, HELLO, Parts, START};
 
 const MAGIC: &[u8; 8] = b"procpool";
 
-/// The frame a pool sends a new worker once it is contained (in its cgroup):
-/// until it arrives the worker runs nothing of the user's.
-pub(crate) fn start() -> [u8; frame::HEADER_LEN + frame::PREFIX_LEN] {
-    frame::empty(START, 0)
+/// What the pool tells a new worker in its `START`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Start {
+    /// The most verbose `tracing` level to send back as `LOG` frames
+    /// (a [`level_byte`](super::log::level_byte)); 0: none.
+    pub(crate) log_level: u8,
 }
 
-/// Whether `body` is the pool's `START`.
-pub(crate) fn is_start(body: &[u8]) -> bool {
-    Parts::of(body).is_ok_and(|parts| parts.kind == START && parts.payload.is_empty())
+impl Start {
+    /// The frame a pool sends a new worker once it is contained (in its
+    /// cgroup): until it arrives the worker runs nothing of the user's.
+    pub(crate) fn encode(self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(frame::HEADER_LEN + frame::PREFIX_LEN + 1);
+        frame::begin(&mut out, START, 0);
+        out.push(self.log_level);
+        frame::end(&mut out);
+        out
+    }
+
+    /// The `START` in `body`, if it is one.
+    pub(crate) fn parse(body: &[u8]) -> Option<Start> {
+        let parts = Parts::of(body).ok().filter(|parts| parts.kind == START)?;
+        match parts.payload {
+            &[log_level] if log_level <= 5 => Some(Start { log_level }),
+            _ => None,
+        }
+    }
 }
 
 /// The identity a worker announces before it serves anything.
@@ -71,7 +89,15 @@ mod tests {
             None
         );
         assert_eq!(Hello::parse(&[]), None);
-        assert!(is_start(&start()[frame::HEADER_LEN..]));
-        assert!(!is_start(&encoded[frame::HEADER_LEN..]));
+        let start = Start { log_level: 3 };
+        assert_eq!(
+            Start::parse(&start.encode()[frame::HEADER_LEN..]),
+            Some(start)
+        );
+        assert_eq!(Start::parse(&encoded[frame::HEADER_LEN..]), None);
+        let mut bad = Start { log_level: 9 }.encode();
+        assert_eq!(Start::parse(&bad[frame::HEADER_LEN..]), None);
+        bad.push(0);
+        assert_eq!(Start::parse(&bad[frame::HEADER_LEN..]), None);
     }
 }

@@ -49,4 +49,5 @@ pub(crate) mod chunk;
 pub(crate) mod conn;
 pub(crate) mod frame;
 pub(crate) mod hello;
+pub(crate) mod log;
 pub(crate) mod request;

@@ -27,12 +27,14 @@ use std::os::unix::net::UnixStream;
 
 pub use link::echo_through_pool;
 pub(crate) use panic::panic_text;
+pub(crate) use reader::running_task;
 
 use crate::launch::marker::Marker;
 use crate::registry::{self, Registry};
 use crate::sys;
 use crate::wire::frame;
-use crate::wire::hello::{self, Hello};
+use crate::wire::hello::{Hello, Start};
+use crate::wire::log;
 
 /// Exit code of a worker that could not start serving (EX_SOFTWARE).
 const EXIT_SETUP_FAILED: i32 = 70;
@@ -132,11 +134,14 @@ fn connect(registry: &Registry, marker: Marker) -> io::Result<UnixStream> {
     if !frame::read_blocking(&mut socket, &mut body, marker.max_frame)? {
         return Err(io::ErrorKind::UnexpectedEof.into());
     }
-    if !hello::is_start(&body) {
+    let Some(start) = Start::parse(&body) else {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
             "the pool's first frame is not START",
         ));
+    };
+    if let Some(level) = log::level_of(start.log_level) {
+        crate::logs::forward_from_worker(level);
     }
     // By now the pool has moved us into our cgroup: learn where we live
     // before any user code runs.
@@ -166,6 +171,7 @@ fn serve(registry: &'static Registry, marker: Marker, socket: UnixStream) -> io:
         Ok(inbox) => Box::leak(Box::new(inbox)),
         Err(err) => return err,
     };
+    reader::install(inbox);
     let reader = std::thread::Builder::new()
         .name("procpool-reader".into())
         .spawn(move || reader::run(inbox));

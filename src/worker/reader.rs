@@ -272,6 +272,12 @@ pub(super) const WATCH_EVERY: Duration = Duration::from_millis(20);
 
 static INBOX: OnceLock<&'static Inbox> = OnceLock::new();
 
+/// Makes `inbox` the one [`expect_reply`] and [`running_task`] use: before
+/// any task runs (the reader thread may not be running yet).
+pub(super) fn install(inbox: &'static Inbox) {
+    let _ = INBOX.set(inbox);
+}
+
 /// Makes sure the reply to a call about to be sent is read at once, even
 /// while a task runs.
 pub(super) fn expect_reply() {
@@ -280,10 +286,17 @@ pub(super) fn expect_reply() {
     }
 }
 
+/// The id of the request the task thread is running (0: none).
+pub(crate) fn running_task() -> u64 {
+    INBOX
+        .get()
+        .and_then(|inbox| lock(&inbox.state).running)
+        .unwrap_or(0)
+}
+
 /// The reader thread: reads whatever comes while a task runs, until the
 /// pool hangs up or breaks the protocol (then it ends the worker).
 pub(super) fn run(inbox: &'static Inbox) -> ! {
-    let _ = INBOX.set(inbox);
     let mut events = Vec::with_capacity(1);
     let every = rustix::event::Timespec {
         tv_sec: 0,

@@ -555,6 +555,19 @@ pub fn recv_one(input: Receiver<u64>) -> u64 {
     input.blocking_recv().unwrap()
 }
 
+// ---- log tasks -----------------------------------------------------------
+
+/// Emits `n` info events (and debug ones, below the forwarded level);
+/// returns its pid.
+pub fn log_lines(n: u64) -> u32 {
+    for i in 0..n {
+        tracing::info!(i, "line");
+        tracing::debug!(i, "detail");
+    }
+    tracing::warn!(target: "custom::target", "last");
+    std::process::id()
+}
+
 pub fn tasks() -> procpool::Registry {
     procpool::tasks![
         square,
@@ -611,6 +624,7 @@ pub fn tasks() -> procpool::Registry {
         queue_worker,
         send_until_closed,
         get_within,
+        log_lines,
         recv_one,
     ]
 }

@@ -15,13 +15,14 @@ use super::settle::Remains;
 use super::{CANCEL_GRACE, CONTROL_BACKLOG_LIMIT, EXIT_GRACE, STALL_LIMIT, State};
 use crate::channel::hub::Connection;
 use crate::error::{Error, Repr};
+use crate::logs;
 use crate::pool::job::{Job, Reply};
 use crate::pool::stats::Counters;
 use crate::wire::answer::{self, Response};
 use crate::wire::call::{self, Service};
-use crate::wire::channel;
 use crate::wire::conn::{Body, Conn, InFlight};
-use crate::wire::frame::{CALL, Parts};
+use crate::wire::frame::{CALL, LOG, Parts};
+use crate::wire::{channel, log};
 
 /// Roughly how much work, in time, a worker may have queued behind its
 /// running task.
@@ -142,6 +143,13 @@ impl<L: Launch> LiveWorker<L> {
                     Service::Echo => call::reply(parts.id, Ok(args)),
                 };
                 self.conn.queue_control(&reply);
+                Ok(())
+            }
+            LOG => {
+                let (level, origin, message) =
+                    log::parse(parts.payload).map_err(Fault::Protocol)?;
+                let task = self.conn.task_of(parts.id);
+                logs::emit(self.pid, task, parts.id, level, origin, message);
                 Ok(())
             }
             kind if channel::from_worker(kind) => {

@@ -1,0 +1,165 @@
+//! `tracing` events emitted inside tasks reach the parent's subscriber,
+//! tagged with the worker and the task, in order and before the task's
+//! result; a task that logs in a tight loop does not grow memory.
+
+mod common;
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use common::*;
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Event, Level, Metadata, Subscriber};
+
+fn main() {
+    run(
+        tests![
+            worker_events_reach_the_parent_tagged,
+            nothing_is_sent_unless_asked_for,
+            a_task_logging_in_a_tight_loop_stays_bounded,
+        ],
+        |_| {},
+    );
+}
+
+/// Every event this process emits: (level, target, fields as text); or,
+/// with `counting`, only how many came from workers.
+#[derive(Clone, Default)]
+struct Capture {
+    events: Arc<Mutex<Vec<(Level, String, String)>>>,
+    spans: Arc<AtomicU64>,
+    counting: Arc<AtomicBool>,
+    counted: Arc<AtomicU64>,
+}
+
+impl Capture {
+    fn install() -> Capture {
+        static CAPTURE: std::sync::OnceLock<Capture> = std::sync::OnceLock::new();
+        let capture = CAPTURE.get_or_init(|| {
+            let capture = Capture::default();
+            tracing::subscriber::set_global_default(capture.clone()).unwrap();
+            capture
+        });
+        capture.events.lock().unwrap().clear();
+        capture.counting.store(false, Ordering::Relaxed);
+        capture.clone()
+    }
+
+    fn workers_events(&self) -> Vec<(Level, String)> {
+        let events = self.events.lock().unwrap();
+        events
+            .iter()
+            .filter(|(_, target, _)| target == "procpool::worker")
+            .map(|(level, _, fields)| (*level, fields.clone()))
+            .collect()
+    }
+}
+
+impl Subscriber for Capture {
+    fn enabled(&self, _: &Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &Attributes<'_>) -> Id {
+        Id::from_u64(self.spans.fetch_add(1, Ordering::Relaxed) + 1)
+    }
+    fn record(&self, _: &Id, _: &Record<'_>) {}
+    fn record_follows_from(&self, _: &Id, _: &Id) {}
+    fn event(&self, event: &Event<'_>) {
+        if self.counting.load(Ordering::Relaxed) {
+            if event.metadata().target() == "procpool::worker" {
+                self.counted.fetch_add(1, Ordering::Relaxed);
+            }
+            return;
+        }
+        struct Fields(String);
+        impl Visit for Fields {
+            fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+                let _ = write!(self.0, "{}={value:?};", field.name());
+            }
+        }
+        let mut fields = Fields(String::new());
+        event.record(&mut fields);
+        let meta = event.metadata();
+        self.events
+            .lock()
+            .unwrap()
+            .push((*meta.level(), meta.target().to_string(), fields.0));
+    }
+    fn enter(&self, _: &Id) {}
+    fn exit(&self, _: &Id) {}
+}
+
+async fn logging_pool(level: Option<Level>) -> procpool::Pool {
+    let builder = procpool::Pool::builder().workers(1);
+    let builder = match level {
+        Some(level) => builder.forward_logs(level),
+        None => builder,
+    };
+    builder.build().await.unwrap()
+}
+
+async fn worker_events_reach_the_parent_tagged() {
+    let capture = Capture::install();
+    let pool = logging_pool(Some(Level::INFO)).await;
+    let pid = pool.submit(log_lines, 3).await.unwrap();
+    // In before the result was delivered: the answer follows them.
+    let events = capture.workers_events();
+    assert_eq!(
+        events.len(),
+        4,
+        "3 infos and a warning, no debug: {events:#?}"
+    );
+    for (i, (level, fields)) in events[..3].iter().enumerate() {
+        assert_eq!(*level, Level::INFO);
+        assert!(
+            fields.starts_with(&format!("message=line i={i};")),
+            "{fields}"
+        );
+        assert!(fields.contains(&format!("worker={pid};")), "{fields}");
+        assert!(
+            fields.contains("task=\"logs::common::log_lines\";"),
+            "{fields}"
+        );
+        assert!(fields.contains("origin=\"logs::common\";"), "{fields}");
+    }
+    let (level, fields) = &events[3];
+    assert_eq!(*level, Level::WARN);
+    assert!(fields.contains("origin=\"custom::target\""), "{fields}");
+    pool.shutdown().await;
+}
+
+async fn nothing_is_sent_unless_asked_for() {
+    let capture = Capture::install();
+    let pool = logging_pool(None).await;
+    pool.submit(log_lines, 3).await.unwrap();
+    assert!(capture.workers_events().is_empty());
+    pool.shutdown().await;
+}
+
+async fn a_task_logging_in_a_tight_loop_stays_bounded() {
+    const LINES: u64 = 500_000;
+    let capture = Capture::install();
+    capture.counting.store(true, Ordering::Relaxed);
+    capture.counted.store(0, Ordering::Relaxed);
+    let pool = logging_pool(Some(Level::INFO)).await;
+    let worker = pool.submit(pid, ()).await.unwrap();
+    let reset = reset_peak_rss();
+    let before = peak_rss_kib();
+    pool.submit(log_lines, LINES).await.unwrap();
+    let growth = peak_rss_kib().saturating_sub(before) / 1024;
+    let worker_peak = peak_rss_kib_of(worker) / 1024;
+    assert_eq!(capture.counted.load(Ordering::Relaxed), LINES + 1);
+    eprintln!(
+        "{LINES} records: parent peak grew {growth} MiB (reset: {reset}), worker peak {worker_peak} MiB"
+    );
+    assert!(
+        worker_peak < 32,
+        "the worker's peak RSS reached {worker_peak} MiB"
+    );
+    if reset {
+        assert!(growth < 32, "the parent's peak RSS grew {growth} MiB");
+    }
+    pool.shutdown().await;
+}
