@@ -175,6 +175,27 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         self.receiver.blocking_recv()
     }
 
+    /// Takes the next item if there is one now: `Ok(None)` if the queue is
+    /// empty (Python's `get_nowait`). Works anywhere, without waiting.
+    ///
+    /// # Errors
+    ///
+    /// As [`get`](Queue::get).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # futures::executor::block_on(async {
+    /// let queue = procpool::Queue::new(2);
+    /// assert_eq!(queue.try_get()?, None);
+    /// queue.put(3u8).await?;
+    /// assert_eq!(queue.try_get()?, Some(3));
+    /// # Ok::<(), procpool::Error>(()) }).unwrap();
+    /// ```
+    pub fn try_get(&self) -> Result<Option<T>, Error> {
+        self.receiver.try_recv()
+    }
+
     /// Takes the next item, waiting at most `timeout`.
     ///
     /// # Errors

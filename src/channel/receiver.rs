@@ -147,6 +147,42 @@ impl<T: DeserializeOwned> Receiver<T> {
         self.blocking(Some(Instant::now() + timeout))
     }
 
+    /// The next message if one is there now, without waiting: `Ok(None)`
+    /// if none is (Python's `get_nowait`). Works in the pool's process
+    /// (async or not) and in tasks.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Receiver::recv): [`is_closed`](Error::is_closed) once
+    /// every sender is gone and every message was received.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # futures::executor::block_on(async {
+    /// let (tx, rx) = procpool::channel::<u8>(2);
+    /// assert_eq!(rx.try_recv()?, None);
+    /// tx.send(5).await?;
+    /// assert_eq!(rx.try_recv()?, Some(5));
+    /// # Ok::<(), procpool::Error>(()) }).unwrap();
+    /// ```
+    pub fn try_recv(&self) -> Result<Option<T>, Error> {
+        let message = match &self.end {
+            End::Remote(held) => match remote::recv(held.id, Some(Instant::now())) {
+                Err(err) if err.is_timeout() => return Ok(None),
+                message => message,
+            },
+            End::Local(local) => {
+                let waker = futures::task::noop_waker();
+                match local.shared.poll_recv(&mut Context::from_waker(&waker)) {
+                    Poll::Pending => return Ok(None),
+                    Poll::Ready(message) => message,
+                }
+            }
+        };
+        decode(message?).map(Some)
+    }
+
     fn blocking(&self, deadline: Option<Instant>) -> Result<T, Error> {
         let message = match &self.end {
             End::Remote(held) => remote::recv(held.id, deadline),

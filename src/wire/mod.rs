@@ -15,7 +15,7 @@
 //!
 //! | kind | code | direction | id | payload | module |
 //! |---|---|---|---|---|---|
-//! | `START` | `0x20` | pool → worker, first | 0 | none: the worker may run user code now | [`hello`] |
+//! | `START` | `0x20` | pool → worker, first | 0 | settings: the most verbose log level to send as `LOG` `u8` (0 none, 1 error … 5 trace); the worker may run user code now | [`hello`] |
 //! | `HELLO` | `0x10` | worker → pool, once | 0 | `procpool` magic, protocol version `u32`, registry fingerprint `u64`, pid `u32` | [`hello`] |
 //! | `REQUEST` | `0x01` | pool → worker | task | task index `u32`, bincode arguments | [`request`] |
 //! | `CHUNK` | `0x06` | pool → worker | task | task index `u32`, item count `u32`, the items' arguments back to back, then each item's length `u32` | [`chunk`] |
@@ -27,6 +27,15 @@
 //! | `TOO_LARGE` | `0x08` | worker → pool | task | the result's encoded size `u64`: over the frame limit, not sent | [`answer`] |
 //! | `CALL` | `0x30` | worker → pool, any thread | call | service `u8`, its arguments | [`call`] |
 //! | `REPLY` | `0x31` | pool → worker | call | `0` and the answer, or `1` and UTF-8 error text | [`call`] |
+//! | `OPEN` | `0x40` | worker → pool | channel | role `u8` (0 sender, 1 receiver): the worker now holds an endpoint of it | [`channel`] |
+//! | `CLOSE` | `0x41` | worker → pool | channel | role `u8`: the worker's last endpoint of that role is gone | [`channel`] |
+//! | `SEND` | `0x42` | worker → pool | channel | flags `u8` (1: last piece), a piece of a bincode message; a message's first piece takes one credit | [`channel`] |
+//! | `WANT` | `0x43` | worker → pool | channel | role `u8`, count `u32`: credit to send (sender), or messages to receive (receiver) | [`channel`] |
+//! | `RETURN` | `0x44` | worker → pool | channel | a whole message the worker asked for and no longer wants: back to the front | [`channel`] |
+//! | `CREDIT` | `0x48` | pool → worker | channel | count `u32`: messages the worker may send | [`channel`] |
+//! | `DATA` | `0x49` | pool → worker | channel | flags `u8` (1: last piece, 2: a dead sender's report: pid `u32`, exit tag `u8` and `i32`, task name), a piece of a message asked for | [`channel`] |
+//! | `CLOSED` | `0x4A` | pool → worker | channel | role `u8` gone: every sender (after every message was received) or every receiver | [`channel`] |
+//! | `LOG` | `0x50` | worker → pool, any thread | running task (0: none) | level `u8`, target length `u16` and target, the event's fields as UTF-8 text | [`log`] |
 //!
 //! # Ids and order
 //!
@@ -38,8 +47,17 @@
 //! error, and that worker is replaced. Call ids are the worker's; the pool
 //! answers every call once, in any order.
 //!
-//! Frames are written whole: the pool puts a `CANCEL` or `REPLY` between
-//! two requests, never inside one; a worker's threads share one writer lock.
+//! Channel ids are the pool process's; a worker may send channel frames
+//! only for channels it announced with `OPEN`, and gets them only for
+//! those (or one it has since closed). A message is whole once its last
+//! piece arrives, and the pieces of one message on one channel from one
+//! worker come in a row; a worker killed mid-message delivers nothing.
+//!
+//! Frames are written whole: the pool puts a `CANCEL`, `REPLY` or channel
+//! frame between two requests, never inside one; a worker's threads share
+//! one writer lock, and small channel and log frames are gathered by a
+//! writer thread and written before the next frame written directly (a
+//! task's messages go before its answer).
 
 pub(crate) mod answer;
 pub(crate) mod call;
