@@ -26,7 +26,7 @@ pub(crate) const WINDOW: u32 = 256;
 /// The largest message a worker may send, in bytes.
 const MAX_MESSAGE: usize = 1 << 30;
 /// Messages a worker's receivers may ask for at once on one channel.
-const MAX_DEMAND: usize = 1 << 16;
+const MAX_DEMAND: u32 = 1 << 10;
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
@@ -79,6 +79,11 @@ struct Member {
     starved: bool,
     /// A message part-way in from it.
     partial: Option<Vec<u8>>,
+    /// Messages its receivers asked for and have not been sent.
+    wanted: u32,
+    /// Messages sent to it that it has not given back: what it may still
+    /// give back (`RETURN`), so a worker cannot put in what it never got.
+    unreturned: u64,
 }
 
 #[derive(Default)]
@@ -260,9 +265,11 @@ impl Shared {
                     state.holding(peer.id, Role::Sender).expect("held").starved = true
                 }
                 (Role::Receiver, n) => {
-                    if state.demands.len() + n as usize > MAX_DEMAND {
+                    let member = state.holding(peer.id, Role::Receiver).expect("held");
+                    if member.wanted.saturating_add(n) > MAX_DEMAND {
                         return Err(format!("more than {MAX_DEMAND} receives waiting"));
                     }
+                    member.wanted += n;
                     for _ in 0..n {
                         state.demands.push_back(peer.clone());
                     }
@@ -271,6 +278,17 @@ impl Shared {
             frames::RETURN => {
                 // A message it had asked for and no longer wants: first in
                 // line again.
+                let member = state
+                    .members
+                    .iter_mut()
+                    .find(|member| member.peer.id == peer.id && member.unreturned > 0)
+                    .ok_or_else(|| {
+                        format!(
+                            "a message given back on channel {} it was never sent",
+                            self.id
+                        )
+                    })?;
+                member.unreturned -= 1;
                 if !state.deserted {
                     state.messages += 1;
                     state
@@ -292,8 +310,18 @@ impl Shared {
         while !state.items.is_empty()
             && let Some(peer) = state.demands.pop_front()
         {
-            match state.pop().expect("not empty") {
-                Item::Message(bytes) => peer.send_message(self.id, &bytes),
+            let item = state.pop().expect("not empty");
+            let member = state
+                .members
+                .iter_mut()
+                .find(|member| member.peer.id == peer.id);
+            let member = member.expect("a demand's worker is a member");
+            member.wanted -= 1;
+            match item {
+                Item::Message(bytes) => {
+                    member.unreturned += 1;
+                    peer.send_message(self.id, &bytes);
+                }
                 Item::Died(death) => peer.send_fault(self.id, &death),
             }
         }
@@ -346,6 +374,7 @@ impl Shared {
         let held_sender = member.holds[Role::Sender as usize];
         state.leave(peer.id, Role::Sender);
         state.leave(peer.id, Role::Receiver);
+        state.members.retain(|member| member.peer.id != peer.id);
         if held_sender
             && let Some(death) = death
             && state.any(Role::Receiver)
@@ -396,6 +425,8 @@ impl State {
                     credit: 0,
                     starved: false,
                     partial: None,
+                    wanted: 0,
+                    unreturned: 0,
                 });
                 self.members.len() - 1
             }
@@ -428,9 +459,15 @@ impl State {
                 // Only whole messages are delivered.
                 member.partial = None;
             }
-            Role::Receiver => self.demands.retain(|waiting| waiting.id != peer),
+            Role::Receiver => {
+                member.wanted = 0;
+                self.demands.retain(|waiting| waiting.id != peer);
+            }
         }
-        if self.members[at].holds == [false; 2] {
+        // One that may still give messages back stays known until it is
+        // gone (`lose`).
+        let member = &self.members[at];
+        if member.holds == [false; 2] && member.unreturned == 0 {
             self.members.swap_remove(at);
         }
     }

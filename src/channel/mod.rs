@@ -45,6 +45,8 @@ mod queue;
 mod receiver;
 pub(crate) mod remote;
 mod sender;
+#[cfg(test)]
+mod tests;
 
 pub(crate) use end::{Holds, carry};
 pub use queue::{Duplex, Queue, pipe};

@@ -1,0 +1,151 @@
+//! The hub's side of the channel protocol, driven with hand-made frames
+//! from a fake worker connection (no processes).
+
+use std::task::{Context, Poll};
+
+use futures::task::noop_waker;
+
+use super::hub::{Connection, Death};
+use super::{Receiver, Sender, channel};
+use crate::error::Exit;
+use crate::wire::channel::{self as frames, Role};
+use crate::wire::frame::{HEADER_LEN, Parts};
+
+fn route(conn: &mut Connection, frame: &[u8]) -> Result<(), String> {
+    conn.route(Parts::of(&frame[HEADER_LEN..]).unwrap())
+}
+
+fn piece(id: u64, flags: u8, bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    frames::push_piece(&mut out, frames::SEND, id, flags, bytes);
+    out
+}
+
+/// The frames the hub has for the fake worker: (kind, payload).
+fn outgoing(conn: &Connection) -> Vec<(u8, Vec<u8>)> {
+    let waker = noop_waker();
+    let bytes = conn
+        .take_outgoing(&mut Context::from_waker(&waker))
+        .unwrap_or_default();
+    let mut rest = &bytes[..];
+    let mut out = Vec::new();
+    while !rest.is_empty() {
+        let len = u64::from_le_bytes(rest[..HEADER_LEN].try_into().unwrap()) as usize;
+        let parts = Parts::of(&rest[HEADER_LEN..HEADER_LEN + len]).unwrap();
+        out.push((parts.kind, parts.payload.to_vec()));
+        rest = &rest[HEADER_LEN + len..];
+    }
+    out
+}
+
+fn poll_now<T>(rx: &Receiver<T>) -> Poll<Result<Vec<u8>, crate::Error>> {
+    let super::end::End::Local(local) = &rx.end else {
+        unreachable!()
+    };
+    let waker = noop_waker();
+    local.shared.poll_recv(&mut Context::from_waker(&waker))
+}
+
+fn id_of<T>(tx: &Sender<T>) -> u64 {
+    tx.end.id()
+}
+
+#[test]
+fn a_worker_sends_only_with_credit_and_only_whole_messages() {
+    let (tx, rx) = channel::<u64>(4);
+    let id = id_of(&tx);
+    let mut conn = Connection::new(1 << 20);
+    route(
+        &mut conn,
+        &frames::control(frames::OPEN, id, &[Role::Sender as u8]),
+    )
+    .unwrap();
+    let err = route(&mut conn, &piece(id, frames::LAST, b"x")).unwrap_err();
+    assert!(err.contains("without credit"), "{err}");
+    route(&mut conn, &frames::want(id, Role::Sender, 256)).unwrap();
+    let grant = outgoing(&conn);
+    assert_eq!(
+        grant,
+        [(frames::CREDIT, 4u32.to_le_bytes().to_vec())],
+        "the room there is"
+    );
+    route(&mut conn, &piece(id, 0, b"hel")).unwrap();
+    assert!(poll_now(&rx).is_pending(), "half a message is no message");
+    route(&mut conn, &piece(id, frames::LAST, b"lo")).unwrap();
+    assert!(matches!(poll_now(&rx), Poll::Ready(Ok(m)) if m == b"hello"));
+    // Dying part-way: nothing of it, and the news in its place.
+    route(&mut conn, &piece(id, 0, b"part")).unwrap();
+    let mut conn = conn;
+    conn.died(Death {
+        pid: 7,
+        exit: Exit::Signal(9),
+        task: Some("app::task"),
+    });
+    drop(conn);
+    drop(tx);
+    let Poll::Ready(Err(err)) = poll_now(&rx) else {
+        panic!("the death is reported")
+    };
+    assert!(err.is_peer_died() && err.worker_pid() == Some(7), "{err}");
+    let Poll::Ready(Err(end)) = poll_now(&rx) else {
+        panic!("then the end")
+    };
+    assert!(end.is_closed(), "{end}");
+}
+
+#[test]
+fn a_worker_receives_only_what_it_asked_for_and_gives_back_only_that() {
+    let (tx, rx) = channel::<u64>(4);
+    let id = id_of(&tx);
+    let mut conn = Connection::new(1 << 20);
+    futures::executor::block_on(tx.send(1)).unwrap();
+    let err = route(&mut conn, &frames::want(id, Role::Receiver, 1)).unwrap_err();
+    assert!(err.contains("does not hold"), "{err}");
+    route(
+        &mut conn,
+        &frames::control(frames::OPEN, id, &[Role::Receiver as u8]),
+    )
+    .unwrap();
+    assert!(outgoing(&conn).is_empty(), "nothing pushed unasked");
+    let err = route(&mut conn, &frames::control(frames::RETURN, id, b"forged")).unwrap_err();
+    assert!(err.contains("never sent"), "{err}");
+    route(&mut conn, &frames::want(id, Role::Receiver, 1)).unwrap();
+    let data = outgoing(&conn);
+    assert_eq!(data.len(), 1);
+    assert_eq!(data[0].0, frames::DATA);
+    // Given back: the parent's own receiver gets it.
+    let message = data[0].1[1..].to_vec();
+    route(&mut conn, &frames::control(frames::RETURN, id, &message)).unwrap();
+    let got = futures::executor::block_on(rx.recv()).unwrap();
+    assert_eq!(got, 1);
+    let err = route(&mut conn, &frames::want(id, Role::Receiver, 2_000)).unwrap_err();
+    assert!(err.contains("receives waiting"), "{err}");
+}
+
+#[test]
+fn frames_for_channels_that_do_not_exist_are_refused() {
+    let mut conn = Connection::new(1 << 20);
+    let err = route(&mut conn, &frames::control(frames::OPEN, u64::MAX, &[0])).unwrap_err();
+    assert!(err.contains("does not exist"), "{err}");
+    // A late goodbye is not an error.
+    route(&mut conn, &frames::control(frames::CLOSE, u64::MAX, &[0])).unwrap();
+}
+
+#[test]
+fn the_last_receiver_gone_tells_worker_senders_and_fails_local_ones() {
+    let (tx, rx) = channel::<u64>(1);
+    let id = id_of(&tx);
+    let mut conn = Connection::new(1 << 20);
+    route(
+        &mut conn,
+        &frames::control(frames::OPEN, id, &[Role::Sender as u8]),
+    )
+    .unwrap();
+    drop(rx);
+    assert_eq!(
+        outgoing(&conn),
+        [(frames::CLOSED, vec![Role::Receiver as u8])]
+    );
+    let err = futures::executor::block_on(tx.send(1)).unwrap_err();
+    assert!(err.is_closed(), "{err}");
+}
