@@ -79,6 +79,14 @@ impl Error {
         })
     }
 
+    /// How the worker ended, for an error that a worker's death caused.
+    pub(crate) fn exit(&self) -> Option<Exit> {
+        match *self.repr {
+            Repr::WorkerDied { exit, .. } | Repr::Undeliverable { exit, .. } => Some(exit),
+            _ => None,
+        }
+    }
+
     /// The task panicked; the worker caught the panic and lives on.
     ///
     /// [`panic_message`](Error::panic_message),

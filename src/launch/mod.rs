@@ -17,5 +17,5 @@ pub(crate) mod local;
 pub(crate) mod marker;
 mod options;
 
-pub(crate) use options::{WorkerOptions, create_cgroup, settle_containment};
 pub use options::{Containment, Redirect};
+pub(crate) use options::{WorkerOptions, create_cgroup, settle_containment};

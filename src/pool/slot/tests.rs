@@ -266,6 +266,8 @@ impl Rig {
         let mut slot = Slot {
             state: State::Starting(launcher.start()),
             failures: 0,
+            one_shot: false,
+            exit: None,
         };
         let mut queue = VecDeque::new();
         let (driver_launcher, driver_counters, failures) =

@@ -1,0 +1,165 @@
+//! The background future behind one [`Process`](crate::Process): a
+//! dispatcher of one task for one [`Slot`] that is never refilled.
+//!
+//! It is the pool's machinery with the pool taken away: the slot starts the
+//! worker ([`local::start`](crate::launch::local::start)), its
+//! [`LiveWorker`](crate::pool::slot::live) routes every frame the worker
+//! sends (answers, calls, and whatever kinds come next), and its reaping
+//! attributes a death to the task ([`settle`](crate::pool::slot::settle)).
+//! What is left here is the part a pool of one does not need: one job, no
+//! queue to speak of, and the handle's `kill`.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+
+use futures::task::AtomicWaker;
+
+use crate::error::{Error, Exit, Repr};
+use crate::launch::local::WorkerSpec;
+use crate::pool::job::Job;
+use crate::pool::slot::{Ctx, Launch, Slot, StartFailed};
+use crate::pool::stats::Counters;
+
+/// What the handle tells the driver besides dropping its end of the job:
+/// kill the process now.
+#[derive(Debug, Default)]
+pub(crate) struct Control {
+    kill: AtomicBool,
+    waker: AtomicWaker,
+}
+
+impl Control {
+    pub(crate) fn kill(&self) {
+        self.kill.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+
+    fn poll_killed(&self, cx: &mut Context<'_>) -> bool {
+        self.waker.register(cx.waker());
+        self.kill.load(Ordering::Acquire)
+    }
+}
+
+/// Runs one job in one fresh worker, then lets the worker go (and reaps it)
+/// or, if it died, settles its death on the job.
+#[derive(Debug)]
+pub(crate) struct Driver {
+    slot: Slot<Arc<WorkerSpec>>,
+    /// The job until the worker takes it; a job the worker died before
+    /// starting comes back here (as it would to a pool's queue).
+    queue: VecDeque<Job>,
+    launcher: Arc<WorkerSpec>,
+    counters: Counters,
+    control: Arc<Control>,
+    killed: bool,
+}
+
+impl Driver {
+    /// Starts the worker for `job` at once.
+    pub(crate) fn new(launcher: Arc<WorkerSpec>, job: Job, control: Arc<Control>) -> Driver {
+        Driver {
+            slot: Slot::one_shot(launcher.start()),
+            queue: VecDeque::from([job]),
+            launcher,
+            counters: Counters::default(),
+            control,
+            killed: false,
+        }
+    }
+
+    /// A start failed: the job fails with why.
+    fn start_failed(&mut self, failed: Option<StartFailed>) {
+        if let Some(StartFailed(err)) = failed {
+            for job in self.queue.drain(..) {
+                job.finish(Err(err.clone()));
+            }
+        }
+    }
+
+    /// The slot stopped with the job still here: the worker died (or was
+    /// killed) before it could start it.
+    fn fail_unstarted(&mut self) {
+        let exit = self.slot.exit().unwrap_or(Exit::Unknown);
+        for job in self.queue.drain(..) {
+            let task = job.task;
+            let error = match job.placed.pid() {
+                Some(pid) => Error::new(Repr::WorkerDied { task, pid, exit }),
+                None => Error::new(Repr::Cancelled { task, pid: None }),
+            };
+            job.finish(Err(error));
+        }
+    }
+}
+
+impl Future for Driver {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        if !this.killed && this.control.poll_killed(cx) {
+            this.killed = true;
+            // Not started yet: it never will be.
+            for job in this.queue.drain(..) {
+                let task = job.task;
+                job.finish(Err(Error::new(Repr::Cancelled { task, pid: None })));
+            }
+            this.slot.kill();
+        }
+        // The handle was dropped before the worker took the job.
+        if let Some(job) = this.queue.front_mut()
+            && job.reply.poll_closed(cx).is_ready()
+        {
+            this.queue.clear();
+        }
+        let mut ctx = Ctx {
+            launcher: &this.launcher,
+            queue: &mut this.queue,
+            counters: &this.counters,
+        };
+        let failed = this.slot.poll(cx, &mut ctx);
+        this.start_failed(failed);
+        if this.slot.room(1).is_some()
+            && let Some(job) = this.queue.pop_front()
+        {
+            this.slot.accept(job, &this.launcher, None);
+        }
+        let mut ctx = Ctx {
+            launcher: &this.launcher,
+            queue: &mut this.queue,
+            counters: &this.counters,
+        };
+        let failed = this.slot.flush(cx, &mut ctx);
+        this.start_failed(failed);
+        // Answered (or abandoned): the worker's work is done. Closing lets
+        // it exit on the hang-up, and reaps it.
+        if this.queue.is_empty() && this.slot.is_drained() && !this.slot.is_stopped() {
+            let mut ctx = Ctx {
+                launcher: &this.launcher,
+                queue: &mut this.queue,
+                counters: &this.counters,
+            };
+            this.slot.close(cx, &mut ctx);
+        }
+        if this.slot.is_stopped() {
+            this.fail_unstarted();
+            return Poll::Ready(());
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for Driver {
+    /// The runtime is going away under a process still running: kill it and
+    /// reap it now, as a dropped pool does.
+    fn drop(&mut self) {
+        for job in self.queue.drain(..) {
+            job.finish(Err(Error::new(Repr::ShutDown)));
+        }
+        self.slot.discard();
+        self.launcher.kill_all();
+    }
+}
