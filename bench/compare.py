@@ -121,6 +121,8 @@ FIGURES = [
      {"procpool": ("procpool", "W5 startup ms"), "floor": ("floor", "W5 startup ms"),
       PPE: (PPE, "W5 startup ms (fork)"), MPP: (MPP, "W5 startup ms (fork)")},
      ratio_to_floor(2, True)),
+    ("W5 Process: procpool::spawn start to result (ms; floor: one bare child)",
+     same("W5 process ms", ("procpool", "floor")), ratio_to_floor(1.5, True)),
     ("W5 start-up, Python spawn (ms)", same("W5 startup ms (spawn)", (PPE, MPP)), None),
     ("W5 start-up, Python forkserver (ms)", same("W5 startup ms (forkserver)", (PPE, MPP)), None),
 ]
