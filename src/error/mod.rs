@@ -82,7 +82,9 @@ impl Error {
     /// How the worker ended, for an error that a worker's death caused.
     pub(crate) fn exit(&self) -> Option<Exit> {
         match *self.repr {
-            Repr::WorkerDied { exit, .. } | Repr::Undeliverable { exit, .. } => Some(exit),
+            Repr::WorkerDied { exit, .. }
+            | Repr::ProcessDied { exit, .. }
+            | Repr::Undeliverable { exit, .. } => Some(exit),
             _ => None,
         }
     }
@@ -118,7 +120,9 @@ impl Error {
     /// signal from outside). The pool has replaced it.
     ///
     /// Also true for a task that was sent to several workers in turn, each of
-    /// which died before the task started: the pool stops trying after three.
+    /// which died before the task started: the pool stops trying after three;
+    /// and for a [`Process`](crate::Process) that died before its function
+    /// returned (nothing replaces it).
     ///
     /// [`exit_code`](Error::exit_code) or [`signal`](Error::signal) says how
     /// the worker ended. With [`PoolBuilder::retries`](crate::PoolBuilder::retries),
@@ -140,7 +144,7 @@ impl Error {
     pub fn is_worker_died(&self) -> bool {
         matches!(
             *self.repr,
-            Repr::WorkerDied { .. } | Repr::Undeliverable { .. }
+            Repr::WorkerDied { .. } | Repr::ProcessDied { .. } | Repr::Undeliverable { .. }
         )
     }
 
@@ -416,6 +420,10 @@ impl Error {
                 exit: Exit::Code(code),
                 ..
             }
+            | Repr::ProcessDied {
+                exit: Exit::Code(code),
+                ..
+            }
             | Repr::Undeliverable {
                 exit: Exit::Code(code),
                 ..
@@ -449,6 +457,10 @@ impl Error {
                 exit: Exit::Signal(sig),
                 ..
             }
+            | Repr::ProcessDied {
+                exit: Exit::Signal(sig),
+                ..
+            }
             | Repr::Undeliverable {
                 exit: Exit::Signal(sig),
                 ..
@@ -479,6 +491,7 @@ impl Error {
         match *self.repr {
             Repr::Panicked { pid, .. }
             | Repr::WorkerDied { pid, .. }
+            | Repr::ProcessDied { pid, .. }
             | Repr::Undeliverable { pid, .. }
             | Repr::Remote { pid, .. }
             | Repr::ResultTooLarge { pid, .. }
@@ -509,6 +522,7 @@ impl Error {
         match *self.repr {
             Repr::Panicked { task, .. }
             | Repr::WorkerDied { task, .. }
+            | Repr::ProcessDied { task, .. }
             | Repr::Cancelled { task, .. }
             | Repr::TimedOut { task, .. }
             | Repr::Remote { task, .. }

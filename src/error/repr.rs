@@ -55,6 +55,12 @@ pub(crate) enum Repr {
         pid: u32,
         exit: Exit,
     },
+    /// A [`Process`](crate::Process) died before its function returned.
+    ProcessDied {
+        task: &'static str,
+        pid: u32,
+        exit: Exit,
+    },
     /// `pid`: the worker it had been sent to, if any (killed if it had
     /// started the task there).
     Cancelled {
@@ -141,6 +147,12 @@ impl fmt::Display for Error {
                  the task was lost and the worker replaced (if the task crashed it, fix the \
                  task; if it was killed from outside, e.g. by the OOM killer, \
                  PoolBuilder::retries reruns tasks that are safe to run twice)"
+            ),
+            Repr::ProcessDied { task, pid, exit } => write!(
+                f,
+                "process {pid} {exit} while running `{task}` (if the function crashed it, fix \
+                 the function; if it was killed from outside, e.g. by the OOM killer, spawn it \
+                 again if it is safe to run twice)"
             ),
             Repr::Cancelled { task, pid } => {
                 write!(f, "task `{task}` was cancelled")?;

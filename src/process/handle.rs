@@ -318,12 +318,19 @@ impl<R: DeserializeOwned> Future for Process<R> {
         let this = self.get_mut();
         let outcome = ready!(Pin::new(&mut this.inner).poll(cx));
         this.exit = exit_of(&outcome, this.placed.pid().is_some());
+        let task = this.inner.task_name();
         Poll::Ready(match outcome {
-            // It died because we killed it.
-            Err(err) if this.killed && err.is_worker_died() => Err(Error::new(Repr::Cancelled {
-                task: this.inner.task_name(),
-                pid: err.worker_pid(),
-            })),
+            Err(err) if err.is_worker_died() => Err(match (this.killed, err.worker_pid()) {
+                // It died because we killed it.
+                (true, pid) => Error::new(Repr::Cancelled { task, pid }),
+                // A pool's message would speak of replacing the worker.
+                (false, Some(pid)) => Error::new(Repr::ProcessDied {
+                    task,
+                    pid,
+                    exit: err.exit().unwrap_or(Exit::Unknown),
+                }),
+                (false, None) => err,
+            }),
             outcome => outcome,
         })
     }
