@@ -615,12 +615,7 @@ async fn a_one_shot_slot_stops_when_its_worker_dies_and_keeps_the_exit() {
         (err.exit_code(), err.worker_pid()),
         (Some(3), Some(worker.pid))
     );
-    let status = rig
-        .status
-        .wait_for(|(stopped, _)| *stopped)
-        .await
-        .unwrap()
-        .clone();
+    let status = *rig.status.wait_for(|(stopped, _)| *stopped).await.unwrap();
     assert_eq!(status, (true, Some(Exit::Code(3))));
     tokio::time::sleep(BACKOFF_MAX * 2).await;
     assert_eq!(rig.launcher.starts().len(), 1, "never refilled");
@@ -649,11 +644,6 @@ async fn killing_a_one_shot_slot_settles_its_task_with_the_kill() {
     let err = error(answer.await);
     assert!(err.is_worker_died(), "{err}");
     assert_eq!(err.signal(), Some(SIGKILL));
-    let status = rig
-        .status
-        .wait_for(|(stopped, _)| *stopped)
-        .await
-        .unwrap()
-        .clone();
+    let status = *rig.status.wait_for(|(stopped, _)| *stopped).await.unwrap();
     assert_eq!(status, (true, Some(Exit::Signal(SIGKILL))));
 }
