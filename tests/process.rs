@@ -28,6 +28,8 @@ fn main() {
             a_process_calls_the_parent_as_a_pool_task_does,
             an_unregistered_function_is_a_typed_error,
             the_builder_passes_the_environment,
+            outside_a_runtime_it_is_a_typed_error,
+            a_process_handle_is_send_sync_and_debug,
             a_sigkilled_parent_takes_its_process_and_grandchildren_along,
         ],
         roles,
@@ -282,4 +284,24 @@ async fn a_sigkilled_parent_takes_its_process_and_grandchildren_along() {
         );
     }
     let _ = std::fs::remove_dir_all(dir);
+}
+
+async fn outside_a_runtime_it_is_a_typed_error() {
+    let err = std::thread::spawn(|| futures::executor::block_on(procpool::spawn(square, 2)))
+        .join()
+        .unwrap()
+        .unwrap_err();
+    assert!(err.is_spawn(), "{err}");
+    assert!(
+        err.to_string()
+            .contains("procpool::spawn must run inside a tokio runtime")
+    );
+}
+
+async fn a_process_handle_is_send_sync_and_debug() {
+    fn send_sync_static<T: Send + Sync + 'static>(_: &T) {}
+    let process = procpool::spawn(square, 3);
+    send_sync_static(&process);
+    assert!(format!("{process:?}").contains("square"));
+    assert_eq!(within(process).await.unwrap(), 9);
 }

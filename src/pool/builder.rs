@@ -621,15 +621,7 @@ impl PoolBuilder {
     /// }
     /// ```
     pub async fn build(self) -> Result<Pool, Error> {
-        check_runtime()?;
-        if crate::launch::marker::is_unclaimed_worker() {
-            return Err(Error::spawn(
-                "this process was started as a procpool worker, but its `main` built a pool \
-                 without calling `procpool::init(procpool::tasks![...])` first; call init first \
-                 thing in main",
-                None,
-            ));
-        }
+        check_can_start("PoolBuilder::build")?;
         let registry = registry::global()?;
         let workers = self
             .workers
@@ -700,7 +692,26 @@ impl PoolBuilder {
 /// a typed error before any worker starts, instead of a panic halfway.
 /// (Under `panic = "abort"` the probe cannot catch, and aborts as tokio
 /// would have.)
-pub(crate) fn check_runtime() -> Result<(), Error> {
+/// Whether `what` (`PoolBuilder::build`, `procpool::spawn`) may start
+/// workers here: inside a tokio runtime with its drivers (see
+/// [`check_runtime`]), and not in a worker whose `main` skipped `init`
+/// (which would start workers without end).
+pub(crate) fn check_can_start(what: &str) -> Result<(), Error> {
+    check_runtime(what)?;
+    if crate::launch::marker::is_unclaimed_worker() {
+        return Err(Error::spawn(
+            format!(
+                "this process was started as a procpool worker, but its `main` called {what} \
+                 without calling `procpool::init(procpool::tasks![...])` first; call init first \
+                 thing in main"
+            ),
+            None,
+        ));
+    }
+    Ok(())
+}
+
+fn check_runtime(what: &str) -> Result<(), Error> {
     let missing = |what: &str| {
         Error::spawn(
             format!(
@@ -712,7 +723,7 @@ pub(crate) fn check_runtime() -> Result<(), Error> {
     };
     if tokio::runtime::Handle::try_current().is_err() {
         return Err(Error::spawn(
-            "PoolBuilder::build must run inside a tokio runtime (it starts tasks there)",
+            format!("{what} must run inside a tokio runtime (it starts tasks there)"),
             None,
         ));
     }

@@ -13,7 +13,7 @@ use super::handle::Process;
 use crate::error::{Error, Repr};
 use crate::launch::cgroup::PoolCgroup;
 use crate::launch::{Containment, Redirect, WorkerOptions, create_cgroup, settle_containment};
-use crate::pool::builder::check_runtime;
+use crate::pool::builder::check_can_start;
 use crate::pool::job::{Job, Placement, Ticket};
 use crate::registry::{self, Task, assert_fn_item};
 use crate::wire::{frame, request};
@@ -325,15 +325,7 @@ impl ProcessBuilder {
         if bytes > max {
             return Err(Error::new(Repr::TooLarge { task, bytes, max }));
         }
-        if crate::launch::marker::is_unclaimed_worker() {
-            return Err(Error::spawn(
-                "this process was started as a procpool worker, but its `main` spawned a process \
-                 without calling `procpool::init(procpool::tasks![...])` first; call init first \
-                 thing in main",
-                None,
-            ));
-        }
-        check_runtime()?;
+        check_can_start("procpool::spawn")?;
         let (reply, answer) = oneshot::channel();
         let job = Job {
             task,
