@@ -18,4 +18,4 @@ pub(crate) mod marker;
 mod options;
 
 pub use options::{Containment, Redirect};
-pub(crate) use options::{WorkerOptions, create_cgroup, settle_containment};
+pub(crate) use options::{WorkerOptions, cgroup_for, create_cgroup};

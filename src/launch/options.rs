@@ -169,7 +169,7 @@ impl WorkerOptions {
 /// # Errors
 ///
 /// With [`Containment::Cgroup`], if none can be made.
-pub(crate) async fn settle_containment<F, Fut>(
+pub(crate) async fn cgroup_for<F, Fut>(
     containment: Containment,
     create: F,
 ) -> Result<Option<Arc<PoolCgroup>>, Error>

@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 
 use crate::error::Error;
 use crate::launch::local::{self, Initializer};
-use crate::launch::{Containment, Redirect, WorkerOptions, create_cgroup, settle_containment};
+use crate::launch::{Containment, Redirect, WorkerOptions, cgroup_for, create_cgroup};
 use crate::pool::Pool;
 use crate::pool::dispatcher::{Dispatcher, Settings};
 use crate::pool::pool::Config;
@@ -637,7 +637,7 @@ impl PoolBuilder {
             }
             init => init,
         };
-        let cgroup = settle_containment(self.launch.containment, create_cgroup).await?;
+        let cgroup = cgroup_for(self.launch.containment, create_cgroup).await?;
         let containment = match cgroup {
             Some(_) => Containment::Cgroup,
             None => Containment::ProcessGroup,

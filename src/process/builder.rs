@@ -12,7 +12,7 @@ use super::driver::{Control, Driver};
 use super::handle::Process;
 use crate::error::{Error, Repr};
 use crate::launch::cgroup::PoolCgroup;
-use crate::launch::{Containment, Redirect, WorkerOptions, create_cgroup, settle_containment};
+use crate::launch::{Containment, Redirect, WorkerOptions, cgroup_for, create_cgroup};
 use crate::pool::builder::check_can_start;
 use crate::pool::job::{Job, Placement, Ticket};
 use crate::registry::{self, Task, assert_fn_item};
@@ -339,7 +339,7 @@ impl ProcessBuilder {
         let (launch, control) = (self.launch.clone(), control.clone());
         let fingerprint = registry.fingerprint();
         tokio::spawn(async move {
-            let cgroup = match settle_containment(launch.containment, shared_cgroup).await {
+            let cgroup = match cgroup_for(launch.containment, shared_cgroup).await {
                 Ok(cgroup) => cgroup,
                 Err(err) => return job.finish(Err(err)),
             };
