@@ -25,6 +25,7 @@ fn main() {
             a_detached_process_runs_to_completion_and_is_reaped,
             processes_a_killed_process_started_die_with_it,
             processes_left_behind_by_a_returning_function_die,
+            kill_reaches_children_that_left_the_group_without_a_cgroup,
             a_process_calls_the_parent_as_a_pool_task_does,
             an_unregistered_function_is_a_typed_error,
             the_builder_passes_the_environment,
@@ -139,16 +140,16 @@ async fn kill_before_the_start_never_runs_it() {
     let finished = marker("never");
     let mut process = procpool::spawn(sleep_then_touch, (0, finished.clone()));
     process.kill();
-    match within(&mut process).await {
-        // Killed before it started, or while it ran.
-        Err(err) => assert!(err.is_cancelled(), "{err}"),
-        Ok(_) => panic!("a killed process returned"),
+    let err = within(&mut process).await.unwrap_err();
+    assert!(err.is_cancelled(), "{err}");
+    assert_eq!(err.worker_pid(), process.pid());
+    if process.pid().is_none() {
+        // Never started (the usual case): no status, and it never ran.
+        assert_eq!(process.exitcode(), None);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!std::path::Path::new(&finished).exists());
     }
-    assert_eq!(
-        process.exitcode().is_some(),
-        process.pid().is_some(),
-        "an exit status only if it ran"
-    );
+    let _ = std::fs::remove_file(finished);
 }
 
 async fn dropping_the_handle_kills_the_process() {
@@ -208,6 +209,29 @@ async fn processes_left_behind_by_a_returning_function_die() {
     for pid in escapees(&dir).await {
         assert!(wait_gone(pid, LIMIT), "process {pid} outlived its process");
     }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+async fn kill_reaches_children_that_left_the_group_without_a_cgroup() {
+    // kill() is the pool's cancel: the process ends itself, and kills its
+    // own children first, even those in a process group of their own.
+    let dir = marker("process-group-escapees");
+    let mut process = procpool::Process::builder()
+        .containment(procpool::Containment::ProcessGroup)
+        .spawn(spawn_escapees, (dir.clone(), "sleep".to_string()));
+    let [in_group, own_group, daemon]: [u32; 3] = escapees(&dir).await.try_into().unwrap();
+    process.kill();
+    let err = within(&mut process).await.unwrap_err();
+    assert!(err.is_cancelled(), "{err}");
+    assert_eq!(process.exitcode(), Some(-libc::SIGKILL));
+    for pid in [in_group, own_group] {
+        assert!(wait_gone(pid, LIMIT), "process {pid} outlived its process");
+    }
+    // A daemon is beyond a process group's reach (Containment says so).
+    // SAFETY: kill takes plain integers; the daemon is our descendant (we
+    // are a subreaper), unreaped, so the pid is still its own.
+    unsafe { libc::kill(daemon as i32, libc::SIGKILL) };
+    assert!(wait_gone(daemon, LIMIT));
     let _ = std::fs::remove_dir_all(dir);
 }
 

@@ -7,10 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{OnceCell, oneshot};
+use tokio::task::JoinHandle;
 
-use super::driver::{Control, Driver};
+use super::driver::Driver;
 use super::handle::Process;
-use crate::error::{Error, Repr};
+use crate::error::{Error, Exit, Repr};
 use crate::launch::cgroup::PoolCgroup;
 use crate::launch::{Containment, Redirect, WorkerOptions, cgroup_for, create_cgroup};
 use crate::pool::builder::check_can_start;
@@ -306,19 +307,18 @@ impl ProcessBuilder {
         let _ = f;
         let task = std::any::type_name::<F>();
         let placed = Placement::default();
-        let control = Arc::new(Control::default());
-        let started = self.start::<F, F::Args>(task, &args, &placed, &control);
-        Process::new(task, started, placed, control)
+        let started = self.start::<F, F::Args>(task, &args, &placed);
+        Process::new(task, started, placed)
     }
 
-    /// Encodes the request and starts the driver, which starts the process.
+    /// Encodes the request and starts the driver, which starts the process;
+    /// the driver's handle says how the process ended once it is reaped.
     fn start<F: 'static, A: serde::Serialize>(
         &self,
         task: &'static str,
         args: &A,
         placed: &Placement,
-        control: &Arc<Control>,
-    ) -> Result<Ticket, Error> {
+    ) -> Result<(Ticket, JoinHandle<Option<Exit>>), Error> {
         let registry = registry::global()?;
         let frame = request::encode(registry.index_of::<F>()?, args)?;
         let (bytes, max) = (frame::body_len_of(&frame), self.launch.max_frame);
@@ -336,22 +336,26 @@ impl ProcessBuilder {
             crashed_workers: 0,
             placed: placed.clone(),
         };
-        let (launch, control) = (self.launch.clone(), control.clone());
+        let launch = self.launch.clone();
         let fingerprint = registry.fingerprint();
-        tokio::spawn(async move {
-            let cgroup = match cgroup_for(launch.containment, shared_cgroup).await {
-                Ok(cgroup) => cgroup,
-                Err(err) => return job.finish(Err(err)),
+        let driver = tokio::spawn(async move {
+            let spec = match cgroup_for(launch.containment, shared_cgroup).await {
+                Ok(cgroup) => launch.into_spec(fingerprint, None, cgroup),
+                Err(err) => Err(err),
             };
-            match launch.into_spec(fingerprint, None, cgroup) {
-                Ok(spec) => Driver::new(Arc::new(spec), job, control).await,
-                Err(err) => job.finish(Err(err)),
+            match spec {
+                Ok(spec) => Driver::new(Arc::new(spec), job).await,
+                Err(err) => {
+                    job.finish(Err(err));
+                    None
+                }
             }
         });
-        Ok(Ticket {
+        let ticket = Ticket {
             answer,
             placed: placed.clone(),
-        })
+        };
+        Ok((ticket, driver))
     }
 }
 

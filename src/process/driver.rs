@@ -6,17 +6,15 @@
 //! [`LiveWorker`](crate::pool::slot::live) routes every frame the worker
 //! sends (answers, calls, and whatever kinds come next), and its reaping
 //! attributes a death to the task ([`settle`](crate::pool::slot::settle)).
-//! What is left here is the part a pool of one does not need: one job, no
-//! queue to speak of, and the handle's `kill`.
+//! What is left here is the part a pool of one does not need: one job and
+//! no queue to speak of. The handle's `kill` is the pool's cancel: it drops
+//! its end of the job.
 
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
-
-use futures::task::AtomicWaker;
 
 use crate::error::{Error, Exit, Repr};
 use crate::launch::local::WorkerSpec;
@@ -24,28 +22,9 @@ use crate::pool::job::Job;
 use crate::pool::slot::{Ctx, Launch, Slot, StartFailed};
 use crate::pool::stats::Counters;
 
-/// What the handle tells the driver besides dropping its end of the job:
-/// kill the process now.
-#[derive(Debug, Default)]
-pub(crate) struct Control {
-    kill: AtomicBool,
-    waker: AtomicWaker,
-}
-
-impl Control {
-    pub(crate) fn kill(&self) {
-        self.kill.store(true, Ordering::Release);
-        self.waker.wake();
-    }
-
-    fn poll_killed(&self, cx: &mut Context<'_>) -> bool {
-        self.waker.register(cx.waker());
-        self.kill.load(Ordering::Acquire)
-    }
-}
-
 /// Runs one job in one fresh worker, then lets the worker go (and reaps it)
-/// or, if it died, settles its death on the job.
+/// or, if it died, settles its death on the job. It completes once the
+/// worker is reaped, with how it ended if it died.
 #[derive(Debug)]
 pub(crate) struct Driver {
     slot: Slot<Arc<WorkerSpec>>,
@@ -54,20 +33,16 @@ pub(crate) struct Driver {
     queue: VecDeque<Job>,
     launcher: Arc<WorkerSpec>,
     counters: Counters,
-    control: Arc<Control>,
-    killed: bool,
 }
 
 impl Driver {
     /// Starts the worker for `job` at once.
-    pub(crate) fn new(launcher: Arc<WorkerSpec>, job: Job, control: Arc<Control>) -> Driver {
+    pub(crate) fn new(launcher: Arc<WorkerSpec>, job: Job) -> Driver {
         Driver {
             slot: Slot::one_shot(launcher.start()),
             queue: VecDeque::from([job]),
             launcher,
             counters: Counters::default(),
-            control,
-            killed: false,
         }
     }
 
@@ -80,8 +55,8 @@ impl Driver {
         }
     }
 
-    /// The slot stopped with the job still here: the worker died (or was
-    /// killed) before it could start it.
+    /// The slot stopped with the job still here: the worker died before it
+    /// could start it.
     fn fail_unstarted(&mut self) {
         let exit = self.slot.exit().unwrap_or(Exit::Unknown);
         for job in self.queue.drain(..) {
@@ -96,20 +71,11 @@ impl Driver {
 }
 
 impl Future for Driver {
-    type Output = ();
+    type Output = Option<Exit>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Exit>> {
         let this = self.get_mut();
-        if !this.killed && this.control.poll_killed(cx) {
-            this.killed = true;
-            // Not started yet: it never will be.
-            for job in this.queue.drain(..) {
-                let task = job.task;
-                job.finish(Err(Error::new(Repr::Cancelled { task, pid: None })));
-            }
-            this.slot.kill();
-        }
-        // The handle was dropped before the worker took the job.
+        // The handle let go (dropped, killed) before the worker took the job.
         if let Some(job) = this.queue.front_mut()
             && job.reply.poll_closed(cx).is_ready()
         {
@@ -146,7 +112,7 @@ impl Future for Driver {
         }
         if this.slot.is_stopped() {
             this.fail_unstarted();
-            return Poll::Ready(());
+            return Poll::Ready(this.slot.exit());
         }
         Poll::Pending
     }

@@ -5,14 +5,13 @@ use std::fmt;
 use std::future::Future;
 use std::os::unix::process::ExitStatusExt;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
+use tokio::task::JoinHandle;
 
 use super::builder::ProcessBuilder;
-use super::driver::Control;
 use crate::error::{Error, Exit, Repr};
 use crate::pool::job::{Placement, Ticket};
 use crate::task::TaskHandle;
@@ -80,10 +79,16 @@ use crate::task::TaskHandle;
 /// ```
 #[must_use = "dropping a Process kills it; await it or call .detach()"]
 pub struct Process<R> {
-    inner: TaskHandle<R>,
+    task: &'static str,
+    /// The function's answer; `None` once [`kill`](Process::kill) let go of
+    /// it, which is what cancels it.
+    answer: Option<TaskHandle<R>>,
+    /// An outcome `kill` found already there.
+    early: Option<Result<R, Error>>,
+    /// Completes once the process is reaped, with how it ended if it died;
+    /// `None` if it never started.
+    driver: Option<JoinHandle<Option<Exit>>>,
     placed: Placement,
-    control: Arc<Control>,
-    killed: bool,
     exit: Option<Exit>,
 }
 
@@ -113,15 +118,19 @@ impl Process<()> {
 impl<R> Process<R> {
     pub(super) fn new(
         task: &'static str,
-        submitted: Result<Ticket, Error>,
+        started: Result<(Ticket, JoinHandle<Option<Exit>>), Error>,
         placed: Placement,
-        control: Arc<Control>,
     ) -> Process<R> {
+        let (submitted, driver) = match started {
+            Ok((ticket, driver)) => (Ok(ticket), Some(driver)),
+            Err(err) => (Err(err), None),
+        };
         Process {
-            inner: TaskHandle::new(task, submitted, None),
+            task,
+            answer: Some(TaskHandle::new(task, submitted, None)),
+            early: None,
+            driver,
             placed,
-            control,
-            killed: false,
             exit: None,
         }
     }
@@ -149,34 +158,6 @@ impl<R> Process<R> {
         self.placed.pid()
     }
 
-    /// Kills the process now (SIGKILL, with everything it started), as
-    /// Python's `Process.kill()`; harmless once it has ended.
-    ///
-    /// The handle then resolves, once the process is reaped, to an error
-    /// with [`Error::is_cancelled`] and the process's
-    /// [`worker_pid`](Error::worker_pid) (`None` if it had not started yet,
-    /// in which case it never will); [`exitcode`](Process::exitcode) is then
-    /// `-9`. If the function had already returned, the handle gives its
-    /// value instead.
-    ///
-    /// # Examples
-    ///
-    /// ```no_run
-    /// # fn spin() -> u64 { loop {} }
-    /// # async fn demo() {
-    /// let mut runaway = procpool::spawn(spin, ());
-    /// tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    /// runaway.kill();
-    /// let err = (&mut runaway).await.unwrap_err();
-    /// assert!(err.is_cancelled());
-    /// assert_eq!(runaway.exitcode(), Some(-libc::SIGKILL));
-    /// # }
-    /// ```
-    pub fn kill(&mut self) {
-        self.killed = true;
-        self.control.kill();
-    }
-
     /// Gives the process `limit` from now to finish; past that, it is
     /// killed as if the handle were dropped, and the handle resolves to
     /// [`Error::is_timeout`]. The limit is checked when the handle is
@@ -200,7 +181,7 @@ impl<R> Process<R> {
     /// If called outside a tokio runtime (the timer needs one).
     #[track_caller]
     pub fn timeout(mut self, limit: Duration) -> Self {
-        self.inner = self.inner.timeout(limit);
+        self.answer = self.answer.map(|answer| answer.timeout(limit));
         self
     }
 
@@ -217,7 +198,9 @@ impl<R> Process<R> {
     /// # }
     /// ```
     pub fn detach(self) {
-        self.inner.detach();
+        if let Some(answer) = self.answer {
+            answer.detach();
+        }
     }
 
     /// The function's name (its Rust path, e.g. `my_app::render`), for
@@ -233,7 +216,7 @@ impl<R> Process<R> {
     /// # }
     /// ```
     pub fn task_name(&self) -> &'static str {
-        self.inner.task_name()
+        self.task
     }
 
     /// How the process ended, once the handle has resolved, as Python's
@@ -311,35 +294,91 @@ fn exit_of<R>(outcome: &Result<R, Error>, ran: bool) -> Option<Exit> {
     }
 }
 
+impl<R: DeserializeOwned> Process<R> {
+    /// Kills the process, as Python's `Process.kill()`, and keeps the
+    /// handle: the process is ended as dropping the handle ends it (it is
+    /// told to, and kills everything it started — its process group, its
+    /// children that left it, its cgroup — and itself at once; if it cannot
+    /// act on that, being stopped or hung, it is SIGKILLed 500 ms later).
+    /// Harmless once the handle has resolved, or a second time.
+    ///
+    /// The handle then resolves, once the process is reaped, to an error
+    /// with [`Error::is_cancelled`] and the process's
+    /// [`worker_pid`](Error::worker_pid) (`None` if it had not started yet,
+    /// in which case it never will); [`exitcode`](Process::exitcode) is then
+    /// how it ended, `-9` (SIGKILL) when it was running. If its result had
+    /// already arrived, the handle gives that instead.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn spin() -> u64 { loop {} }
+    /// # async fn demo() {
+    /// let mut runaway = procpool::spawn(spin, ());
+    /// tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    /// runaway.kill();
+    /// let err = (&mut runaway).await.unwrap_err();
+    /// assert!(err.is_cancelled());
+    /// assert_eq!(runaway.exitcode(), Some(-libc::SIGKILL));
+    /// # }
+    /// ```
+    pub fn kill(&mut self) {
+        let Some(mut answer) = self.answer.take() else {
+            return;
+        };
+        let mut cx = Context::from_waker(futures::task::noop_waker_ref());
+        if let Poll::Ready(outcome) = Pin::new(&mut answer).poll(&mut cx) {
+            self.early = Some(outcome);
+        }
+        // Dropping `answer` cancels the task: the pool's own path.
+    }
+}
+
 impl<R: DeserializeOwned> Future for Process<R> {
     type Output = Result<R, Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        let outcome = ready!(Pin::new(&mut this.inner).poll(cx));
+        let outcome = match (this.early.take(), &mut this.answer) {
+            (Some(outcome), _) => outcome,
+            (None, Some(answer)) => ready!(Pin::new(answer).poll(cx)),
+            // Killed: resolved once the process is reaped.
+            (None, None) => {
+                if let Some(driver) = &mut this.driver {
+                    this.exit = ready!(Pin::new(driver).poll(cx)).ok().flatten();
+                    this.driver = None;
+                }
+                return Poll::Ready(Err(Error::new(Repr::Cancelled {
+                    task: this.task,
+                    pid: this.placed.pid(),
+                })));
+            }
+        };
         this.exit = exit_of(&outcome, this.placed.pid().is_some());
-        let task = this.inner.task_name();
+        let task = this.task;
         Poll::Ready(match outcome {
-            Err(err) if err.is_worker_died() => Err(match (this.killed, err.worker_pid()) {
-                // It died because we killed it.
-                (true, pid) => Error::new(Repr::Cancelled { task, pid }),
-                // A pool's message would speak of replacing the worker.
-                (false, Some(pid)) => Error::new(Repr::ProcessDied {
+            // A pool's message would speak of replacing the worker.
+            Err(err) if err.is_worker_died() => Err(match err.worker_pid() {
+                Some(pid) => Error::new(Repr::ProcessDied {
                     task,
                     pid,
                     exit: err.exit().unwrap_or(Exit::Unknown),
                 }),
-                (false, None) => err,
+                None => err,
             }),
             outcome => outcome,
         })
     }
 }
 
+/// Nothing in a `Process` is pinned structurally: an early outcome is only
+/// moved out, never polled.
+impl<R> Unpin for Process<R> {}
+
 impl<R> fmt::Debug for Process<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Process")
-            .field("task", &self.inner.task_name())
+            .field("task", &self.task)
             .field("pid", &self.pid())
             .field("exitcode", &self.exitcode())
             .finish()

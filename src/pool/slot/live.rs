@@ -296,7 +296,7 @@ impl<L: Launch> LiveWorker<L> {
 
     /// Kills the worker (if it is not dead already) and stops sending it
     /// anything; reading goes on until its end of stream.
-    pub(super) fn doom(&mut self) {
+    fn doom(&mut self) {
         self.process.kill();
         self.doomed = true;
         // Nothing more is written to it, so owed replies must not hold up

@@ -305,24 +305,6 @@ impl<L: Launch> Slot<L> {
         matches!(self.state, State::Stopped)
     }
 
-    /// Kills the worker now (SIGKILL, with everything it started) without
-    /// failing what it holds: its death is settled as any other
-    /// ([`settle`]), so the task it was running fails with the exit status
-    /// the reap finds. A start under way is abandoned.
-    pub(crate) fn kill(&mut self) {
-        match &mut self.state {
-            State::Live(worker) => worker.doom(),
-            State::Starting(_) => {
-                let State::Starting(handle) = std::mem::replace(&mut self.state, State::Stopped)
-                else {
-                    unreachable!("matched above");
-                };
-                self.state = State::Closing(abort_start::<L>(handle));
-            }
-            _ => {}
-        }
-    }
-
     /// `shutdown_now`: fails everything in flight with a shutdown error and
     /// kills the worker; it is reaped as the slot closes.
     pub(crate) fn abandon(&mut self) {

@@ -246,8 +246,6 @@ struct Rig {
     start_failures: Arc<AtomicU32>,
     /// Whether the slot has stopped, and the exit it recorded.
     status: watch::Receiver<(bool, Option<Exit>)>,
-    /// Asks the slot to kill its worker.
-    kill: mpsc::UnboundedSender<()>,
 }
 
 impl Rig {
@@ -286,16 +284,12 @@ impl Rig {
             },
         };
         let (status_tx, status) = watch::channel((false, None));
-        let (kill, mut kills) = mpsc::unbounded_channel::<()>();
         let mut queue = VecDeque::new();
         let (driver_launcher, driver_counters, failures) =
             (launcher.clone(), counters.clone(), start_failures.clone());
         tokio::spawn(poll_fn(move |cx| {
             while let Poll::Ready(Some(job)) = jobs.poll_recv(cx) {
                 queue.push_back(job);
-            }
-            while let Poll::Ready(Some(())) = kills.poll_recv(cx) {
-                slot.kill();
             }
             let mut ctx = Ctx {
                 launcher: &driver_launcher,
@@ -321,7 +315,6 @@ impl Rig {
             workers,
             start_failures,
             status,
-            kill,
         }
     }
 
@@ -633,17 +626,17 @@ async fn a_one_shot_slot_whose_start_fails_stops_without_backing_off() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn killing_a_one_shot_slot_settles_its_task_with_the_kill() {
+async fn a_one_shot_slot_whose_running_task_is_cancelled_stops_with_the_exit() {
     let mut rig = Rig::one_shot(0);
     let mut worker = rig.worker().await;
     let answer = rig.submit(1, 0);
-    let _ = worker.request().await;
-    rig.kill.send(()).unwrap();
-    assert_eq!(worker.ended().await, Exit::Signal(SIGKILL));
-    worker.io = None; // the killed worker's socket closes
-    let err = error(answer.await);
-    assert!(err.is_worker_died(), "{err}");
-    assert_eq!(err.signal(), Some(SIGKILL));
+    let (id, _) = worker.request().await;
+    drop(answer); // `Process::kill`: the caller gives up on it
+    let cancel = worker.read().await;
+    assert_eq!((cancel.kind, cancel.id), (frame::CANCEL, id));
+    worker.exit(Exit::Signal(SIGKILL)); // it ends itself, as a worker does
     let status = *rig.status.wait_for(|(stopped, _)| *stopped).await.unwrap();
     assert_eq!(status, (true, Some(Exit::Signal(SIGKILL))));
+    assert_eq!(rig.count(|c| &c.cancelled), 1);
+    assert_eq!(rig.launcher.starts().len(), 1, "never refilled");
 }
