@@ -45,28 +45,25 @@ impl Driver {
             counters: Counters::default(),
         }
     }
+}
 
-    /// A start failed: the job fails with why.
-    fn start_failed(&mut self, failed: Option<StartFailed>) {
-        if let Some(StartFailed(err)) = failed {
-            for job in self.queue.drain(..) {
-                job.finish(Err(err.clone()));
-            }
-        }
-    }
-
-    /// The slot stopped with the job still here: the worker died before it
-    /// could start it.
-    fn fail_unstarted(&mut self) {
-        let exit = self.slot.exit().unwrap_or(Exit::Unknown);
-        for job in self.queue.drain(..) {
-            let task = job.task;
-            let error = match job.placed.pid() {
-                Some(pid) => Error::new(Repr::WorkerDied { task, pid, exit }),
-                None => Error::new(Repr::Cancelled { task, pid: None }),
-            };
-            job.finish(Err(error));
-        }
+/// The slot stopped with the job still in `queue`: the worker died before it
+/// could start it (a failed start has failed it already).
+fn fail_unstarted(queue: &mut VecDeque<Job>, exit: Option<Exit>) {
+    for job in queue.drain(..) {
+        let task = job.task;
+        let error = match job.placed.pid() {
+            Some(pid) => Error::new(Repr::WorkerDied {
+                task,
+                pid,
+                exit: exit.unwrap_or(Exit::Unknown),
+            }),
+            None => Error::spawn(
+                format!("the process for `{task}` stopped before it started"),
+                None,
+            ),
+        };
+        job.finish(Err(error));
     }
 }
 
@@ -74,45 +71,43 @@ impl Future for Driver {
     type Output = Option<Exit>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Exit>> {
-        let this = self.get_mut();
+        let Driver {
+            slot,
+            queue,
+            launcher,
+            counters,
+        } = self.get_mut();
         // The handle let go (dropped, killed) before the worker took the job.
-        if let Some(job) = this.queue.front_mut()
+        if let Some(job) = queue.front_mut()
             && job.reply.poll_closed(cx).is_ready()
         {
-            this.queue.clear();
+            queue.clear();
         }
         let mut ctx = Ctx {
-            launcher: &this.launcher,
-            queue: &mut this.queue,
-            counters: &this.counters,
+            launcher,
+            queue,
+            counters,
         };
-        let failed = this.slot.poll(cx, &mut ctx);
-        this.start_failed(failed);
-        if this.slot.room(1).is_some()
-            && let Some(job) = this.queue.pop_front()
+        let mut failed = slot.poll(cx, &mut ctx);
+        if slot.room(1).is_some()
+            && let Some(job) = ctx.queue.pop_front()
         {
-            this.slot.accept(job, &this.launcher, None);
+            slot.accept(job, ctx.launcher, None);
         }
-        let mut ctx = Ctx {
-            launcher: &this.launcher,
-            queue: &mut this.queue,
-            counters: &this.counters,
-        };
-        let failed = this.slot.flush(cx, &mut ctx);
-        this.start_failed(failed);
+        failed = failed.or(slot.flush(cx, &mut ctx));
+        if let Some(StartFailed(err)) = failed {
+            for job in ctx.queue.drain(..) {
+                job.finish(Err(err.clone()));
+            }
+        }
         // Answered (or abandoned): the worker's work is done. Closing lets
         // it exit on the hang-up, and reaps it.
-        if this.queue.is_empty() && this.slot.is_drained() && !this.slot.is_stopped() {
-            let mut ctx = Ctx {
-                launcher: &this.launcher,
-                queue: &mut this.queue,
-                counters: &this.counters,
-            };
-            this.slot.close(cx, &mut ctx);
+        if ctx.queue.is_empty() && slot.is_drained() && !slot.is_stopped() {
+            slot.close(cx, &mut ctx);
         }
-        if this.slot.is_stopped() {
-            this.fail_unstarted();
-            return Poll::Ready(this.slot.exit());
+        if slot.is_stopped() {
+            fail_unstarted(ctx.queue, slot.exit());
+            return Poll::Ready(slot.exit());
         }
         Poll::Pending
     }
