@@ -178,7 +178,9 @@ impl Error {
     /// its error: this is what an [`on_done`](crate::TaskHandle::on_done)
     /// callback receives when its [`OnDone`](crate::OnDone) is dropped. A
     /// task that ran out of time is [`is_timeout`](Error::is_timeout)
-    /// instead.
+    /// instead. A [`Process`](crate::Process) resolves to it after
+    /// [`kill`](crate::Process::kill), with the process's
+    /// [`worker_pid`](Error::worker_pid).
     ///
     /// # Examples
     ///
@@ -192,7 +194,10 @@ impl Error {
     /// # }
     /// ```
     pub fn is_cancelled(&self) -> bool {
-        matches!(*self.repr, Repr::Cancelled { .. })
+        matches!(
+            *self.repr,
+            Repr::Cancelled { .. } | Repr::ProcessKilled { .. }
+        )
     }
 
     /// The task ran past its timeout
@@ -496,7 +501,9 @@ impl Error {
             | Repr::Remote { pid, .. }
             | Repr::ResultTooLarge { pid, .. }
             | Repr::Protocol { pid, .. } => Some(pid),
-            Repr::Cancelled { pid, .. } | Repr::TimedOut { pid, .. } => pid,
+            Repr::Cancelled { pid, .. }
+            | Repr::ProcessKilled { pid, .. }
+            | Repr::TimedOut { pid, .. } => pid,
             _ => None,
         }
     }
@@ -524,6 +531,7 @@ impl Error {
             | Repr::WorkerDied { task, .. }
             | Repr::ProcessDied { task, .. }
             | Repr::Cancelled { task, .. }
+            | Repr::ProcessKilled { task, .. }
             | Repr::TimedOut { task, .. }
             | Repr::Remote { task, .. }
             | Repr::TooLarge { task, .. }

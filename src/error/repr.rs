@@ -61,6 +61,12 @@ pub(crate) enum Repr {
         pid: u32,
         exit: Exit,
     },
+    /// [`Process::kill`](crate::Process::kill); `pid`: the process, if it
+    /// had started.
+    ProcessKilled {
+        task: &'static str,
+        pid: Option<u32>,
+    },
     /// `pid`: the worker it had been sent to, if any (killed if it had
     /// started the task there).
     Cancelled {
@@ -154,6 +160,17 @@ impl fmt::Display for Error {
                  the function; if it was killed from outside, e.g. by the OOM killer, spawn it \
                  again if it is safe to run twice)"
             ),
+            Repr::ProcessKilled { task, pid } => match pid {
+                Some(pid) => write!(
+                    f,
+                    "process {pid} running `{task}` was killed (Process::kill)"
+                ),
+                None => write!(
+                    f,
+                    "the process for `{task}` was killed (Process::kill) before it started; \
+                     the function never ran"
+                ),
+            },
             Repr::Cancelled { task, pid } => {
                 write!(f, "task `{task}` was cancelled")?;
                 match pid {

@@ -348,7 +348,7 @@ impl<R: DeserializeOwned> Future for Process<R> {
                     this.exit = ready!(Pin::new(driver).poll(cx)).ok().flatten();
                     this.driver = None;
                 }
-                return Poll::Ready(Err(Error::new(Repr::Cancelled {
+                return Poll::Ready(Err(Error::new(Repr::ProcessKilled {
                     task: this.task,
                     pid: this.placed.pid(),
                 })));
