@@ -42,11 +42,14 @@ use crate::task::TaskHandle;
 ///
 /// # Dropping, killing, detaching
 ///
-/// Dropping the handle before it completes kills the process, with
-/// everything it started (its process group, and its cgroup where there is
-/// one; see [`Containment`](crate::Containment)); it is reaped in the
-/// background on the runtime. [`kill`](Process::kill) does the same but
-/// keeps the handle, which then resolves once the process is reaped.
+/// Dropping the handle before it completes ends the process as cancelling
+/// a running pool task ends its worker: the process kills everything it
+/// started (its cgroup where there is one, its children, its process group;
+/// see [`Containment`](crate::Containment)) and itself at once, and is
+/// SIGKILLed 500 ms later if it could not act on that (stopped, hung). It
+/// is reaped in the background on the runtime. [`kill`](Process::kill) does
+/// the same but keeps the handle, which then resolves once the process is
+/// reaped.
 /// [`detach`](Process::detach) lets it run to completion with nobody
 /// waiting. Whatever happens, the process is reaped: no zombie; and if the
 /// program itself is killed, even by SIGKILL, the process notices its
