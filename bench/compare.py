@@ -121,6 +121,13 @@ FIGURES = [
      {"procpool": ("procpool", "W5 startup ms"), "floor": ("floor", "W5 startup ms"),
       PPE: (PPE, "W5 startup ms (fork)"), MPP: (MPP, "W5 startup ms (fork)")},
      ratio_to_floor(2, True)),
+    ("W5 Process: procpool::spawn start to result (ms; floor: one bare child; "
+     "Python: multiprocessing.Process, fork, result over a Pipe)",
+     {"procpool": ("procpool", "W5 process ms"), "floor": ("floor", "W5 process ms"),
+      MPP: ("multiprocessing.Process", "W5 process ms (fork)")},
+     ratio_to_floor(1.5, True)),
+    ("W5 Process, Python spawn (ms)",
+     {MPP: ("multiprocessing.Process", "W5 process ms (spawn)")}, None),
     ("W5 start-up, Python spawn (ms)", same("W5 startup ms (spawn)", (PPE, MPP)), None),
     ("W5 start-up, Python forkserver (ms)", same("W5 startup ms (forkserver)", (PPE, MPP)), None),
 ]

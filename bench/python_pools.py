@@ -13,7 +13,9 @@ process-pool crate in this repository:
   W4 CPU scaling 64 tasks of a fixed xorshift64 multiply-accumulate kernel,
                  wall time with 1 and 2 workers, efficiency = T1 / (2 * T2)
   W5 start-up    create a pool of 2 and get the first no-op result back (ms),
-                 median of 5, for each available start method
+                 median of 5, for each available start method; and one
+                 multiprocessing.Process started and its no-op result received
+                 over a Pipe (procpool::spawn's counterpart)
 
 W1-W4 use the 'fork' start method by default (the Linux default in Python 3.11);
 W5 covers 'fork', 'spawn' and 'forkserver' where available.
@@ -44,6 +46,7 @@ TARGET_TASK_SECONDS = 0.020
 ALL_WORKLOADS = ("W1", "W2", "W3", "W4", "W5")
 PPE = "ProcessPoolExecutor"
 MPP = "multiprocessing.Pool"
+MPROC = "multiprocessing.Process"
 
 
 # --------------------------------------------------------------------------
@@ -56,6 +59,12 @@ def noop(x):
 
 def echo(buf):
     return buf
+
+
+def send_noop(conn, x):
+    """A Process target: sends noop(x) back, as procpool::spawn returns it."""
+    conn.send(noop(x))
+    conn.close()
 
 
 def kernel(seed, iters):
@@ -290,6 +299,28 @@ def w5_startup(adapter, method, cfg, results):
     results.add(adapter.name, f"W5 startup ms ({method})", "ms", rep_medians)
 
 
+def w5_process(method, cfg, results):
+    """One Process started, its result received over a Pipe; joined untimed."""
+    ctx = multiprocessing.get_context(method)
+    rep_medians = []
+    for _ in range(cfg.reps):
+        start_ms = []
+        for i in range(cfg.w5_repeats):
+            t0 = time.perf_counter()
+            receiver, sender = ctx.Pipe(duplex=False)
+            process = ctx.Process(target=send_noop, args=(sender, i))
+            process.start()
+            sender.close()
+            r = receiver.recv()
+            start_ms.append((time.perf_counter() - t0) * 1e3)
+            process.join()
+            receiver.close()
+            if r != i:
+                raise AssertionError("W5 process: wrong result")
+        rep_medians.append(statistics.median(start_ms))
+    results.add(MPROC, f"W5 process ms ({method})", "ms", rep_medians)
+
+
 # --------------------------------------------------------------------------
 # Calibration, CLI, driver
 # --------------------------------------------------------------------------
@@ -397,6 +428,11 @@ def main(argv=None):
             for m in methods:
                 plan.append((f"W5/{m}", adapter,
                              lambda a=adapter, m=m: w5_startup(a, m, cfg, results)))
+
+    if "W5" in cfg.only:
+        process = argparse.Namespace(name=MPROC)
+        for m in methods:
+            plan.append((f"W5/{m}", process, lambda m=m: w5_process(m, cfg, results)))
 
     # Run workload by workload (both impls back to back) for fairer comparison.
     order = {w: i for i, w in enumerate(ALL_WORKLOADS)}

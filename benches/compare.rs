@@ -24,6 +24,8 @@
 //! * **W5 start-up**: build a pool of 2 and get the first result: ms (median
 //!   of 5 fresh pools per rep). Floor: start two bare children and get one
 //!   answer from each.
+//!   "W5 process": `procpool::spawn` of a no-op, start to result: ms (median
+//!   of 5 per rep). Floor: start one bare child and get one answer.
 //!
 //! The floor is the channel the pool uses with no pool logic: a Unix
 //! socketpair (4 MiB buffers) to this same executable, re-executed in a tiny
@@ -470,19 +472,53 @@ fn w4_rayon_once(threads: &rayon::ThreadPool, seeds: &[u64], iters: u64) -> (Dur
 
 fn w5_startup(cfg: &Config, runtime: &Runtime, results: &mut Results) {
     let (mut ours, mut floor) = (Vec::new(), Vec::new());
+    let (mut process, mut one_child) = (Vec::new(), Vec::new());
     runtime.block_on(async {
         for _ in 0..cfg.reps {
             let (mut a, mut b) = (Vec::new(), Vec::new());
+            let (mut c, mut d) = (Vec::new(), Vec::new());
             for i in 0..cfg.sizes.w5_repeats {
                 a.push(w5_procpool_once(i as u64).await);
                 b.push(w5_floor_once(i as u64).await);
+                c.push(w5_process_once(i as u64).await);
+                d.push(w5_one_child_once(i as u64).await);
             }
             ours.push(median(&mut a));
             floor.push(median(&mut b));
+            process.push(median(&mut c));
+            one_child.push(median(&mut d));
         }
     });
     results.add("procpool", "W5 startup ms", "ms", &ours);
     results.add("floor", "W5 startup ms", "ms", &floor);
+    results.add("procpool", "W5 process ms", "ms", &process);
+    results.add("floor", "W5 process ms", "ms", &one_child);
+}
+
+/// `procpool::spawn` of a no-op up to its result, in ms; the reap (in the
+/// background) is waited for untimed, so runs do not overlap.
+async fn w5_process_once(i: u64) -> f64 {
+    let start = Instant::now();
+    let mut process = procpool::spawn(noop, i);
+    let back = (&mut process).await.expect("W5 process no-op");
+    let ms = start.elapsed().as_secs_f64() * 1e3;
+    assert_eq!(back, i, "W5 process: wrong result");
+    let pid = process.pid().expect("it ran");
+    while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+    ms
+}
+
+/// One bare child started and one 8-byte answer from it, in ms.
+async fn w5_one_child_once(i: u64) -> f64 {
+    let start = Instant::now();
+    let mut child = SocketEcho::start("once");
+    let x = child.ping(i).await;
+    let ms = start.elapsed().as_secs_f64() * 1e3;
+    assert_eq!(x, i, "W5 one child: wrong answer");
+    child.close().await;
+    ms
 }
 
 /// A fresh pool of 2 up to its first result, in ms; shut down untimed.

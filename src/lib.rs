@@ -56,6 +56,31 @@
 //! * [`TaskHandle::on_done`] attaches a callback that runs exactly once.
 //! * [`as_completed`] and [`wait`] wait on many tasks, as in Python.
 //!
+//! # One function in a process of its own
+//!
+//! [`spawn`] (or [`Process::builder`]) is Python's
+//! `multiprocessing.Process`: one registered function in a fresh one-shot
+//! process, run by the same machinery as a pool's worker. The [`Process`]
+//! handle is a future of the result, with [`pid`](Process::pid),
+//! [`kill`](Process::kill) and [`exitcode`](Process::exitcode); dropping it
+//! kills the process, [`detach`](Process::detach) lets it finish. Failures
+//! are the pool's typed errors.
+//!
+//! ```rust,no_run
+//! fn square(x: u64) -> u64 {
+//!     x * x
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), procpool::Error> {
+//!     procpool::init(procpool::tasks![square]);
+//!     let mut process = procpool::spawn(square, 7);
+//!     assert_eq!((&mut process).await?, 49);
+//!     assert_eq!(process.exitcode(), Some(0));
+//!     Ok(())
+//! }
+//! ```
+//!
 //! # Worker lifecycle
 //!
 //! [`PoolBuilder`] sets the number of workers, a per-task timeout,
@@ -147,6 +172,7 @@ mod launch;
 mod logs;
 mod map;
 mod pool;
+mod process;
 mod registry;
 mod sys;
 mod task;
@@ -158,6 +184,7 @@ pub use error::Error;
 pub use launch::{Containment, Redirect};
 pub use map::MapStream;
 pub use pool::{Pool, PoolBuilder, Stats};
+pub use process::{Process, ProcessBuilder, spawn};
 pub use registry::{Registry, Task};
 pub use task::{Callback, OnDone, TaskHandle, WaitFor, Waited, as_completed, wait};
 pub use worker::init;

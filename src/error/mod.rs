@@ -79,6 +79,16 @@ impl Error {
         })
     }
 
+    /// How the worker ended, for an error that a worker's death caused.
+    pub(crate) fn exit(&self) -> Option<Exit> {
+        match *self.repr {
+            Repr::WorkerDied { exit, .. }
+            | Repr::ProcessDied { exit, .. }
+            | Repr::Undeliverable { exit, .. } => Some(exit),
+            _ => None,
+        }
+    }
+
     /// The task panicked; the worker caught the panic and lives on.
     ///
     /// [`panic_message`](Error::panic_message),
@@ -110,7 +120,9 @@ impl Error {
     /// signal from outside). The pool has replaced it.
     ///
     /// Also true for a task that was sent to several workers in turn, each of
-    /// which died before the task started: the pool stops trying after three.
+    /// which died before the task started: the pool stops trying after three;
+    /// and for a [`Process`](crate::Process) that died before its function
+    /// returned (nothing replaces it).
     ///
     /// [`exit_code`](Error::exit_code) or [`signal`](Error::signal) says how
     /// the worker ended. With [`PoolBuilder::retries`](crate::PoolBuilder::retries),
@@ -132,7 +144,7 @@ impl Error {
     pub fn is_worker_died(&self) -> bool {
         matches!(
             *self.repr,
-            Repr::WorkerDied { .. } | Repr::Undeliverable { .. }
+            Repr::WorkerDied { .. } | Repr::ProcessDied { .. } | Repr::Undeliverable { .. }
         )
     }
 
@@ -166,7 +178,9 @@ impl Error {
     /// its error: this is what an [`on_done`](crate::TaskHandle::on_done)
     /// callback receives when its [`OnDone`](crate::OnDone) is dropped. A
     /// task that ran out of time is [`is_timeout`](Error::is_timeout)
-    /// instead.
+    /// instead. A [`Process`](crate::Process) resolves to it after
+    /// [`kill`](crate::Process::kill), with the process's
+    /// [`worker_pid`](Error::worker_pid).
     ///
     /// # Examples
     ///
@@ -180,7 +194,10 @@ impl Error {
     /// # }
     /// ```
     pub fn is_cancelled(&self) -> bool {
-        matches!(*self.repr, Repr::Cancelled { .. })
+        matches!(
+            *self.repr,
+            Repr::Cancelled { .. } | Repr::ProcessKilled { .. }
+        )
     }
 
     /// The task ran past its timeout
@@ -454,6 +471,10 @@ impl Error {
                 exit: Exit::Code(code),
                 ..
             }
+            | Repr::ProcessDied {
+                exit: Exit::Code(code),
+                ..
+            }
             | Repr::Undeliverable {
                 exit: Exit::Code(code),
                 ..
@@ -491,6 +512,10 @@ impl Error {
                 exit: Exit::Signal(sig),
                 ..
             }
+            | Repr::ProcessDied {
+                exit: Exit::Signal(sig),
+                ..
+            }
             | Repr::Undeliverable {
                 exit: Exit::Signal(sig),
                 ..
@@ -525,12 +550,15 @@ impl Error {
         match *self.repr {
             Repr::Panicked { pid, .. }
             | Repr::WorkerDied { pid, .. }
+            | Repr::ProcessDied { pid, .. }
             | Repr::Undeliverable { pid, .. }
             | Repr::Remote { pid, .. }
             | Repr::ResultTooLarge { pid, .. }
             | Repr::PeerDied { pid, .. }
             | Repr::Protocol { pid, .. } => Some(pid),
-            Repr::Cancelled { pid, .. } | Repr::TimedOut { pid, .. } => pid,
+            Repr::Cancelled { pid, .. }
+            | Repr::ProcessKilled { pid, .. }
+            | Repr::TimedOut { pid, .. } => pid,
             _ => None,
         }
     }
@@ -556,7 +584,9 @@ impl Error {
         match *self.repr {
             Repr::Panicked { task, .. }
             | Repr::WorkerDied { task, .. }
+            | Repr::ProcessDied { task, .. }
             | Repr::Cancelled { task, .. }
+            | Repr::ProcessKilled { task, .. }
             | Repr::TimedOut { task, .. }
             | Repr::Remote { task, .. }
             | Repr::TooLarge { task, .. }

@@ -55,6 +55,18 @@ pub(crate) enum Repr {
         pid: u32,
         exit: Exit,
     },
+    /// A [`Process`](crate::Process) died before its function returned.
+    ProcessDied {
+        task: &'static str,
+        pid: u32,
+        exit: Exit,
+    },
+    /// [`Process::kill`](crate::Process::kill); `pid`: the process, if it
+    /// had started.
+    ProcessKilled {
+        task: &'static str,
+        pid: Option<u32>,
+    },
     /// `pid`: the worker it had been sent to, if any (killed if it had
     /// started the task there).
     Cancelled {
@@ -162,6 +174,23 @@ impl fmt::Display for Error {
                  task; if it was killed from outside, e.g. by the OOM killer, \
                  PoolBuilder::retries reruns tasks that are safe to run twice)"
             ),
+            Repr::ProcessDied { task, pid, exit } => write!(
+                f,
+                "process {pid} {exit} while running `{task}` (if the function crashed it, fix \
+                 the function; if it was killed from outside, e.g. by the OOM killer, spawn it \
+                 again if it is safe to run twice)"
+            ),
+            Repr::ProcessKilled { task, pid } => match pid {
+                Some(pid) => write!(
+                    f,
+                    "process {pid} running `{task}` was killed (Process::kill)"
+                ),
+                None => write!(
+                    f,
+                    "the process for `{task}` was killed (Process::kill) before it started; \
+                     the function never ran"
+                ),
+            },
             Repr::Cancelled { task, pid } => {
                 write!(f, "task `{task}` was cancelled")?;
                 match pid {

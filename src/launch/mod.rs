@@ -18,3 +18,4 @@ pub(crate) mod marker;
 mod options;
 
 pub use options::{Containment, Redirect};
+pub(crate) use options::{WorkerOptions, cgroup_for, create_cgroup};

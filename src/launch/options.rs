@@ -1,6 +1,16 @@
 //! How workers are started: the choices a user makes on the builder.
 
+use std::ffi::OsString;
+use std::future::Future;
+use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::cgroup::PoolCgroup;
+use super::child::Ledger;
+use super::local::{Initializer, WorkerSpec};
+use crate::error::Error;
 
 /// Where a worker's standard output or error goes.
 ///
@@ -85,4 +95,118 @@ pub enum Containment {
     Cgroup,
     /// The worker's process group only.
     ProcessGroup,
+}
+
+/// The per-worker settings that [`PoolBuilder`](crate::PoolBuilder) and
+/// [`ProcessBuilder`](crate::ProcessBuilder) share: how one worker process
+/// is started and talked to. Each builder's setters document them.
+#[derive(Clone, Debug)]
+pub(crate) struct WorkerOptions {
+    pub(crate) program: Option<PathBuf>,
+    pub(crate) args: Vec<OsString>,
+    pub(crate) env: Vec<(OsString, OsString)>,
+    pub(crate) stdout: Redirect,
+    pub(crate) stderr: Redirect,
+    pub(crate) max_frame: u64,
+    pub(crate) socket_buffer: usize,
+    pub(crate) handshake_timeout: Duration,
+    pub(crate) containment: Containment,
+    /// The `tracing` events a worker sends back (`None`: none).
+    pub(crate) log_level: Option<tracing::Level>,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        WorkerOptions {
+            program: None,
+            args: Vec::new(),
+            env: Vec::new(),
+            stdout: Redirect::Inherit,
+            stderr: Redirect::Inherit,
+            max_frame: 1 << 30,
+            socket_buffer: 4 << 20,
+            handshake_timeout: Duration::from_secs(10),
+            containment: Containment::Auto,
+            log_level: None,
+        }
+    }
+}
+
+impl WorkerOptions {
+    /// What a worker is started with, once the program is known (`None`:
+    /// this executable) and containment was settled into `cgroup`.
+    ///
+    /// # Errors
+    ///
+    /// If no program was set and this executable cannot be found.
+    pub(crate) fn into_spec(
+        self,
+        fingerprint: u64,
+        initializer: Option<Initializer>,
+        cgroup: Option<Arc<PoolCgroup>>,
+    ) -> Result<WorkerSpec, Error> {
+        let program = match self.program {
+            Some(program) => program,
+            None => current_exe()?,
+        };
+        Ok(WorkerSpec {
+            program,
+            args: self.args,
+            env: self.env,
+            stdout: self.stdout,
+            stderr: self.stderr,
+            max_frame: self.max_frame,
+            socket_buffer: self.socket_buffer,
+            handshake_timeout: self.handshake_timeout,
+            log_level: self.log_level.map_or(0, crate::wire::log::level_byte),
+            fingerprint,
+            initializer,
+            cgroup,
+            ledger: Arc::new(Ledger::new()),
+        })
+    }
+}
+
+/// The cgroup `containment` asks for, made by `create` (which runs off the
+/// async threads when it runs: creating one sweeps stale directories).
+///
+/// # Errors
+///
+/// With [`Containment::Cgroup`], if none can be made.
+pub(crate) async fn cgroup_for<F, Fut>(
+    containment: Containment,
+    create: F,
+) -> Result<Option<Arc<PoolCgroup>>, Error>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = std::io::Result<Arc<PoolCgroup>>>,
+{
+    match containment {
+        Containment::ProcessGroup => Ok(None),
+        Containment::Auto => Ok(create().await.ok()),
+        Containment::Cgroup => create().await.map(Some).map_err(|err| {
+            Error::spawn(
+                "Containment::Cgroup was asked for, but no cgroup can be created for the \
+                 workers (this needs cgroup v2 with cgroup.kill, Linux 5.14, and write access \
+                 to this process's cgroup: root, or a delegated subtree)",
+                Some(err),
+            )
+        }),
+    }
+}
+
+/// A new cgroup for workers, made off the async threads.
+pub(crate) async fn create_cgroup() -> std::io::Result<Arc<PoolCgroup>> {
+    tokio::task::spawn_blocking(PoolCgroup::create)
+        .await
+        .unwrap_or_else(|join| Err(std::io::Error::other(join.to_string())))
+        .map(Arc::new)
+}
+
+fn current_exe() -> Result<PathBuf, Error> {
+    if cfg!(target_os = "linux") {
+        return Ok(PathBuf::from("/proc/self/exe"));
+    }
+    std::env::current_exe()
+        .map_err(|err| Error::spawn("cannot find the current executable", Some(err)))
 }

@@ -8,10 +8,8 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use crate::error::Error;
-use crate::launch::cgroup::PoolCgroup;
-use crate::launch::child::Ledger;
-use crate::launch::local::{self, Initializer, WorkerSpec};
-use crate::launch::{Containment, Redirect};
+use crate::launch::local::{self, Initializer};
+use crate::launch::{Containment, Redirect, WorkerOptions, cgroup_for, create_cgroup};
 use crate::pool::Pool;
 use crate::pool::dispatcher::{Dispatcher, Settings};
 use crate::pool::pool::Config;
@@ -49,21 +47,13 @@ use crate::wire::{frame, request};
 #[must_use = "a PoolBuilder does nothing until .build().await"]
 pub struct PoolBuilder {
     workers: Option<usize>,
-    program: Option<PathBuf>,
-    args: Vec<OsString>,
-    env: Vec<(OsString, OsString)>,
-    stdout: Redirect,
-    stderr: Redirect,
-    max_frame: u64,
+    /// How each worker is started: shared with [`ProcessBuilder`](crate::ProcessBuilder).
+    launch: WorkerOptions,
     max_in_flight: usize,
-    socket_buffer: usize,
-    handshake_timeout: Duration,
-    log_level: Option<tracing::Level>,
     task_timeout: Option<Duration>,
     max_tasks_per_worker: Option<u64>,
     retries: u32,
     initializer: Option<Result<Initializer, Error>>,
-    containment: Containment,
 }
 
 impl Default for PoolBuilder {
@@ -88,21 +78,12 @@ impl PoolBuilder {
     pub fn new() -> PoolBuilder {
         PoolBuilder {
             workers: None,
-            program: None,
-            args: Vec::new(),
-            env: Vec::new(),
-            stdout: Redirect::Inherit,
-            stderr: Redirect::Inherit,
-            max_frame: 1 << 30,
+            launch: WorkerOptions::default(),
             max_in_flight: 64,
-            socket_buffer: 4 << 20,
-            handshake_timeout: Duration::from_secs(10),
-            log_level: None,
             task_timeout: None,
             max_tasks_per_worker: None,
             retries: 0,
             initializer: None,
-            containment: Containment::Auto,
         }
     }
 
@@ -168,7 +149,7 @@ impl PoolBuilder {
     /// # Ok(()) }
     /// ```
     pub fn worker_program(mut self, program: impl Into<PathBuf>) -> Self {
-        self.program = Some(program.into());
+        self.launch.program = Some(program.into());
         self
     }
 
@@ -199,7 +180,7 @@ impl PoolBuilder {
         I: IntoIterator<Item = S>,
         S: Into<OsString>,
     {
-        self.args = args.into_iter().map(Into::into).collect();
+        self.launch.args = args.into_iter().map(Into::into).collect();
         self
     }
 
@@ -227,7 +208,7 @@ impl PoolBuilder {
     /// # Ok(()) }
     /// ```
     pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
-        self.env.push((key.into(), value.into()));
+        self.launch.env.push((key.into(), value.into()));
         self
     }
 
@@ -248,7 +229,7 @@ impl PoolBuilder {
     /// # Ok(()) }
     /// ```
     pub fn stdout(mut self, redirect: Redirect) -> Self {
-        self.stdout = redirect;
+        self.launch.stdout = redirect;
         self
     }
 
@@ -274,7 +255,7 @@ impl PoolBuilder {
     /// # Ok(()) }
     /// ```
     pub fn stderr(mut self, redirect: Redirect) -> Self {
-        self.stderr = redirect;
+        self.launch.stderr = redirect;
         self
     }
 
@@ -306,7 +287,7 @@ impl PoolBuilder {
     /// # Ok(()) }
     /// ```
     pub fn max_frame_size(mut self, bytes: u64) -> Self {
-        self.max_frame = bytes.max(64);
+        self.launch.max_frame = bytes.max(64);
         self
     }
 
@@ -542,7 +523,7 @@ impl PoolBuilder {
     /// # Ok(()) }
     /// ```
     pub fn containment(mut self, containment: Containment) -> Self {
-        self.containment = containment;
+        self.launch.containment = containment;
         self
     }
 
@@ -573,7 +554,7 @@ impl PoolBuilder {
     /// # Ok(()) }
     /// ```
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
-        self.handshake_timeout = timeout;
+        self.launch.handshake_timeout = timeout;
         self
     }
 
@@ -608,7 +589,7 @@ impl PoolBuilder {
     /// # Ok(()) }
     /// ```
     pub fn forward_logs(mut self, level: tracing::Level) -> Self {
-        self.log_level = Some(level);
+        self.launch.log_level = Some(level);
         self
     }
 
@@ -675,71 +656,31 @@ impl PoolBuilder {
     /// }
     /// ```
     pub async fn build(self) -> Result<Pool, Error> {
-        check_runtime()?;
-        if crate::launch::marker::is_unclaimed_worker() {
-            return Err(Error::spawn(
-                "this process was started as a procpool worker, but its `main` built a pool \
-                 without calling `procpool::init(procpool::tasks![...])` first; call init first \
-                 thing in main",
-                None,
-            ));
-        }
+        check_can_start("PoolBuilder::build")?;
         let registry = registry::global()?;
         let workers = self
             .workers
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
-        let program = match self.program {
-            Some(program) => program,
-            None => current_exe()?,
+        let max_frame = self.launch.max_frame;
+        let initializer = match self.initializer.transpose()? {
+            Some(init) if frame::body_len_of(&init.frame) > max_frame => {
+                return Err(Error::new(crate::error::Repr::TooLarge {
+                    task: init.task,
+                    bytes: frame::body_len_of(&init.frame),
+                    max: max_frame,
+                }));
+            }
+            init => init,
         };
-        // Creating it sweeps stale directories, which can wait: off the
-        // async threads.
-        let create = || async {
-            tokio::task::spawn_blocking(PoolCgroup::create)
-                .await
-                .unwrap_or_else(|join| Err(std::io::Error::other(join.to_string())))
-                .map(Arc::new)
-        };
-        let cgroup = match self.containment {
-            Containment::ProcessGroup => None,
-            Containment::Auto => create().await.ok(),
-            Containment::Cgroup => Some(create().await.map_err(|err| {
-                Error::spawn(
-                    "Containment::Cgroup was asked for, but no cgroup can be created for the \
-                     workers (this needs cgroup v2 with cgroup.kill, Linux 5.14, and write access \
-                     to this process's cgroup: root, or a delegated subtree)",
-                    Some(err),
-                )
-            })?),
-        };
+        let cgroup = cgroup_for(self.launch.containment, create_cgroup).await?;
         let containment = match cgroup {
             Some(_) => Containment::Cgroup,
             None => Containment::ProcessGroup,
         };
-        let spec = Arc::new(WorkerSpec {
-            program,
-            args: self.args,
-            env: self.env,
-            stdout: self.stdout,
-            stderr: self.stderr,
-            max_frame: self.max_frame,
-            socket_buffer: self.socket_buffer,
-            handshake_timeout: self.handshake_timeout,
-            log_level: self.log_level.map_or(0, crate::wire::log::level_byte),
-            fingerprint: registry.fingerprint(),
-            initializer: match self.initializer.transpose()? {
-                Some(init) if frame::body_len_of(&init.frame) > self.max_frame => {
-                    return Err(Error::new(crate::error::Repr::TooLarge {
-                        task: init.task,
-                        bytes: frame::body_len_of(&init.frame),
-                        max: self.max_frame,
-                    }));
-                }
-                init => init,
-            },
-            cgroup,
-            ledger: Arc::new(Ledger::new()),
-        });
+        let spec = Arc::new(
+            self.launch
+                .into_spec(registry.fingerprint(), initializer, cgroup)?,
+        );
         // Handshakes overlap; if any fails, the others are killed and reaped.
         let results = futures::future::join_all((0..workers).map(|_| local::start(&spec))).await;
         let mut started = Vec::with_capacity(workers);
@@ -756,7 +697,6 @@ impl PoolBuilder {
             }
             return Err(err);
         }
-        let max_frame = spec.max_frame;
         let counters = Arc::new(Counters::default());
         let settings = Settings {
             max_depth: self.max_in_flight,
@@ -787,7 +727,26 @@ impl PoolBuilder {
 /// a typed error before any worker starts, instead of a panic halfway.
 /// (Under `panic = "abort"` the probe cannot catch, and aborts as tokio
 /// would have.)
-fn check_runtime() -> Result<(), Error> {
+/// Whether `what` (`PoolBuilder::build`, `procpool::spawn`) may start
+/// workers here: inside a tokio runtime with its drivers (see
+/// [`check_runtime`]), and not in a worker whose `main` skipped `init`
+/// (which would start workers without end).
+pub(crate) fn check_can_start(what: &str) -> Result<(), Error> {
+    check_runtime(what)?;
+    if crate::launch::marker::is_unclaimed_worker() {
+        return Err(Error::spawn(
+            format!(
+                "this process was started as a procpool worker, but its `main` called {what} \
+                 without calling `procpool::init(procpool::tasks![...])` first; call init first \
+                 thing in main"
+            ),
+            None,
+        ));
+    }
+    Ok(())
+}
+
+fn check_runtime(what: &str) -> Result<(), Error> {
     let missing = |what: &str| {
         Error::spawn(
             format!(
@@ -799,7 +758,7 @@ fn check_runtime() -> Result<(), Error> {
     };
     if tokio::runtime::Handle::try_current().is_err() {
         return Err(Error::spawn(
-            "PoolBuilder::build must run inside a tokio runtime (it starts tasks there)",
+            format!("{what} must run inside a tokio runtime (it starts tasks there)"),
             None,
         ));
     }
@@ -841,12 +800,4 @@ fn quietly<R>(probe: impl FnOnce() -> R + std::panic::UnwindSafe) -> std::thread
     let outcome = std::panic::catch_unwind(probe);
     PROBING.with(|probing| probing.set(false));
     outcome
-}
-
-fn current_exe() -> Result<PathBuf, Error> {
-    if cfg!(target_os = "linux") {
-        return Ok(PathBuf::from("/proc/self/exe"));
-    }
-    std::env::current_exe()
-        .map_err(|err| Error::spawn("cannot find the current executable", Some(err)))
 }

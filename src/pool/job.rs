@@ -54,6 +54,16 @@ impl Placement {
     }
 }
 
+/// Encodes the request to run task `index` on `args`, with holds on the
+/// channels whose endpoints `args` carry (see [`Job::holds`]).
+pub(crate) fn encode_request<A: serde::Serialize>(
+    index: u32,
+    args: &A,
+) -> Result<(Vec<u8>, Holds), Error> {
+    let (frame, holds) = crate::channel::carry(|| crate::wire::request::encode(index, args));
+    Ok((frame?, holds))
+}
+
 impl Job {
     /// Delivers the outcome; a caller that stopped waiting is not an error.
     ///

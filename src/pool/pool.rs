@@ -7,16 +7,16 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::channel::{self, Holds};
+use crate::channel::Holds;
 use crate::error::{Error, Repr};
 use crate::launch::Containment;
 use crate::map::MapStream;
 use crate::pool::builder::PoolBuilder;
 use crate::pool::dispatcher::Command;
-use crate::pool::job::{Job, Placement, Ticket};
+use crate::pool::job::{self, Job, Placement, Ticket};
 use crate::pool::stats::{Counters, Stats};
 use crate::task::handle::TaskHandle;
-use crate::wire::{frame, request};
+use crate::wire::frame;
 
 use crate::registry::{Registry, Task, assert_fn_item};
 
@@ -174,9 +174,8 @@ impl Pool {
         task: &'static str,
         args: &A,
     ) -> Result<Ticket, Error> {
-        let index = self.task_index::<F>()?;
-        let (frame, holds) = channel::carry(|| request::encode(index, args));
-        self.enqueue_frame(task, frame?, holds)
+        let (frame, holds) = job::encode_request(self.task_index::<F>()?, args)?;
+        self.enqueue_frame(task, frame, holds)
     }
 
     /// The index requests use for `F`.

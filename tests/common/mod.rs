@@ -458,6 +458,21 @@ pub fn cap_address_space(headroom: u64) {
     assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_AS, &cap) }, 0);
 }
 
+/// Writes its pid to `path`, then spins for ever: a runaway task that only
+/// a kill stops.
+pub fn spin_forever(path: String) -> u64 {
+    std::fs::write(&path, std::process::id().to_string()).unwrap();
+    let mut n: u64 = 0;
+    loop {
+        n = std::hint::black_box(n.wrapping_add(1));
+    }
+}
+
+/// The value of environment variable `name` in the worker.
+pub fn read_env(name: String) -> Option<String> {
+    std::env::var(name).ok()
+}
+
 pub fn len_of(text: String) -> usize {
     text.len()
 }
@@ -626,6 +641,8 @@ pub fn tasks() -> procpool::Registry {
         get_within,
         log_lines,
         recv_one,
+        spin_forever,
+        read_env,
     ]
 }
 

@@ -103,6 +103,12 @@ pub(crate) struct Slot<L: Launch> {
     state: State<L>,
     /// Deaths in a row without running a task; drives the respawn backoff.
     failures: u32,
+    /// A [`Process`](crate::Process)'s slot: it is filled once, and stops
+    /// instead of starting a replacement or backing off.
+    one_shot: bool,
+    /// How its worker ended, when a one-shot slot's worker died (learnt
+    /// while reaping it).
+    exit: Option<Exit>,
 }
 
 impl<L: Launch> Slot<L> {
@@ -111,7 +117,27 @@ impl<L: Launch> Slot<L> {
         Slot {
             state: State::Live(Box::new(LiveWorker::new(launched, max_frame))),
             failures: 0,
+            one_shot: false,
+            exit: None,
         }
+    }
+
+    /// A slot for one worker, on its way up, that is never replaced: a
+    /// failed start or the worker's death stops the slot
+    /// ([`is_stopped`](Self::is_stopped)), and [`exit`](Self::exit) says
+    /// how a dead one ended.
+    pub(crate) fn one_shot(starting: Starting<L>) -> Slot<L> {
+        Slot {
+            state: State::Starting(starting),
+            failures: 0,
+            one_shot: true,
+            exit: None,
+        }
+    }
+
+    /// How a one-shot slot's worker ended, once it died and was reaped.
+    pub(crate) fn exit(&self) -> Option<Exit> {
+        self.exit
     }
 
     /// Drives the slot until it waits on something. `Some` if a start
@@ -162,8 +188,13 @@ impl<L: Launch> Slot<L> {
                         if settle::settle(remains, exit, ctx.queue, ctx.counters) {
                             self.failures += 1;
                         }
-                        ctx.counters.respawns.fetch_add(1, Relaxed);
-                        (self.replace(ctx.launcher), true)
+                        if self.one_shot {
+                            self.exit = Some(exit);
+                            (State::Stopped, false)
+                        } else {
+                            ctx.counters.respawns.fetch_add(1, Relaxed);
+                            (self.replace(ctx.launcher), true)
+                        }
                     }
                 },
                 State::Backoff(mut sleep) => match sleep.as_mut().poll(cx) {
@@ -213,6 +244,9 @@ impl<L: Launch> Slot<L> {
     fn start_failed(&mut self, err: Error, failed: &mut Option<StartFailed>) -> State<L> {
         self.failures += 1;
         *failed = Some(StartFailed(err));
+        if self.one_shot {
+            return State::Stopped;
+        }
         State::backoff(self.failures)
     }
 

@@ -244,12 +244,23 @@ struct Rig {
     workers: mpsc::UnboundedReceiver<MockWorker>,
     /// Failed starts the slot reported.
     start_failures: Arc<AtomicU32>,
+    /// Whether the slot has stopped, and the exit it recorded.
+    status: watch::Receiver<(bool, Option<Exit>)>,
 }
 
 impl Rig {
     /// A slot that starts its first worker now, after `failing` failed
     /// starts; its worker holds at most `max_depth` requests.
     fn new(failing: u32, max_depth: usize) -> Rig {
+        Rig::build(failing, max_depth, false)
+    }
+
+    /// A [`Slot::one_shot`] (a `Process`'s), after `failing` failed starts.
+    fn one_shot(failing: u32) -> Rig {
+        Rig::build(failing, 1, true)
+    }
+
+    fn build(failing: u32, max_depth: usize, one_shot: bool) -> Rig {
         let (workers_tx, workers) = mpsc::unbounded_channel();
         let launcher = MockLauncher {
             shared: Arc::new(Shared {
@@ -263,10 +274,16 @@ impl Rig {
         let counters = Arc::new(Counters::default());
         let start_failures = Arc::new(AtomicU32::new(0));
         let (submit, mut jobs) = mpsc::unbounded_channel::<Job>();
-        let mut slot = Slot {
-            state: State::Starting(launcher.start()),
-            failures: 0,
+        let mut slot = match one_shot {
+            true => Slot::one_shot(launcher.start()),
+            false => Slot {
+                state: State::Starting(launcher.start()),
+                failures: 0,
+                one_shot: false,
+                exit: None,
+            },
         };
+        let (status_tx, status) = watch::channel((false, None));
         let mut queue = VecDeque::new();
         let (driver_launcher, driver_counters, failures) =
             (launcher.clone(), counters.clone(), start_failures.clone());
@@ -288,6 +305,7 @@ impl Rig {
             if failed {
                 failures.fetch_add(1, SeqCst);
             }
+            status_tx.send_replace((slot.is_stopped(), slot.exit()));
             Poll::<()>::Pending
         }));
         Rig {
@@ -296,6 +314,7 @@ impl Rig {
             submit,
             workers,
             start_failures,
+            status,
         }
     }
 
@@ -576,4 +595,49 @@ async fn a_task_queued_during_a_cancel_goes_out_when_the_cancelled_task_is_skipp
 #[tokio::test(start_paused = true)]
 async fn a_task_queued_during_a_cancel_goes_out_when_the_cancelled_task_finishes_anyway() {
     a_queued_task_goes_out_once_the_pending_cancel_is_settled(false).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_one_shot_slot_stops_when_its_worker_dies_and_keeps_the_exit() {
+    let mut rig = Rig::one_shot(0);
+    let mut worker = rig.worker().await;
+    let answer = rig.submit(1, 0);
+    let _ = worker.request().await;
+    worker.exit(Exit::Code(3));
+    let err = error(answer.await);
+    assert_eq!(
+        (err.exit_code(), err.worker_pid()),
+        (Some(3), Some(worker.pid))
+    );
+    let status = *rig.status.wait_for(|(stopped, _)| *stopped).await.unwrap();
+    assert_eq!(status, (true, Some(Exit::Code(3))));
+    tokio::time::sleep(BACKOFF_MAX * 2).await;
+    assert_eq!(rig.launcher.starts().len(), 1, "never refilled");
+    assert_eq!(rig.count(|c| &c.respawns), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_one_shot_slot_whose_start_fails_stops_without_backing_off() {
+    let rig = Rig::one_shot(1);
+    let mut status = rig.status.clone();
+    status.wait_for(|(stopped, _)| *stopped).await.unwrap();
+    assert_eq!(rig.start_failures.load(SeqCst), 1);
+    tokio::time::sleep(BACKOFF_MAX * 2).await;
+    assert_eq!(rig.launcher.starts().len(), 1, "no second start");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_one_shot_slot_whose_running_task_is_cancelled_stops_with_the_exit() {
+    let mut rig = Rig::one_shot(0);
+    let mut worker = rig.worker().await;
+    let answer = rig.submit(1, 0);
+    let (id, _) = worker.request().await;
+    drop(answer); // `Process::kill`: the caller gives up on it
+    let cancel = worker.read().await;
+    assert_eq!((cancel.kind, cancel.id), (frame::CANCEL, id));
+    worker.exit(Exit::Signal(SIGKILL)); // it ends itself, as a worker does
+    let status = *rig.status.wait_for(|(stopped, _)| *stopped).await.unwrap();
+    assert_eq!(status, (true, Some(Exit::Signal(SIGKILL))));
+    assert_eq!(rig.count(|c| &c.cancelled), 1);
+    assert_eq!(rig.launcher.starts().len(), 1, "never refilled");
 }
