@@ -344,8 +344,11 @@ pub(crate) fn route(parts: Parts<'_>) -> Result<(), String> {
     }
     drop(channels);
     TABLE.changed.notify_all();
-    if let Some(message) = give_back {
-        let _ = post(&[&frames::control(frames::RETURN, parts.id, &message)]);
+    if let Some(message) = give_back
+        && let Ok(link) = link()
+    {
+        // (Bounded: only what was sent to this worker comes back.)
+        let _ = link.send_from_reader(&frames::control(frames::RETURN, parts.id, &message));
     }
     Ok(())
 }

@@ -19,6 +19,9 @@ pub(crate) struct Link {
     /// Threads blocked until a frame from the pool comes (a channel's
     /// credit or message), besides those waiting on calls.
     waiters: AtomicUsize,
+    /// How many calls wait for replies: `calls.waiting.len()`, readable
+    /// without the lock (the task thread asks once per request).
+    awaiting: AtomicUsize,
     /// The largest piece of a channel message one frame may carry.
     piece: usize,
     /// Small frames waiting to be written together.
@@ -59,6 +62,7 @@ impl Link {
             waiters: AtomicUsize::new(0),
             piece: crate::wire::channel::piece_for(max_frame),
             outbox: Outbox::default(),
+            awaiting: AtomicUsize::new(0),
         })
     }
 
@@ -79,7 +83,13 @@ impl Link {
     /// [`Outbox`]); it goes no later than the next frame [`send`](Self::send)
     /// writes.
     pub(crate) fn send_soon(&'static self, frame: &[u8]) -> io::Result<()> {
-        self.outbox.push(self, frame)
+        self.outbox.push(self, frame, true)
+    }
+
+    /// [`send_soon`](Self::send_soon) for the reader thread, which must
+    /// never wait on a write: the pool may be waiting for it to read.
+    pub(crate) fn send_from_reader(&'static self, frame: &[u8]) -> io::Result<()> {
+        self.outbox.push(self, frame, false)
     }
 
     pub(super) fn outbox(&self) -> &Outbox {
@@ -119,6 +129,7 @@ impl Link {
             calls.next_id += 1;
             let id = calls.next_id;
             calls.waiting.insert(id, reply);
+            self.awaiting.store(calls.waiting.len(), Ordering::Release);
             id
         };
         super::reader::expect_reply();
@@ -130,13 +141,18 @@ impl Link {
 
     /// Whether some thread waits for a reply or another frame.
     pub(super) fn awaits_replies(&self) -> bool {
-        self.waiters.load(Ordering::Acquire) > 0 || !lock(&self.calls).waiting.is_empty()
+        self.waiters.load(Ordering::Acquire) > 0 || self.awaiting.load(Ordering::Acquire) != 0
     }
 
     /// Hands a reply to the thread waiting on call `id`; `Err` if no call
     /// has that id.
     pub(super) fn deliver(&self, id: u64, outcome: Result<Vec<u8>, String>) -> Result<(), String> {
-        let waiting = lock(&self.calls).waiting.remove(&id);
+        let waiting = {
+            let mut calls = lock(&self.calls);
+            let waiting = calls.waiting.remove(&id);
+            self.awaiting.store(calls.waiting.len(), Ordering::Release);
+            waiting
+        };
         match waiting {
             // The caller cannot be gone: it waits until the reply comes.
             Some(reply) => {

@@ -46,10 +46,11 @@ fn lock(mutex: &Mutex<Queued>) -> MutexGuard<'_, Queued> {
 }
 
 impl Outbox {
-    /// Queues a whole frame for the writer thread (started on first use).
-    pub(super) fn push(&self, link: &'static Link, frame: &[u8]) -> io::Result<()> {
+    /// Queues a whole frame for the writer thread (started on first use),
+    /// first waiting while the queue is full if `wait`.
+    pub(super) fn push(&self, link: &'static Link, frame: &[u8], wait: bool) -> io::Result<()> {
         let mut state = lock(&self.state);
-        while state.bytes.len() >= QUEUE_LIMIT && !state.failed {
+        while wait && state.bytes.len() >= QUEUE_LIMIT && !state.failed {
             state.full += 1;
             state = self
                 .room

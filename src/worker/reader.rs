@@ -27,7 +27,7 @@ use std::io::BufReader;
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rustix::event::epoll;
 use rustix::net::RecvFlags;
@@ -48,17 +48,29 @@ struct State {
     running: Option<u64>,
     /// The last request id received (ids only grow).
     last_id: u64,
-    /// A body buffer the task thread is done with, for the next read.
-    spare: Option<Vec<u8>>,
+    /// Body buffers the task thread is done with, for the next reads: a
+    /// burst of requests queued at once reuses them rather than allocating
+    /// one each (see [`MAX_SPARES`]).
+    spares: Vec<Vec<u8>>,
+    /// Tasks started so far: the reader thread, seeing the same count
+    /// with a task running on two wakes in a row, knows it runs long
+    /// (without a clock read per task).
+    started: u64,
+    /// Moving average of recent tasks' run times, in ns.
+    average_nanos: u64,
+}
+
+/// How the reader thread is watching the socket. Its own lock, taken
+/// last: a thread that waits for a channel's frame arms the reader while
+/// holding the channel table, which the reader takes while holding
+/// `State` to route a frame.
+#[derive(Default)]
+struct Watch {
     /// Whether the reader thread will wake for the next frame.
     armed: bool,
     /// Whether the socket is in the epoll set at all (armed or spent): out
     /// of it while tasks are short, so arrivals cost the kernel nothing.
     registered: bool,
-    /// When the running task started.
-    started: Option<Instant>,
-    /// Moving average of recent tasks' run times, in ns.
-    average_nanos: u64,
 }
 
 /// The read half and the frame being read into: held by whoever reads.
@@ -73,6 +85,7 @@ pub(super) struct Inbox {
     /// One lock, taken twice per task, so "is it running?" and "start it"
     /// cannot interleave.
     state: Mutex<State>,
+    watch: Mutex<Watch>,
     /// Wakes the reader thread while a task runs and the socket is readable.
     epoll: OwnedFd,
     /// The socket as registered with `epoll`.
@@ -108,6 +121,7 @@ impl Inbox {
                 body: Vec::new(),
             }),
             state: Mutex::default(),
+            watch: Mutex::default(),
             epoll,
             watched,
             max_frame,
@@ -121,14 +135,15 @@ impl Inbox {
     /// Once armed, it stays so until it wakes (one-shot) or the task thread
     /// is about to wait for the pool itself, so a burst of pipelined tasks
     /// costs two `epoll_ctl` calls, not two per task.
-    fn arm(&self, state: &mut State, armed: bool) {
+    fn arm(&self, armed: bool) {
         use epoll::EventFlags;
-        if state.armed == armed && (armed || !state.registered) {
+        let mut watch = lock(&self.watch);
+        if watch.armed == armed && (armed || !watch.registered) {
             return;
         }
         let flags = EventFlags::IN | EventFlags::RDHUP | EventFlags::ONESHOT;
         let data = epoll::EventData::new_u64(0);
-        let done = match (armed, state.registered) {
+        let done = match (armed, watch.registered) {
             (true, true) => epoll::modify(&self.epoll, &self.watched, data, flags),
             (true, false) => epoll::add(&self.epoll, &self.watched, data, flags),
             (false, _) => epoll::delete(&self.epoll, &self.watched),
@@ -136,88 +151,92 @@ impl Inbox {
         if let Err(err) = done {
             fail(&format!("cannot watch the connection: {err}"));
         }
-        state.armed = armed;
-        state.registered = armed;
+        watch.armed = armed;
+        watch.registered = armed;
+    }
+
+    fn is_registered(&self) -> bool {
+        lock(&self.watch).registered
     }
 
     /// The next request, read from the connection if none is queued; it is
     /// marked running (unless it is to be skipped).
     pub(super) fn next(&self) -> Next {
         loop {
-            if let Some(next) = self.pop() {
+            if let Some(next) = self.pop(&mut lock(&self.state)) {
                 return next;
             }
             let mut reading = lock(&self.reading);
-            // The reader thread may have queued one while we waited.
-            if let Some(next) = self.pop() {
-                return next;
-            }
             // Replies to threads that outlive their task come while this
             // thread may be busy (or blocked sending an answer behind such
             // a caller): the reader thread stays armed for them.
             let calls_waiting = self.link.awaits_replies();
             let mut state = lock(&self.state);
-            if state.registered && !calls_waiting && !has_more(&reading) {
+            // The reader thread may have queued one while we waited.
+            if let Some(next) = self.pop(&mut state) {
+                return next;
+            }
+            if !calls_waiting && self.is_registered() && !has_more(&reading) {
                 // About to wait for the pool: we will see what comes.
-                self.arm(&mut state, false);
+                self.arm(false);
             }
             drop(state);
-            self.read_one(&mut reading);
-            // A cancel or a reply may have come in the same read as this
-            // request: epoll cannot see what is buffered, so route it now.
+            read_frame(&mut reading, self.max_frame);
+            // One lock for the whole batch: a cancel or a reply may have
+            // come in the same read as this request, and epoll cannot see
+            // what is buffered, so every whole frame is routed now.
+            let mut state = lock(&self.state);
+            self.route(&mut state, &mut reading.body);
             while has_whole_frame(&reading) {
-                self.read_one(&mut reading);
+                read_frame(&mut reading, self.max_frame);
+                self.route(&mut state, &mut reading.body);
+            }
+            if let Some(next) = self.pop(&mut state) {
+                return next;
             }
         }
     }
 
-    fn pop(&self) -> Option<Next> {
-        let mut state = lock(&self.state);
+    fn pop(&self, state: &mut State) -> Option<Next> {
         let (id, body) = state.queue.pop_front()?;
         let skip = state.cancelled.remove(&id);
         if !skip {
             state.running = Some(id);
-            state.started = Some(Instant::now());
+            state.started += 1;
             if state.average_nanos >= SHORT_TASK.as_nanos() as u64 {
-                self.arm(&mut state, true);
+                self.arm(true);
             }
         }
         Some(Next { id, body, skip })
     }
 
-    /// The task thread is done with a request (its answer not yet sent:
-    /// a cancel arriving now is for a finished task, and is ignored).
-    pub(super) fn done(&self, body: Vec<u8>) {
+    /// The task thread is done with a request, which ran for `ran` ns
+    /// (`None`: skipped). Its answer is not sent yet: a cancel arriving
+    /// now is for a finished task, and is ignored.
+    pub(super) fn done(&self, body: Vec<u8>, ran: Option<u64>) {
         let mut state = lock(&self.state);
         state.running = None;
-        if let Some(started) = state.started.take() {
-            let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        if let Some(nanos) = ran {
             state.average_nanos = (state.average_nanos / 8 * 7).saturating_add(nanos / 8);
         }
-        state.spare = Some(body);
+        if state.spares.len() < MAX_SPARES && body.capacity() <= MAX_SPARE_BYTES {
+            state.spares.push(body);
+        }
     }
 
-    /// Reads one frame and routes it; ends the worker on a hang-up or on
-    /// anything that is not our protocol.
-    fn read_one(&self, reading: &mut Reading) {
-        let Reading { reader, body } = reading;
-        match frame::read_blocking(reader, body, self.max_frame) {
-            Ok(true) => {}
-            // The pool is gone (shut down, dropped, or dead): so are we.
-            Ok(false) => teardown(),
-            Err(err) if is_hang_up(&err) => teardown(),
-            Err(err) => fail(&format!("reading from the pool: {err}")),
-        }
-        if let Err(problem) = self.route(body) {
+    /// Routes the frame just read; ends the worker on anything that is
+    /// not our protocol.
+    fn route(&self, state: &mut State, body: &mut Vec<u8>) {
+        if let Err(problem) = self.try_route(state, body) {
             fail(&format!("the pool sent {problem}"));
         }
     }
 
-    fn route(&self, body: &mut Vec<u8>) -> Result<(), String> {
+    fn try_route(&self, state: &mut State, body: &mut Vec<u8>) -> Result<(), String> {
         let parts = Parts::of(body)?;
         match parts.kind {
-            REQUEST | CHUNK => self.push(parts.id, body),
-            CANCEL if parts.payload.is_empty() => self.cancel(parts.id),
+            REQUEST | CHUNK => push(state, parts.id, body),
+            CANCEL if parts.payload.is_empty() => cancel(state, parts.id),
             REPLY => {
                 let outcome = call::parse_reply(parts.payload)?.map(<[u8]>::to_vec);
                 self.link.deliver(parts.id, outcome)
@@ -231,37 +250,48 @@ impl Inbox {
             )),
         }
     }
+}
 
-    fn push(&self, id: u64, body: &mut Vec<u8>) -> Result<(), String> {
-        let mut state = lock(&self.state);
-        if id <= state.last_id {
-            return Err(format!(
-                "request {id} came after request {}: ids must grow",
-                state.last_id
-            ));
-        }
-        state.last_id = id;
-        let next_buffer = state.spare.take().unwrap_or_default();
-        state
-            .queue
-            .push_back((id, std::mem::replace(body, next_buffer)));
-        Ok(())
+/// Reads one frame into `reading.body`; ends the worker on a hang-up or on
+/// anything that is not our protocol.
+fn read_frame(reading: &mut Reading, max_frame: u64) {
+    let Reading { reader, body } = reading;
+    match frame::read_blocking(reader, body, max_frame) {
+        Ok(true) => {}
+        // The pool is gone (shut down, dropped, or dead): so are we.
+        Ok(false) => teardown(),
+        Err(err) if is_hang_up(&err) => teardown(),
+        Err(err) => fail(&format!("reading from the pool: {err}")),
     }
+}
 
-    fn cancel(&self, id: u64) -> Result<(), String> {
-        let mut state = lock(&self.state);
-        if state.running == Some(id) {
-            // Holding the lock: the task thread cannot start the next one.
-            teardown();
-        }
-        if state.queue.iter().any(|(queued, _)| *queued == id) {
-            state.cancelled.insert(id);
-        } else if id > state.last_id {
-            return Err(format!("a cancel of request {id}, which never came"));
-        }
-        // Otherwise it finished already: nothing to do.
-        Ok(())
+fn push(state: &mut State, id: u64, body: &mut Vec<u8>) -> Result<(), String> {
+    if id <= state.last_id {
+        return Err(format!(
+            "request {id} came after request {}: ids must grow",
+            state.last_id
+        ));
     }
+    state.last_id = id;
+    let next_buffer = state.spares.pop().unwrap_or_default();
+    state
+        .queue
+        .push_back((id, std::mem::replace(body, next_buffer)));
+    Ok(())
+}
+
+fn cancel(state: &mut State, id: u64) -> Result<(), String> {
+    if state.running == Some(id) {
+        // Holding the lock: the task thread cannot start the next one.
+        teardown();
+    }
+    if state.queue.iter().any(|(queued, _)| *queued == id) {
+        state.cancelled.insert(id);
+    } else if id > state.last_id {
+        return Err(format!("a cancel of request {id}, which never came"));
+    }
+    // Otherwise it finished already: nothing to do.
+    Ok(())
 }
 
 /// Tasks shorter than this on average start without arming the reader
@@ -269,6 +299,11 @@ impl Inbox {
 pub(super) const SHORT_TASK: Duration = Duration::from_micros(100);
 /// How often the reader thread looks for a long task it was not armed for.
 pub(super) const WATCH_EVERY: Duration = Duration::from_millis(20);
+/// Most body buffers kept for reuse: as many requests as the pool sends
+/// ahead by default (`max_in_flight_per_worker`).
+const MAX_SPARES: usize = 64;
+/// Larger body buffers are freed after their request rather than kept.
+const MAX_SPARE_BYTES: usize = 64 * 1024;
 
 static INBOX: OnceLock<&'static Inbox> = OnceLock::new();
 
@@ -282,7 +317,7 @@ pub(super) fn install(inbox: &'static Inbox) {
 /// while a task runs.
 pub(super) fn expect_reply() {
     if let Some(inbox) = INBOX.get() {
-        inbox.arm(&mut lock(&inbox.state), true);
+        inbox.arm(true);
     }
 }
 
@@ -298,6 +333,8 @@ pub(crate) fn running_task() -> u64 {
 /// pool hangs up or breaks the protocol (then it ends the worker).
 pub(super) fn run(inbox: &'static Inbox) -> ! {
     let mut events = Vec::with_capacity(1);
+    // The task count seen running at the last wake, if one was.
+    let mut seen_running = None;
     let every = rustix::event::Timespec {
         tv_sec: 0,
         tv_nsec: WATCH_EVERY.as_nanos() as _,
@@ -315,24 +352,29 @@ pub(super) fn run(inbox: &'static Inbox) -> ! {
         if events.is_empty() {
             // No frame: is a task running long without us?
             let calls_waiting = inbox.link.awaits_replies();
-            let mut state = lock(&inbox.state);
-            let long_task = state.started.is_some_and(|at| at.elapsed() >= WATCH_EVERY);
-            if !state.armed && (long_task || calls_waiting) {
-                inbox.arm(&mut state, true);
+            let running = {
+                let state = lock(&inbox.state);
+                state.running.map(|_| state.started)
+            };
+            // The same task as at the last wake: it has run for a while.
+            let long_task = running.is_some() && running == seen_running;
+            seen_running = running;
+            if long_task || calls_waiting {
+                inbox.arm(true); // (a no-op if armed already)
             }
             continue;
         }
         // A one-shot wake: disarmed now, until armed again.
-        lock(&inbox.state).armed = false;
+        lock(&inbox.watch).armed = false;
         let mut reading = lock(&inbox.reading);
         while has_more(&reading) {
-            inbox.read_one(&mut reading);
+            read_frame(&mut reading, inbox.max_frame);
+            inbox.route(&mut lock(&inbox.state), &mut reading.body);
         }
         drop(reading);
         let calls_waiting = inbox.link.awaits_replies();
-        let mut state = lock(&inbox.state);
-        let rearm = state.running.is_some() || calls_waiting;
-        inbox.arm(&mut state, rearm);
+        let rearm = lock(&inbox.state).running.is_some() || calls_waiting;
+        inbox.arm(rearm);
     }
 }
 

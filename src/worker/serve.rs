@@ -21,12 +21,13 @@ pub(super) fn serve(registry: &Registry, inbox: &Inbox, link: &Link, max_frame: 
     let mut out = Vec::new();
     loop {
         let Next { id, body, skip } = inbox.next();
-        if skip {
+        let ran = if skip {
             answer::skipped(&mut out, id);
+            None
         } else {
-            run_one(registry, id, &body, &mut out);
-        }
-        inbox.done(body);
+            Some(run_one(registry, id, &body, &mut out))
+        };
+        inbox.done(body, ran);
         let bytes = frame::body_len_of(&out);
         if bytes > max_frame {
             // The pool would take it for garbage and kill us; say instead.
@@ -43,12 +44,14 @@ pub(super) fn serve(registry: &Registry, inbox: &Inbox, link: &Link, max_frame: 
     }
 }
 
-/// Runs request `id` and leaves its answer frame in `out`.
-fn run_one(registry: &Registry, id: u64, body: &[u8], out: &mut Vec<u8>) {
+/// Runs request `id`, leaves its answer frame in `out`, and returns how
+/// long it ran, in ns.
+fn run_one(registry: &Registry, id: u64, body: &[u8], out: &mut Vec<u8>) -> u64 {
     // The reader routed it here by kind and id, so the prefix is there.
     let parts = Parts::of(body).expect("a routed request has a kind and id");
     let Some((index, rest)) = request::split(parts.payload) else {
-        return answer::failed(out, id, "a request too short for its task index");
+        answer::failed(out, id, "a request too short for its task index");
+        return 0;
     };
     answer::begin_ok(out, id);
     let began = Instant::now();
@@ -63,6 +66,7 @@ fn run_one(registry: &Registry, id: u64, body: &[u8], out: &mut Vec<u8>) {
         Outcome::Failed(message) => answer::failed(out, id, &message),
         Outcome::Panicked(report) => answer::panicked(out, id, &report),
     }
+    nanos
 }
 
 /// What running one task produced.
