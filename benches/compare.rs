@@ -27,6 +27,12 @@
 //!   "W5 process": `procpool::spawn` of a no-op, start to result: ms (median
 //!   of 5 per rep). Floor: start one bare child and get one answer.
 //!
+//! * **W6 channels**: a task sends 1,000,000 `u64`s to the parent over a
+//!   `procpool::channel(1024)`, and 256 messages of 1 MiB (`serde_bytes`)
+//!   over a `channel(16)`: msgs/s and MB/s, each message received and
+//!   checked. Floor: a child writing the same frames to a socketpair, one
+//!   write each, read by the parent.
+//!
 //! The floor is the channel the pool uses with no pool logic: a Unix
 //! socketpair (4 MiB buffers) to this same executable, re-executed in a tiny
 //! echo mode, driven from tokio in the parent. The child's end of the socket is
@@ -48,7 +54,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
-use procpool::Pool;
+use procpool::{Pool, Sender};
 use rayon::prelude::*;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::runtime::Runtime;
@@ -79,22 +85,49 @@ fn kernel(seed: u64, iters: u64) -> u64 {
     acc
 }
 
+/// W6: sends `0..n` to the parent.
+fn stream_u64(n: u64, out: Sender<u64>) -> u64 {
+    for i in 0..n {
+        out.blocking_send(i).expect("W6: the parent reads");
+    }
+    n
+}
+
+/// W6: sends `count` blobs of `bytes` bytes to the parent (each a new
+/// buffer, as a producer of fresh data would send them).
+fn stream_blobs(count: u64, bytes: u64, out: Sender<Blob>) -> u64 {
+    let source = vec![7u8; bytes as usize];
+    for _ in 0..count {
+        out.blocking_send(Blob(source.clone()))
+            .expect("W6: the parent reads");
+    }
+    count
+}
+
 // ---- constants -----------------------------------------------------------
 
 const WORKERS: usize = 2;
 const PAYLOAD_BYTES: usize = 16 << 20;
 /// Frames per write call in the pipelined floor (16 bytes each).
 const PIPELINE_BATCH: u64 = 1024;
+/// W6's large messages: 1 MiB.
+const W6_BLOB: u64 = 1 << 20;
 const W4_TARGET_TASK: Duration = Duration::from_millis(20);
 /// `kernel(KERNEL_CHECK_SEED, KERNEL_CHECK_ITERS)` is printed so that
 /// `bench/compare.py` can check that Python's kernel computes the same.
 const KERNEL_CHECK_SEED: u64 = 12345;
 const KERNEL_CHECK_ITERS: u64 = 100_000;
-const ALL_WORKLOADS: [&str; 5] = ["W1", "W2", "W3", "W4", "W5"];
+const ALL_WORKLOADS: [&str; 6] = ["W1", "W2", "W3", "W4", "W5", "W6"];
 
 fn main() {
     // Workers are this executable again: they serve tasks here and never return.
-    procpool::init(procpool::tasks![noop, echo, kernel]);
+    procpool::init(procpool::tasks![
+        noop,
+        echo,
+        kernel,
+        stream_u64,
+        stream_blobs
+    ]);
     floor::serve_if_child();
     let cfg = Config::from_args();
     println!(
@@ -113,6 +146,7 @@ fn main() {
             "W3" => w3_payload(&cfg, &runtime, &mut results),
             "W4" => w4_scaling(&cfg, &runtime, &mut results),
             "W5" => w5_startup(&cfg, &runtime, &mut results),
+            "W6" => w6_channels(&cfg, &runtime, &mut results),
             _ => unreachable!(),
         }
     }
@@ -546,6 +580,63 @@ async fn w5_floor_once(i: u64) -> f64 {
     ms
 }
 
+// ---- W6 channels -----------------------------------------------------------
+
+fn w6_channels(cfg: &Config, runtime: &Runtime, results: &mut Results) {
+    let (n, count) = (cfg.sizes.w6_small, cfg.sizes.w6_blobs);
+    let (mut small, mut small_floor) = (Vec::new(), Vec::new());
+    let (mut big, mut big_floor) = (Vec::new(), Vec::new());
+    runtime.block_on(async {
+        let pool = start_pool(1).await;
+        let mut floor = SocketEcho::start("stream");
+        for _ in 0..cfg.reps {
+            small.push(n as f64 / w6_small_once(&pool, n).await);
+            small_floor.push(n as f64 / floor.stream(n, 8).await);
+            let bytes = (count * W6_BLOB) as f64;
+            big.push(bytes / 1e6 / w6_blobs_once(&pool, count).await);
+            big_floor.push(bytes / 1e6 / floor.stream(count, W6_BLOB).await);
+        }
+        floor.close().await;
+        pool.shutdown().await;
+    });
+    results.add("procpool", "W6 channel u64 msgs/s", "msgs/s", &small);
+    results.add("floor", "W6 channel u64 msgs/s", "msgs/s", &small_floor);
+    results.add("procpool", "W6 channel 1MiB MB/s", "MB/s", &big);
+    results.add("floor", "W6 channel 1MiB MB/s", "MB/s", &big_floor);
+}
+
+/// A task streams `n` `u64`s to the parent, which reads them all: seconds.
+async fn w6_small_once(pool: &Pool, n: u64) -> f64 {
+    let (tx, rx) = procpool::channel(1024);
+    let start = Instant::now();
+    let task = pool.submit(stream_u64, (n, tx));
+    let mut expected = 0;
+    while let Ok(i) = rx.recv().await {
+        assert_eq!(i, expected, "W6: out of order");
+        expected += 1;
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    assert_eq!(task.await.expect("W6 small"), n);
+    assert_eq!(expected, n, "W6: messages lost");
+    seconds
+}
+
+/// A task streams `count` 1 MiB blobs to the parent: seconds.
+async fn w6_blobs_once(pool: &Pool, count: u64) -> f64 {
+    let (tx, rx) = procpool::channel::<Blob>(16);
+    let start = Instant::now();
+    let task = pool.submit(stream_blobs, (count, W6_BLOB, tx));
+    let mut got = 0;
+    while let Ok(blob) = rx.recv().await {
+        assert_eq!(blob.0.len() as u64, W6_BLOB, "W6: a blob cut short");
+        got += 1;
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    assert_eq!(task.await.expect("W6 blobs"), count);
+    assert_eq!(got, count, "W6: blobs lost");
+    seconds
+}
+
 // ---- configuration -------------------------------------------------------
 
 #[derive(Clone)]
@@ -569,6 +660,8 @@ struct Sizes {
     w3_trips: usize,
     w4_tasks: u64,
     w5_repeats: usize,
+    w6_small: u64,
+    w6_blobs: u64,
 }
 
 impl Sizes {
@@ -582,6 +675,8 @@ impl Sizes {
                 w3_trips: 5,
                 w4_tasks: 16,
                 w5_repeats: 3,
+                w6_small: 50_000,
+                w6_blobs: 32,
             }
         } else {
             Sizes {
@@ -592,6 +687,8 @@ impl Sizes {
                 w3_trips: 20,
                 w4_tasks: 64,
                 w5_repeats: 5,
+                w6_small: 1_000_000,
+                w6_blobs: 256,
             }
         }
     }

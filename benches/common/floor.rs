@@ -150,6 +150,26 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Echo<R, W> {
         n as f64 / start.elapsed().as_secs_f64()
     }
 
+    /// One way, child to parent: asks a "stream" child for `count` frames of
+    /// `size` bytes (each its own write) and reads them all: the elapsed
+    /// seconds.
+    pub async fn stream(&mut self, count: u64, size: u64) -> f64 {
+        let start = Instant::now();
+        let mut request = 16u64.to_le_bytes().to_vec();
+        request.extend_from_slice(&count.to_le_bytes());
+        request.extend_from_slice(&size.to_le_bytes());
+        self.writer.write_all(&request).await.expect("floor: write");
+        let mut reader = tokio::io::BufReader::with_capacity(IO_BUFFER, &mut self.reader);
+        for _ in 0..count {
+            let mut len = [0u8; 8];
+            reader.read_exact(&mut len).await.expect("floor: read");
+            assert_eq!(u64::from_le_bytes(len), size, "stream floor: wrong frame");
+            self.buf.resize(size as usize, 0);
+            reader.read_exact(&mut self.buf).await.expect("floor: read");
+        }
+        start.elapsed().as_secs_f64()
+    }
+
     /// Hangs up (the child exits at EOF) and reaps the child.
     pub async fn close(self) {
         let Echo {
@@ -214,6 +234,9 @@ pub fn floor_child(mode: &str) -> ! {
         .as_fd()
         .try_clone_to_owned()
         .expect("stdin");
+    if mode == "stream" {
+        stream_frames(std::os::unix::net::UnixStream::from(stdin));
+    }
     let answer = match mode {
         "echo" | "pipes" => Answer::PerBurst,
         "each" => Answer::PerFrame,
@@ -234,6 +257,23 @@ pub fn floor_child(mode: &str) -> ! {
         let socket = std::os::unix::net::UnixStream::from(stdin);
         let writer = socket.try_clone().expect("socket clone");
         serve_frames(socket, writer, answer)
+    }
+}
+
+/// "stream" mode: for each request (count `u64`, size `u64`), writes
+/// `count` frames of `size` bytes, one write each; exits at EOF.
+fn stream_frames(mut socket: std::os::unix::net::UnixStream) -> ! {
+    loop {
+        let mut request = [0u8; 24];
+        if socket.read_exact(&mut request).is_err() {
+            std::process::exit(0);
+        }
+        let count = u64::from_le_bytes(request[8..16].try_into().expect("8 bytes"));
+        let size = u64::from_le_bytes(request[16..].try_into().expect("8 bytes"));
+        let message = frame(&vec![7u8; size as usize]);
+        for _ in 0..count {
+            socket.write_all(&message).expect("floor child: write");
+        }
     }
 }
 

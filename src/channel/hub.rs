@@ -19,7 +19,8 @@ use futures::task::AtomicWaker;
 
 use crate::error::{Error, Exit, Repr};
 use crate::wire::channel::{self as frames, Role};
-use crate::wire::frame::Parts;
+use crate::wire::conn::Body;
+use crate::wire::frame::{self, Parts};
 
 /// Credit a worker's sender may hold at once, in messages.
 pub(crate) const WINDOW: u32 = 256;
@@ -63,8 +64,28 @@ pub(crate) struct Shared {
 /// What a buffer holds: a message, or the news that a sender died (in
 /// the order it happened, so a receiver sees it after what came before).
 enum Item {
-    Message(Vec<u8>),
+    Message(Message),
     Died(Death),
+}
+
+/// An encoded message: `buf[at..]`. A message that came in one piece is
+/// the frame's own buffer, as the connection read it: not copied.
+#[derive(Debug)]
+pub(crate) struct Message {
+    buf: Vec<u8>,
+    at: usize,
+}
+
+impl Message {
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.buf[self.at..]
+    }
+}
+
+impl From<Vec<u8>> for Message {
+    fn from(buf: Vec<u8>) -> Message {
+        Message { buf, at: 0 }
+    }
 }
 
 /// A worker holding one side or both, and what is between it and the
@@ -157,7 +178,7 @@ impl Shared {
 
     /// The next item for a receiver in this process: a message, the death
     /// of a sender, or `Closed` once every sender is gone and all was read.
-    pub(crate) fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Result<Vec<u8>, Error>> {
+    pub(crate) fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Result<Message, Error>> {
         let mut state = self.state();
         if let Some(item) = state.pop() {
             self.settle(&mut state);
@@ -194,7 +215,7 @@ impl Shared {
         if !state.any(Role::Receiver) {
             return Err(self.closed(false));
         }
-        state.push_back(Item::Message(bytes));
+        state.push_back(Item::Message(Message { buf: bytes, at: 0 }));
         self.settle(&mut state);
         Ok(())
     }
@@ -218,41 +239,7 @@ impl Shared {
                 let role = frames::parse_role(parts.payload)?;
                 state.leave(peer.id, role);
             }
-            frames::SEND => {
-                let (flags, bytes) = frames::parse_piece(parts.payload)?;
-                if flags & frames::FAULT != 0 {
-                    return Err("a fault sent as a message".into());
-                }
-                let member = state.holding(peer.id, Role::Sender).ok_or_else(|| {
-                    format!("a message on channel {} it holds no sender of", self.id)
-                })?;
-                let partial = match member.partial.take() {
-                    Some(partial) => partial,
-                    None if member.credit > 0 => {
-                        member.credit -= 1;
-                        Vec::new()
-                    }
-                    None => return Err(format!("a message on channel {} without credit", self.id)),
-                };
-                if partial.len() + bytes.len() > MAX_MESSAGE {
-                    return Err(format!("a message over {MAX_MESSAGE} bytes"));
-                }
-                let whole = flags & frames::LAST != 0;
-                let message = match (partial.is_empty(), whole) {
-                    // The common case, a message in one piece: one copy.
-                    (true, true) => bytes.to_vec(),
-                    (_, _) => {
-                        let mut partial = partial;
-                        partial.extend_from_slice(bytes);
-                        partial
-                    }
-                };
-                if !whole {
-                    member.partial = Some(message);
-                } else if !state.deserted {
-                    state.push_back(Item::Message(message));
-                }
-            }
+            frames::SEND => unreachable!("messages go to on_send"),
             frames::WANT => match frames::parse_want(parts.payload)? {
                 (role, n) if state.holding(peer.id, role).is_none() => {
                     return Err(format!(
@@ -291,15 +278,65 @@ impl Shared {
                 member.unreturned -= 1;
                 if !state.deserted {
                     state.messages += 1;
-                    state
-                        .items
-                        .push_front(Item::Message(parts.payload.to_vec()));
+                    state.items.push_front(Item::Message(Message {
+                        buf: parts.payload.to_vec(),
+                        at: 0,
+                    }));
                 }
             }
             kind => return Err(format!("a channel frame of unknown kind 0x{kind:02x}")),
         }
         self.settle(&mut state);
         self.forget_if_unheld(&state);
+        Ok(())
+    }
+
+    /// Takes a piece of a message a worker sent (a `SEND` frame, whose
+    /// buffer becomes the message if it is one whole piece).
+    fn on_send(&self, peer: &Arc<Peer>, body: Body) -> Result<(), String> {
+        let (flags, len) = {
+            let parts = Parts::of(body.bytes())?;
+            let (flags, bytes) = frames::parse_piece(parts.payload)?;
+            (flags, bytes.len())
+        };
+        if flags & frames::FAULT != 0 {
+            return Err("a fault sent as a message".into());
+        }
+        let at = body.start + frame::PREFIX_LEN + 1;
+        let mut state = self.state();
+        let member = state
+            .holding(peer.id, Role::Sender)
+            .ok_or_else(|| format!("a message on channel {} it holds no sender of", self.id))?;
+        let partial = match member.partial.take() {
+            Some(partial) => Some(partial),
+            None if member.credit > 0 => {
+                member.credit -= 1;
+                None
+            }
+            None => return Err(format!("a message on channel {} without credit", self.id)),
+        };
+        let whole = flags & frames::LAST != 0;
+        let message = match partial {
+            // The common case, a message in one piece: its frame, as read.
+            None if whole => Message { buf: body.buf, at },
+            partial => {
+                let mut partial = partial.unwrap_or_default();
+                if partial.len() + len > MAX_MESSAGE {
+                    return Err(format!("a message over {MAX_MESSAGE} bytes"));
+                }
+                partial.extend_from_slice(&body.buf[at..]);
+                Message {
+                    buf: partial,
+                    at: 0,
+                }
+            }
+        };
+        if !whole {
+            member.partial = Some(message.buf);
+        } else if !state.deserted {
+            state.push_back(Item::Message(message));
+        }
+        self.settle(&mut state);
         Ok(())
     }
 
@@ -318,9 +355,9 @@ impl Shared {
             let member = member.expect("a demand's worker is a member");
             member.wanted -= 1;
             match item {
-                Item::Message(bytes) => {
+                Item::Message(message) => {
                     member.unreturned += 1;
-                    peer.send_message(self.id, &bytes);
+                    peer.send_message(self.id, message.bytes());
                 }
                 Item::Died(death) => peer.send_fault(self.id, &death),
             }
@@ -595,23 +632,26 @@ impl Connection {
 
     /// Routes a channel frame the worker sent; `Err` says how it broke
     /// the protocol.
-    pub(crate) fn route(&mut self, parts: Parts<'_>) -> Result<(), String> {
+    pub(crate) fn route(&mut self, body: Body) -> Result<(), String> {
+        let (kind, id) = {
+            let parts = Parts::of(body.bytes())?;
+            (parts.kind, parts.id)
+        };
         let cached = self
             .last
             .as_ref()
-            .filter(|last| last.id == parts.id && !last.forgotten.load(Relaxed));
-        if let Some(shared) = cached {
-            return shared.on_frame(&self.peer, parts);
+            .filter(|last| last.id == id && !last.forgotten.load(Relaxed));
+        if cached.is_none() {
+            self.last = find(id);
         }
-        self.last = find(parts.id);
         match &self.last {
-            Some(shared) => shared.on_frame(&self.peer, parts),
+            Some(shared) if kind == frames::SEND => shared.on_send(&self.peer, body),
+            Some(shared) => shared.on_frame(&self.peer, Parts::of(body.bytes())?),
             // Gone once nobody held it: a goodbye or a message given back
             // after that is late, not wrong.
-            None if matches!(parts.kind, frames::CLOSE | frames::RETURN) => Ok(()),
+            None if matches!(kind, frames::CLOSE | frames::RETURN) => Ok(()),
             None => Err(format!(
-                "a frame of kind 0x{:02x} for channel {}, which does not exist",
-                parts.kind, parts.id
+                "a frame of kind 0x{kind:02x} for channel {id}, which does not exist"
             )),
         }
     }

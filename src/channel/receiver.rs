@@ -12,6 +12,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::block;
 use super::end::End;
+use super::hub::Message;
 use super::remote;
 use crate::codec;
 use crate::error::{Error, Repr};
@@ -98,7 +99,7 @@ impl<T: DeserializeOwned> Receiver<T> {
     pub async fn recv(&self) -> Result<T, Error> {
         let message = match &self.end {
             End::Local(local) => std::future::poll_fn(|cx| local.shared.poll_recv(cx)).await,
-            End::Remote(held) => remote::recv(held.id, None),
+            End::Remote(held) => remote::recv(held.id, None).map(Message::from),
         };
         decode(message?)
     }
@@ -170,7 +171,7 @@ impl<T: DeserializeOwned> Receiver<T> {
         let message = match &self.end {
             End::Remote(held) => match remote::recv(held.id, Some(Instant::now())) {
                 Err(err) if err.is_timeout() => return Ok(None),
-                message => message,
+                message => message.map(Message::from),
             },
             End::Local(local) => {
                 let waker = futures::task::noop_waker();
@@ -185,7 +186,7 @@ impl<T: DeserializeOwned> Receiver<T> {
 
     fn blocking(&self, deadline: Option<Instant>) -> Result<T, Error> {
         let message = match &self.end {
-            End::Remote(held) => remote::recv(held.id, deadline),
+            End::Remote(held) => remote::recv(held.id, deadline).map(Message::from),
             End::Local(local) => {
                 block::refuse_in_runtime("Receiver::blocking_recv", "recv().await")?;
                 let next = std::future::poll_fn(|cx| local.shared.poll_recv(cx));
@@ -217,8 +218,8 @@ impl<T: DeserializeOwned> Receiver<T> {
     }
 }
 
-fn decode<T: DeserializeOwned>(message: Vec<u8>) -> Result<T, Error> {
-    codec::decode(&message)
+fn decode<T: DeserializeOwned>(message: Message) -> Result<T, Error> {
+    codec::decode(message.bytes())
 }
 
 /// A `Receiver` is a [`Stream`] of its messages, which ends when every
@@ -232,7 +233,7 @@ impl<T: DeserializeOwned> Stream for Receiver<T> {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(message) => message,
             },
-            End::Remote(held) => remote::recv(held.id, None),
+            End::Remote(held) => remote::recv(held.id, None).map(Message::from),
         };
         Poll::Ready(match message {
             Err(err) if err.is_closed() => None,

@@ -92,13 +92,13 @@ impl<T: Serialize> Sender<T> {
     /// # Ok::<(), procpool::Error>(()) }).unwrap();
     /// ```
     pub async fn send(&self, value: T) -> Result<(), Error> {
-        let message = encode(&value)?;
         match &self.end {
             End::Local(local) => {
+                let message = encode(&value)?;
                 std::future::poll_fn(|cx| local.shared.poll_room(cx)).await?;
                 local.shared.push(message)
             }
-            End::Remote(held) => remote::send(held.id, &message),
+            End::Remote(held) => send_from_worker(held.id, &value),
         }
     }
 
@@ -122,7 +122,7 @@ impl<T: Serialize> Sender<T> {
     /// ```
     pub fn blocking_send(&self, value: T) -> Result<(), Error> {
         match &self.end {
-            End::Remote(held) => remote::send(held.id, &encode(&value)?),
+            End::Remote(held) => send_from_worker(held.id, &value),
             End::Local(_) => {
                 block::refuse_in_runtime("Sender::blocking_send", "send(..).await")?;
                 block::on(self.send(value), None).expect("no deadline")
@@ -135,6 +135,29 @@ pub(super) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, Error> {
     let mut message = Vec::new();
     codec::encode_into(value, &mut message)?;
     Ok(message)
+}
+
+thread_local! {
+    /// A worker thread's encoding buffer, kept between sends: a message is
+    /// written from it, so a new one per send would only be allocated,
+    /// grown by doubling, and freed.
+    static SCRATCH: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// The largest scratch buffer a thread keeps.
+const SCRATCH_KEPT: usize = 16 << 20;
+
+/// Encodes `value` and sends it from this worker on channel `id`.
+fn send_from_worker<T: Serialize>(id: u64, value: &T) -> Result<(), Error> {
+    // Taken, not borrowed: a value whose serialization sends would find
+    // the cell empty, not a borrow panic.
+    let mut scratch = SCRATCH.take();
+    scratch.clear();
+    let sent = codec::encode_into(value, &mut scratch).and_then(|()| remote::send(id, &scratch));
+    if scratch.capacity() <= SCRATCH_KEPT {
+        SCRATCH.set(scratch);
+    }
+    sent
 }
 
 impl<T> Clone for Sender<T> {
@@ -177,10 +200,9 @@ impl<T: Serialize> Sink<T> for Sender<T> {
     }
 
     fn start_send(self: Pin<&mut Self>, value: T) -> Result<(), Error> {
-        let message = encode(&value)?;
         match &self.end {
-            End::Local(local) => local.shared.push(message),
-            End::Remote(held) => remote::send(held.id, &message),
+            End::Local(local) => local.shared.push(encode(&value)?),
+            End::Remote(held) => send_from_worker(held.id, &value),
         }
     }
 

@@ -9,10 +9,14 @@ use super::hub::{Connection, Death};
 use super::{Receiver, Sender, channel};
 use crate::error::Exit;
 use crate::wire::channel::{self as frames, Role};
+use crate::wire::conn::Body;
 use crate::wire::frame::{HEADER_LEN, Parts};
 
 fn route(conn: &mut Connection, frame: &[u8]) -> Result<(), String> {
-    conn.route(Parts::of(&frame[HEADER_LEN..]).unwrap())
+    conn.route(Body {
+        buf: frame.to_vec(),
+        start: HEADER_LEN,
+    })
 }
 
 fn piece(id: u64, flags: u8, bytes: &[u8]) -> Vec<u8> {
@@ -43,7 +47,10 @@ fn poll_now<T>(rx: &Receiver<T>) -> Poll<Result<Vec<u8>, crate::Error>> {
         unreachable!()
     };
     let waker = noop_waker();
-    local.shared.poll_recv(&mut Context::from_waker(&waker))
+    local
+        .shared
+        .poll_recv(&mut Context::from_waker(&waker))
+        .map(|message| message.map(|message| message.bytes().to_vec()))
 }
 
 fn id_of<T>(tx: &Sender<T>) -> u64 {

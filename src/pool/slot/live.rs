@@ -153,7 +153,7 @@ impl<L: Launch> LiveWorker<L> {
                 Ok(())
             }
             kind if channel::from_worker(kind) => {
-                self.channels.route(parts).map_err(Fault::Protocol)
+                self.channels.route(body).map_err(Fault::Protocol)
             }
             kind => Err(Fault::Protocol(format!(
                 "a frame of unknown kind 0x{kind:02x} and {} bytes",
