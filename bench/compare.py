@@ -130,6 +130,17 @@ FIGURES = [
      {MPP: ("multiprocessing.Process", "W5 process ms (spawn)")}, None),
     ("W5 start-up, Python spawn (ms)", same("W5 startup ms (spawn)", (PPE, MPP)), None),
     ("W5 start-up, Python forkserver (ms)", same("W5 startup ms (forkserver)", (PPE, MPP)), None),
+    ("W6 channel, task to parent, u64 (msgs/s; floor: one write per frame; "
+     "Python: multiprocessing.Queue)",
+     {"procpool": ("procpool", "W6 channel u64 msgs/s"),
+      "floor": ("floor", "W6 channel u64 msgs/s"),
+      MPP: ("multiprocessing.Queue", "W6 channel u64 msgs/s")},
+     absolute(1_000_000, "msgs/s")),
+    ("W6 channel, task to parent, 1 MiB messages (MB/s; Python: multiprocessing.Queue)",
+     {"procpool": ("procpool", "W6 channel 1MiB MB/s"),
+      "floor": ("floor", "W6 channel 1MiB MB/s"),
+      MPP: ("multiprocessing.Queue", "W6 channel 1MiB MB/s")},
+     ratio_to_floor(0.5, False)),
 ]
 
 

@@ -16,6 +16,9 @@ process-pool crate in this repository:
                  median of 5, for each available start method; and one
                  multiprocessing.Process started and its no-op result received
                  over a Pipe (procpool::spawn's counterpart)
+  W6 channels    a multiprocessing.Process puts 1,000,000 ints on a
+                 multiprocessing.Queue, then 256 bytes objects of 1 MiB on
+                 another (maxsize 16); the parent gets them all (msgs/s, MB/s)
 
 W1-W4 use the 'fork' start method by default (the Linux default in Python 3.11);
 W5 covers 'fork', 'spawn' and 'forkserver' where available.
@@ -43,10 +46,12 @@ M64 = (1 << 64) - 1
 PAYLOAD_BYTES = 16 * 1024 * 1024
 WORKERS = 2
 TARGET_TASK_SECONDS = 0.020
-ALL_WORKLOADS = ("W1", "W2", "W3", "W4", "W5")
+ALL_WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6")
 PPE = "ProcessPoolExecutor"
 MPP = "multiprocessing.Pool"
 MPROC = "multiprocessing.Process"
+MQUEUE = "multiprocessing.Queue"
+W6_BLOB = 1 << 20
 
 
 # --------------------------------------------------------------------------
@@ -321,6 +326,44 @@ def w5_process(method, cfg, results):
     results.add(MPROC, f"W5 process ms ({method})", "ms", rep_medians)
 
 
+def put_ints(queue, n):
+    for i in range(n):
+        queue.put(i)
+
+
+def put_blobs(queue, count):
+    blob = bytes(W6_BLOB)
+    for _ in range(count):
+        queue.put(blob)
+
+
+def w6_queue(cfg, results):
+    """A Process streams to the parent through multiprocessing.Queue."""
+    ctx = multiprocessing.get_context("fork")
+    small, big = [], []
+    for _ in range(cfg.reps):
+        queue = ctx.Queue(1024)
+        t0 = time.perf_counter()
+        process = ctx.Process(target=put_ints, args=(queue, cfg.w6_small))
+        process.start()
+        for i in range(cfg.w6_small):
+            if queue.get() != i:
+                raise AssertionError("W6 queue: out of order")
+        small.append(cfg.w6_small / (time.perf_counter() - t0))
+        process.join()
+        queue = ctx.Queue(16)
+        t0 = time.perf_counter()
+        process = ctx.Process(target=put_blobs, args=(queue, cfg.w6_blobs))
+        process.start()
+        for _ in range(cfg.w6_blobs):
+            if len(queue.get()) != W6_BLOB:
+                raise AssertionError("W6 queue: a blob cut short")
+        big.append(cfg.w6_blobs * W6_BLOB / 1e6 / (time.perf_counter() - t0))
+        process.join()
+    results.add(MQUEUE, "W6 channel u64 msgs/s", "msgs/s", small)
+    results.add(MQUEUE, "W6 channel 1MiB MB/s", "MB/s", big)
+
+
 # --------------------------------------------------------------------------
 # Calibration, CLI, driver
 # --------------------------------------------------------------------------
@@ -371,6 +414,7 @@ def parse_args(argv=None):
     cfg.w3_warmup, cfg.w3_trips = (1, 5) if q else (2, 20)
     cfg.w4_tasks = 16 if q else 64
     cfg.w5_repeats = 3 if q else 5
+    cfg.w6_small, cfg.w6_blobs = (50_000, 32) if q else (1_000_000, 256)
     return cfg
 
 
@@ -433,6 +477,10 @@ def main(argv=None):
         process = argparse.Namespace(name=MPROC)
         for m in methods:
             plan.append((f"W5/{m}", process, lambda m=m: w5_process(m, cfg, results)))
+
+    if "W6" in cfg.only:
+        queue = argparse.Namespace(name=MQUEUE)
+        plan.append(("W6", queue, lambda: w6_queue(cfg, results)))
 
     # Run workload by workload (both impls back to back) for fairer comparison.
     order = {w: i for i, w in enumerate(ALL_WORKLOADS)}
