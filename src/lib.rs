@@ -81,6 +81,39 @@
 //! }
 //! ```
 //!
+//! # Channels into running tasks, and their logs
+//!
+//! [`channel`](channel()) makes a typed, bounded [`Sender`]/[`Receiver`];
+//! [`Queue`] is Python's `multiprocessing.Queue`, [`pipe`] its `Pipe()`.
+//! Endpoints are serde values: pass them to [`Pool::submit`] (or
+//! [`spawn`]) as ordinary arguments. They are async in this process and
+//! blocking inside tasks, multiplexed over each worker's own connection
+//! with credit-based flow control (see the [`channel`](mod@channel)
+//! module). [`PoolBuilder::forward_logs`] sends the `tracing` events of
+//! tasks to this process's subscriber, tagged with the worker and task.
+//!
+//! ```rust,no_run
+//! use futures::StreamExt;
+//!
+//! fn count_to(n: u64, out: procpool::Sender<u64>) {
+//!     for i in 1..=n {
+//!         out.blocking_send(i).unwrap();
+//!     }
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), procpool::Error> {
+//!     procpool::init(procpool::tasks![count_to]);
+//!     let pool = procpool::Pool::builder().workers(1).build().await?;
+//!     let (tx, rx) = procpool::channel(16);
+//!     let task = pool.submit(count_to, (3, tx));
+//!     let got: Vec<u64> = rx.map(Result::unwrap).collect().await;
+//!     assert_eq!(got, [1, 2, 3]);
+//!     task.await?;
+//!     Ok(())
+//! }
+//! ```
+//!
 //! # Worker lifecycle
 //!
 //! [`PoolBuilder`] sets the number of workers, a per-task timeout,

@@ -229,7 +229,7 @@ impl Error {
         matches!(*self.repr, Repr::TimedOut { .. } | Repr::RecvTimeout { .. })
     }
 
-    /// A [channel](crate::channel)'s other side is gone: on a receive,
+    /// A [channel](crate::channel())'s other side is gone: on a receive,
     /// every sender has been dropped and every message sent was received
     /// (the end of the stream); on a send, every receiver has been dropped.
     ///
@@ -248,7 +248,7 @@ impl Error {
         matches!(*self.repr, Repr::Closed { .. })
     }
 
-    /// A worker holding a sender of the [channel](crate::channel) died (it
+    /// A worker holding a sender of the [channel](crate::channel()) died (it
     /// crashed, was killed, or its task was cancelled); a message it was
     /// part-way through sending was dropped, never delivered in part.
     /// [`worker_pid`](Error::worker_pid), [`exit_code`](Error::exit_code),
