@@ -11,6 +11,7 @@
 //! a worker that is not waiting for it.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
@@ -36,12 +37,16 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 struct Hub {
     channels: Mutex<HashMap<u64, Arc<Shared>>>,
     next_channel: AtomicU64,
+    /// Keys channel ids: a task that knows its own channel's id cannot
+    /// guess another's (ids are capabilities, not a counter).
+    ids: RandomState,
     next_peer: AtomicU64,
 }
 
 static HUB: LazyLock<Hub> = LazyLock::new(|| Hub {
     channels: Mutex::default(),
     next_channel: AtomicU64::new(1),
+    ids: RandomState::new(),
     next_peer: AtomicU64::new(1),
 });
 
@@ -133,14 +138,21 @@ struct State {
 impl Shared {
     /// A new channel, held by nobody yet.
     pub(crate) fn create(capacity: usize, ty: &'static str) -> Arc<Shared> {
+        let mut channels = lock(&HUB.channels);
+        let id = loop {
+            let id = HUB.ids.hash_one(HUB.next_channel.fetch_add(1, Relaxed));
+            if id != 0 && !channels.contains_key(&id) {
+                break id;
+            }
+        };
         let shared = Arc::new(Shared {
-            id: HUB.next_channel.fetch_add(1, Relaxed),
+            id,
             ty,
             capacity: capacity.max(1),
             state: Mutex::default(),
             forgotten: AtomicBool::new(false),
         });
-        lock(&HUB.channels).insert(shared.id, shared.clone());
+        channels.insert(id, shared.clone());
         shared
     }
 
