@@ -57,16 +57,19 @@ fn id_of<T>(tx: &Sender<T>) -> u64 {
     tx.end.id()
 }
 
+/// A fake worker's connection that has announced an endpoint of `role`
+/// on the channel of `tx`.
+fn opened<T>(tx: &Sender<T>, role: Role) -> (u64, Connection) {
+    let id = id_of(tx);
+    let mut conn = Connection::new(1 << 20);
+    route(&mut conn, &frames::control(frames::OPEN, id, &[role as u8])).unwrap();
+    (id, conn)
+}
+
 #[test]
 fn a_worker_sends_only_with_credit_and_only_whole_messages() {
     let (tx, rx) = channel::<u64>(4);
-    let id = id_of(&tx);
-    let mut conn = Connection::new(1 << 20);
-    route(
-        &mut conn,
-        &frames::control(frames::OPEN, id, &[Role::Sender as u8]),
-    )
-    .unwrap();
+    let (id, mut conn) = opened(&tx, Role::Sender);
     let err = route(&mut conn, &piece(id, frames::LAST, b"x")).unwrap_err();
     assert!(err.contains("without credit"), "{err}");
     route(&mut conn, &frames::want(id, Role::Sender, 256)).unwrap();
@@ -141,13 +144,7 @@ fn frames_for_channels_that_do_not_exist_are_refused() {
 #[test]
 fn the_last_receiver_gone_tells_worker_senders_and_fails_local_ones() {
     let (tx, rx) = channel::<u64>(1);
-    let id = id_of(&tx);
-    let mut conn = Connection::new(1 << 20);
-    route(
-        &mut conn,
-        &frames::control(frames::OPEN, id, &[Role::Sender as u8]),
-    )
-    .unwrap();
+    let (_, conn) = opened(&tx, Role::Sender);
     drop(rx);
     assert_eq!(
         outgoing(&conn),
