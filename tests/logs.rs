@@ -18,6 +18,7 @@ fn main() {
         tests![
             worker_events_reach_the_parent_tagged,
             nothing_is_sent_unless_asked_for,
+            a_process_forwards_its_events_too,
             a_task_logging_in_a_tight_loop_stays_bounded,
         ],
         |_| {},
@@ -136,6 +137,21 @@ async fn nothing_is_sent_unless_asked_for() {
     pool.submit(log_lines, 3).await.unwrap();
     assert!(capture.workers_events().is_empty());
     pool.shutdown().await;
+}
+
+async fn a_process_forwards_its_events_too() {
+    let capture = Capture::install();
+    let pid = procpool::Process::builder()
+        .forward_logs(Level::WARN)
+        .spawn(log_lines, 2)
+        .await
+        .unwrap();
+    let events = capture.workers_events();
+    assert_eq!(events.len(), 1, "only the warning: {events:#?}");
+    assert!(
+        events[0].1.contains(&format!("worker={pid};")),
+        "{events:?}"
+    );
 }
 
 async fn a_task_logging_in_a_tight_loop_stays_bounded() {

@@ -240,6 +240,30 @@ impl ProcessBuilder {
         self
     }
 
+    /// Sends the `tracing` events the function emits at `level` or more
+    /// severe to this process, as
+    /// [`PoolBuilder::forward_logs`](crate::PoolBuilder::forward_logs)
+    /// does for a pool's workers; the default is to send none.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// fn work(x: u64) -> u64 {
+    ///     tracing::info!(x, "working");
+    ///     x
+    /// }
+    /// # async fn demo() -> Result<(), procpool::Error> {
+    /// let value = procpool::Process::builder()
+    ///     .forward_logs(tracing::Level::INFO)
+    ///     .spawn(work, 1)
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn forward_logs(mut self, level: tracing::Level) -> Self {
+        self.launch.log_level = Some(level);
+        self
+    }
+
     /// How the processes the function starts are made to die with it; the
     /// default is [`Containment::Auto`]. See [`Containment`] and
     /// [`PoolBuilder::containment`](crate::PoolBuilder::containment).
