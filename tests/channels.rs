@@ -26,6 +26,9 @@ fn main() {
             a_queue_shared_by_four_tasks_and_the_parent_delivers_each_item_once,
             a_forged_channel_frame_is_a_protocol_error,
             endpoints_cannot_travel_in_map_items,
+            a_sender_reopened_on_the_same_worker_after_credit_was_in_flight,
+            tasks_one_after_another_sharing_one_sender_with_a_slow_reader,
+            a_message_over_the_limit_is_an_error_for_its_sender,
         ],
         |_| {},
     );
@@ -312,6 +315,79 @@ async fn endpoints_cannot_travel_in_map_items() {
     let err = first.unwrap_err();
     assert!(err.is_codec(), "{err}");
     assert!(err.to_string().contains("Pool::submit"), "{err}");
+}
+
+// Found by the red team: a grant to an ask-ahead WANT could reach the
+// worker after its last sender closed; the next task on that worker sent
+// on it, and the hub, which had dropped that credit, called it a protocol
+// error (an innocent task failed, its worker killed). 129 is the message
+// that makes the worker ask ahead (credit < WINDOW / 2).
+async fn a_sender_reopened_on_the_same_worker_after_credit_was_in_flight() {
+    const MORE: u64 = 2_000;
+    let pool = pool(1).await;
+    let (tx, rx) = procpool::channel::<u64>(1024);
+    let first = pool.submit(produce, (129, tx.clone()));
+    for i in 0..129 {
+        assert_eq!(within(LIMIT, "a message", rx.recv()).await.unwrap(), i);
+    }
+    assert_eq!(within(LIMIT, "the first task", first).await.unwrap(), 129);
+    // The second fills the buffer before the parent reads.
+    let second = pool.submit(produce, (MORE, tx.clone()));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let reader = tokio::spawn(async move {
+        for _ in 0..MORE {
+            rx.recv().await.unwrap();
+        }
+    });
+    assert_eq!(
+        within(LIMIT, "the second task", second).await.unwrap(),
+        MORE
+    );
+    within(LIMIT, "the reader", reader).await.unwrap();
+}
+
+async fn tasks_one_after_another_sharing_one_sender_with_a_slow_reader() {
+    const TASKS: u64 = 20;
+    const EACH: u64 = 300;
+    let pool = pool(1).await;
+    let (tx, mut rx) = procpool::channel::<u64>(1024);
+    let reader = tokio::spawn(async move {
+        let mut n = 0u64;
+        while let Some(item) = rx.next().await {
+            item.unwrap_or_else(|err| panic!("after {n}: {err}"));
+            n += 1;
+            if n.is_multiple_of(100) {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        n
+    });
+    for i in 0..TASKS {
+        let sent = within(LIMIT, "a task", pool.submit(produce, (EACH, tx.clone()))).await;
+        assert_eq!(sent.unwrap_or_else(|err| panic!("task {i}: {err}")), EACH);
+    }
+    drop(tx);
+    assert_eq!(
+        within(LIMIT, "the reader", reader).await.unwrap(),
+        TASKS * EACH
+    );
+}
+
+// Found by the red team: a message over the hub's limit was a protocol
+// error that killed the worker; it is an error from the send.
+async fn a_message_over_the_limit_is_an_error_for_its_sender() {
+    let pool = pool(1).await;
+    let (tx, _rx) = procpool::channel::<Vec<u8>>(1);
+    let sent = within(
+        LIMIT,
+        "the task",
+        pool.submit(send_one_of, ((1 << 30) + 16, tx)),
+    )
+    .await
+    .expect("the worker lives");
+    let text = sent.unwrap_err();
+    assert!(text.contains("over the limit"), "{text}");
+    assert_eq!(pool.stats().respawns, 0);
 }
 
 #[allow(dead_code)]

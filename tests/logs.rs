@@ -19,6 +19,7 @@ fn main() {
             worker_events_reach_the_parent_tagged,
             nothing_is_sent_unless_asked_for,
             a_process_forwards_its_events_too,
+            a_record_over_the_frame_limit_is_cut_not_fatal,
             a_task_logging_in_a_tight_loop_stays_bounded,
         ],
         |_| {},
@@ -152,6 +153,29 @@ async fn a_process_forwards_its_events_too() {
         events[0].1.contains(&format!("worker={pid};")),
         "{events:?}"
     );
+}
+
+// Found by the red team: a record longer than max_frame_size made a frame
+// the pool refused, killing the worker and failing the task.
+async fn a_record_over_the_frame_limit_is_cut_not_fatal() {
+    let capture = Capture::install();
+    let pool = procpool::Pool::builder()
+        .workers(1)
+        .max_frame_size(1 << 20)
+        .forward_logs(Level::INFO)
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(pool.submit(log_huge, 2 << 20).await.unwrap(), 2 << 20);
+    let events = capture.workers_events();
+    assert_eq!(events.len(), 1);
+    assert!(
+        events[0].1.len() < 40 << 10,
+        "cut: {} bytes",
+        events[0].1.len()
+    );
+    assert!(events[0].1.contains("xxx…"), "marked as cut");
+    pool.shutdown().await;
 }
 
 async fn a_task_logging_in_a_tight_loop_stays_bounded() {

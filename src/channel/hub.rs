@@ -26,7 +26,7 @@ use crate::wire::frame::{self, Parts};
 /// Credit a worker's sender may hold at once, in messages.
 pub(crate) const WINDOW: u32 = 256;
 /// The largest message a worker may send, in bytes.
-const MAX_MESSAGE: usize = 1 << 30;
+pub(crate) const MAX_MESSAGE: usize = 1 << 30;
 /// Messages a worker's receivers may ask for at once on one channel.
 const MAX_DEMAND: u32 = 1 << 10;
 
@@ -503,8 +503,10 @@ impl State {
         }
         match role {
             Role::Sender => {
-                member.credit = 0;
-                member.starved = false;
+                // Its credit, and a request for more, stay: the worker
+                // keeps both for a sender it may hold later, and a grant
+                // may be on its way. (The worker's count of its credit is
+                // never more than ours.)
                 // Only whole messages are delivered.
                 member.partial = None;
             }
@@ -513,10 +515,12 @@ impl State {
                 self.demands.retain(|waiting| waiting.id != peer);
             }
         }
-        // One that may still give messages back stays known until it is
-        // gone (`lose`).
+        // One that may still give messages back, send on credit it was
+        // granted, or wait for a grant, stays known until it is gone
+        // (`lose`).
         let member = &self.members[at];
-        if member.holds == [false; 2] && member.unreturned == 0 {
+        let owed = member.unreturned > 0 || member.credit > 0 || member.starved;
+        if member.holds == [false; 2] && !owed {
             self.members.swap_remove(at);
         }
     }

@@ -12,7 +12,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Condvar, LazyLock, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Instant;
 
-use super::hub::WINDOW;
+use super::hub::{MAX_MESSAGE, WINDOW};
 use crate::error::{Error, Repr};
 use crate::registry::Registry;
 use crate::wire::channel::{self as frames, Role};
@@ -139,8 +139,8 @@ pub(crate) fn close(id: u64, role: Role) {
         }
         match role {
             Role::Sender => {
-                channel.credit = 0;
-                channel.asked = false;
+                // What credit it has, and a grant on its way, stay for a
+                // sender it may hold later (the pool keeps them too).
                 Vec::new()
             }
             Role::Receiver => {
@@ -162,6 +162,13 @@ pub(crate) fn close(id: u64, role: Role) {
 /// Sends one encoded message, waiting for credit if it has none.
 pub(crate) fn send(id: u64, message: &[u8]) -> Result<(), Error> {
     let link = link()?;
+    if message.len() > MAX_MESSAGE {
+        return Err(Error::new(Repr::Endpoint(format!(
+            "a channel message of {} bytes, over the limit of {MAX_MESSAGE} bytes; send it in \
+             parts",
+            message.len()
+        ))));
+    }
     let mut channels = table();
     loop {
         let channel = channels

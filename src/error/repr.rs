@@ -288,7 +288,10 @@ impl fmt::Display for Error {
                 if let Some(task) = task {
                     write!(f, " while running task `{task}`")?;
                 }
-                f.write_str("; a message it was part-way through sending was dropped")
+                f.write_str(
+                    "; what it had sent arrived, and a message it may have been part-way \
+                     through sending was dropped, not delivered in part",
+                )
             }
             Repr::RecvTimeout { after } => {
                 write!(f, "no message arrived on the channel within {after:?}")

@@ -54,6 +54,7 @@ impl Subscriber for Forward {
             *metadata.level(),
             metadata.target(),
             &text.finish(),
+            link.max_frame(),
         );
         // A pool that is gone ends this process; nothing to report to.
         let _ = link.send_soon(&frame);

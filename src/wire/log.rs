@@ -28,18 +28,53 @@ pub(crate) fn level_of(byte: u8) -> Option<tracing::Level> {
     })
 }
 
+/// The longest message a `LOG` frame carries, in bytes: a longer one is
+/// cut (a log line must never make a frame the pool refuses). Targets are
+/// cut at 1 KiB.
+pub(crate) const MAX_MESSAGE: usize = 32 << 10;
+
 /// A whole `LOG` frame: level `u8`, the target's length `u16` and the
-/// target, then the message (the event's fields, formatted).
-pub(crate) fn encode(task: u64, level: tracing::Level, target: &str, message: &str) -> Vec<u8> {
-    let target = &target.as_bytes()[..target.len().min(u16::MAX as usize)];
-    let mut out = Vec::with_capacity(32 + target.len() + message.len());
+/// target, then the message (the event's fields, formatted; cut to
+/// [`MAX_MESSAGE`], or to what a frame of `max_frame` body bytes holds,
+/// at a character boundary, ending in `…` if it was).
+pub(crate) fn encode(
+    task: u64,
+    level: tracing::Level,
+    target: &str,
+    message: &str,
+    max_frame: u64,
+) -> Vec<u8> {
+    let room = usize::try_from(max_frame).unwrap_or(usize::MAX);
+    let target = cut(target, (1 << 10).min(room / 4));
+    let overhead = frame::PREFIX_LEN + 3 + target.len() + '…'.len_utf8();
+    let cut_message = cut(
+        message,
+        (MAX_MESSAGE - '…'.len_utf8()).min(room.saturating_sub(overhead)),
+    );
+    let mut out = Vec::with_capacity(32 + target.len() + cut_message.len());
     frame::begin(&mut out, LOG, task);
     out.push(level_byte(level));
     out.extend_from_slice(&(target.len() as u16).to_le_bytes());
-    out.extend_from_slice(target);
-    out.extend_from_slice(message.as_bytes());
+    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(cut_message.as_bytes());
+    if cut_message.len() < message.len() {
+        out.extend_from_slice("…".as_bytes());
+    }
     frame::end(&mut out);
     out
+}
+
+/// The longest prefix of `text` of at most `max` bytes that ends on a
+/// character boundary.
+fn cut(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 /// A `LOG` payload: level, target, message.
@@ -64,7 +99,13 @@ mod tests {
 
     #[test]
     fn a_record_reads_back_and_garbage_is_refused() {
-        let frame = encode(7, tracing::Level::WARN, "app::io", "disk almost full");
+        let frame = encode(
+            7,
+            tracing::Level::WARN,
+            "app::io",
+            "disk almost full",
+            1 << 20,
+        );
         let parts = Parts::of(&frame[HEADER_LEN..]).unwrap();
         assert_eq!((parts.kind, parts.id), (LOG, 7));
         assert_eq!(
@@ -76,6 +117,22 @@ mod tests {
         assert!(parse(&[1, 5, 0, b'a']).is_err());
         for byte in 1..=5 {
             assert_eq!(level_of(byte).map(level_byte), Some(byte));
+        }
+        // A huge record is cut, at a character boundary, and says so.
+        let huge = "é".repeat(MAX_MESSAGE);
+        let frame = encode(1, tracing::Level::INFO, &"t".repeat(5_000), &huge, 1 << 20);
+        let parts = Parts::of(&frame[HEADER_LEN..]).unwrap();
+        let (_, target, message) = parse(parts.payload).unwrap();
+        assert_eq!(target.len(), 1 << 10);
+        assert!(
+            message.len() <= MAX_MESSAGE && message.ends_with('…'),
+            "{}",
+            message.len()
+        );
+        // And to what the frame limit allows.
+        for max_frame in [64, 100, 4096] {
+            let frame = encode(1, tracing::Level::INFO, "app", &huge, max_frame);
+            assert!(frame::body_len_of(&frame) <= max_frame, "{max_frame}");
         }
     }
 }

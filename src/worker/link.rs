@@ -24,6 +24,8 @@ pub(crate) struct Link {
     awaiting: AtomicUsize,
     /// The largest piece of a channel message one frame may carry.
     piece: usize,
+    /// The largest frame body the pool takes.
+    max_frame: u64,
     /// Small frames waiting to be written together.
     outbox: Outbox,
 }
@@ -61,6 +63,7 @@ impl Link {
             calls: Mutex::default(),
             waiters: AtomicUsize::new(0),
             piece: crate::wire::channel::piece_for(max_frame),
+            max_frame,
             outbox: Outbox::default(),
             awaiting: AtomicUsize::new(0),
         })
@@ -69,6 +72,11 @@ impl Link {
     /// The largest piece of a channel message one frame may carry.
     pub(crate) fn piece(&self) -> usize {
         self.piece
+    }
+
+    /// The largest frame body the pool takes.
+    pub(crate) fn max_frame(&self) -> u64 {
+        self.max_frame
     }
 
     /// Marks this thread as waiting for a frame from the pool until the

@@ -556,6 +556,18 @@ pub fn send_until_closed(out: Sender<u64>) -> String {
     unreachable!()
 }
 
+/// Sends one message of `bytes` bytes: the send's error text, if any.
+pub fn send_one_of(bytes: u64, out: Sender<Vec<u8>>) -> Result<(), String> {
+    out.blocking_send(vec![3u8; bytes as usize])
+        .map_err(|err| err.to_string())
+}
+
+/// Logs one warning of `bytes` bytes.
+pub fn log_huge(bytes: u64) -> u64 {
+    tracing::warn!("{}", "x".repeat(bytes as usize));
+    bytes
+}
+
 /// Waits for one item at most `ms`; `None` if it timed out.
 pub fn get_within(ms: u64, queue: Queue<u64>) -> Option<u64> {
     match queue.get_timeout(Duration::from_millis(ms)) {
@@ -640,6 +652,8 @@ pub fn tasks() -> procpool::Registry {
         send_until_closed,
         get_within,
         log_lines,
+        send_one_of,
+        log_huge,
         recv_one,
         spin_forever,
         read_env,
