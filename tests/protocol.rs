@@ -283,8 +283,11 @@ async fn an_inherited_worker_marker_does_not_take_over_main() {
 }
 
 async fn a_request_that_kills_every_worker_it_reaches_fails_after_three() {
-    // Every worker can hold 16 MiB more than it uses at start; a 64 MiB
-    // argument (under the frame limit) kills each one as it arrives.
+    // Every worker can hold 16 MiB more than it uses at start; a 256 MiB
+    // argument (under the frame limit) kills each one as it arrives, long
+    // before the pool can have written all of it (with 64 MiB, a worker
+    // that happened to take in the whole frame before dying made it look
+    // delivered: a crash of the task, not a failed delivery).
     let pool = procpool::Pool::builder()
         .workers(1)
         .stderr(procpool::Redirect::Null)
@@ -295,7 +298,7 @@ async fn a_request_that_kills_every_worker_it_reaches_fails_after_three() {
     let err = within(
         Duration::from_secs(20),
         "a request no worker survives",
-        pool.submit(len_of, "x".repeat(64 << 20)),
+        pool.submit(len_of, "x".repeat(256 << 20)),
     )
     .await
     .unwrap_err();
