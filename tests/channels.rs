@@ -29,6 +29,9 @@ fn main() {
             a_sender_reopened_on_the_same_worker_after_credit_was_in_flight,
             tasks_one_after_another_sharing_one_sender_with_a_slow_reader,
             a_message_over_the_limit_is_an_error_for_its_sender,
+            a_tasks_timeout_ends_its_stream_while_the_parent_reads_it,
+            a_pool_task_timeout_ends_its_stream_while_the_parent_reads_it,
+            a_process_timeout_ends_its_stream_while_the_parent_reads_it,
         ],
         |_| {},
     );
@@ -388,6 +391,60 @@ async fn a_message_over_the_limit_is_an_error_for_its_sender() {
     let text = sent.unwrap_err();
     assert!(text.contains("over the limit"), "{text}");
     assert_eq!(pool.stats().respawns, 0);
+}
+
+// Found by the red team: a timeout was a timer inside the handle, so the
+// README's pattern (read the stream to its end, then await the task) hung
+// for ever on a task that hung holding its sender. The pool enforces the
+// deadline itself now.
+async fn a_tasks_timeout_ends_its_stream_while_the_parent_reads_it() {
+    let pool = pool(1).await;
+    let (tx, mut rx) = procpool::channel::<u64>(4);
+    let task = pool
+        .submit(send_one_then_hang, (60_000, tx))
+        .timeout(Duration::from_millis(500));
+    let mut items = Vec::new();
+    while let Some(item) = within(Duration::from_secs(10), "the stream", rx.next()).await {
+        items.push(item);
+    }
+    assert!(matches!(items[0], Ok(1)), "{items:?}");
+    let err = within(LIMIT, "the task", task).await.unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    assert!(err.worker_pid().is_some(), "{err}");
+    assert_eq!(
+        pool.submit(square, 5).await.unwrap(),
+        25,
+        "the worker was replaced"
+    );
+}
+
+async fn a_pool_task_timeout_ends_its_stream_while_the_parent_reads_it() {
+    let pool = procpool::Pool::builder()
+        .workers(1)
+        .task_timeout(Duration::from_millis(500))
+        .build()
+        .await
+        .unwrap();
+    let (tx, mut rx) = procpool::channel::<u64>(4);
+    let task = pool.submit(send_one_then_hang, (60_000, tx));
+    while within(Duration::from_secs(10), "the stream", rx.next())
+        .await
+        .is_some()
+    {}
+    let err = within(LIMIT, "the task", task).await.unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+}
+
+async fn a_process_timeout_ends_its_stream_while_the_parent_reads_it() {
+    let (tx, mut rx) = procpool::channel::<u64>(4);
+    let process =
+        procpool::spawn(send_one_then_hang, (60_000, tx)).timeout(Duration::from_millis(500));
+    while within(Duration::from_secs(10), "the stream", rx.next())
+        .await
+        .is_some()
+    {}
+    let err = within(LIMIT, "the process", process).await.unwrap_err();
+    assert!(err.is_timeout(), "{err}");
 }
 
 #[allow(dead_code)]

@@ -1,7 +1,13 @@
 //! A submitted task on its way to a worker, paired with where its answer goes.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::sync::LazyLock;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::task::Waker;
+use std::time::Duration;
+
+use futures::task::AtomicWaker;
+use tokio::time::Instant;
 
 use tokio::sync::oneshot;
 
@@ -38,19 +44,60 @@ pub(crate) struct Ticket {
     pub(crate) placed: Placement,
 }
 
-/// The pid of the worker a task was last sent to, shared between the pool
-/// (which writes it when it sends the task) and the caller's handle (which
-/// reads it when it gives up on the task). 0: not sent yet.
+/// What the pool and the caller's handle share about a task: the pid of
+/// the worker it was last sent to (the pool writes it when it sends the
+/// task; the handle reads it when it gives up), and the handle's deadline,
+/// which the pool enforces itself, so a task past it is stopped even while
+/// nobody polls its handle (say, while the caller reads the task's channel).
 #[derive(Clone, Debug, Default)]
-pub(crate) struct Placement(Arc<AtomicU32>);
+pub(crate) struct Placement(Arc<Shared>);
+
+#[derive(Debug, Default)]
+struct Shared {
+    /// 0: not sent yet.
+    pid: AtomicU32,
+    /// When the caller gives up, in ns after [`EPOCH`], plus one (0: never).
+    deadline: AtomicU64,
+    /// The pool's dispatcher, woken when a deadline is set.
+    watcher: AtomicWaker,
+}
+
+/// What deadlines count from (tokio's clock, so paused time applies).
+static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
 
 impl Placement {
     pub(crate) fn set(&self, pid: u32) {
-        self.0.store(pid, Relaxed);
+        self.0.pid.store(pid, Relaxed);
     }
 
     pub(crate) fn pid(&self) -> Option<u32> {
-        Some(self.0.load(Relaxed)).filter(|&pid| pid != 0)
+        Some(self.0.pid.load(Relaxed)).filter(|&pid| pid != 0)
+    }
+
+    /// The caller gives up at `at`: the pool cancels the task then.
+    pub(crate) fn set_deadline(&self, at: Instant) {
+        let nanos = at.saturating_duration_since(*EPOCH).as_nanos();
+        let nanos = u64::try_from(nanos).unwrap_or(u64::MAX - 1) + 1;
+        self.0.deadline.store(nanos, Relaxed);
+        self.0.watcher.wake();
+    }
+
+    /// The caller's deadline, if it set one.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        match self.0.deadline.load(Relaxed) {
+            0 => None,
+            nanos => Some(*EPOCH + Duration::from_nanos(nanos - 1)),
+        }
+    }
+
+    /// Whether the caller's deadline has passed (no clock read without one).
+    pub(crate) fn expired(&self) -> bool {
+        self.deadline().is_some_and(|at| at <= Instant::now())
+    }
+
+    /// Wakes `waker` when a deadline is set later.
+    pub(crate) fn watch(&self, waker: &Waker) {
+        self.0.watcher.register(waker);
     }
 }
 
@@ -75,9 +122,10 @@ impl Job {
         let _ = reply.send(outcome);
     }
 
-    /// Whether the caller has stopped waiting (cancelled the task).
+    /// Whether the caller has stopped waiting (cancelled the task), or will
+    /// have by its deadline, which has passed.
     pub(crate) fn is_cancelled(&self) -> bool {
-        self.reply.is_closed()
+        self.reply.is_closed() || self.placed.expired()
     }
 }
 

@@ -184,7 +184,13 @@ impl<T> TaskHandle<T> {
     /// If called outside a tokio runtime (the timer needs one).
     #[track_caller]
     pub fn timeout(mut self, limit: Duration) -> Self {
-        self.raw.deadline = Some((Box::pin(tokio::time::sleep(limit)), limit));
+        let sleep = Box::pin(tokio::time::sleep(limit));
+        if let Some(placed) = &self.raw.placed {
+            // The pool stops the task then even if this handle is not being
+            // polled (its caller reads the task's channel, say).
+            placed.set_deadline(sleep.deadline());
+        }
+        self.raw.deadline = Some((sleep, limit));
         self
     }
 
@@ -272,23 +278,34 @@ impl RawHandle {
         if let Poll::Ready(outcome) = Pin::new(receiver).poll(cx) {
             return Poll::Ready(match outcome {
                 Ok(outcome) => outcome,
+                // The pool let the task go at its deadline.
+                Err(_) if self.placed.as_ref().is_some_and(Placement::expired) => {
+                    Err(self.timed_out())
+                }
                 // The dispatcher is gone without answering: the pool was dropped.
                 Err(_) => Err(Error::new(Repr::ShutDown)),
             });
         }
-        if let Some((sleep, limit)) = &mut self.deadline
+        if let Some((sleep, _)) = &mut self.deadline
             && sleep.as_mut().poll(cx).is_ready()
         {
-            let limit = *limit;
             // Dropping the receiver is what cancels the task.
             self.state = State::Failed(None);
-            return Poll::Ready(Err(Error::new(Repr::TimedOut {
-                task: self.task,
-                after: limit,
-                pid: self.placed_on(),
-            })));
+            return Poll::Ready(Err(self.timed_out()));
         }
         Poll::Pending
+    }
+
+    fn timed_out(&self) -> Error {
+        Error::new(Repr::TimedOut {
+            task: self.task,
+            after: self
+                .deadline
+                .as_ref()
+                .map(|(_, limit)| *limit)
+                .unwrap_or_default(),
+            pid: self.placed_on(),
+        })
     }
 }
 

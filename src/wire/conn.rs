@@ -12,6 +12,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::{Instant, Sleep};
 
 use crate::pool::job::Job;
 use crate::sys;
@@ -65,6 +66,9 @@ pub(crate) struct Conn<S> {
     /// much of them is written.
     control: Vec<u8>,
     control_pos: usize,
+    /// Fires at the earliest caller's deadline among the requests watched
+    /// for cancellation.
+    deadline_timer: Option<Pin<Box<Sleep>>>,
     next_id: u64,
 }
 
@@ -82,6 +86,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             partial: 0,
             control: Vec::new(),
             control_pos: 0,
+            deadline_timer: None,
             next_id: first_id,
         }
     }
@@ -149,11 +154,40 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     /// not overtake it.
     pub(crate) fn cancel_abandoned(&mut self, cx: &mut Context<'_>) {
         let started_writing = self.written + usize::from(self.partial > 0);
+        let mut next_deadline = None;
         for entry in self.in_flight.iter_mut().take(2.min(started_writing)) {
-            if !entry.cancel_sent && entry.job.reply.poll_closed(cx).is_ready() {
+            if entry.cancel_sent {
+                continue;
+            }
+            let placed = &entry.job.placed;
+            placed.watch(cx.waker());
+            let past_deadline = match placed.deadline() {
+                Some(at) if at <= Instant::now() => true,
+                Some(at) => {
+                    next_deadline = Some(next_deadline.map_or(at, |next: Instant| next.min(at)));
+                    false
+                }
+                None => false,
+            };
+            if past_deadline || entry.job.reply.poll_closed(cx).is_ready() {
                 entry.cancel_sent = true;
                 self.control.extend_from_slice(&cancel::encode(entry.id));
             }
+        }
+        // Woken at the next deadline of a watched request, polled or not.
+        match next_deadline {
+            Some(at) => {
+                let timer = self
+                    .deadline_timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
+                if timer.deadline() != at {
+                    timer.as_mut().reset(at);
+                }
+                if timer.as_mut().poll(cx).is_ready() {
+                    cx.waker().wake_by_ref();
+                }
+            }
+            None => self.deadline_timer = None,
         }
     }
 

@@ -562,6 +562,13 @@ pub fn send_one_of(bytes: u64, out: Sender<Vec<u8>>) -> Result<(), String> {
         .map_err(|err| err.to_string())
 }
 
+/// Sends 1, then sleeps `ms` holding its sender.
+pub fn send_one_then_hang(ms: u64, out: Sender<u64>) -> u64 {
+    out.blocking_send(1).unwrap();
+    std::thread::sleep(Duration::from_millis(ms));
+    1
+}
+
 /// Logs one warning of `bytes` bytes.
 pub fn log_huge(bytes: u64) -> u64 {
     tracing::warn!("{}", "x".repeat(bytes as usize));
@@ -654,6 +661,7 @@ pub fn tasks() -> procpool::Registry {
         log_lines,
         send_one_of,
         log_huge,
+        send_one_then_hang,
         recv_one,
         spin_forever,
         read_env,
