@@ -16,9 +16,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 
-use futures::task::AtomicWaker;
-
-use crate::error::{Error, Exit, Repr};
+use super::peer::{Death, Peer};
+use crate::error::{Error, Repr};
 use crate::wire::channel::{self as frames, Role};
 use crate::wire::conn::Body;
 use crate::wire::frame::{self, Parts};
@@ -55,6 +54,16 @@ pub(crate) fn find(id: u64) -> Option<Arc<Shared>> {
     lock(&HUB.channels).get(&id).cloned()
 }
 
+/// Every channel held by anyone.
+pub(super) fn all() -> Vec<Arc<Shared>> {
+    lock(&HUB.channels).values().cloned().collect()
+}
+
+/// An id for a new worker connection.
+pub(super) fn next_peer_id() -> u64 {
+    HUB.next_peer.fetch_add(1, Relaxed)
+}
+
 /// One channel: its buffer and its holders.
 pub(crate) struct Shared {
     pub(crate) id: u64,
@@ -63,7 +72,7 @@ pub(crate) struct Shared {
     capacity: usize,
     state: Mutex<State>,
     /// Dropped from the hub: no endpoint is left anywhere.
-    forgotten: AtomicBool,
+    pub(super) forgotten: AtomicBool,
 }
 
 /// What a buffer holds: a message, or the news that a sender died (in
@@ -233,7 +242,7 @@ impl Shared {
     }
 
     /// Acts on a frame a worker sent about this channel.
-    fn on_frame(&self, peer: &Arc<Peer>, parts: Parts<'_>) -> Result<(), String> {
+    pub(super) fn on_frame(&self, peer: &Arc<Peer>, parts: Parts<'_>) -> Result<(), String> {
         let mut state = self.state();
         match parts.kind {
             frames::OPEN => {
@@ -305,7 +314,7 @@ impl Shared {
 
     /// Takes a piece of a message a worker sent (a `SEND` frame, whose
     /// buffer becomes the message if it is one whole piece).
-    fn on_send(&self, peer: &Arc<Peer>, body: Body) -> Result<(), String> {
+    pub(super) fn on_send(&self, peer: &Arc<Peer>, body: Body) -> Result<(), String> {
         let (flags, len) = {
             let parts = Parts::of(body.bytes())?;
             let (flags, bytes) = frames::parse_piece(parts.payload)?;
@@ -411,7 +420,7 @@ impl Shared {
 
     /// A worker is gone: it holds nothing any more; if it held a sender
     /// and died, receivers are told (after what it sent before).
-    fn lose(&self, peer: &Peer, death: Option<&Death>) {
+    pub(super) fn lose(&self, peer: &Peer, death: Option<&Death>) {
         let mut state = self.state();
         let Some(member) = state
             .members
@@ -550,146 +559,5 @@ fn push_waker(wakers: &mut Vec<Waker>, cx: &mut Context<'_>) {
 fn wake_all(wakers: &mut Vec<Waker>) {
     for waker in wakers.drain(..) {
         waker.wake();
-    }
-}
-
-/// How a worker died, as its channels' receivers are told.
-#[derive(Clone, Debug)]
-pub(crate) struct Death {
-    pub(crate) pid: u32,
-    pub(crate) exit: Exit,
-    /// The task it was running, if it had started one.
-    pub(crate) task: Option<&'static str>,
-}
-
-impl Death {
-    pub(crate) fn error(&self, ty: &'static str) -> Error {
-        Error::new(Repr::PeerDied {
-            ty,
-            pid: self.pid,
-            task: self.task,
-            exit: self.exit,
-        })
-    }
-}
-
-/// A worker's connection as the hub sees it: where frames for the worker
-/// go (the pool writes them between its requests).
-pub(crate) struct Peer {
-    id: u64,
-    /// Largest piece its connection takes.
-    piece: usize,
-    outbox: Mutex<Vec<u8>>,
-    /// Wakes the pool's dispatcher to write the outbox.
-    waker: AtomicWaker,
-}
-
-impl Peer {
-    fn post(&self, frame: impl FnOnce(&mut Vec<u8>)) {
-        frame(&mut lock(&self.outbox));
-        self.waker.wake();
-    }
-
-    fn send_message(&self, id: u64, bytes: &[u8]) {
-        self.post(|out| frames::pieces(out, frames::DATA, id, bytes, self.piece));
-    }
-
-    fn send_fault(&self, id: u64, death: &Death) {
-        let fault = frames::fault(death.pid, death.exit, death.task);
-        self.post(|out| {
-            frames::push_piece(out, frames::DATA, id, frames::LAST | frames::FAULT, &fault)
-        });
-    }
-
-    fn send_credit(&self, id: u64, n: u32) {
-        self.post(|out| out.extend(frames::control(frames::CREDIT, id, &n.to_le_bytes())));
-    }
-
-    fn send_closed(&self, id: u64, gone: Role) {
-        self.post(|out| out.extend(frames::control(frames::CLOSED, id, &[gone as u8])));
-    }
-}
-
-/// The pool's handle on one worker connection's part in channels: it routes
-/// the worker's channel frames to the hub and takes the hub's frames for
-/// the worker. Dropping it (the worker is gone) releases everything the
-/// worker held, telling receivers of its death if one was recorded.
-pub(crate) struct Connection {
-    peer: Arc<Peer>,
-    death: Option<Death>,
-    /// The channel its last frame was for: a stream of messages looks it
-    /// up in the hub once.
-    last: Option<Arc<Shared>>,
-}
-
-impl std::fmt::Debug for Connection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Connection")
-            .field("peer", &self.peer.id)
-            .field("death", &self.death)
-            .finish()
-    }
-}
-
-impl Connection {
-    /// A connection whose frames may be up to `max_frame` body bytes.
-    pub(crate) fn new(max_frame: u64) -> Connection {
-        Connection {
-            peer: Arc::new(Peer {
-                id: HUB.next_peer.fetch_add(1, Relaxed),
-                piece: frames::piece_for(max_frame),
-                outbox: Mutex::default(),
-                waker: AtomicWaker::new(),
-            }),
-            death: None,
-            last: None,
-        }
-    }
-
-    /// Routes a channel frame the worker sent; `Err` says how it broke
-    /// the protocol.
-    pub(crate) fn route(&mut self, body: Body) -> Result<(), String> {
-        let (kind, id) = {
-            let parts = Parts::of(body.bytes())?;
-            (parts.kind, parts.id)
-        };
-        let cached = self
-            .last
-            .as_ref()
-            .filter(|last| last.id == id && !last.forgotten.load(Relaxed));
-        if cached.is_none() {
-            self.last = find(id);
-        }
-        match &self.last {
-            Some(shared) if kind == frames::SEND => shared.on_send(&self.peer, body),
-            Some(shared) => shared.on_frame(&self.peer, Parts::of(body.bytes())?),
-            // Gone once nobody held it: a goodbye or a message given back
-            // after that is late, not wrong.
-            None if matches!(kind, frames::CLOSE | frames::RETURN) => Ok(()),
-            None => Err(format!(
-                "a frame of kind 0x{kind:02x} for channel {id}, which does not exist"
-            )),
-        }
-    }
-
-    /// Frames the hub has for the worker, if any; wakes `cx` when more come.
-    pub(crate) fn take_outgoing(&self, cx: &mut Context<'_>) -> Option<Vec<u8>> {
-        self.peer.waker.register(cx.waker());
-        let mut outbox = lock(&self.peer.outbox);
-        (!outbox.is_empty()).then(|| std::mem::take(&mut *outbox))
-    }
-
-    /// Records how the worker died, for its channels' receivers.
-    pub(crate) fn died(&mut self, death: Death) {
-        self.death = Some(death);
-    }
-}
-
-impl Drop for Connection {
-    fn drop(&mut self) {
-        let channels: Vec<Arc<Shared>> = lock(&HUB.channels).values().cloned().collect();
-        for shared in channels {
-            shared.lose(&self.peer, self.death.as_ref());
-        }
     }
 }

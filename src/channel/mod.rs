@@ -41,6 +41,7 @@
 mod block;
 mod end;
 pub(crate) mod hub;
+pub(crate) mod peer;
 mod queue;
 mod receiver;
 pub(crate) mod remote;

@@ -5,7 +5,7 @@ use std::task::{Context, Poll};
 
 use futures::task::noop_waker;
 
-use super::hub::{Connection, Death};
+use super::peer::{Connection, Death};
 use super::{Receiver, Sender, channel};
 use crate::error::Exit;
 use crate::wire::channel::{self as frames, Role};

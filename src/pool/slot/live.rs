@@ -13,7 +13,7 @@ use tokio::time::{Instant, Sleep};
 use super::launch::{Launch, Launched, Starting, WorkerProcess};
 use super::settle::Remains;
 use super::{CANCEL_GRACE, CONTROL_BACKLOG_LIMIT, EXIT_GRACE, STALL_LIMIT, State};
-use crate::channel::hub::Connection;
+use crate::channel::peer::Connection;
 use crate::error::{Error, Repr};
 use crate::logs;
 use crate::pool::job::{Job, Reply};

@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering::Relaxed;
 
-use crate::channel::hub::{Connection, Death};
+use crate::channel::peer::{Connection, Death};
 use crate::error::{Error, Exit, Repr};
 use crate::pool::job::Job;
 use crate::pool::stats::Counters;
