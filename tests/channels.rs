@@ -408,6 +408,10 @@ async fn a_tasks_timeout_ends_its_stream_while_the_parent_reads_it() {
         items.push(item);
     }
     assert!(matches!(items[0], Ok(1)), "{items:?}");
+    // Then the news that its sender is gone, saying why.
+    let gone = items[1].as_ref().unwrap_err();
+    assert!(gone.is_peer_died(), "{gone}");
+    assert!(gone.to_string().contains("stopped by the pool"), "{gone}");
     let err = within(LIMIT, "the task", task).await.unwrap_err();
     assert!(err.is_timeout(), "{err}");
     assert!(err.worker_pid().is_some(), "{err}");

@@ -26,6 +26,8 @@ pub(crate) struct Death {
     pub(crate) exit: Exit,
     /// The task it was running, if it had started one.
     pub(crate) task: Option<&'static str>,
+    /// The pool stopped it: that task was cancelled or timed out.
+    pub(crate) stopped: bool,
 }
 
 impl Death {
@@ -35,6 +37,7 @@ impl Death {
             pid: self.pid,
             task: self.task,
             exit: self.exit,
+            stopped: self.stopped,
         })
     }
 }
@@ -61,7 +64,7 @@ impl Peer {
     }
 
     pub(super) fn send_fault(&self, id: u64, death: &Death) {
-        let fault = frames::fault(death.pid, death.exit, death.task);
+        let fault = frames::fault(death.pid, death.exit, death.stopped, death.task);
         self.post(|out| {
             frames::push_piece(out, frames::DATA, id, frames::LAST | frames::FAULT, &fault)
         });

@@ -361,12 +361,13 @@ pub(crate) fn route(parts: Parts<'_>) -> Result<(), String> {
 }
 
 fn fault_error(ty: &'static str, bytes: &[u8]) -> Result<Error, String> {
-    let (pid, exit, task) = frames::parse_fault(bytes)?;
+    let (pid, exit, stopped, task) = frames::parse_fault(bytes)?;
     let task = REGISTRY.get().and_then(|registry| registry.name_like(task));
     Ok(Error::new(Repr::PeerDied {
         ty,
         pid,
         task,
         exit,
+        stopped,
     }))
 }

@@ -90,6 +90,7 @@ fn a_worker_sends_only_with_credit_and_only_whole_messages() {
         pid: 7,
         exit: Exit::Signal(9),
         task: Some("app::task"),
+        stopped: false,
     });
     drop(conn);
     drop(tx);

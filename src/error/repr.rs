@@ -131,6 +131,8 @@ pub(crate) enum Repr {
         pid: u32,
         task: Option<&'static str>,
         exit: Exit,
+        /// The pool stopped it because its task was cancelled or timed out.
+        stopped: bool,
     },
     /// No message came within the time a receive was given.
     RecvTimeout {
@@ -280,13 +282,21 @@ impl fmt::Display for Error {
                 pid,
                 task,
                 exit,
+                stopped,
             } => {
                 write!(
                     f,
-                    "a sender on the channel of `{ty}` died: worker {pid} {exit}"
+                    "a sender on the channel of `{ty}` is gone: worker {pid} "
                 )?;
-                if let Some(task) = task {
-                    write!(f, " while running task `{task}`")?;
+                match (stopped, task) {
+                    (true, Some(task)) => write!(
+                        f,
+                        "was stopped by the pool: task `{task}`, which it was running, was \
+                         cancelled or timed out"
+                    )?,
+                    (true, None) => write!(f, "was stopped by the pool")?,
+                    (false, Some(task)) => write!(f, "{exit} while running task `{task}`")?,
+                    (false, None) => write!(f, "{exit}")?,
                 }
                 f.write_str(
                     "; what it had sent arrived, and a message it may have been part-way \

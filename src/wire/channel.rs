@@ -153,14 +153,15 @@ pub(crate) fn parse_piece(payload: &[u8]) -> Result<(u8, &[u8]), String> {
 }
 
 /// A `FAULT` piece's bytes: the pid of the sender's worker that died, how
-/// (`0` code, `1` signal, `2` unknown, then an `i32`), and the task it was
-/// running (UTF-8, empty if none).
-pub(crate) fn fault(pid: u32, exit: Exit, task: Option<&str>) -> Vec<u8> {
+/// (`0` code, `1` signal, `2` unknown, with bit `0x80` if the pool stopped
+/// it, then an `i32`), and the task it was running (UTF-8, empty if none).
+pub(crate) fn fault(pid: u32, exit: Exit, stopped: bool, task: Option<&str>) -> Vec<u8> {
     let (tag, value) = match exit {
         Exit::Code(code) => (0u8, code),
         Exit::Signal(sig) => (1, sig),
         Exit::Unknown => (2, 0),
     };
+    let tag = if stopped { tag | STOPPED } else { tag };
     let mut out = Vec::with_capacity(9 + task.map_or(0, str::len));
     out.extend_from_slice(&pid.to_le_bytes());
     out.push(tag);
@@ -169,21 +170,27 @@ pub(crate) fn fault(pid: u32, exit: Exit, task: Option<&str>) -> Vec<u8> {
     out
 }
 
-/// Reads a `FAULT` piece: pid, exit, and the task's name (empty: none).
-pub(crate) fn parse_fault(bytes: &[u8]) -> Result<(u32, Exit, &str), String> {
+/// A fault's exit tag bit: the pool stopped the worker (its task was
+/// cancelled or timed out).
+const STOPPED: u8 = 0x80;
+
+/// Reads a `FAULT` piece: pid, exit, whether the pool stopped the worker,
+/// and the task's name (empty: none).
+pub(crate) fn parse_fault(bytes: &[u8]) -> Result<(u32, Exit, bool, &str), String> {
     let garbage = || format!("a channel fault of {} bytes", bytes.len());
     let (pid, rest) = bytes.split_first_chunk::<4>().ok_or_else(garbage)?;
     let (&tag, rest) = rest.split_first().ok_or_else(garbage)?;
     let (value, task) = rest.split_first_chunk::<4>().ok_or_else(garbage)?;
     let value = i32::from_le_bytes(*value);
-    let exit = match tag {
+    let stopped = tag & STOPPED != 0;
+    let exit = match tag & !STOPPED {
         0 => Exit::Code(value),
         1 => Exit::Signal(value),
         2 => Exit::Unknown,
         _ => return Err(garbage()),
     };
     let task = std::str::from_utf8(task).map_err(|_| garbage())?;
-    Ok((u32::from_le_bytes(*pid), exit, task))
+    Ok((u32::from_le_bytes(*pid), exit, stopped, task))
 }
 
 /// The largest piece that fits a frame limit of `max_frame` body bytes.
@@ -248,8 +255,11 @@ mod tests {
         assert!(parse_piece(&[]).is_err());
         assert!(parse_piece(&[0x80]).is_err());
         assert_eq!(piece_for(1 << 40), PIECE);
-        let fault = fault(42, Exit::Signal(9), Some("app::work"));
-        assert_eq!(parse_fault(&fault), Ok((42, Exit::Signal(9), "app::work")));
+        let fault = fault(42, Exit::Signal(9), true, Some("app::work"));
+        assert_eq!(
+            parse_fault(&fault),
+            Ok((42, Exit::Signal(9), true, "app::work"))
+        );
         assert!(parse_fault(&fault[..6]).is_err());
         assert_eq!(piece_for(64), 64 - 10);
     }

@@ -131,6 +131,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         self.control.extend_from_slice(frame);
     }
 
+    /// [`queue_control`](Self::queue_control) for frames in a buffer of their
+    /// own, which becomes the queue if nothing is waiting (a large channel
+    /// message is not copied once more).
+    pub(crate) fn queue_control_owned(&mut self, frames: Vec<u8>) {
+        if self.control_backlog() == 0 {
+            self.control = frames;
+            self.control_pos = 0;
+        } else {
+            self.control.extend_from_slice(&frames);
+        }
+    }
+
     /// Drops the control frames not yet written: the worker will read no more.
     pub(crate) fn discard_control(&mut self) {
         self.control.clear();
@@ -294,7 +306,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         let taken = n.min(self.control.len() - self.control_pos);
         self.control_pos += taken;
         if self.control_pos == self.control.len() {
-            self.control.clear();
+            // A large channel message's buffer goes; a small queue's stays.
+            if self.control.capacity() > 1 << 20 {
+                self.control = Vec::new();
+            } else {
+                self.control.clear();
+            }
             self.control_pos = 0;
         }
         n - taken

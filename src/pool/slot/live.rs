@@ -255,7 +255,7 @@ impl<L: Launch> LiveWorker<L> {
             return false;
         }
         if let Some(frames) = self.channels.take_outgoing(cx) {
-            self.conn.queue_control(&frames);
+            self.conn.queue_control_owned(frames);
         }
         let paused = self.conn.control_backlog() >= CONTROL_BACKLOG_LIMIT;
         let mut flushed = self.conn.poll_flush(cx);

@@ -51,6 +51,7 @@ pub(crate) fn settle(
         pid,
         exit,
         task: running.map(|head| head.job.task),
+        stopped: running.is_some_and(|head| head.cancel_sent || head.job.is_cancelled()),
     });
     drop(channels);
     let mut entries = unanswered.into_iter();
