@@ -329,12 +329,12 @@ impl PoolBuilder {
     /// relatives, nor to the [initializer](PoolBuilder::initializer) (which
     /// the [handshake timeout](PoolBuilder::handshake_timeout) bounds).
     ///
-    /// The limit is enforced by the task's handle, when it is polled
-    /// (awaited, [detached](crate::TaskHandle::detach), or waited on with
-    /// [`wait`](crate::wait) or [`as_completed`](crate::as_completed)): a
-    /// handle that is kept but not polled does not stop its task. A zero
-    /// limit fails a task the first time its handle is polled, unless its
-    /// result is already there.
+    /// The pool enforces the limit itself: a task past it is stopped (its
+    /// worker killed and replaced if it had started it) whether or not its
+    /// handle is being polled, and the handle resolves to
+    /// [`Error::is_timeout`](crate::Error::is_timeout). A zero limit fails a
+    /// task at once, unless its result is already there when the handle is
+    /// first polled.
     ///
     /// The default is no limit.
     ///

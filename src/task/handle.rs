@@ -161,10 +161,11 @@ impl<T> TaskHandle<T> {
     /// [`PoolBuilder::task_timeout`](crate::PoolBuilder::task_timeout); this
     /// replaces it (a second call replaces the first, too).
     ///
-    /// The limit is checked when the handle is polled: awaited, detached, or
-    /// waited on with [`wait`](crate::wait) or
-    /// [`as_completed`](crate::as_completed). A handle that is kept but not
-    /// polled does not stop its task when the time is up.
+    /// The pool enforces the limit itself, so a task past it is stopped even
+    /// while nobody polls its handle (say, while its caller reads a channel
+    /// the task writes to): running, its worker is killed and replaced;
+    /// queued, it never runs. The handle then resolves to
+    /// [`Error::is_timeout`] whenever it is polled.
     ///
     /// # Examples
     ///
