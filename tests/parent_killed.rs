@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::*;
@@ -20,20 +18,6 @@ fn main() {
         ],
         roles,
     );
-}
-
-/// Starts this program in `role` and reads the first line it prints.
-fn start_role(role: &str) -> (Child, String) {
-    let mut parent = Command::new(std::env::current_exe().unwrap())
-        .env(ROLE, role)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(parent.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    (parent, line)
 }
 
 fn roles(role: &str) {

@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
@@ -274,15 +272,7 @@ async fn the_builder_passes_the_environment() {
 }
 
 async fn a_sigkilled_parent_takes_its_process_and_grandchildren_along() {
-    let mut parent = Command::new(std::env::current_exe().unwrap())
-        .env(ROLE, "parent_of_process")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(parent.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let (mut parent, line) = start_role("parent_of_process");
     if line.starts_with("NOCGROUP") {
         parent.wait().unwrap();
         // SAFETY: geteuid has no preconditions.

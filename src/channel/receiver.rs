@@ -145,7 +145,7 @@ impl<T: DeserializeOwned> Receiver<T> {
     /// assert!(err.is_timeout());
     /// ```
     pub fn recv_timeout(&self, timeout: Duration) -> Result<T, Error> {
-        self.blocking(Some(Instant::now() + timeout))
+        self.blocking(Some(timeout))
     }
 
     /// The next message if one is there now, without waiting: `Ok(None)`
@@ -169,7 +169,7 @@ impl<T: DeserializeOwned> Receiver<T> {
     /// ```
     pub fn try_recv(&self) -> Result<Option<T>, Error> {
         let message = match &self.end {
-            End::Remote(held) => match remote::recv(held.id, Some(Instant::now())) {
+            End::Remote(held) => match remote::recv(held.id, Some(Duration::ZERO)) {
                 Err(err) if err.is_timeout() => return Ok(None),
                 message => message.map(Message::from),
             },
@@ -184,15 +184,16 @@ impl<T: DeserializeOwned> Receiver<T> {
         decode(message?).map(Some)
     }
 
-    fn blocking(&self, deadline: Option<Instant>) -> Result<T, Error> {
+    fn blocking(&self, timeout: Option<Duration>) -> Result<T, Error> {
         let message = match &self.end {
-            End::Remote(held) => remote::recv(held.id, deadline).map(Message::from),
+            End::Remote(held) => remote::recv(held.id, timeout).map(Message::from),
             End::Local(local) => {
                 block::refuse_in_runtime("Receiver::blocking_recv", "recv().await")?;
                 let next = std::future::poll_fn(|cx| local.shared.poll_recv(cx));
+                let deadline = timeout.map(|timeout| Instant::now() + timeout);
                 block::on(next, deadline).unwrap_or_else(|| {
                     Err(Error::new(Repr::RecvTimeout {
-                        after: deadline.map(|at| at.elapsed()).unwrap_or_default(),
+                        after: timeout.unwrap_or_default(),
                     }))
                 })
             }

@@ -10,7 +10,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Condvar, LazyLock, Mutex, MutexGuard, OnceLock, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::hub::{MAX_MESSAGE, WINDOW};
 use crate::error::{Error, Repr};
@@ -198,7 +198,7 @@ pub(crate) fn send(id: u64, message: &[u8]) -> Result<(), Error> {
             channel.sending_pieces = in_pieces;
             drop(channels);
             if ask {
-                link.send_soon(&frames::want(id, Role::Sender, WINDOW))?;
+                link.send_soon(&[&frames::want(id, Role::Sender, WINDOW)])?;
             }
             let sent = write_pieces(link, id, message);
             if in_pieces {
@@ -225,9 +225,8 @@ pub(crate) fn send(id: u64, message: &[u8]) -> Result<(), Error> {
 /// frames (answers, other channels) may go between them.
 fn write_pieces(link: &'static Link, id: u64, message: &[u8]) -> Result<(), Error> {
     if is_small(link, message) {
-        let mut out = Vec::with_capacity(frames::PIECE_HEAD_LEN + message.len());
-        frames::push_piece(&mut out, frames::SEND, id, frames::LAST, message);
-        return link.send_soon(&out).map_err(Error::from);
+        let head = frames::piece_head(frames::SEND, id, frames::LAST, message.len());
+        return link.send_soon(&[&head, message]).map_err(Error::from);
     }
     let mut chunks = message.chunks(link.piece()).peekable();
     while let Some(chunk) = chunks.next() {
@@ -253,9 +252,10 @@ fn is_small(link: &Link, message: &[u8]) -> bool {
     message.len() <= SMALL.min(link.piece())
 }
 
-/// The next message for a receiver of channel `id`, waiting until
-/// `deadline` (for ever if `None`).
-pub(crate) fn recv(id: u64, deadline: Option<Instant>) -> Result<Vec<u8>, Error> {
+/// The next message for a receiver of channel `id`, waiting at most
+/// `timeout` (for ever if `None`).
+pub(crate) fn recv(id: u64, timeout: Option<Duration>) -> Result<Vec<u8>, Error> {
+    let deadline = timeout.map(|timeout| Instant::now() + timeout);
     let link = link()?;
     let mut channels = table();
     let mut registered = false;
@@ -295,7 +295,7 @@ pub(crate) fn recv(id: u64, deadline: Option<Instant>) -> Result<Vec<u8>, Error>
                 break item;
             }
             break Err(Error::new(Repr::RecvTimeout {
-                after: deadline.map(|at| at.elapsed()).unwrap_or_default(),
+                after: timeout.unwrap_or_default(),
             }));
         }
     };
@@ -355,7 +355,7 @@ pub(crate) fn route(parts: Parts<'_>) -> Result<(), String> {
         && let Ok(link) = link()
     {
         // (Bounded: only what was sent to this worker comes back.)
-        let _ = link.send_from_reader(&frames::control(frames::RETURN, parts.id, &message));
+        let _ = link.send_from_reader(&[&frames::control(frames::RETURN, parts.id, &message)]);
     }
     Ok(())
 }

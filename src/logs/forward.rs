@@ -57,7 +57,7 @@ impl Subscriber for Forward {
             link.max_frame(),
         );
         // A pool that is gone ends this process; nothing to report to.
-        let _ = link.send_soon(&frame);
+        let _ = link.send_soon(&[&frame]);
     }
 
     fn enter(&self, _: &Id) {}

@@ -65,7 +65,8 @@ pub(crate) fn encode(
 }
 
 /// The longest prefix of `text` of at most `max` bytes that ends on a
-/// character boundary.
+/// character boundary (`str::floor_char_boundary` is newer than the
+/// crate's MSRV, 1.88).
 fn cut(text: &str, max: usize) -> &str {
     if text.len() <= max {
         return text;

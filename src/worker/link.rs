@@ -87,16 +87,16 @@ impl Link {
         Waiting(self)
     }
 
-    /// Queues a whole small frame to go out soon, with others (see
+    /// Queues a whole small frame, given in pieces, to go out soon, with others (see
     /// [`Outbox`]); it goes no later than the next frame [`send`](Self::send)
     /// writes.
-    pub(crate) fn send_soon(&'static self, frame: &[u8]) -> io::Result<()> {
+    pub(crate) fn send_soon(&'static self, frame: &[&[u8]]) -> io::Result<()> {
         self.outbox.push(self, frame, true)
     }
 
     /// [`send_soon`](Self::send_soon) for the reader thread, which must
     /// never wait on a write: the pool may be waiting for it to read.
-    pub(crate) fn send_from_reader(&'static self, frame: &[u8]) -> io::Result<()> {
+    pub(crate) fn send_from_reader(&'static self, frame: &[&[u8]]) -> io::Result<()> {
         self.outbox.push(self, frame, false)
     }
 

@@ -46,9 +46,10 @@ fn lock(mutex: &Mutex<Queued>) -> MutexGuard<'_, Queued> {
 }
 
 impl Outbox {
-    /// Queues a whole frame for the writer thread (started on first use),
-    /// first waiting while the queue is full if `wait`.
-    pub(super) fn push(&self, link: &'static Link, frame: &[u8], wait: bool) -> io::Result<()> {
+    /// Queues a whole frame, given in pieces, for the writer thread
+    /// (started on first use), first waiting while the queue is full if
+    /// `wait`.
+    pub(super) fn push(&self, link: &'static Link, frame: &[&[u8]], wait: bool) -> io::Result<()> {
         let mut state = lock(&self.state);
         while wait && state.bytes.len() >= QUEUE_LIMIT && !state.failed {
             state.full += 1;
@@ -61,7 +62,9 @@ impl Outbox {
         if state.failed {
             return Err(io::ErrorKind::BrokenPipe.into());
         }
-        state.bytes.extend_from_slice(frame);
+        for piece in frame {
+            state.bytes.extend_from_slice(piece);
+        }
         self.nonempty.store(true, Ordering::Release);
         if !state.started {
             state.started = true;

@@ -863,6 +863,22 @@ fn vm_hwm_kib(status: &str) -> u64 {
         .expect("VmHWM in a status file")
 }
 
+/// Starts this program in `role` and reads the first line it prints.
+pub fn start_role(role: &str) -> (std::process::Child, String) {
+    let mut parent = std::process::Command::new(std::env::current_exe().unwrap())
+        .env(ROLE, role)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(parent.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    (parent, line)
+}
+
 pub fn children_of(parent: u32) -> Vec<(u32, char)> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
