@@ -306,12 +306,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         let taken = n.min(self.control.len() - self.control_pos);
         self.control_pos += taken;
         if self.control_pos == self.control.len() {
-            // A large channel message's buffer goes; a small queue's stays.
-            if self.control.capacity() > 1 << 20 {
-                self.control = Vec::new();
-            } else {
-                self.control.clear();
-            }
+            self.control.clear();
             self.control_pos = 0;
         }
         n - taken
