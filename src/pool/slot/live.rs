@@ -50,9 +50,9 @@ pub(crate) struct LiveWorker<L: Launch> {
     /// When the pool kills it itself, if it has not acted on the cancel of
     /// its running task by then.
     kill_at: Option<Pin<Box<Sleep>>>,
-    /// Armed while a frame is part-way in: when it fires, and how many
-    /// bytes were waiting when it was last reset.
-    stall: Option<(Pin<Box<Sleep>>, usize)>,
+    /// Armed while a frame is part-way in and no byte has come since:
+    /// when it fires, the worker is taken for stopped mid-write.
+    stall: Option<Pin<Box<Sleep>>>,
 }
 
 /// Why a live worker is being let go.
@@ -104,6 +104,10 @@ impl<L: Launch> LiveWorker<L> {
                 // written (`flush` wakes us then) — unless the worker died
                 // and never will read them.
                 if self.process.poll_exited(cx).is_pending() {
+                    // A frame of its left part-way in our buffer is ours to
+                    // finish reading, not the worker's stall: the clock
+                    // starts again when we read again.
+                    self.stall = None;
                     return Ok(());
                 }
                 self.conn.discard_control();
@@ -111,7 +115,14 @@ impl<L: Launch> LiveWorker<L> {
             }
             match self.conn.poll_fill(cx) {
                 Poll::Ready(Ok(0)) => return Err(Fault::Hangup),
-                Poll::Ready(Ok(_)) => continue,
+                Poll::Ready(Ok(_)) => {
+                    // Progress. (Not "a different number of bytes waiting":
+                    // frames of one size, read in chunks of one size, leave
+                    // the same remainder again and again, and an old clock
+                    // then fired on a worker that was writing all along.)
+                    self.stall = None;
+                    continue;
+                }
                 Poll::Ready(Err(_)) => return Err(Fault::Io),
                 Poll::Pending => {}
             }
@@ -296,14 +307,9 @@ impl<L: Launch> LiveWorker<L> {
             self.stall = None;
             return Ok(());
         }
-        let deadline = Instant::now() + STALL_LIMIT;
-        let (sleep, seen) = self
+        let sleep = self
             .stall
-            .get_or_insert_with(|| (Box::pin(tokio::time::sleep_until(deadline)), waiting));
-        if *seen != waiting {
-            sleep.as_mut().reset(deadline);
-            *seen = waiting;
-        }
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(STALL_LIMIT)));
         match sleep.as_mut().poll(cx) {
             Poll::Pending => Ok(()),
             Poll::Ready(()) => Err(format!(

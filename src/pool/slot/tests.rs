@@ -641,3 +641,53 @@ async fn a_one_shot_slot_whose_running_task_is_cancelled_stops_with_the_exit() {
     assert_eq!(rig.count(|c| &c.cancelled), 1);
     assert_eq!(rig.launcher.starts().len(), 1, "never refilled");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_worker_writing_slowly_is_not_taken_for_stalled() {
+    // Two log lines and an answer arrive in three writes, each a little
+    // under the stall limit after the last, and the first two writes each
+    // leave the same 10 bytes part-way: the worker never stopped.
+    let mut rig = Rig::new(0, 8);
+    let mut worker = rig.worker().await;
+    let answer = rig.submit(1, 0);
+    let (id, _) = worker.request().await;
+    let line = crate::wire::log::encode(id, tracing::Level::INFO, "t", "working", 1 << 20);
+    let mut ok = Vec::new();
+    answer::begin_ok(&mut ok, id);
+    codec::encode_into(&1u64, &mut ok).unwrap();
+    answer::end_ok(&mut ok, 0);
+    let bytes = [line.as_slice(), &line, &ok].concat();
+    let gap = STALL_LIMIT * 3 / 5;
+    let (first, second) = (10, line.len() + 10);
+    worker.send(&bytes[..first]).await;
+    tokio::time::sleep(gap).await;
+    worker.send(&bytes[first..second]).await;
+    tokio::time::sleep(gap).await;
+    worker.send(&bytes[second..]).await;
+
+    let reply = answer.await.unwrap().unwrap();
+    assert_eq!(codec::decode::<u64>(reply.payload()).unwrap(), 1);
+    assert_eq!(rig.count(|c| &c.respawns), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_worker_stopped_mid_frame_is_let_go_after_the_stall_limit() {
+    let mut rig = Rig::new(0, 8);
+    let mut worker = rig.worker().await;
+    let answer = rig.submit(1, 0);
+    let (id, _) = worker.request().await;
+    let mut frame = Vec::new();
+    answer::begin_ok(&mut frame, id);
+    codec::encode_into(&1u64, &mut frame).unwrap();
+    answer::end_ok(&mut frame, 0);
+    worker.send(&frame[..frame.len() - 1]).await;
+    let sent = Instant::now();
+
+    let err = error(answer.await);
+    assert!(
+        err.to_string().contains("stopped arriving part-way"),
+        "{err}"
+    );
+    assert!(sent.elapsed() >= STALL_LIMIT, "{:?}", sent.elapsed());
+    assert_eq!(worker.ended().await, Exit::Signal(SIGKILL));
+}
