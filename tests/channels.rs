@@ -18,6 +18,7 @@ fn main() {
             the_parent_feeds_a_task,
             two_tasks_on_different_workers_talk_through_the_parent,
             a_pipe_carries_megabytes_both_ways_at_once,
+            a_small_message_to_a_task_does_not_wait_behind_a_large_one,
             a_slow_reader_keeps_both_sides_memory_bounded,
             a_sender_killed_mid_message_delivers_nothing_partial,
             dropping_the_receiver_fails_the_senders,
@@ -123,6 +124,28 @@ async fn a_pipe_carries_megabytes_both_ways_at_once() {
     assert_eq!(
         within(LIMIT, "the echo task", task).await.unwrap(),
         MESSAGES
+    );
+}
+
+async fn a_small_message_to_a_task_does_not_wait_behind_a_large_one() {
+    // 256 MiB go in 256 pieces; the small message, asked for just after,
+    // goes between two of them, not after the last.
+    const BYTES: usize = 256 << 20;
+    let pool = pool(1).await;
+    let (large_tx, large_rx) = procpool::channel::<Blob>(1);
+    let (small_tx, small_rx) = procpool::channel::<u64>(1);
+    large_tx.send(Blob(vec![7; BYTES])).await.unwrap();
+    small_tx.send(1).await.unwrap();
+    let got = within(
+        LIMIT,
+        "both messages",
+        pool.submit(small_behind_large, (large_rx, small_rx)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        got, BYTES as u64,
+        "0: the small message came after the large one"
     );
 }
 

@@ -378,7 +378,7 @@ impl Shared {
             match item {
                 Item::Message(message) => {
                     member.unreturned += 1;
-                    peer.send_message(self.id, message.bytes());
+                    peer.send_message(self.id, message);
                 }
                 Item::Died(death) => peer.send_fault(self.id, &death),
             }

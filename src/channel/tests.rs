@@ -29,7 +29,7 @@ fn piece(id: u64, flags: u8, bytes: &[u8]) -> Vec<u8> {
 fn outgoing(conn: &Connection) -> Vec<(u8, Vec<u8>)> {
     let waker = noop_waker();
     let bytes = conn
-        .take_outgoing(&mut Context::from_waker(&waker))
+        .take_outgoing(&mut Context::from_waker(&waker), usize::MAX)
         .unwrap_or_default();
     let mut rest = &bytes[..];
     let mut out = Vec::new();

@@ -112,20 +112,6 @@ pub(crate) fn parse_role(payload: &[u8]) -> Result<Role, String> {
     }
 }
 
-/// Appends to `out` the frames (`kind`: `SEND` or `DATA`) carrying
-/// `message` for channel `id`, in pieces of at most `piece` bytes.
-pub(crate) fn pieces(out: &mut Vec<u8>, kind: u8, id: u64, message: &[u8], piece: usize) {
-    let piece = piece.max(1);
-    let mut chunks = message.chunks(piece).peekable();
-    if chunks.peek().is_none() {
-        return push_piece(out, kind, id, LAST, &[]);
-    }
-    while let Some(chunk) = chunks.next() {
-        let flags = if chunks.peek().is_none() { LAST } else { 0 };
-        push_piece(out, kind, id, flags, chunk);
-    }
-}
-
 /// Appends one piece frame to `out`.
 pub(crate) fn push_piece(out: &mut Vec<u8>, kind: u8, id: u64, flags: u8, bytes: &[u8]) {
     out.extend_from_slice(&piece_head(kind, id, flags, bytes.len()));
@@ -209,42 +195,6 @@ pub(crate) fn piece_for(max_frame: u64) -> usize {
 mod tests {
     use super::*;
     use crate::wire::frame::{HEADER_LEN, Parts};
-
-    fn frames(mut bytes: &[u8]) -> Vec<Parts<'_>> {
-        let mut out = Vec::new();
-        while !bytes.is_empty() {
-            let len = u64::from_le_bytes(bytes[..HEADER_LEN].try_into().unwrap()) as usize;
-            out.push(Parts::of(&bytes[HEADER_LEN..HEADER_LEN + len]).unwrap());
-            bytes = &bytes[HEADER_LEN + len..];
-        }
-        out
-    }
-
-    #[test]
-    fn a_message_goes_in_pieces_only_the_last_marked() {
-        let message: Vec<u8> = (0..25u8).collect();
-        let mut out = Vec::new();
-        pieces(&mut out, SEND, 9, &message, 10);
-        let parts = frames(&out);
-        assert_eq!(parts.len(), 3);
-        let mut joined = Vec::new();
-        for (i, part) in parts.iter().enumerate() {
-            assert_eq!((part.kind, part.id), (SEND, 9));
-            let (flags, bytes) = parse_piece(part.payload).unwrap();
-            assert_eq!(flags == LAST, i == 2);
-            joined.extend_from_slice(bytes);
-        }
-        assert_eq!(joined, message);
-    }
-
-    #[test]
-    fn an_empty_message_is_one_last_piece() {
-        let mut out = Vec::new();
-        pieces(&mut out, DATA, 1, &[], PIECE);
-        let parts = frames(&out);
-        assert_eq!(parts.len(), 1);
-        assert_eq!(parse_piece(parts[0].payload), Ok((LAST, &[][..])));
-    }
 
     #[test]
     fn control_payloads_read_back_and_garbage_is_refused() {

@@ -589,6 +589,20 @@ pub fn recv_one(input: Receiver<u64>) -> u64 {
     input.blocking_recv().unwrap()
 }
 
+/// Asks for a large message, then for a small one on another channel, and
+/// says whether the large one was still arriving when the small one came
+/// (its size, if it was; 0 if it had come first).
+pub fn small_behind_large(large: Receiver<Blob>, small: Receiver<u64>) -> u64 {
+    // Posts the ask for the large message, which then stays asked.
+    let timed_out = large.recv_timeout(Duration::from_millis(1));
+    assert!(timed_out.unwrap_err().is_timeout());
+    assert_eq!(small.blocking_recv().unwrap(), 1);
+    match large.try_recv().unwrap() {
+        Some(_) => 0,
+        None => large.blocking_recv().unwrap().0.len() as u64,
+    }
+}
+
 // ---- log tasks -----------------------------------------------------------
 
 /// Emits `n` info events (and debug ones, below the forwarded level);
@@ -605,6 +619,7 @@ pub fn log_lines(n: u64) -> u32 {
 pub fn tasks() -> procpool::Registry {
     procpool::tasks![
         square,
+        small_behind_large,
         product,
         pid,
         greet,

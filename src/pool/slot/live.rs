@@ -55,6 +55,9 @@ pub(crate) struct LiveWorker<L: Launch> {
     stall: Option<Pin<Box<Sleep>>>,
 }
 
+/// Most pieces of channel messages written to a worker per poll.
+const PIECES_PER_POLL: usize = 16;
+
 /// Why a live worker is being let go.
 #[derive(Debug)]
 pub(crate) enum Fault {
@@ -265,11 +268,21 @@ impl<L: Launch> LiveWorker<L> {
         if self.doomed {
             return false;
         }
-        if let Some(frames) = self.channels.take_outgoing(cx) {
-            self.conn.queue_control_owned(frames);
-        }
+        self.take_channel_frames(cx);
         let paused = self.conn.control_backlog() >= CONTROL_BACKLOG_LIMIT;
         let mut flushed = self.conn.poll_flush(cx);
+        // A message in pieces: the next piece once the last one is written,
+        // a few per poll (then the dispatcher's other work gets a turn).
+        let mut pieces = 1;
+        while matches!(flushed, Poll::Ready(Ok(()))) && self.channels.has_pieces() {
+            if pieces == PIECES_PER_POLL {
+                cx.waker().wake_by_ref();
+                break;
+            }
+            self.take_channel_frames(cx);
+            flushed = self.conn.poll_flush(cx);
+            pieces += 1;
+        }
         if flushed.is_ready() {
             self.conn.cancel_abandoned(cx);
             if self.conn.control_backlog() > 0 {
@@ -285,6 +298,16 @@ impl<L: Launch> LiveWorker<L> {
             cx.waker().wake_by_ref();
         }
         false
+    }
+
+    /// Queues what the channels have for the worker: every whole frame, and
+    /// pieces of messages under way while less than a piece is queued (so
+    /// frames that come meanwhile wait behind one piece at most).
+    fn take_channel_frames(&mut self, cx: &mut Context<'_>) {
+        let budget = channel::PIECE.saturating_sub(self.conn.control_backlog());
+        if let Some(frames) = self.channels.take_outgoing(cx, budget) {
+            self.conn.queue_control_owned(frames);
+        }
     }
 
     /// Takes `job` behind those in flight; after `max_tasks` of them, starts
