@@ -273,17 +273,18 @@ impl Connection {
     }
 
     /// Frames the hub has for the worker, if any: everything that may go at
-    /// once, and pieces of messages under way up to about `budget` bytes.
-    /// Wakes `cx` when more come.
-    pub(crate) fn take_outgoing(&self, cx: &mut Context<'_>, budget: usize) -> Option<Vec<u8>> {
+    /// once, and pieces of messages under way up to about `budget` bytes;
+    /// and whether pieces are still to go after those. Wakes `cx` when
+    /// more come.
+    pub(crate) fn take_outgoing(
+        &self,
+        cx: &mut Context<'_>,
+        budget: usize,
+    ) -> (Option<Vec<u8>>, bool) {
         self.peer.waker.register(cx.waker());
         let mut outbox = lock(&self.peer.outbox);
-        (!outbox.is_empty()).then(|| outbox.take(self.peer.piece, budget))
-    }
-
-    /// Whether pieces of a message are still to go.
-    pub(crate) fn has_pieces(&self) -> bool {
-        !lock(&self.peer.outbox).streams.is_empty()
+        let frames = (!outbox.is_empty()).then(|| outbox.take(self.peer.piece, budget));
+        (frames, !outbox.streams.is_empty())
     }
 
     /// Records how the worker died, for its channels' receivers.

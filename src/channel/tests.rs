@@ -30,6 +30,7 @@ fn outgoing(conn: &Connection) -> Vec<(u8, Vec<u8>)> {
     let waker = noop_waker();
     let bytes = conn
         .take_outgoing(&mut Context::from_waker(&waker), usize::MAX)
+        .0
         .unwrap_or_default();
     let mut rest = &bytes[..];
     let mut out = Vec::new();

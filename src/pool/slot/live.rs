@@ -268,18 +268,18 @@ impl<L: Launch> LiveWorker<L> {
         if self.doomed {
             return false;
         }
-        self.take_channel_frames(cx);
+        let mut more_pieces = self.take_channel_frames(cx);
         let paused = self.conn.control_backlog() >= CONTROL_BACKLOG_LIMIT;
         let mut flushed = self.conn.poll_flush(cx);
         // A message in pieces: the next piece once the last one is written,
         // a few per poll (then the dispatcher's other work gets a turn).
         let mut pieces = 1;
-        while matches!(flushed, Poll::Ready(Ok(()))) && self.channels.has_pieces() {
+        while more_pieces && matches!(flushed, Poll::Ready(Ok(()))) {
             if pieces == PIECES_PER_POLL {
                 cx.waker().wake_by_ref();
                 break;
             }
-            self.take_channel_frames(cx);
+            more_pieces = self.take_channel_frames(cx);
             flushed = self.conn.poll_flush(cx);
             pieces += 1;
         }
@@ -302,12 +302,15 @@ impl<L: Launch> LiveWorker<L> {
 
     /// Queues what the channels have for the worker: every whole frame, and
     /// pieces of messages under way while less than a piece is queued (so
-    /// frames that come meanwhile wait behind one piece at most).
-    fn take_channel_frames(&mut self, cx: &mut Context<'_>) {
+    /// frames that come meanwhile wait behind one piece at most); `true`
+    /// if pieces are still to go.
+    fn take_channel_frames(&mut self, cx: &mut Context<'_>) -> bool {
         let budget = channel::PIECE.saturating_sub(self.conn.control_backlog());
-        if let Some(frames) = self.channels.take_outgoing(cx, budget) {
+        let (frames, more_pieces) = self.channels.take_outgoing(cx, budget);
+        if let Some(frames) = frames {
             self.conn.queue_control_owned(frames);
         }
+        more_pieces
     }
 
     /// Takes `job` behind those in flight; after `max_tasks` of them, starts
