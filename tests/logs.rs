@@ -17,6 +17,7 @@ fn main() {
     run(
         tests![
             worker_events_reach_the_parent_tagged,
+            log_crate_records_reach_the_parent_too,
             nothing_is_sent_unless_asked_for,
             a_process_forwards_its_events_too,
             a_record_over_the_frame_limit_is_cut_not_fatal,
@@ -129,6 +130,28 @@ async fn worker_events_reach_the_parent_tagged() {
     let (level, fields) = &events[3];
     assert_eq!(*level, Level::WARN);
     assert!(fields.contains("origin=\"custom::target\""), "{fields}");
+    pool.shutdown().await;
+}
+
+async fn log_crate_records_reach_the_parent_too() {
+    let capture = Capture::install();
+    let pool = logging_pool(Some(Level::INFO)).await;
+    let pid = pool.submit(log_records, 2).await.unwrap();
+    let events = capture.workers_events();
+    assert_eq!(events.len(), 2, "2 infos, no debug: {events:#?}");
+    for (i, (level, fields)) in events.iter().enumerate() {
+        assert_eq!(*level, Level::INFO);
+        assert!(
+            fields.starts_with(&format!("message=record {i};")),
+            "{fields}"
+        );
+        assert!(fields.contains(&format!("worker={pid};")), "{fields}");
+        assert!(
+            fields.contains("task=\"logs::common::log_records\";"),
+            "{fields}"
+        );
+        assert!(fields.contains("origin=\"some::crate\";"), "{fields}");
+    }
     pool.shutdown().await;
 }
 

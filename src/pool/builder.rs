@@ -558,14 +558,15 @@ impl PoolBuilder {
         self
     }
 
-    /// Sends the `tracing` events that tasks emit at `level` or more severe
-    /// to this process, where they are emitted again under the target
-    /// `procpool::worker`, with fields `worker` (its pid), `task` (the
-    /// task's name), `task_id` and `origin` (the event's own target). The
-    /// default is to send none.
+    /// Sends the `tracing` events and `log` records that tasks emit at
+    /// `level` or more severe to this process, where they are emitted again
+    /// as `tracing` events under the target `procpool::worker`, with fields
+    /// `worker` (its pid), `task` (the task's name), `task_id` and `origin`
+    /// (the event's own target). The default is to send none.
     ///
-    /// Inside a worker, a global subscriber of the program's own (set
-    /// before `procpool::init`) takes precedence, and nothing is sent.
+    /// Inside a worker, a global subscriber (or `log` logger) of the
+    /// program's own, set before `procpool::init`, takes precedence, and
+    /// nothing of that kind is sent.
     /// A task that logs faster than this process takes the records in is
     /// slowed down rather than buffering without bound. Spans are not
     /// carried.

@@ -240,7 +240,7 @@ impl ProcessBuilder {
         self
     }
 
-    /// Sends the `tracing` events the function emits at `level` or more
+    /// Sends the `tracing` events and `log` records the function emits at `level` or more
     /// severe to this process, as
     /// [`PoolBuilder::forward_logs`](crate::PoolBuilder::forward_logs)
     /// does for a pool's workers; the default is to send none.

@@ -616,9 +616,20 @@ pub fn log_lines(n: u64) -> u32 {
     std::process::id()
 }
 
+/// Logs `n` info records through the `log` crate (and debug ones, below
+/// the forwarded level); returns its pid.
+pub fn log_records(n: u64) -> u32 {
+    for i in 0..n {
+        log::info!(target: "some::crate", "record {i}");
+        log::debug!("detail {i}");
+    }
+    std::process::id()
+}
+
 pub fn tasks() -> procpool::Registry {
     procpool::tasks![
         square,
+        log_records,
         small_behind_large,
         product,
         pid,
