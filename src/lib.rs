@@ -214,7 +214,7 @@ mod worker;
 
 pub use channel::{Duplex, Queue, Receiver, Sender, channel, pipe};
 pub use error::Error;
-pub use launch::{Containment, Redirect};
+pub use launch::{Containment, Launcher, Redirect};
 pub use map::MapStream;
 pub use pool::{Pool, PoolBuilder, Stats};
 pub use process::{Process, ProcessBuilder, spawn};
