@@ -272,11 +272,15 @@ impl Launcher {
     /// How long a remote worker's stream may be silent before the pool asks
     /// it for a sign of life; if none comes within as long again, the link
     /// counts as hung: the launcher is killed, the worker's tasks fail with
-    /// [`Error::is_worker_died`](crate::Error::is_worker_died), and it is
-    /// replaced. `None` turns the check off. A no-op for
+    /// an [`Error::is_protocol`](crate::Error::is_protocol) error that says
+    /// so, and it is replaced. The worker checks the other way: hearing
+    /// nothing from the pool for three intervals (a launcher killed in a way
+    /// that leaves the remote side running, as a SIGKILLed `srun` does), it
+    /// ends itself and its task. `None` turns both checks off. A no-op for
     /// [`Launcher::local`], whose workers the pool watches directly.
     ///
-    /// The default is 15 seconds (a hung link is found within 30).
+    /// The default is 15 seconds (a hung link is found within 30, an
+    /// orphaned remote worker ends within 45).
     ///
     /// # Examples
     ///

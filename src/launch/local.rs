@@ -69,6 +69,8 @@ pub(crate) struct Started {
     pub(crate) data: UnixStream,
     /// The id its next request gets (the initializer's went out already).
     pub(crate) first_id: u64,
+    /// How often to ask it for a sign of life (remote workers only).
+    pub(crate) keepalive: Option<Duration>,
 }
 
 /// The id of an initializer's request: the first a worker gets.
@@ -136,7 +138,7 @@ pub(crate) async fn start(spec: &Arc<WorkerSpec>) -> Result<Started, Error> {
     let pid = spawned.id();
     // Not std's to wait for: the child is reaped through `Child` alone.
     drop(spawned);
-    let Some(mut child) = Child::track(pid, &spec.ledger) else {
+    let Some(mut child) = Child::track(pid, &spec.ledger, spec.command.is_some()) else {
         // The pool is gone (maybe with its runtime, so no await here would
         // complete); the child was killed and reaped.
         return Err(Error::new(Repr::ShutDown));
@@ -198,6 +200,7 @@ pub(crate) async fn start(spec: &Arc<WorkerSpec>) -> Result<Started, Error> {
             remote.name
         ),
     };
+    let keepalive = spec.command.as_ref().and_then(|remote| remote.keepalive);
     let noise = match opening {
         Some(Opening::Noise(text)) => Some(text),
         _ => None,
@@ -236,6 +239,7 @@ pub(crate) async fn start(spec: &Arc<WorkerSpec>) -> Result<Started, Error> {
                             child,
                             data,
                             first_id: 1,
+                            keepalive,
                         });
                     }
                     Some(init) => {
@@ -246,6 +250,7 @@ pub(crate) async fn start(spec: &Arc<WorkerSpec>) -> Result<Started, Error> {
                                     child,
                                     data,
                                     first_id: INITIALIZER_ID + 1,
+                                    keepalive,
                                 });
                             }
                             Ok(Err(None)) => {

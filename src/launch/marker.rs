@@ -16,9 +16,9 @@ pub(crate) fn is_unclaimed_worker() -> bool {
 }
 
 /// What a pool puts in its worker's environment: `v2,<max frame>,<pool pid>`
-/// for a local worker, `v2,stdio,<max frame>,<out>` for one started through
-/// a [`Launcher`](crate::Launcher) command (`out`: `err` or `null`, where
-/// the worker points its own stdout).
+/// for a local worker, `v2,stdio,<max frame>,<out>,<keepalive ms>` for one
+/// started through a [`Launcher`](crate::Launcher) command (`out`: `err` or
+/// `null`, where the worker points its own stdout; keepalive 0: none).
 ///
 /// An environment variable alone proves nothing (a shell may export it, a
 /// worker's own child inherits it), so a local marker counts only together
@@ -46,17 +46,21 @@ pub(crate) enum Via {
     Socket { pool_pid: u32 },
     /// Frames come on stdin and go out on stdout (pipes, forwarded by a
     /// launcher such as ssh); `quiet`: what tasks print to stdout is
-    /// dropped rather than sent to stderr.
-    Stdio { quiet: bool },
+    /// dropped rather than sent to stderr; `keepalive_ms`: how often the
+    /// pool pings (0: never), so silence for longer means it is gone.
+    Stdio { quiet: bool, keepalive_ms: u64 },
 }
 
 impl fmt::Display for Marker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.via {
             Via::Socket { pool_pid } => write!(f, "v2,{},{pool_pid}", self.max_frame),
-            Via::Stdio { quiet } => {
+            Via::Stdio {
+                quiet,
+                keepalive_ms,
+            } => {
                 let out = if quiet { "null" } else { "err" };
-                write!(f, "v2,stdio,{},{out}", self.max_frame)
+                write!(f, "v2,stdio,{},{out},{keepalive_ms}", self.max_frame)
             }
         }
     }
@@ -67,15 +71,23 @@ impl Marker {
         let rest = text.strip_prefix("v2,")?;
         let marker = match rest.strip_prefix("stdio,") {
             Some(stdio) => {
-                let (max_frame, out) = stdio.split_once(',')?;
-                let quiet = match out {
+                let mut fields = stdio.split(',');
+                let max_frame = fields.next()?.parse().ok()?;
+                let quiet = match fields.next()? {
                     "err" => false,
                     "null" => true,
                     _ => return None,
                 };
+                let keepalive_ms = fields.next()?.parse().ok()?;
+                if fields.next().is_some() {
+                    return None;
+                }
                 Marker {
-                    max_frame: max_frame.parse().ok()?,
-                    via: Via::Stdio { quiet },
+                    max_frame,
+                    via: Via::Stdio {
+                        quiet,
+                        keepalive_ms,
+                    },
                 }
             }
             None => {
@@ -114,37 +126,6 @@ fn is_stream(fd: std::os::fd::BorrowedFd<'_>) -> bool {
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn markers_round_trip_and_reject_strangers() {
-        for via in [
-            Via::Socket { pool_pid: 42 },
-            Via::Stdio { quiet: false },
-            Via::Stdio { quiet: true },
-        ] {
-            let marker = Marker {
-                max_frame: 1 << 30,
-                via,
-            };
-            assert_eq!(Marker::parse(&marker.to_string()), Some(marker));
-        }
-        for garbage in [
-            "",
-            "v2",
-            "v1,1,2",
-            "v2,1",
-            "v2,1,2,3",
-            "v2,stdio,1,out",
-            "v2,x,1",
-        ] {
-            assert_eq!(Marker::parse(garbage), None, "{garbage}");
-        }
-    }
-}
-
 /// The process that created the socket on our stdin, if stdin is one.
 #[cfg(any(target_os = "linux", target_os = "android"))]
 fn stdin_creator() -> Option<u32> {
@@ -158,4 +139,42 @@ fn stdin_creator() -> Option<u32> {
 fn stdin_creator() -> Option<u32> {
     let parent = rustix::process::getppid()?;
     Some(parent.as_raw_nonzero().get().unsigned_abs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markers_round_trip_and_reject_strangers() {
+        for via in [
+            Via::Socket { pool_pid: 42 },
+            Via::Stdio {
+                quiet: false,
+                keepalive_ms: 0,
+            },
+            Via::Stdio {
+                quiet: true,
+                keepalive_ms: 15_000,
+            },
+        ] {
+            let marker = Marker {
+                max_frame: 1 << 30,
+                via,
+            };
+            assert_eq!(Marker::parse(&marker.to_string()), Some(marker));
+        }
+        for garbage in [
+            "",
+            "v2",
+            "v1,1,2",
+            "v2,1",
+            "v2,1,2,3",
+            "v2,stdio,1,out,0",
+            "v2,stdio,1,err",
+            "v2,x,1",
+        ] {
+            assert_eq!(Marker::parse(garbage), None, "{garbage}");
+        }
+    }
 }

@@ -172,6 +172,9 @@ impl WorkerOptions {
             max_frame: self.max_frame,
             via: Via::Stdio {
                 quiet: self.stdout == Redirect::Null,
+                keepalive_ms: prefix.keepalive.map_or(0, |every| {
+                    u64::try_from(every.as_millis()).unwrap_or(u64::MAX).max(1)
+                }),
             },
         };
         let mut words: Vec<OsString> = vec!["env".into(), format!("{ENV_MARKER}={marker}").into()];

@@ -132,7 +132,10 @@ pub fn init(registry: Registry) {
 fn connect(registry: &Registry, marker: Marker) -> io::Result<UnixStream> {
     let mut socket = match marker.via {
         Via::Socket { .. } => take_stdin_socket()?,
-        Via::Stdio { quiet } => stdio::take(quiet)?,
+        Via::Stdio {
+            quiet,
+            keepalive_ms,
+        } => stdio::take(quiet, keepalive_ms)?,
     };
     let mut body = Vec::new();
     if !frame::read_blocking(&mut socket, &mut body, marker.max_frame)? {

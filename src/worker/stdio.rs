@@ -30,7 +30,10 @@ const BRIDGE_CHUNK: usize = 256 * 1024;
 /// stdio magic, and returns the socket to serve.
 ///
 /// `quiet`: stdout goes to `/dev/null` rather than to stderr.
-pub(super) fn take(quiet: bool) -> io::Result<UnixStream> {
+/// `keepalive_ms`: how often the pool pings (0: it does not); hearing
+/// nothing for [`SILENT_PINGS`] times as long, the worker takes the pool for
+/// gone, as if stdin had ended.
+pub(super) fn take(quiet: bool, keepalive_ms: u64) -> io::Result<UnixStream> {
     let input = std::fs::File::from(rustix::io::fcntl_dupfd_cloexec(io::stdin(), 3)?);
     let mut output = std::fs::File::from(rustix::io::fcntl_dupfd_cloexec(io::stdout(), 3)?);
     rustix::stdio::dup2_stdin(std::fs::File::open("/dev/null")?)?;
@@ -49,7 +52,10 @@ pub(super) fn take(quiet: bool) -> io::Result<UnixStream> {
     let inbound = bridge.try_clone()?;
     spawn_bridge("procpool-stdin", move || {
         // The pool's frames in; its end of stdin is the socket's end.
-        let _ = copy(&mut { input }, &mut &inbound);
+        if let Err(err) = copy_watched(&input, &mut &inbound, keepalive_ms) {
+            let line = format!("procpool worker {}: {err}\n", std::process::id());
+            let _ = rustix::io::write(io::stderr(), line.as_bytes());
+        }
         let _ = inbound.shutdown(Shutdown::Write);
     })?;
     spawn_bridge("procpool-stdout", move || {
@@ -66,6 +72,47 @@ fn spawn_bridge(name: &str, run: impl FnOnce() + Send + 'static) -> io::Result<(
         .name(name.into())
         .spawn(run)
         .map(drop)
+}
+
+/// Pings missed before a worker takes its pool for gone.
+const SILENT_PINGS: u64 = 3;
+
+/// [`copy`] from the pool's stream, but an error once nothing came for
+/// [`SILENT_PINGS`] keepalive intervals (`keepalive_ms` 0: never).
+fn copy_watched(from: &std::fs::File, to: &mut impl Write, keepalive_ms: u64) -> io::Result<()> {
+    use rustix::event::{PollFd, PollFlags, Timespec};
+    if keepalive_ms == 0 {
+        return copy(&mut &*from, to);
+    }
+    let limit_ms = keepalive_ms.saturating_mul(SILENT_PINGS);
+    let limit = Timespec {
+        tv_sec: (limit_ms / 1000) as _,
+        tv_nsec: ((limit_ms % 1000) * 1_000_000) as _,
+    };
+    let mut chunk = vec![0u8; BRIDGE_CHUNK];
+    loop {
+        let mut fds = [PollFd::new(from, PollFlags::IN)];
+        match rustix::event::poll(&mut fds, Some(&limit)) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "nothing from the pool for {limit_ms} ms (it pings every \
+                         {keepalive_ms} ms): taking it for gone"
+                    ),
+                ));
+            }
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(err) => return Err(err.into()),
+        }
+        let n = match (&*from).read(&mut chunk) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            Err(err) => return Err(err),
+        };
+        to.write_all(&chunk[..n])?;
+    }
 }
 
 /// Copies until the end of `from`, or an error either side.

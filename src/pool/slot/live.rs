@@ -6,6 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::Ordering::Relaxed;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, Sleep};
@@ -21,7 +22,7 @@ use crate::pool::stats::Counters;
 use crate::wire::answer::{self, Response};
 use crate::wire::call::{self, Service};
 use crate::wire::conn::{Body, Conn, InFlight};
-use crate::wire::frame::{CALL, LOG, Parts};
+use crate::wire::frame::{self, CALL, LOG, PING, PONG, Parts};
 use crate::wire::{channel, log};
 
 /// Roughly how much work, in time, a worker may have queued behind its
@@ -53,6 +54,22 @@ pub(crate) struct LiveWorker<L: Launch> {
     /// Armed while a frame is part-way in: when it fires, and how many
     /// bytes were waiting when it was last reset.
     stall: Option<(Pin<Box<Sleep>>, usize)>,
+    /// A remote worker's sign-of-life check; `None` for a local one.
+    keepalive: Option<Keepalive>,
+}
+
+/// Asks a remote worker for a sign of life every `every` (a `PING`, which it
+/// answers with a `PONG`), and gives it up when nothing at all came from it
+/// for twice as long: a hung link (a dead host, a network partition) is
+/// found, not waited on. The pings also tell the worker that the pool is
+/// there, which it checks on its side (see `worker::stdio`). Off the local
+/// hot path: a local worker has none, and a remote one reads the clock once
+/// per read that returned bytes.
+#[derive(Debug)]
+struct Keepalive {
+    every: Duration,
+    timer: Pin<Box<Sleep>>,
+    last_heard: Instant,
 }
 
 /// Why a live worker is being let go.
@@ -82,6 +99,11 @@ impl<L: Launch> LiveWorker<L> {
             doomed: false,
             kill_at: None,
             stall: None,
+            keepalive: launched.keepalive.map(|every| Keepalive {
+                every,
+                timer: Box::pin(tokio::time::sleep(every)),
+                last_heard: Instant::now(),
+            }),
         }
     }
 
@@ -111,11 +133,17 @@ impl<L: Launch> LiveWorker<L> {
             }
             match self.conn.poll_fill(cx) {
                 Poll::Ready(Ok(0)) => return Err(Fault::Hangup),
-                Poll::Ready(Ok(_)) => continue,
+                Poll::Ready(Ok(_)) => {
+                    if let Some(keepalive) = &mut self.keepalive {
+                        keepalive.last_heard = Instant::now();
+                    }
+                    continue;
+                }
                 Poll::Ready(Err(_)) => return Err(Fault::Io),
                 Poll::Pending => {}
             }
             if self.process.poll_exited(cx).is_pending() {
+                self.check_keepalive(cx).map_err(Fault::Protocol)?;
                 return self.check_stall(cx).map_err(Fault::Protocol);
             }
             // Dead, though something it forked may hold its socket open:
@@ -145,6 +173,7 @@ impl<L: Launch> LiveWorker<L> {
                 self.conn.queue_control(&reply);
                 Ok(())
             }
+            PONG => Ok(()), // heard: that is all it is for
             LOG => {
                 let (level, origin, message) =
                     log::parse(parts.payload).map_err(Fault::Protocol)?;
@@ -311,6 +340,32 @@ impl<L: Launch> LiveWorker<L> {
                  {STALL_LIMIT:?}): a garbage length, or a worker stopped mid-write"
             )),
         }
+    }
+
+    /// Sends a `PING` every keepalive interval; `Err` if nothing came from
+    /// the worker for two of them (see [`Keepalive`]).
+    fn check_keepalive(&mut self, cx: &mut Context<'_>) -> Result<(), String> {
+        let Some(keepalive) = &mut self.keepalive else {
+            return Ok(());
+        };
+        while keepalive.timer.as_mut().poll(cx).is_ready() {
+            let silent = keepalive.last_heard.elapsed();
+            if silent >= 2 * keepalive.every {
+                return Err(format!(
+                    "nothing came from the worker for {silent:?}, though it was asked for a \
+                     sign of life every {:?}: the link to it is hung (see Launcher::keepalive)",
+                    keepalive.every
+                ));
+            }
+            if !self.doomed {
+                self.conn.queue_control(&frame::empty(PING, 0));
+                // Written by the slot's next flush.
+                cx.waker().wake_by_ref();
+            }
+            let next = Instant::now() + keepalive.every;
+            keepalive.timer.as_mut().reset(next);
+        }
+        Ok(())
     }
 
     /// Kills the worker (if it is not dead already) and stops sending it
