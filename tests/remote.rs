@@ -40,6 +40,8 @@ enum Kind {
 
 through! {
     ssh_payload = payload(Ssh);
+    ssh_pool_killed = pool_killed(Ssh);
+    srun_pool_killed = pool_killed(Srun);
     ssh_crash = crash(Ssh);
     ssh_cancel = cancel(Ssh);
     ssh_timeout = timeout(Ssh);
@@ -70,6 +72,7 @@ fn main() {
             ssh_launcher_killed,
             ssh_print,
             ssh_start_failures_are_typed_and_bounded,
+            ssh_pool_killed,
             srun_payload,
             srun_crash,
             srun_cancel,
@@ -77,6 +80,7 @@ fn main() {
             srun_launcher_killed,
             srun_print,
             srun_start_failures_are_typed_and_bounded,
+            srun_pool_killed,
             pipes_payload,
             pipes_crash,
             pipes_cancel,
@@ -88,7 +92,7 @@ fn main() {
             a_hung_link_is_found_by_the_keepalive,
             cgroup_containment_is_refused_for_launchers,
         ],
-        |_| {},
+        roles,
         |name| {
             let var = if name.starts_with("ssh_") {
                 SSH
@@ -528,4 +532,61 @@ async fn a_hung_link_is_found_by_the_keepalive() {
     assert_eq!(pool.submit(square, 4).await.unwrap(), 16);
     pool.shutdown().await;
     let _ = std::fs::remove_file(&path);
+}
+
+/// A pool process that runs two busy workers through the launcher named in
+/// the role (`parent <ssh|srun> <tag>`), says so, and waits to be killed.
+fn roles(role: &str) {
+    let mut words = role.split(' ');
+    assert_eq!(words.next(), Some("parent"));
+    let kind = match words.next() {
+        Some("ssh") => Kind::Ssh,
+        _ => Kind::Srun,
+    };
+    let tag = words.next().unwrap().to_string();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let pool = pool_through(kind, 2, &tag).await;
+        let paths = [marker("parent"), marker("parent")];
+        let busy: Vec<_> = paths
+            .iter()
+            .map(|path| pool.submit(touch_then_sleep, (path.clone(), 60_000)))
+            .collect();
+        for path in &paths {
+            wait_for_pid_file(path).await;
+            let _ = std::fs::remove_file(path);
+        }
+        println!("busy");
+        futures::future::join_all(busy).await;
+    });
+}
+
+/// The pool's process SIGKILLed: its busy remote workers are gone within a
+/// couple of seconds (their stdin ends with the launchers' socket).
+async fn pool_killed(kind: Kind) {
+    let tag = tag();
+    let name = if matches!(kind, Kind::Ssh) {
+        "ssh"
+    } else {
+        "srun"
+    };
+    let role = format!("parent {name} {tag}");
+    let (mut parent, line) = tokio::task::spawn_blocking(move || start_role(&role))
+        .await
+        .unwrap();
+    assert_eq!(line, "busy\n");
+    assert_eq!(tagged(&tag).len(), 2, "two busy workers on the other side");
+    parent.kill().unwrap();
+    parent.wait().unwrap();
+    let killed = Instant::now();
+    let left = wait_untagged(&tag, Duration::from_secs(3)).await;
+    assert_eq!(
+        left,
+        Vec::<u32>::new(),
+        "remote workers outlived their pool"
+    );
+    println!(
+        "{kind:?}: remote workers gone {:?} after the pool's SIGKILL",
+        killed.elapsed()
+    );
 }

@@ -32,7 +32,7 @@ pub(crate) fn is_unclaimed_worker() -> bool {
 /// terminal, in raw mode). A worker points its own stdin at `/dev/null`, so
 /// a process a task starts with the default stdio is never taken for a
 /// worker; one started with a piped stdin and the marker inherited would be
-/// (it then fails its handshake: what it reads is not the pool's `START`).
+/// (and wait for a `START` on that pipe: documented in the README's Limits).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Marker {
     pub(crate) max_frame: u64,
