@@ -380,7 +380,8 @@ async fn launcher_killed(kind: Kind) {
     );
 }
 
-/// A task's `println!` does not corrupt the stream.
+/// A task's `println!` does not corrupt the stream, and channels run over
+/// it both ways, with their flow control.
 async fn print(kind: Kind) {
     let tag = tag();
     let pool = pool_through(kind, 1, &tag).await;
@@ -390,6 +391,23 @@ async fn print(kind: Kind) {
             .unwrap();
     }
     assert_eq!(pool.submit(square, 7).await.unwrap(), 49);
+    let (tx, rx) = procpool::channel::<u64>(16);
+    let task = pool.submit(produce, (5_000, tx));
+    let got: Vec<u64> = within(
+        Duration::from_secs(30),
+        "the stream",
+        futures::StreamExt::collect(futures::StreamExt::map(rx, Result::unwrap)),
+    )
+    .await;
+    assert!(got.into_iter().eq(0..5_000), "in order, all of them");
+    assert_eq!(task.await.unwrap(), 5_000);
+    let (tx, rx) = procpool::channel::<u64>(4);
+    let task = pool.submit(consume, rx);
+    for i in 0..2_000 {
+        tx.send(i).await.unwrap();
+    }
+    drop(tx);
+    assert_eq!(task.await.unwrap(), (0..2_000).sum::<u64>());
     pool.shutdown().await;
     assert_eq!(
         wait_untagged(&tag, Duration::from_secs(10)).await,

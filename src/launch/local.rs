@@ -114,7 +114,7 @@ pub(crate) async fn start(spec: &Arc<WorkerSpec>) -> Result<Started, Error> {
                 .stderr(spec.stderr.stdio());
             command
         }
-        Some(remote) => remote::command(remote, OwnedFd::from(child_data), spec.stderr)
+        Some(remote) => remote::command(remote, OwnedFd::from(child_data))
             .map_err(|e| io_err("cannot share the socket with the launcher", e))?,
     };
     // Its own process group, so one signal reaches whatever a task starts

@@ -30,26 +30,22 @@ const NOISE_BYTES: usize = 512;
 /// How long to wait for more of it once the magic is known to be missing.
 const NOISE_WAIT: Duration = Duration::from_millis(200);
 
-/// The launcher command, with `socket` as its stdin and stdout.
+/// The launcher command, with `socket` as its stdin and stdout, and its
+/// stderr a pipe for [`Tail::relay`].
 ///
 /// # Errors
 ///
 /// If the socket cannot be duplicated.
-pub(super) fn command(
-    remote: &RemoteCommand,
-    socket: OwnedFd,
-    stderr: Redirect,
-) -> std::io::Result<Command> {
+pub(super) fn command(remote: &RemoteCommand, socket: OwnedFd) -> std::io::Result<Command> {
     let (program, args) = remote.argv.split_first().expect("a launcher has a command");
     let mut command = Command::new(program);
     command
         .args(args)
         .stdout(Stdio::from(socket.try_clone()?))
         .stdin(Stdio::from(socket))
-        // Relayed (see `Tail`), so that a failed start can quote it.
-        .stderr(match stderr {
-            Redirect::Inherit | Redirect::Null => Stdio::piped(),
-        });
+        // Relayed (see `Tail`, which honours `Redirect`), so that a failed
+        // start can quote it.
+        .stderr(Stdio::piped());
     Ok(command)
 }
 

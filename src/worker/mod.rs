@@ -173,6 +173,12 @@ fn serve(registry: &'static Registry, marker: Marker, socket: UnixStream) -> io:
         Err(err) => return err,
     };
     let link = link::Link::install(write_half, marker.max_frame);
+    if let Via::Stdio { keepalive_ms, .. } = marker.via
+        && keepalive_ms > 0
+        && let Err(err) = stdio::heartbeat(link, keepalive_ms)
+    {
+        return err;
+    }
     crate::channel::remote::install(registry);
     let inbox: &'static reader::Inbox = match reader::Inbox::new(socket, marker.max_frame, link) {
         Ok(inbox) => Box::leak(Box::new(inbox)),

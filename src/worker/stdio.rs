@@ -67,6 +67,23 @@ pub(super) fn take(quiet: bool, keepalive_ms: u64) -> io::Result<UnixStream> {
     Ok(ours)
 }
 
+/// Sends the pool a `PONG` every `keepalive_ms`, unasked, for as long as
+/// this worker lives: the pool's sign of life from it even while its own
+/// `PING` waits behind a large request still going out (see the pool's
+/// `Keepalive`). Through the outbox, so it never splits a frame.
+pub(super) fn heartbeat(link: &'static super::link::Link, keepalive_ms: u64) -> io::Result<()> {
+    let every = std::time::Duration::from_millis(keepalive_ms);
+    spawn_bridge("procpool-heartbeat", move || {
+        let pong = crate::wire::frame::empty(crate::wire::frame::PONG, 0);
+        loop {
+            std::thread::sleep(every);
+            if link.send_soon(&[&pong]).is_err() {
+                return; // the pool is gone; so, soon, is this process
+            }
+        }
+    })
+}
+
 fn spawn_bridge(name: &str, run: impl FnOnce() + Send + 'static) -> io::Result<()> {
     std::thread::Builder::new()
         .name(name.into())

@@ -59,10 +59,12 @@ pub(crate) struct LiveWorker<L: Launch> {
 }
 
 /// Asks a remote worker for a sign of life every `every` (a `PING`, which it
-/// answers with a `PONG`), and gives it up when nothing at all came from it
-/// for twice as long: a hung link (a dead host, a network partition) is
-/// found, not waited on. The pings also tell the worker that the pool is
-/// there, which it checks on its side (see `worker::stdio`). Off the local
+/// answers with a `PONG`; it also sends one unasked every `every`, so a
+/// `PING` stuck behind a large request going out is no false alarm), and
+/// gives it up when nothing at all came from it for twice as long: a hung
+/// link (a dead host, a network partition) is found, not waited on. The
+/// pings also tell the worker that the pool is there, which it checks on
+/// its side (see `worker::stdio`). Off the local
 /// hot path: a local worker has none, and a remote one reads the clock once
 /// per read that returned bytes.
 #[derive(Debug)]
