@@ -137,8 +137,9 @@ impl Default for WorkerOptions {
 }
 
 impl WorkerOptions {
-    /// The containment in effect: `None` for a cgroup (which
-    /// [`cgroup_for`] may still settle as none, for `Auto`).
+    /// The containment to settle with [`cgroup_for`]: the user's choice for
+    /// local workers; process groups for workers started through a
+    /// launcher, whose processes a cgroup here cannot hold.
     ///
     /// # Errors
     ///
