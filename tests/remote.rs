@@ -73,6 +73,7 @@ fn main() {
             ssh_print,
             ssh_start_failures_are_typed_and_bounded,
             ssh_pool_killed,
+            ssh_preset_reaches_the_host,
             srun_payload,
             srun_crash,
             srun_cancel,
@@ -606,5 +607,43 @@ async fn pool_killed(kind: Kind) {
     println!(
         "{kind:?}: remote workers gone {:?} after the pool's SIGKILL",
         killed.elapsed()
+    );
+}
+
+/// `Launcher::ssh(host)` with the test sshd's options as `ssh_args`: the
+/// preset's own command line (`-T -o BatchMode=yes … -- HOST`) works.
+async fn ssh_preset_reaches_the_host() {
+    let words: Vec<String> = std::env::var(SSH)
+        .unwrap()
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    let (host, options) = words[1..].split_last().expect("ssh OPTIONS HOST");
+    let tag = tag();
+    let pool = Pool::builder()
+        .launcher(Launcher::ssh(host).ssh_args(options))
+        .workers(2)
+        .worker_args(["an argument with spaces and 'quotes'", tag.as_str()])
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(pool.submit(square, 9).await.unwrap(), 81);
+    // The worker's argv came through the remote shell word for word.
+    let workers = tagged(&tag);
+    assert_eq!(workers.len(), 2, "both workers");
+    for pid in workers {
+        let raw = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+        let argv: Vec<&[u8]> = raw.split(|&b| b == 0).collect();
+        assert_eq!(
+            argv[argv.len() - 3],
+            b"an argument with spaces and 'quotes'",
+            "{:?}",
+            String::from_utf8_lossy(&raw)
+        );
+    }
+    pool.shutdown().await;
+    assert_eq!(
+        wait_untagged(&tag, Duration::from_secs(10)).await,
+        Vec::<u32>::new()
     );
 }
