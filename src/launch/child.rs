@@ -446,8 +446,11 @@ impl Ledger {
 
     /// Kills every worker not yet reaped, with everything it started, and
     /// reaps them, blocking for at most [`REAP_LIMIT`] (SIGKILL takes effect
-    /// within milliseconds; the bound is for a process stuck in the kernel).
-    /// Their cgroups are left to the pool's cgroup, removed when it drops.
+    /// within milliseconds; the bound is for a process stuck in the kernel);
+    /// launchers, asked with SIGTERM first, get [`REAP_LIMIT`] to end before
+    /// the SIGKILL, so a pool of remote workers may block up to three times
+    /// as long. Their cgroups are left to the pool's cgroup, removed when it
+    /// drops.
     pub(crate) fn kill_all(&self) {
         let processes: Vec<Arc<Process>> = self
             .lock()
