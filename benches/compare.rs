@@ -54,7 +54,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
-use procpool::{Pool, Sender};
+use procpool::{Launcher, Pool, Sender};
 use rayon::prelude::*;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::runtime::Runtime;
@@ -163,6 +163,60 @@ fn main() {
 }
 
 /// A pool with default settings but the worker count.
+/// The launchers to measure W1 and W5 through besides local workers: ssh
+/// and srun, when `PROCPOOL_TEST_SSH` / `PROCPOOL_TEST_SRUN` hold their
+/// command prefixes (`../shared/ci/launchers.sh` sets both).
+fn remote_launchers() -> Vec<(RemoteRows, Launcher)> {
+    let mut found = Vec::new();
+    for (rows, var) in [
+        (SSH_ROWS, "PROCPOOL_TEST_SSH"),
+        (SRUN_ROWS, "PROCPOOL_TEST_SRUN"),
+    ] {
+        let Ok(prefix) = std::env::var(var) else {
+            continue;
+        };
+        let launcher = Launcher::command(prefix.split_whitespace());
+        let shell = var == "PROCPOOL_TEST_SSH";
+        found.push((
+            rows,
+            if shell {
+                launcher.quote_for_shell()
+            } else {
+                launcher
+            },
+        ));
+    }
+    found
+}
+
+/// The result names of one launcher's figures.
+#[derive(Clone, Copy)]
+struct RemoteRows {
+    w1_median: &'static str,
+    w1_p99: &'static str,
+    w5: &'static str,
+}
+
+const SSH_ROWS: RemoteRows = RemoteRows {
+    w1_median: "W1 ssh median us",
+    w1_p99: "W1 ssh p99 us",
+    w5: "W5 ssh startup ms",
+};
+const SRUN_ROWS: RemoteRows = RemoteRows {
+    w1_median: "W1 srun median us",
+    w1_p99: "W1 srun p99 us",
+    w5: "W5 srun startup ms",
+};
+
+async fn start_remote_pool(workers: usize, launcher: Launcher) -> Pool {
+    Pool::builder()
+        .launcher(launcher)
+        .workers(workers)
+        .build()
+        .await
+        .expect("a procpool pool through a launcher")
+}
+
 async fn start_pool(workers: usize) -> Pool {
     Pool::builder()
         .workers(workers)
@@ -214,6 +268,23 @@ fn w1_latency(cfg: &Config, runtime: &Runtime, results: &mut Results) {
         &main_thread.medians,
     );
     results.add("procpool", "W1 block_on p99 us", "us", &main_thread.p99s);
+    // Through each launcher there is, from a spawned task as above.
+    for (rows, launcher) in remote_launchers() {
+        let task_cfg = cfg.clone();
+        let remote = runtime
+            .block_on(runtime.spawn(async move {
+                let mut samples = Samples::default();
+                let pool = start_remote_pool(WORKERS, launcher).await;
+                for _ in 0..task_cfg.reps {
+                    samples.push_latencies(w1_procpool_once(&pool, &task_cfg).await);
+                }
+                pool.shutdown().await;
+                samples
+            }))
+            .expect("the remote W1 task");
+        results.add("procpool", rows.w1_median, "us", &remote.medians);
+        results.add("procpool", rows.w1_p99, "us", &remote.p99s);
+    }
 }
 
 /// One rep called as the README's example calls the pool: a loop of
@@ -527,6 +598,25 @@ fn w5_startup(cfg: &Config, runtime: &Runtime, results: &mut Results) {
     results.add("floor", "W5 startup ms", "ms", &floor);
     results.add("procpool", "W5 process ms", "ms", &process);
     results.add("floor", "W5 process ms", "ms", &one_child);
+    // Through each launcher: fewer starts (an ssh start is ~0.5 s).
+    for (rows, launcher) in remote_launchers() {
+        let mut remote = Vec::new();
+        runtime.block_on(async {
+            for _ in 0..cfg.reps {
+                let mut starts = Vec::new();
+                for i in 0..cfg.sizes.w5_repeats.min(5) {
+                    let start = Instant::now();
+                    let pool = start_remote_pool(WORKERS, launcher.clone()).await;
+                    let back = pool.submit(noop, i as u64).await.expect("W5 remote no-op");
+                    starts.push(start.elapsed().as_secs_f64() * 1e3);
+                    pool.shutdown().await;
+                    assert_eq!(back, i as u64, "W5 remote: wrong result");
+                }
+                remote.push(median(&mut starts));
+            }
+        });
+        results.add("procpool", rows.w5, "ms", &remote);
+    }
 }
 
 /// `procpool::spawn` of a no-op up to its result, in ms; the reap (in the

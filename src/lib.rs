@@ -170,6 +170,15 @@
 //! early. The pool tracks each worker with a pidfd and never signals a pid
 //! after reaping it, so a reused pid is never hit.
 //!
+//! # Workers on other machines
+//!
+//! [`PoolBuilder::launcher`] takes a [`Launcher`]: workers on this machine
+//! (the default), or started elsewhere by `ssh HOST`, Slurm's `srun`, or any
+//! command prefix that forwards stdin and stdout, which then carry the
+//! protocol. The same tasks, `map`, channels, cancels and timeouts work
+//! through each; start-up failures name the launcher; a hung link is found
+//! by keepalive frames. See [`Launcher`] for what crosses hosts.
+//!
 //! # Testing code that uses a pool
 //!
 //! A worker must reach [`init`] before anything else. Cargo's default test
@@ -214,7 +223,7 @@ mod worker;
 
 pub use channel::{Duplex, Queue, Receiver, Sender, channel, pipe};
 pub use error::Error;
-pub use launch::{Containment, Redirect};
+pub use launch::{Containment, Launcher, Redirect};
 pub use map::MapStream;
 pub use pool::{Pool, PoolBuilder, Stats};
 pub use process::{Process, ProcessBuilder, spawn};

@@ -26,6 +26,10 @@ use crate::error::Exit;
 /// How long a killed worker may take to exit before the pool stops waiting.
 const UNKILLABLE_AFTER: Duration = Duration::from_secs(5);
 
+/// How long a launcher (ssh, srun) asked to end with SIGTERM has before it
+/// is SIGKILLed.
+const TERM_GRACE: Duration = Duration::from_secs(2);
+
 /// How often a child without a pidfd (old kernels, other Unix systems) is
 /// checked for having exited.
 const POLL_EVERY: Duration = Duration::from_millis(10);
@@ -56,6 +60,12 @@ struct Process {
     cgroup: OnceLock<WorkerCgroup>,
     /// `Some` once reaped: from then on nothing may be signalled.
     reaped: Mutex<Option<Exit>>,
+    /// A launcher: asked to end with SIGTERM first, since a SIGKILLed one
+    /// cannot tidy up what it started elsewhere (srun's job step and
+    /// allocation stay; its remote worker waits for the keepalive).
+    gentle: bool,
+    /// SIGTERM went out already: the next kill is a SIGKILL.
+    termed: std::sync::atomic::AtomicBool,
 }
 
 impl Process {
@@ -63,12 +73,25 @@ impl Process {
         self.reaped.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Kills the worker, its process group and its cgroup, unless reaped.
+    /// Kills the worker, its process group and its cgroup, unless reaped;
+    /// a launcher is asked to end (SIGTERM) the first time.
     fn kill(&self) {
         let reaped = self.lock();
-        if reaped.is_none() {
-            self.kill_unreaped();
+        if reaped.is_some() {
+            return;
         }
+        if self.gentle && !self.termed.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            // Unreaped, so the pid and the group are ours (see `kill_unreaped`).
+            let _ = rustix::process::kill_process_group(self.pid, Signal::TERM);
+            let _ = rustix::process::kill_process(self.pid, Signal::TERM);
+            return;
+        }
+        self.kill_unreaped();
+    }
+
+    /// Whether a kill so far was only a SIGTERM.
+    fn only_termed(&self) -> bool {
+        self.gentle && self.termed.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Must be called with the lock held and the process unreaped.
@@ -89,6 +112,15 @@ impl Process {
         };
         #[cfg(not(target_os = "linux"))]
         let _ = rustix::process::kill_process(self.pid, Signal::KILL);
+    }
+
+    /// Kills the worker and what it left behind at once (SIGKILL), unless
+    /// reaped: for a dead launcher's leftovers, which get no second chance.
+    fn kill_now(&self) {
+        let reaped = self.lock();
+        if reaped.is_none() {
+            self.kill_unreaped();
+        }
     }
 
     /// The worker's exit status if it has exited, leaving it unreaped.
@@ -168,7 +200,10 @@ impl Child {
     ///
     /// `None` if the pool is already gone: the child is then killed and
     /// reaped at once.
-    pub(crate) fn track(pid: u32, ledger: &Arc<Ledger>) -> Option<Child> {
+    ///
+    /// `launcher`: the process is a launcher (ssh, srun) rather than the
+    /// worker itself, and is asked to end with SIGTERM before it is killed.
+    pub(crate) fn track(pid: u32, ledger: &Arc<Ledger>, launcher: bool) -> Option<Child> {
         let pid = Pid::from_raw(i32::try_from(pid).ok()?)?;
         // Race-free: an unreaped child's pid cannot be reused.
         #[cfg(target_os = "linux")]
@@ -180,9 +215,11 @@ impl Child {
             pidfd,
             cgroup: OnceLock::new(),
             reaped: Mutex::new(None),
+            gentle: launcher,
+            termed: std::sync::atomic::AtomicBool::new(false),
         });
         if !ledger.record(&process) {
-            process.kill();
+            process.kill_unreaped();
             Ledger::reap_blocking([process], REAP_LIMIT);
             return None;
         }
@@ -252,6 +289,9 @@ impl Child {
     /// SIGKILL does not reach (a frozen cgroup, an uninterruptible sleep) and
     /// is given up on as `Exit::Unknown` (the pool's `Drop` tries once more).
     pub(crate) async fn wait(mut self) -> Exit {
+        if self.process.only_termed() && !self.exited_within(TERM_GRACE).await {
+            self.kill(); // SIGKILL now
+        }
         if !self.exited_within(UNKILLABLE_AFTER).await {
             return Exit::Unknown;
         }
@@ -283,7 +323,7 @@ impl Child {
     /// ledger; for use once [`poll_exited`](Child::poll_exited) was `Ready`.
     pub(crate) async fn reap(&self) -> Exit {
         // Its leftovers die first (a tracer hiding the zombie among them).
-        self.process.kill();
+        self.process.kill_now();
         let mut tries = 0;
         let exit = loop {
             if let Some(exit) = self.process.try_reap() {
@@ -406,27 +446,41 @@ impl Ledger {
 
     /// Kills every worker not yet reaped, with everything it started, and
     /// reaps them, blocking for at most [`REAP_LIMIT`] (SIGKILL takes effect
-    /// within milliseconds; the bound is for a process stuck in the kernel).
-    /// Their cgroups are left to the pool's cgroup, removed when it drops.
+    /// within milliseconds; the bound is for a process stuck in the kernel);
+    /// launchers, asked with SIGTERM first, get [`REAP_LIMIT`] to end before
+    /// the SIGKILL, so a pool of remote workers may block up to three times
+    /// as long. Their cgroups are left to the pool's cgroup, removed when it
+    /// drops.
     pub(crate) fn kill_all(&self) {
         let processes: Vec<Arc<Process>> = self
             .lock()
             .take()
             .map(|map| map.into_values().collect())
             .unwrap_or_default();
-        for process in &processes {
+        let (gentle, hard): (Vec<_>, Vec<_>) = processes.into_iter().partition(|p| p.gentle);
+        for process in gentle.iter().chain(&hard) {
             process.kill();
         }
-        Ledger::reap_blocking(processes, REAP_LIMIT);
+        Ledger::reap_blocking(hard, REAP_LIMIT);
+        // Launchers were asked to end; those that have not by now are killed.
+        let left = Ledger::reap_blocking(gentle, REAP_LIMIT);
+        for process in &left {
+            process.kill();
+        }
+        Ledger::reap_blocking(left, REAP_LIMIT);
     }
 
-    fn reap_blocking(processes: impl IntoIterator<Item = Arc<Process>>, limit: Duration) {
+    /// Reaps what exits within `limit`; returns the rest.
+    fn reap_blocking(
+        processes: impl IntoIterator<Item = Arc<Process>>,
+        limit: Duration,
+    ) -> Vec<Arc<Process>> {
         let mut left: Vec<Arc<Process>> = processes.into_iter().collect();
         let deadline = Instant::now() + limit;
         loop {
             left.retain(|process| process.try_reap().is_none());
             if left.is_empty() || Instant::now() >= deadline {
-                return;
+                return left;
             }
             std::thread::sleep(Duration::from_millis(1));
         }

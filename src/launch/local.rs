@@ -14,8 +14,9 @@ use tokio::net::UnixStream;
 
 use super::cgroup::PoolCgroup;
 use super::child::{Child, Ledger};
-use super::marker::{self, Marker};
+use super::marker::{self, Marker, Via};
 use super::options::Redirect;
+use super::remote::{self, Opening, Tail};
 use crate::error::{Error, Exit, Repr};
 use crate::wire::answer::Response;
 use crate::wire::frame::{self, Parts};
@@ -24,6 +25,8 @@ use crate::wire::hello::{self, Hello};
 /// Everything needed to start a worker; shared by all of a pool's slots.
 #[derive(Debug)]
 pub(crate) struct WorkerSpec {
+    /// How a launcher starts the worker elsewhere; `None`: `program`, here.
+    pub(crate) command: Option<RemoteCommand>,
     pub(crate) program: PathBuf,
     pub(crate) args: Vec<OsString>,
     pub(crate) env: Vec<(OsString, OsString)>,
@@ -41,6 +44,17 @@ pub(crate) struct WorkerSpec {
     pub(crate) ledger: Arc<Ledger>,
 }
 
+/// A worker's start through a [`Launcher`](crate::Launcher) command.
+#[derive(Debug)]
+pub(crate) struct RemoteCommand {
+    /// The whole command: the prefix, then the worker's own command line.
+    pub(crate) argv: Vec<OsString>,
+    /// The launcher as messages name it (`ssh node7`).
+    pub(crate) name: String,
+    /// See [`Launcher::keepalive`](crate::Launcher::keepalive).
+    pub(crate) keepalive: Option<Duration>,
+}
+
 /// A task every worker runs once, before it serves anything.
 #[derive(Clone, Debug)]
 pub(crate) struct Initializer {
@@ -55,6 +69,8 @@ pub(crate) struct Started {
     pub(crate) data: UnixStream,
     /// The id its next request gets (the initializer's went out already).
     pub(crate) first_id: u64,
+    /// How often to ask it for a sign of life (remote workers only).
+    pub(crate) keepalive: Option<Duration>,
 }
 
 /// The id of an initializer's request: the first a worker gets.
@@ -79,32 +95,50 @@ pub(crate) async fn start(spec: &Arc<WorkerSpec>) -> Result<Started, Error> {
     // The connection becomes the worker's stdin and nothing else is
     // inherited, so std can start it with posix_spawn: no fork of this
     // (possibly large, multi-threaded) process, whose cost grows with its
-    // memory.
-    let marker = Marker {
-        max_frame: spec.max_frame,
-        pool_pid: std::process::id(),
+    // memory. A launcher gets it as its stdout too.
+    let mut command = match &spec.command {
+        None => {
+            let marker = Marker {
+                max_frame: spec.max_frame,
+                via: Via::Socket {
+                    pool_pid: std::process::id(),
+                },
+            };
+            let mut command = Command::new(&spec.program);
+            command
+                .args(&spec.args)
+                .envs(spec.env.iter().map(|(k, v)| (k, v)))
+                .env(marker::ENV_MARKER, marker.to_string())
+                .stdin(Stdio::from(OwnedFd::from(child_data)))
+                .stdout(spec.stdout.stdio())
+                .stderr(spec.stderr.stdio());
+            command
+        }
+        Some(remote) => remote::command(remote, OwnedFd::from(child_data))
+            .map_err(|e| io_err("cannot share the socket with the launcher", e))?,
     };
-    let mut command = Command::new(&spec.program);
-    command
-        .args(&spec.args)
-        .envs(spec.env.iter().map(|(k, v)| (k, v)))
-        .env(marker::ENV_MARKER, marker.to_string())
-        .stdin(Stdio::from(OwnedFd::from(child_data)))
-        .stdout(spec.stdout.stdio())
-        .stderr(spec.stderr.stdio())
-        // Its own process group, so one signal reaches whatever a task starts
-        // (and the terminal's job control signals do not).
-        .process_group(0);
-    let spawned = command
+    // Its own process group, so one signal reaches whatever a task starts
+    // (and the terminal's job control signals do not); for a launcher,
+    // whatever it starts here (an ssh ProxyCommand).
+    command.process_group(0);
+    let what = match &spec.command {
+        None => spec.program.display().to_string(),
+        Some(remote) => format!("the launcher `{}`", remote.name),
+    };
+    let mut spawned = command
         .spawn()
-        .map_err(|e| io_err(&format!("cannot run {}", spec.program.display()), e))?;
+        .map_err(|e| io_err(&format!("cannot run {what}"), e))?;
     // The command owns the child's end of the data socket: close it here, or
     // the worker's exit would never read as end-of-stream.
     drop(command);
+    let tail = spawned
+        .stderr
+        .take()
+        .map(|pipe| Tail::relay(pipe, spec.stderr));
     let pid = spawned.id();
     // Not std's to wait for: the child is reaped through `Child` alone.
     drop(spawned);
-    let Some(mut child) = Child::track(pid, &spec.ledger) else {
+    let Some(mut child) = Child::track(pid, &spec.ledger, spec.command.is_some()) else {
         // The pool is gone (maybe with its runtime, so no await here would
         // complete); the child was killed and reaped.
         return Err(Error::new(Repr::ShutDown));
@@ -135,81 +169,154 @@ pub(crate) async fn start(spec: &Arc<WorkerSpec>) -> Result<Started, Error> {
     let _ = data.write_all(&start.encode()).await;
 
     // A worker that exits without reading what it was sent (`START`)
-    // resets the connection instead of closing it: the same thing.
-    let hello = tokio::time::timeout(spec.handshake_timeout, frame::read_async(&mut data, 64))
+    // resets the connection instead of closing it: the same thing. One
+    // through a launcher first writes the stdio magic.
+    let mut opening = None;
+    let read_hello = async {
+        if spec.command.is_some() {
+            match remote::opening(&mut data).await? {
+                Opening::Magic => {}
+                Opening::Ended => return Ok(None),
+                other => {
+                    opening = Some(other);
+                    return Ok(None);
+                }
+            }
+        }
+        frame::read_async(&mut data, 64).await
+    };
+    let hello = tokio::time::timeout(spec.handshake_timeout, read_hello)
         .await
         .map(|read| match read {
             Err(err) if err.kind() == std::io::ErrorKind::ConnectionReset => Ok(None),
             other => other,
         });
-    let problem = match hello {
-        Ok(Ok(Some(body))) => match Hello::parse(&body) {
-            Some(hello) if hello.version != frame::PROTOCOL_VERSION => format!(
-                "worker {pid} speaks protocol version {}, the pool {}; point worker_program \
+    // A local worker by its pid; a remote one by its launcher (whose pid
+    // means nothing on the worker's host).
+    let who = match &spec.command {
+        None => format!("worker {pid}"),
+        Some(remote) => format!(
+            "the worker started by `{}` (launcher pid {pid})",
+            remote.name
+        ),
+    };
+    let keepalive = spec.command.as_ref().and_then(|remote| remote.keepalive);
+    let noise = match opening {
+        Some(Opening::Noise(text)) => Some(text),
+        _ => None,
+    };
+    let problem = if let Some(text) = noise {
+        format!(
+            "{who}: the remote shell printed \"{text}\" before the worker started; a shell \
+             rc file (.bashrc, .profile) that prints for non-interactive shells corrupts the \
+             stream: make it print only when interactive (or the program there does not call \
+             procpool::init first)"
+        )
+    } else {
+        match hello {
+            Ok(Ok(Some(body))) => match Hello::parse(&body) {
+                Some(hello) if hello.version != frame::PROTOCOL_VERSION => format!(
+                    "{who} speaks protocol version {}, the pool {}; point worker_program \
                  at a binary built against this procpool",
-                hello.version,
-                frame::PROTOCOL_VERSION
-            ),
-            Some(hello) if hello.fingerprint != spec.fingerprint => format!(
-                "worker {pid} registered different tasks (fingerprint {:016x}, the pool {:016x}); \
+                    hello.version,
+                    frame::PROTOCOL_VERSION
+                ),
+                Some(hello) if hello.fingerprint != spec.fingerprint => format!(
+                    "{who} registered different tasks (fingerprint {:016x}, the pool {:016x}); \
                  the worker program must call procpool::init with the same tasks![...] list, \
-                 in the same order",
-                hello.fingerprint, spec.fingerprint
-            ),
-            Some(_) => match &spec.initializer {
-                None => {
-                    return Ok(Started {
-                        child,
-                        data,
-                        first_id: 1,
-                    });
-                }
-                Some(init) => {
-                    let run = initialize(&mut data, init, pid, spec.max_frame);
-                    match tokio::time::timeout(spec.handshake_timeout, run).await {
-                        Ok(Ok(())) => {
-                            return Ok(Started {
-                                child,
-                                data,
-                                first_id: INITIALIZER_ID + 1,
-                            });
-                        }
-                        Ok(Err(None)) => {
-                            let (exit, _) = exit_status(&mut child).await;
-                            format!("initializer `{}` ended worker {pid}: it {exit}", init.task)
-                        }
-                        Ok(Err(Some(problem))) => problem,
-                        Err(_) => format!(
-                            "initializer `{}` did not finish within {:?}, the handshake timeout \
+                 in the same order{}",
+                    hello.fingerprint,
+                    spec.fingerprint,
+                    if spec.command.is_some() {
+                        " (is the program there the same build as this one?)"
+                    } else {
+                        ""
+                    }
+                ),
+                Some(_) => match &spec.initializer {
+                    None => {
+                        return Ok(Started {
+                            child,
+                            data,
+                            first_id: 1,
+                            keepalive,
+                        });
+                    }
+                    Some(init) => {
+                        let run = initialize(&mut data, init, pid, spec.max_frame);
+                        match tokio::time::timeout(spec.handshake_timeout, run).await {
+                            Ok(Ok(())) => {
+                                return Ok(Started {
+                                    child,
+                                    data,
+                                    first_id: INITIALIZER_ID + 1,
+                                    keepalive,
+                                });
+                            }
+                            Ok(Err(None)) => {
+                                let exit = exit_status(&mut child).await.0;
+                                format!("initializer `{}` ended {who}: it {exit}", init.task)
+                            }
+                            Ok(Err(Some(problem))) => problem,
+                            Err(_) => format!(
+                                "initializer `{}` did not finish within {:?}, the handshake timeout \
                              (raise it with PoolBuilder::handshake_timeout)",
-                            init.task, spec.handshake_timeout
-                        ),
+                                init.task, spec.handshake_timeout
+                            ),
+                        }
+                    }
+                },
+                None => format!("{who} sent something other than a procpool handshake"),
+            },
+            Ok(Ok(None)) => {
+                let exit = exit_status(&mut child).await;
+                let by_signal = matches!(exit.1, Some(Exit::Signal(_)));
+                match &spec.command {
+                    None => {
+                        // A program that exits by itself before saying hello is
+                        // most likely not serving tasks; one killed by a signal
+                        // was just unlucky.
+                        let hint = if by_signal {
+                            ""
+                        } else {
+                            "; does its `main` call `procpool::init(procpool::tasks![...])` first?"
+                        };
+                        format!(
+                            "{who} ({}) {} before its handshake{hint}",
+                            spec.program.display(),
+                            exit.0
+                        )
+                    }
+                    Some(remote) => {
+                        let code = match exit.1 {
+                            Some(Exit::Code(code)) => Some(code),
+                            _ => None,
+                        };
+                        format!(
+                            "{who}: the launcher {} before the worker's handshake{}{}",
+                            exit.0,
+                            remote::exit_hint(remote, code),
+                            quoted(tail.as_ref()).await
+                        )
                     }
                 }
+            }
+            Ok(Err(err)) => format!("{who}: handshake failed: {err}"),
+            Err(_) => match &spec.command {
+                None => format!(
+                    "{who} ({}) did not complete its handshake within {:?}; does its `main` \
+                 call `procpool::init` first?",
+                    spec.program.display(),
+                    spec.handshake_timeout
+                ),
+                Some(_) => format!(
+                    "{who} did not complete its handshake within {:?} (raise it with \
+                 handshake_timeout if starting there is slow){}",
+                    spec.handshake_timeout,
+                    quoted(tail.as_ref()).await
+                ),
             },
-            None => format!("worker {pid} sent something other than a procpool handshake"),
-        },
-        Ok(Ok(None)) => {
-            let (exit, by_signal) = exit_status(&mut child).await;
-            // A program that exits by itself before saying hello is most
-            // likely not serving tasks; one killed by a signal was just unlucky.
-            let hint = if by_signal {
-                ""
-            } else {
-                "; does its `main` call `procpool::init(procpool::tasks![...])` first?"
-            };
-            format!(
-                "worker {pid} ({}) {exit} before its handshake{hint}",
-                spec.program.display()
-            )
         }
-        Ok(Err(err)) => format!("worker {pid} handshake failed: {err}"),
-        Err(_) => format!(
-            "worker {pid} ({}) did not complete its handshake within {:?}; does its `main` \
-             call `procpool::init` first?",
-            spec.program.display(),
-            spec.handshake_timeout
-        ),
     };
     child.kill_and_wait().await;
     Err(Error::spawn(problem, None))
@@ -255,13 +362,31 @@ async fn initialize(
 }
 
 /// How a worker that hung up ended, described for an error message, and
-/// whether a signal ended it.
-async fn exit_status(child: &mut Child) -> (String, bool) {
+/// how it exited (`None`: it has not, yet).
+async fn exit_status(child: &mut Child) -> ExitSeen {
     if child.exited_within(HANDSHAKE_EXIT_WAIT).await {
         let exit = child.reap().await;
-        (exit.to_string(), matches!(exit, Exit::Signal(_)))
+        ExitSeen(exit.to_string(), Some(exit))
     } else {
-        ("closed its socket".to_string(), false)
+        ExitSeen("closed its socket".to_string(), None)
+    }
+}
+
+/// [`exit_status`]'s answer.
+struct ExitSeen(String, Option<Exit>);
+
+/// `; it said: …` with the end of a launcher's stderr, if it wrote any.
+async fn quoted(tail: Option<&Tail>) -> String {
+    let Some(tail) = tail.cloned() else {
+        return String::new();
+    };
+    // (It may wait a moment for the launcher's last words.)
+    let words = tokio::task::spawn_blocking(move || tail.last_words())
+        .await
+        .unwrap_or_default();
+    match words {
+        words if words.is_empty() => String::new(),
+        words => format!("; it said: {words}"),
     }
 }
 

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use super::cgroup::PoolCgroup;
 use super::child::Ledger;
-use super::local::{Initializer, WorkerSpec};
+use super::launcher::{Launcher, Prefix};
+use super::local::{Initializer, RemoteCommand, WorkerSpec};
+use super::marker::{ENV_MARKER, Marker, Via};
 use crate::error::Error;
 
 /// Where a worker's standard output or error goes.
@@ -113,6 +115,7 @@ pub(crate) struct WorkerOptions {
     pub(crate) containment: Containment,
     /// The `tracing` events a worker sends back (`None`: none).
     pub(crate) log_level: Option<tracing::Level>,
+    pub(crate) launcher: Launcher,
 }
 
 impl Default for WorkerOptions {
@@ -128,11 +131,69 @@ impl Default for WorkerOptions {
             handshake_timeout: Duration::from_secs(10),
             containment: Containment::Auto,
             log_level: None,
+            launcher: Launcher::local(),
         }
     }
 }
 
 impl WorkerOptions {
+    /// The containment to settle with [`cgroup_for`]: the user's choice for
+    /// local workers; process groups for workers started through a
+    /// launcher, whose processes a cgroup here cannot hold.
+    ///
+    /// # Errors
+    ///
+    /// [`Containment::Cgroup`] with a launcher that starts workers elsewhere:
+    /// a cgroup here cannot hold processes on another host.
+    pub(crate) fn containment(&self) -> Result<Containment, Error> {
+        match (&self.launcher.prefix(), self.containment) {
+            (None, containment) => Ok(containment),
+            (Some(_), Containment::Cgroup) => Err(Error::spawn(
+                "Containment::Cgroup cannot reach workers started through a launcher command \
+                 (they may be on another host): use Containment::Auto or ProcessGroup, under \
+                 which a remote worker's tasks end with its process group when its stream ends",
+                None,
+            )),
+            // Nothing of a remote worker's can be put in a cgroup here.
+            (Some(_), _) => Ok(Containment::ProcessGroup),
+        }
+    }
+
+    /// The command line that starts a worker through `prefix`: the worker's
+    /// marker and variables go in it (`env K=V …`), since a remote shell
+    /// does not get this process's environment.
+    fn remote_command(&self, prefix: &Prefix) -> Result<RemoteCommand, Error> {
+        let program = match (&prefix.program, &self.program) {
+            (Some(program), _) | (None, Some(program)) => program.clone(),
+            // The real path: `/proc/self/exe` means something else there.
+            (None, None) => std::env::current_exe()
+                .map_err(|err| Error::spawn("cannot find the current executable", Some(err)))?,
+        };
+        let marker = Marker {
+            max_frame: self.max_frame,
+            via: Via::Stdio {
+                quiet: self.stdout == Redirect::Null,
+                keepalive_ms: prefix.keepalive.map_or(0, |every| {
+                    u64::try_from(every.as_millis()).unwrap_or(u64::MAX).max(1)
+                }),
+            },
+        };
+        let mut words: Vec<OsString> = vec!["env".into(), format!("{ENV_MARKER}={marker}").into()];
+        for (key, value) in &self.env {
+            let mut pair = key.clone();
+            pair.push("=");
+            pair.push(value);
+            words.push(pair);
+        }
+        words.push(program.into_os_string());
+        words.extend(self.args.iter().cloned());
+        Ok(RemoteCommand {
+            argv: prefix.argv(&words),
+            name: prefix.describe(),
+            keepalive: prefix.keepalive,
+        })
+    }
+
     /// What a worker is started with, once the program is known (`None`:
     /// this executable) and containment was settled into `cgroup`.
     ///
@@ -145,11 +206,16 @@ impl WorkerOptions {
         initializer: Option<Initializer>,
         cgroup: Option<Arc<PoolCgroup>>,
     ) -> Result<WorkerSpec, Error> {
+        let command = match self.launcher.prefix() {
+            None => None,
+            Some(prefix) => Some(self.remote_command(prefix)?),
+        };
         let program = match self.program {
             Some(program) => program,
             None => current_exe()?,
         };
         Ok(WorkerSpec {
+            command,
             program,
             args: self.args,
             env: self.env,

@@ -497,6 +497,36 @@ impl PoolBuilder {
         self
     }
 
+    /// Where workers run and how they are started there: on this machine
+    /// (the default, [`Launcher::local`](crate::Launcher::local)), or through
+    /// a command such as `ssh HOST` or `srun` (see [`Launcher`](crate::Launcher)
+    /// for what crosses hosts and what does not).
+    ///
+    /// # Errors
+    ///
+    /// Nothing is checked here. With a launcher command, [`build`](PoolBuilder::build) fails with
+    /// [`Error::is_spawn`](crate::Error::is_spawn), naming the launcher, if
+    /// it cannot be run, exits (host unreachable, authentication refused,
+    /// program missing there), a remote shell prints something first, the
+    /// program there is a different build, or the handshake does not complete
+    /// within the [handshake timeout](Self::handshake_timeout); and at once
+    /// with [`Containment::Cgroup`](crate::Containment::Cgroup).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use procpool::{Launcher, Pool};
+    ///
+    /// # async fn demo() -> Result<(), procpool::Error> {
+    /// // Inside a Slurm allocation: one worker per task slot, placed by Slurm.
+    /// let pool = Pool::builder().launcher(Launcher::srun()).workers(16).build().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn launcher(mut self, launcher: crate::Launcher) -> Self {
+        self.launch.launcher = launcher;
+        self
+    }
+
     /// How the processes a task starts are made to die with it; see
     /// [`Containment`] for what each choice guarantees, and
     /// [`Pool::containment`] for what `Auto` chose.
@@ -673,7 +703,7 @@ impl PoolBuilder {
             }
             init => init,
         };
-        let cgroup = cgroup_for(self.launch.containment, create_cgroup).await?;
+        let cgroup = cgroup_for(self.launch.containment()?, create_cgroup).await?;
         let containment = match cgroup {
             Some(_) => Containment::Cgroup,
             None => Containment::ProcessGroup,

@@ -294,6 +294,40 @@ impl ProcessBuilder {
         self
     }
 
+    /// Where the process runs and how it is started there: on this machine
+    /// (the default, [`Launcher::local`](crate::Launcher::local)), or through
+    /// a command such as `ssh HOST` or `srun` (see [`Launcher`](crate::Launcher)
+    /// for what crosses hosts and what does not).
+    ///
+    /// # Errors
+    ///
+    /// Nothing is checked here. With a launcher command, the process fails
+    /// with [`Error::is_spawn`], naming the launcher, if it cannot be run,
+    /// exits (host unreachable, authentication refused, program missing
+    /// there), a remote shell prints something first, the program there is
+    /// a different build, or the handshake does not complete within the
+    /// [handshake timeout](Self::handshake_timeout); and at once with
+    /// [`Containment::Cgroup`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use procpool::{Launcher, Process};
+    ///
+    /// fn hostname() -> String {
+    ///     std::fs::read_to_string("/etc/hostname").unwrap_or_default()
+    /// }
+    ///
+    /// # async fn demo() -> Result<(), procpool::Error> {
+    /// let there = Process::builder().launcher(Launcher::ssh("node7"));
+    /// println!("ran on {}", there.spawn(hostname, ()).await?);
+    /// # Ok(()) }
+    /// ```
+    pub fn launcher(mut self, launcher: crate::Launcher) -> Self {
+        self.launch.launcher = launcher;
+        self
+    }
+
     /// Runs `f(args)` in a fresh process with these settings, started at
     /// once; see [`Process`] for the handle.
     ///
@@ -364,10 +398,11 @@ impl ProcessBuilder {
         let launch = self.launch.clone();
         let fingerprint = registry.fingerprint();
         let driver = tokio::spawn(async move {
-            let spec = match cgroup_for(launch.containment, shared_cgroup).await {
-                Ok(cgroup) => launch.into_spec(fingerprint, None, cgroup),
+            let cgroup = match launch.containment() {
+                Ok(containment) => cgroup_for(containment, shared_cgroup).await,
                 Err(err) => Err(err),
             };
+            let spec = cgroup.and_then(|cgroup| launch.into_spec(fingerprint, None, cgroup));
             match spec {
                 Ok(spec) => Driver::new(Arc::new(spec), job).await,
                 Err(err) => {

@@ -13,7 +13,7 @@ pub(crate) const PREFIX_LEN: usize = 1 + 8;
 pub(crate) const RESERVE_AHEAD: usize = 64 << 20;
 
 /// Bumped whenever the format in the module docs changes.
-pub(crate) const PROTOCOL_VERSION: u32 = 4;
+pub(crate) const PROTOCOL_VERSION: u32 = 5;
 
 // Kinds, pool → worker.
 pub(crate) const START: u8 = 0x20;
@@ -21,6 +21,7 @@ pub(crate) const REQUEST: u8 = 0x01;
 pub(crate) const CHUNK: u8 = 0x06;
 pub(crate) const CANCEL: u8 = 0x07;
 pub(crate) const REPLY: u8 = 0x31;
+pub(crate) const PING: u8 = 0x60;
 // Kinds, worker → pool.
 pub(crate) const HELLO: u8 = 0x10;
 pub(crate) const OK: u8 = 0x02;
@@ -30,6 +31,7 @@ pub(crate) const SKIPPED: u8 = 0x05;
 pub(crate) const TOO_LARGE: u8 = 0x08;
 pub(crate) const CALL: u8 = 0x30;
 pub(crate) const LOG: u8 = 0x50;
+pub(crate) const PONG: u8 = 0x61;
 
 /// Starts a frame of `kind` for `id` in `out` (cleared first), with a
 /// placeholder length that [`end`] fills in once the payload is written.

@@ -5,6 +5,12 @@ use super::frame::{self, HELLO, Parts, START};
 
 const MAGIC: &[u8; 8] = b"procpool";
 
+/// What a worker started through a launcher (over stdio) writes before
+/// anything else, so that whatever a remote shell prints first (an rc
+/// file's `echo`, a banner) is told apart from a frame and reported as
+/// such, rather than read as a length.
+pub(crate) const STDIO_MAGIC: &[u8; 16] = b"\0procpool-stdio\n";
+
 /// What the pool tells a new worker in its `START`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Start {

@@ -35,6 +35,8 @@
 //! | `CREDIT` | `0x48` | pool → worker | channel | count `u32`: messages the worker may send | [`channel`] |
 //! | `DATA` | `0x49` | pool → worker | channel | flags `u8` (1: last piece, 2: a dead sender's report: pid `u32`, exit tag `u8` and `i32`, task name), a piece of a message asked for | [`channel`] |
 //! | `CLOSED` | `0x4A` | pool → worker | channel | role `u8` gone: every sender (after every message was received) or every receiver | [`channel`] |
+//! | `PING` | `0x60` | pool → worker, remote workers only | 0 | none: answer with `PONG` (see [`Launcher::keepalive`](crate::Launcher::keepalive)) | [`frame`] |
+//! | `PONG` | `0x61` | worker → pool | 0 | none: the answer to a `PING` | [`frame`] |
 //! | `LOG` | `0x50` | worker → pool, any thread | running task (0: none) | level `u8`, target length `u16` and target, the event's fields as UTF-8 text | [`log`] |
 //!
 //! # Ids and order

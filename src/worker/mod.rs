@@ -20,6 +20,7 @@ mod outbox;
 mod panic;
 mod reader;
 mod serve;
+mod stdio;
 mod teardown;
 
 use std::io::{self, Write};
@@ -29,7 +30,7 @@ pub use link::echo_through_pool;
 pub(crate) use panic::panic_text;
 pub(crate) use reader::running_task;
 
-use crate::launch::marker::Marker;
+use crate::launch::marker::{Marker, Via};
 use crate::registry::{self, Registry};
 use crate::sys;
 use crate::wire::frame;
@@ -122,14 +123,20 @@ pub fn init(registry: Registry) {
     teardown::teardown()
 }
 
-/// Takes the connection from stdin, waits for the pool's `START` (it
-/// contains us first), and says hello.
+/// Takes the connection from stdin (and stdout, through a launcher), waits
+/// for the pool's `START` (it contains us first), and says hello.
 ///
 /// Stdin is the connection so that the pool can start us with
 /// `posix_spawn`, which places no other fds; it becomes `/dev/null`, so
 /// tasks cannot read the protocol.
 fn connect(registry: &Registry, marker: Marker) -> io::Result<UnixStream> {
-    let mut socket = take_stdin_socket()?;
+    let mut socket = match marker.via {
+        Via::Socket { .. } => take_stdin_socket()?,
+        Via::Stdio {
+            quiet,
+            keepalive_ms,
+        } => stdio::take(quiet, keepalive_ms)?,
+    };
     let mut body = Vec::new();
     if !frame::read_blocking(&mut socket, &mut body, marker.max_frame)? {
         return Err(io::ErrorKind::UnexpectedEof.into());
@@ -166,6 +173,12 @@ fn serve(registry: &'static Registry, marker: Marker, socket: UnixStream) -> io:
         Err(err) => return err,
     };
     let link = link::Link::install(write_half, marker.max_frame);
+    if let Via::Stdio { keepalive_ms, .. } = marker.via
+        && keepalive_ms > 0
+        && let Err(err) = stdio::heartbeat(link, keepalive_ms)
+    {
+        return err;
+    }
     crate::channel::remote::install(registry);
     let inbox: &'static reader::Inbox = match reader::Inbox::new(socket, marker.max_frame, link) {
         Ok(inbox) => Box::leak(Box::new(inbox)),

@@ -34,7 +34,7 @@ use rustix::net::RecvFlags;
 
 use super::link::Link;
 use super::teardown::{fail, teardown};
-use crate::wire::frame::{self, CANCEL, CHUNK, Parts, REPLY, REQUEST};
+use crate::wire::frame::{self, CANCEL, CHUNK, PING, PONG, Parts, REPLY, REQUEST};
 use crate::wire::{call, channel};
 
 /// Requests waiting for the task thread, and what it is doing.
@@ -248,6 +248,11 @@ impl Inbox {
                 let outcome = call::parse_reply(parts.payload)?.map(<[u8]>::to_vec);
                 self.link.deliver(parts.id, outcome)
             }
+            // Through the writer thread: the reader must not wait on a write.
+            PING if parts.payload.is_empty() => self
+                .link
+                .send_from_reader(&[&frame::empty(PONG, 0)])
+                .map_err(|err| format!("(could not answer its keepalive: {err})")),
             channel::CREDIT | channel::DATA | channel::CLOSED => {
                 crate::channel::remote::route(parts)
             }

@@ -718,6 +718,13 @@ macro_rules! tests {
 /// and `cargo nextest` drive these binaries like any others. Each test runs on
 /// a fresh multi-thread runtime and fails if any process is left after it.
 pub fn run(tests: &[(&str, TestFn)], roles: fn(&str)) {
+    run_unless(tests, roles, |_| None)
+}
+
+/// [`run`], with the tests for which `skip` gives a reason marked ignored
+/// (libtest's `ignored`, visible in the summary), the reason printed once
+/// per test: a test that cannot run here says so rather than passing.
+pub fn run_unless(tests: &[(&str, TestFn)], roles: fn(&str), skip: fn(&str) -> Option<String>) {
     if let Ok(version) = std::env::var(FAKE_WORKER) {
         fake_worker(version.parse().unwrap());
     }
@@ -765,7 +772,14 @@ pub fn run(tests: &[(&str, TestFn)], roles: fn(&str)) {
     become_subreaper();
     let trials = tests
         .iter()
-        .map(|&(name, test)| libtest_mimic::Trial::test(name, move || run_one(test)))
+        .map(|&(name, test)| {
+            let reason = skip(name);
+            if let Some(reason) = &reason {
+                eprintln!("skipped: {name}: {reason}");
+            }
+            libtest_mimic::Trial::test(name, move || run_one(test))
+                .with_ignored_flag(reason.is_some())
+        })
         .collect();
     libtest_mimic::run(&args, trials).exit();
 }

@@ -49,6 +49,10 @@ pub(crate) struct Launched<Io, P> {
     pub(crate) io: Io,
     /// The id its next request gets (ids before it went to the initializer).
     pub(crate) first_id: u64,
+    /// How often to ask it for a sign of life (see
+    /// [`Launcher::keepalive`](crate::Launcher::keepalive)); `None` for a
+    /// local worker, whose death the pool sees directly.
+    pub(crate) keepalive: Option<std::time::Duration>,
 }
 
 /// A running worker process: the only way a slot signals or waits for it.
@@ -76,6 +80,7 @@ impl From<Started> for Launched<UnixStream, Child> {
             process: started.child,
             io: started.data,
             first_id: started.first_id,
+            keepalive: started.keepalive,
         }
     }
 }

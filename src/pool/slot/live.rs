@@ -6,6 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::Ordering::Relaxed;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, Sleep};
@@ -21,7 +22,7 @@ use crate::pool::stats::Counters;
 use crate::wire::answer::{self, Response};
 use crate::wire::call::{self, Service};
 use crate::wire::conn::{Body, Conn, InFlight};
-use crate::wire::frame::{CALL, LOG, Parts};
+use crate::wire::frame::{self, CALL, LOG, PING, PONG, Parts};
 use crate::wire::{channel, log};
 
 /// Roughly how much work, in time, a worker may have queued behind its
@@ -53,6 +54,24 @@ pub(crate) struct LiveWorker<L: Launch> {
     /// Armed while a frame is part-way in and no byte has come since:
     /// when it fires, the worker is taken for stopped mid-write.
     stall: Option<Pin<Box<Sleep>>>,
+    /// A remote worker's sign-of-life check; `None` for a local one.
+    keepalive: Option<Keepalive>,
+}
+
+/// Asks a remote worker for a sign of life every `every` (a `PING`, which it
+/// answers with a `PONG`; it also sends one unasked every `every`, so a
+/// `PING` stuck behind a large request going out is no false alarm), and
+/// gives it up when nothing at all came from it for twice as long: a hung
+/// link (a dead host, a network partition) is found, not waited on. The
+/// pings also tell the worker that the pool is there, which it checks on
+/// its side (see `worker::stdio`). Off the local
+/// hot path: a local worker has none, and a remote one reads the clock once
+/// per read that returned bytes.
+#[derive(Debug)]
+struct Keepalive {
+    every: Duration,
+    timer: Pin<Box<Sleep>>,
+    last_heard: Instant,
 }
 
 /// Most pieces of channel messages written to a worker per poll.
@@ -85,6 +104,11 @@ impl<L: Launch> LiveWorker<L> {
             doomed: false,
             kill_at: None,
             stall: None,
+            keepalive: launched.keepalive.map(|every| Keepalive {
+                every,
+                timer: Box::pin(tokio::time::sleep(every)),
+                last_heard: Instant::now(),
+            }),
         }
     }
 
@@ -109,9 +133,11 @@ impl<L: Launch> LiveWorker<L> {
                 if self.process.poll_exited(cx).is_pending() {
                     // A frame of its left part-way in our buffer is ours to
                     // finish reading, not the worker's stall: the clock
-                    // starts again when we read again.
+                    // starts again when we read again. (A hung link is
+                    // still found: while we do not read, the worker
+                    // reading what we write is its sign of life; `flush`.)
                     self.stall = None;
-                    return Ok(());
+                    return self.check_keepalive(cx).map_err(Fault::Protocol);
                 }
                 self.conn.discard_control();
                 continue;
@@ -124,12 +150,16 @@ impl<L: Launch> LiveWorker<L> {
                     // the same remainder again and again, and an old clock
                     // then fired on a worker that was writing all along.)
                     self.stall = None;
+                    if let Some(keepalive) = &mut self.keepalive {
+                        keepalive.last_heard = Instant::now();
+                    }
                     continue;
                 }
                 Poll::Ready(Err(_)) => return Err(Fault::Io),
                 Poll::Pending => {}
             }
             if self.process.poll_exited(cx).is_pending() {
+                self.check_keepalive(cx).map_err(Fault::Protocol)?;
                 return self.check_stall(cx).map_err(Fault::Protocol);
             }
             // Dead, though something it forked may hold its socket open:
@@ -159,6 +189,7 @@ impl<L: Launch> LiveWorker<L> {
                 self.conn.queue_control(&reply);
                 Ok(())
             }
+            PONG => Ok(()), // heard: that is all it is for
             LOG => {
                 let (level, origin, message) =
                     log::parse(parts.payload).map_err(Fault::Protocol)?;
@@ -269,7 +300,8 @@ impl<L: Launch> LiveWorker<L> {
             return false;
         }
         let mut more_pieces = self.take_channel_frames(cx);
-        let paused = self.conn.control_backlog() >= CONTROL_BACKLOG_LIMIT;
+        let backlog = self.conn.control_backlog();
+        let paused = backlog >= CONTROL_BACKLOG_LIMIT;
         let mut flushed = self.conn.poll_flush(cx);
         // A message in pieces: the next piece once the last one is written,
         // a few per poll (then the dispatcher's other work gets a turn).
@@ -293,9 +325,15 @@ impl<L: Launch> LiveWorker<L> {
             self.doom();
             return true;
         }
-        if paused && self.conn.control_backlog() < CONTROL_BACKLOG_LIMIT {
-            // Reading stopped for this backlog: go on now.
-            cx.waker().wake_by_ref();
+        if paused && self.conn.control_backlog() < backlog {
+            if let Some(keepalive) = &mut self.keepalive {
+                // Not read while paused, it shows it is there by reading.
+                keepalive.last_heard = Instant::now();
+            }
+            if self.conn.control_backlog() < CONTROL_BACKLOG_LIMIT {
+                // Reading stopped for this backlog: go on now.
+                cx.waker().wake_by_ref();
+            }
         }
         false
     }
@@ -343,6 +381,32 @@ impl<L: Launch> LiveWorker<L> {
                  {STALL_LIMIT:?}): a garbage length, or a worker stopped mid-write"
             )),
         }
+    }
+
+    /// Sends a `PING` every keepalive interval; `Err` if nothing came from
+    /// the worker for two of them (see [`Keepalive`]).
+    fn check_keepalive(&mut self, cx: &mut Context<'_>) -> Result<(), String> {
+        let Some(keepalive) = &mut self.keepalive else {
+            return Ok(());
+        };
+        while keepalive.timer.as_mut().poll(cx).is_ready() {
+            let silent = keepalive.last_heard.elapsed();
+            if silent >= 2 * keepalive.every {
+                return Err(format!(
+                    "nothing came from the worker for {silent:?}, though it was asked for a \
+                     sign of life every {:?}: the link to it is hung (see Launcher::keepalive)",
+                    keepalive.every
+                ));
+            }
+            if !self.doomed {
+                self.conn.queue_control(&frame::empty(PING, 0));
+                // Written by the slot's next flush.
+                cx.waker().wake_by_ref();
+            }
+            let next = Instant::now() + keepalive.every;
+            keepalive.timer.as_mut().reset(next);
+        }
+        Ok(())
     }
 
     /// Kills the worker (if it is not dead already) and stops sending it

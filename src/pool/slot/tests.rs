@@ -76,6 +76,7 @@ impl Launch for MockLauncher {
                 },
                 io: ours,
                 first_id: 1,
+                keepalive: None,
             })
         })
     }
