@@ -241,5 +241,6 @@ struct ReadmeExamples;
 /// or go away in any release.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::channel::remote::channels_known;
     pub use crate::worker::echo_through_pool;
 }

@@ -28,6 +28,7 @@ fn main() {
             a_forged_channel_frame_is_a_protocol_error,
             endpoints_cannot_travel_in_map_items,
             a_sender_reopened_on_the_same_worker_after_credit_was_in_flight,
+            a_worker_forgets_the_channels_it_no_longer_holds,
             tasks_one_after_another_sharing_one_sender_with_a_slow_reader,
             a_message_over_the_limit_is_an_error_for_its_sender,
             a_tasks_timeout_ends_its_stream_while_the_parent_reads_it,
@@ -370,6 +371,27 @@ async fn a_sender_reopened_on_the_same_worker_after_credit_was_in_flight() {
         MORE
     );
     within(LIMIT, "the reader", reader).await.unwrap();
+}
+
+async fn a_worker_forgets_the_channels_it_no_longer_holds() {
+    // A long-lived worker given a new channel per task keeps no entry for
+    // any of them once its tasks are done (it kept every one, ~170 bytes
+    // each, for good).
+    let pool = pool(1).await;
+    for round in 0..300u64 {
+        let (tx, rx) = procpool::channel::<u64>(4);
+        let task = pool.submit(produce, (3, tx));
+        for i in 0..3 {
+            assert_eq!(within(LIMIT, "a message", rx.recv()).await.unwrap(), i);
+        }
+        assert_eq!(within(LIMIT, "the producer", task).await.unwrap(), 3);
+        let (tx, rx) = procpool::channel::<u64>(4);
+        tx.send(round).await.unwrap();
+        assert_eq!(pool.submit(recv_one, rx).await.unwrap(), round);
+    }
+    // Each forgot its channel before the next request reached it.
+    assert_eq!(pool.submit(channels_known, ()).await.unwrap(), 0);
+    assert_eq!(pool.stats().respawns, 0);
 }
 
 async fn tasks_one_after_another_sharing_one_sender_with_a_slow_reader() {

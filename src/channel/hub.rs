@@ -260,6 +260,26 @@ impl Shared {
                 let role = frames::parse_role(parts.payload)?;
                 state.leave(peer.id, role);
             }
+            frames::FORGET => {
+                // Sent after its last CLOSE: it holds nothing here. What it
+                // was granted is void (it zeroed its own count); what it may
+                // still give back keeps it known.
+                if let Some(at) = state.members.iter().position(|m| m.peer.id == peer.id) {
+                    let member = &mut state.members[at];
+                    if member.holds != [false; 2] {
+                        return Err(format!(
+                            "a FORGET of channel {} while it holds an endpoint of it",
+                            self.id
+                        ));
+                    }
+                    member.credit = 0;
+                    member.starved = false;
+                    if member.unreturned == 0 {
+                        state.members.swap_remove(at);
+                    }
+                }
+                peer.send_forgotten(self.id);
+            }
             frames::SEND => unreachable!("messages go to on_send"),
             frames::WANT => match frames::parse_want(parts.payload)? {
                 (role, n) if state.holding(peer.id, role).is_none() => {

@@ -201,6 +201,15 @@ impl Peer {
         });
     }
 
+    /// The answer to a `FORGET`: after every frame for channel `id`.
+    pub(super) fn send_forgotten(&self, id: u64) {
+        self.post(|out| {
+            out.ordered(id, |out| {
+                out.extend(frames::control(frames::FORGOTTEN, id, &[]))
+            })
+        });
+    }
+
     pub(super) fn send_closed(&self, id: u64, gone: Role) {
         self.post(|out| {
             out.ordered(id, |out| {
@@ -266,6 +275,10 @@ impl Connection {
             // Gone once nobody held it: a goodbye or a message given back
             // after that is late, not wrong.
             None if matches!(kind, frames::CLOSE | frames::RETURN) => Ok(()),
+            None if kind == frames::FORGET => {
+                self.peer.send_forgotten(id);
+                Ok(())
+            }
             None => Err(format!(
                 "a frame of kind 0x{kind:02x} for channel {id}, which does not exist"
             )),

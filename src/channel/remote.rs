@@ -60,6 +60,9 @@ struct Channel {
     receivers_gone: bool,
     /// A thread is writing a message in pieces; others wait to send.
     sending_pieces: bool,
+    /// `FORGET`s sent and not yet answered: while any is, a grant that
+    /// comes is void (the pool sent it before it read the `FORGET`).
+    forgets: u32,
 }
 
 fn table() -> MutexGuard<'static, HashMap<u64, Channel>> {
@@ -128,7 +131,7 @@ pub(crate) fn open(id: u64, role: Role, ty: &'static str) -> Result<(), Error> {
 /// One endpoint of `role` fewer; the last says goodbye, handing back what
 /// came for receivers and was not taken.
 pub(crate) fn close(id: u64, role: Role) {
-    let returned = {
+    let (returned, forget) = {
         let mut channels = table();
         let Some(channel) = channels.get_mut(&id) else {
             return;
@@ -137,10 +140,11 @@ pub(crate) fn close(id: u64, role: Role) {
         if channel.held[role as usize] > 0 {
             return;
         }
-        match role {
+        let returned = match role {
             Role::Sender => {
                 // What credit it has, and a grant on its way, stay for a
-                // sender it may hold later (the pool keeps them too).
+                // sender it may hold later while it holds a receiver (the
+                // pool keeps them too).
                 Vec::new()
             }
             Role::Receiver => {
@@ -150,13 +154,26 @@ pub(crate) fn close(id: u64, role: Role) {
                     .filter_map(Result::ok)
                     .collect()
             }
+        };
+        // Nothing of it held here any more: forget it once the pool has
+        // sent what it had for it. The credit goes (the pool drops it
+        // when it reads the FORGET).
+        let forget = channel.held == [0, 0];
+        if forget {
+            channel.forgets += 1;
+            channel.credit = 0;
+            channel.asked = false;
         }
+        (returned, forget)
     };
     // Given back last first: each goes to the front of the line.
     for message in returned.iter().rev() {
         let _ = post(&[&frames::control(frames::RETURN, id, message)]);
     }
     let _ = post(&[&frames::control(frames::CLOSE, id, &[role as u8])]);
+    if forget {
+        let _ = post(&[&frames::control(frames::FORGET, id, &[])]);
+    }
 }
 
 /// Sends one encoded message, waiting for credit if it has none.
@@ -318,10 +335,23 @@ pub(crate) fn route(parts: Parts<'_>) -> Result<(), String> {
     let mut give_back = None;
     match parts.kind {
         frames::CREDIT => {
-            channel.credit = channel
-                .credit
-                .saturating_add(frames::parse_credit(parts.payload)?);
-            channel.asked = false;
+            let granted = frames::parse_credit(parts.payload)?;
+            // Sent before the pool read our FORGET: void there too.
+            if channel.forgets == 0 {
+                channel.credit = channel.credit.saturating_add(granted);
+                channel.asked = false;
+            }
+        }
+        frames::FORGOTTEN => {
+            channel.forgets = channel
+                .forgets
+                .checked_sub(1)
+                .ok_or_else(|| format!("a FORGOTTEN of channel {} nobody asked for", parts.id))?;
+            // Everything the pool had for it came before this: if nothing
+            // holds it again since, it is gone.
+            if channel.forgets == 0 && channel.held == [0, 0] {
+                channels.remove(&parts.id);
+            }
         }
         frames::CLOSED => match frames::parse_role(parts.payload)? {
             Role::Sender => channel.senders_gone = true,
@@ -358,6 +388,12 @@ pub(crate) fn route(parts: Parts<'_>) -> Result<(), String> {
         let _ = link.send_from_reader(&[&frames::control(frames::RETURN, parts.id, &message)]);
     }
     Ok(())
+}
+
+/// How many channels this process has entries for: for tests (a worker
+/// forgets the ones it no longer holds).
+pub fn channels_known() -> usize {
+    table().len()
 }
 
 fn fault_error(ty: &'static str, bytes: &[u8]) -> Result<Error, String> {

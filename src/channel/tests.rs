@@ -155,3 +155,36 @@ fn the_last_receiver_gone_tells_worker_senders_and_fails_local_ones() {
     let err = futures::executor::block_on(tx.send(1)).unwrap_err();
     assert!(err.is_closed(), "{err}");
 }
+
+#[test]
+fn a_forget_voids_the_workers_credit_and_is_answered_after_everything_else() {
+    let (tx, _rx) = channel::<u64>(4);
+    let (id, mut conn) = opened(&tx, Role::Sender);
+    route(&mut conn, &frames::want(id, Role::Sender, 256)).unwrap();
+    assert_eq!(outgoing(&conn)[0].0, frames::CREDIT);
+    let forget = frames::control(frames::FORGET, id, &[]);
+    let err = route(&mut conn, &forget).unwrap_err();
+    assert!(err.contains("while it holds"), "{err}");
+    route(
+        &mut conn,
+        &frames::control(frames::CLOSE, id, &[Role::Sender as u8]),
+    )
+    .unwrap();
+    route(&mut conn, &forget).unwrap();
+    assert_eq!(outgoing(&conn), [(frames::FORGOTTEN, vec![])]);
+    // Opened again, it starts with no credit: what it had is void.
+    route(
+        &mut conn,
+        &frames::control(frames::OPEN, id, &[Role::Sender as u8]),
+    )
+    .unwrap();
+    let err = route(&mut conn, &piece(id, frames::LAST, b"x")).unwrap_err();
+    assert!(err.contains("without credit"), "{err}");
+}
+
+#[test]
+fn a_forget_of_a_channel_already_gone_is_answered() {
+    let mut conn = Connection::new(1 << 20);
+    route(&mut conn, &frames::control(frames::FORGET, u64::MAX, &[])).unwrap();
+    assert_eq!(outgoing(&conn), [(frames::FORGOTTEN, vec![])]);
+}

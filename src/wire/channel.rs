@@ -11,6 +11,12 @@
 //! over [`PIECE`] bytes travels in pieces, each a frame of its own, so
 //! small frames (answers, other channels) are not stuck behind it; only the
 //! last piece makes it a message.
+//!
+//! A worker whose last endpoint of a channel is gone forgets it once the
+//! pool says it will send nothing more for it (`FORGET`, answered by
+//! `FORGOTTEN` after everything else the pool had for it): a long-lived
+//! worker that sees a million channels does not keep a million entries.
+//! Credit granted before the `FORGET` is void on both sides.
 
 use super::frame;
 use crate::error::Exit;
@@ -21,15 +27,17 @@ pub(crate) const CLOSE: u8 = 0x41;
 pub(crate) const SEND: u8 = 0x42;
 pub(crate) const WANT: u8 = 0x43;
 pub(crate) const RETURN: u8 = 0x44;
+pub(crate) const FORGET: u8 = 0x45;
 /// Whether `kind` is a channel frame a worker sends.
 pub(crate) fn from_worker(kind: u8) -> bool {
-    matches!(kind, OPEN | CLOSE | SEND | WANT | RETURN)
+    matches!(kind, OPEN | CLOSE | SEND | WANT | RETURN | FORGET)
 }
 
 // Kinds, pool → worker.
 pub(crate) const CREDIT: u8 = 0x48;
 pub(crate) const DATA: u8 = 0x49;
 pub(crate) const CLOSED: u8 = 0x4A;
+pub(crate) const FORGOTTEN: u8 = 0x4B;
 
 /// The largest piece of a message in one frame: 1 MiB, and room for an
 /// encoding's few header bytes on top, so that a 1 MiB buffer sent as a

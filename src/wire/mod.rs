@@ -32,9 +32,11 @@
 //! | `SEND` | `0x42` | worker → pool | channel | flags `u8` (1: last piece), a piece of a bincode message; a message's first piece takes one credit | [`channel`] |
 //! | `WANT` | `0x43` | worker → pool | channel | role `u8`, count `u32`: credit to send (sender), or messages to receive (receiver) | [`channel`] |
 //! | `RETURN` | `0x44` | worker → pool | channel | a whole message the worker asked for and no longer wants: back to the front | [`channel`] |
+//! | `FORGET` | `0x45` | worker → pool | channel | none: it holds no endpoint of the channel and will forget it; credit it had is void | [`channel`] |
 //! | `CREDIT` | `0x48` | pool → worker | channel | count `u32`: messages the worker may send | [`channel`] |
 //! | `DATA` | `0x49` | pool → worker | channel | flags `u8` (1: last piece, 2: a dead sender's report: pid `u32`, exit tag `u8` and `i32`, task name), a piece of a message asked for | [`channel`] |
 //! | `CLOSED` | `0x4A` | pool → worker | channel | role `u8` gone: every sender (after every message was received) or every receiver | [`channel`] |
+//! | `FORGOTTEN` | `0x4B` | pool → worker | channel | none: the answer to a `FORGET`, after every other frame for the channel; nothing more comes for it unless the worker opens it again | [`channel`] |
 //! | `PING` | `0x60` | pool → worker, remote workers only | 0 | none: answer with `PONG` (see [`Launcher::keepalive`](crate::Launcher::keepalive)) | [`frame`] |
 //! | `PONG` | `0x61` | worker → pool | 0 | none: the answer to a `PING` | [`frame`] |
 //! | `LOG` | `0x50` | worker → pool, any thread | running task (0: none) | level `u8`, target length `u16` and target, the event's fields as UTF-8 text | [`log`] |

@@ -253,7 +253,7 @@ impl Inbox {
                 .link
                 .send_from_reader(&[&frame::empty(PONG, 0)])
                 .map_err(|err| format!("(could not answer its keepalive: {err})")),
-            channel::CREDIT | channel::DATA | channel::CLOSED => {
+            channel::CREDIT | channel::DATA | channel::CLOSED | channel::FORGOTTEN => {
                 crate::channel::remote::route(parts)
             }
             kind => Err(format!(

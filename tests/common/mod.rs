@@ -584,6 +584,11 @@ pub fn get_within(ms: u64, queue: Queue<u64>) -> Option<u64> {
     }
 }
 
+/// How many channels this worker keeps an entry for.
+pub fn channels_known() -> u64 {
+    procpool::__private::channels_known() as u64
+}
+
 /// Receives one message and drops its receiver.
 pub fn recv_one(input: Receiver<u64>) -> u64 {
     input.blocking_recv().unwrap()
@@ -629,6 +634,7 @@ pub fn log_records(n: u64) -> u32 {
 pub fn tasks() -> procpool::Registry {
     procpool::tasks![
         square,
+        channels_known,
         log_records,
         small_behind_large,
         product,
