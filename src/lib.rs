@@ -216,7 +216,7 @@ pub use channel::{Duplex, Queue, Receiver, Sender, channel, pipe};
 pub use error::Error;
 pub use launch::{Containment, Redirect};
 pub use map::MapStream;
-pub use pool::{Pool, PoolBuilder, Stats};
+pub use pool::{Pool, PoolBuilder, Reservation, Stats};
 pub use process::{Process, ProcessBuilder, spawn};
 pub use registry::{Registry, Task};
 pub use task::{Callback, OnDone, TaskHandle, WaitFor, Waited, as_completed, wait};

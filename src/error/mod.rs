@@ -294,6 +294,28 @@ impl Error {
         matches!(*self.repr, Repr::ShutDown)
     }
 
+    /// [`Pool::try_submit`](crate::Pool::try_submit) found no room: as many
+    /// tasks as [`PoolBuilder::max_queued`](crate::PoolBuilder::max_queued)
+    /// allows are already waiting for a worker. Nothing was queued; try
+    /// again later, shed the request, or wait for room with
+    /// [`Pool::reserve`](crate::Pool::reserve).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn square(x: u64) -> u64 { x * x }
+    /// # async fn demo(pool: procpool::Pool) -> Result<(), procpool::Error> {
+    /// match pool.try_submit(square, 3) {
+    ///     Ok(handle) => println!("{}", handle.await?),
+    ///     Err(err) if err.is_queue_full() => eprintln!("busy, try later: {err}"),
+    ///     Err(err) => return Err(err),
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn is_queue_full(&self) -> bool {
+        matches!(*self.repr, Repr::QueueFull { .. })
+    }
+
     /// The function was not registered with [`init`](crate::init) (it is not
     /// in the [`tasks!`](crate::tasks) list, or it is a closure), or `init`
     /// was never called. The message names the function and the fix.
@@ -592,6 +614,7 @@ impl Error {
             | Repr::TooLarge { task, .. }
             | Repr::ResultTooLarge { task, .. }
             | Repr::Undeliverable { task, .. }
+            | Repr::QueueFull { task, .. }
             | Repr::Unregistered { task } => Some(task),
             Repr::Protocol { task, .. } | Repr::PeerDied { task, .. } => task,
             _ => None,

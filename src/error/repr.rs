@@ -142,6 +142,11 @@ pub(crate) enum Repr {
     Endpoint(String),
     NotInitialized,
     ShutDown,
+    /// `try_submit` found the pool's queue at `PoolBuilder::max_queued`.
+    QueueFull {
+        task: &'static str,
+        max: usize,
+    },
     Spawn {
         message: String,
         source: Option<io::Error>,
@@ -314,6 +319,12 @@ impl fmt::Display for Error {
             Repr::ShutDown => f.write_str(
                 "the pool was shut down or dropped; keep a `Pool` alive (or call \
                  `shutdown().await`) until its tasks are done",
+            ),
+            Repr::QueueFull { task, max } => write!(
+                f,
+                "task `{task}` was not queued: {max} tasks are already waiting for a worker \
+                 (PoolBuilder::max_queued); wait for room with `Pool::reserve().await` or \
+                 `submit` (whose handle waits), shed the load, or raise the limit"
             ),
             Repr::Spawn { message, source } => {
                 write!(f, "could not start a worker process: {message}")?;

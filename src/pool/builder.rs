@@ -54,6 +54,7 @@ pub struct PoolBuilder {
     max_tasks_per_worker: Option<u64>,
     retries: u32,
     initializer: Option<Result<Initializer, Error>>,
+    max_queued: Option<usize>,
 }
 
 impl Default for PoolBuilder {
@@ -84,6 +85,7 @@ impl PoolBuilder {
             max_tasks_per_worker: None,
             retries: 0,
             initializer: None,
+            max_queued: None,
         }
     }
 
@@ -357,6 +359,48 @@ impl PoolBuilder {
     /// ```
     pub fn task_timeout(mut self, limit: Duration) -> Self {
         self.task_timeout = Some(limit);
+        self
+    }
+
+    /// The most tasks that may wait in the pool's queue for a worker (tasks
+    /// already sent to a worker do not count): backpressure for a producer
+    /// faster than the workers, piscina's `maxQueue`.
+    ///
+    /// Beyond it:
+    ///
+    /// * [`Pool::reserve`](crate::Pool::reserve)`.await` waits for room,
+    ///   holding nothing meanwhile, so a producer loop or a request handler
+    ///   that awaits it runs at the workers' pace with flat memory;
+    /// * [`Pool::try_submit`](crate::Pool::try_submit) fails at once with
+    ///   [`Error::is_queue_full`](crate::Error::is_queue_full);
+    /// * [`Pool::submit`](crate::Pool::submit), which cannot wait (it
+    ///   returns the handle at once), encodes the task and queues it as soon
+    ///   as there is room, in submission order; its handle resolves then as
+    ///   usual. A task waiting so holds its encoded arguments, so a loop
+    ///   that submits without awaiting anything still grows: use `reserve`
+    ///   there.
+    ///
+    /// [`map`](crate::Pool::map) and its relatives are not limited by it:
+    /// their window bounds them already. A task requeued because its worker
+    /// died is not refused either.
+    ///
+    /// The default is no limit (the queue grows as needed). `0` is silently
+    /// treated as `1`. The cost when set: one uncontended semaphore
+    /// operation per submit and one per task sent to a worker.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn square(x: u64) -> u64 { x * x }
+    /// # async fn demo() -> Result<(), procpool::Error> {
+    /// let pool = procpool::Pool::builder().max_queued(1_000).build().await?;
+    /// for x in 0..1_000_000u64 {
+    ///     pool.reserve().await?.submit(square, x).detach();
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn max_queued(mut self, n: usize) -> Self {
+        self.max_queued = Some(n.max(1));
         self
     }
 
@@ -716,6 +760,7 @@ impl PoolBuilder {
                 retries: self.retries,
                 max_frame,
                 containment,
+                max_queued: self.max_queued,
             },
         ))
     }

@@ -189,7 +189,9 @@ impl<L: Launch> Dispatcher<L> {
                 .filter_map(|slot| Some((slot.room(max_depth)?, slot)))
                 .min_by_key(|&(load, _)| load);
             let Some((_, slot)) = target else { break };
-            let job = self.queue.pop_front().expect("front exists");
+            let mut job = self.queue.pop_front().expect("front exists");
+            // Out of the queue: its room under `max_queued` is free again.
+            drop(job.room.take());
             slot.accept(job, &self.launcher, self.settings.max_tasks_per_worker);
         }
     }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures::task::AtomicWaker;
 use tokio::time::Instant;
 
-use tokio::sync::oneshot;
+use tokio::sync::{OwnedSemaphorePermit, oneshot};
 
 use crate::channel::Holds;
 use crate::error::Error;
@@ -35,6 +35,10 @@ pub(crate) struct Job {
     /// is answered (the worker holds its own by then). Never read: what
     /// counts is when it drops.
     pub(crate) holds: Holds,
+    /// Its place under `PoolBuilder::max_queued`, given back when it
+    /// leaves the pool's queue for a worker (`None`: no limit, or a `map`
+    /// chunk, which its window bounds instead).
+    pub(crate) room: Option<OwnedSemaphorePermit>,
 }
 
 /// The caller's end of a job: where its answer comes, and where it went.

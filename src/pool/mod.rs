@@ -9,6 +9,7 @@
 //! * [`slot`]: one worker's lifecycle (starting, live, reaping, backing off,
 //!   closing), what its frames and its death mean for the tasks it holds,
 //!   and how a worker is launched (as traits, mocked in its tests);
+//! * [`room`]: backpressure, room in the queue under `max_queued`;
 //! * [`job`]: a submitted task on its way, paired with where its answer goes;
 //! * [`stats`]: the counters behind [`Pool::stats`].
 
@@ -17,9 +18,11 @@ pub(crate) mod dispatcher;
 pub(crate) mod job;
 #[allow(clippy::module_inception)] // `pool::pool` is where `Pool` lives
 pub(crate) mod pool;
+pub(crate) mod room;
 pub(crate) mod slot;
 pub(crate) mod stats;
 
 pub use builder::PoolBuilder;
 pub use pool::Pool;
+pub use room::Reservation;
 pub use stats::Stats;

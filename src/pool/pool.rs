@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Semaphore, TryAcquireError, mpsc, oneshot};
 
 use crate::channel::Holds;
 use crate::error::{Error, Repr};
@@ -14,6 +14,7 @@ use crate::map::MapStream;
 use crate::pool::builder::PoolBuilder;
 use crate::pool::dispatcher::Command;
 use crate::pool::job::{self, Job, Placement, Ticket};
+use crate::pool::room::{self, Reservation, Room};
 use crate::pool::stats::{Counters, Stats};
 use crate::task::handle::TaskHandle;
 use crate::wire::frame;
@@ -57,6 +58,8 @@ struct Inner {
     /// The runtime the pool was built on, where its dispatcher runs.
     runtime: tokio::runtime::Handle,
     closed: AtomicBool,
+    /// Room in the queue under `max_queued`; `None`: unbounded.
+    room: Option<Arc<Semaphore>>,
 }
 
 /// What a pool handle needs to know of the builder's settings.
@@ -67,6 +70,7 @@ pub(crate) struct Config {
     pub(crate) retries: u32,
     pub(crate) max_frame: u64,
     pub(crate) containment: Containment,
+    pub(crate) max_queued: Option<usize>,
 }
 
 impl Pool {
@@ -96,9 +100,12 @@ impl Pool {
                 commands,
                 counters,
                 registry,
-                config,
                 runtime: tokio::runtime::Handle::current(),
                 closed: AtomicBool::new(false),
+                room: config
+                    .max_queued
+                    .map(|n| Arc::new(Semaphore::new(n.min(Semaphore::MAX_PERMITS)))),
+                config,
             }),
         }
     }
@@ -109,6 +116,11 @@ impl Pool {
     /// whether or not the handle is polled, unless the handle is dropped first
     /// (see [`TaskHandle`] on cancellation). A pool-wide
     /// [`task_timeout`](PoolBuilder::task_timeout) applies to the handle.
+    /// With [`max_queued`](PoolBuilder::max_queued) set and the queue full,
+    /// the task waits for room (it is queued, in submission order, as soon
+    /// as there is some) and the handle resolves as usual; to slow a
+    /// producer down instead, await [`reserve`](Pool::reserve) first, or
+    /// refuse the work with [`try_submit`](Pool::try_submit).
     ///
     /// `args` is the function's one argument as it is, the tuple of its
     /// arguments for several, or `()` for none (see [`Task`]):
@@ -158,13 +170,113 @@ impl Pool {
     pub fn submit<M, F: Task<M>>(&self, f: F, args: F::Args) -> TaskHandle<F::Output> {
         assert_fn_item::<F>();
         let _ = f;
+        self.handle_for::<F, F::Args, F::Output>(&args, Room::WaitIfFull)
+    }
+
+    /// Like [`submit`](Pool::submit), but fails at once instead of waiting
+    /// when the pool's queue is at
+    /// [`max_queued`](PoolBuilder::max_queued): piscina's `maxQueue`, for
+    /// a service that sheds load rather than queue it.
+    ///
+    /// Without a `max_queued` limit it is `Ok(pool.submit(f, args))`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::is_queue_full`] if there is no room; nothing was queued.
+    /// Every other failure (not registered, not encodable, shut down, and
+    /// what happens in the worker) comes from the handle, as for `submit`.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn square(x: u64) -> u64 { x * x }
+    /// # async fn demo() -> Result<(), procpool::Error> {
+    /// let pool = procpool::Pool::builder().max_queued(1_000).build().await?;
+    /// match pool.try_submit(square, 7) {
+    ///     Ok(handle) => assert_eq!(handle.await?, 49),
+    ///     Err(err) if err.is_queue_full() => eprintln!("overloaded: answer 503"),
+    ///     Err(err) => return Err(err),
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn try_submit<M, F: Task<M>>(
+        &self,
+        f: F,
+        args: F::Args,
+    ) -> Result<TaskHandle<F::Output>, Error> {
+        assert_fn_item::<F>();
+        let _ = f;
+        let room = match &self.inner.room {
+            None => None,
+            Some(room) => Some(room.clone().try_acquire_owned().map_err(|err| match err {
+                TryAcquireError::Closed => Error::new(Repr::ShutDown),
+                TryAcquireError::NoPermits => Error::new(Repr::QueueFull {
+                    task: std::any::type_name::<F>(),
+                    max: self.inner.config.max_queued.unwrap_or_default(),
+                }),
+            })?),
+        };
+        Ok(self.handle_for::<F, F::Args, F::Output>(&args, Room::Taken(room)))
+    }
+
+    /// Waits until the pool's queue has room for one more task (see
+    /// [`max_queued`](PoolBuilder::max_queued)), and holds that room for
+    /// the [`Reservation`]'s [`submit`](Reservation::submit).
+    ///
+    /// This is how a producer that submits faster than the workers run is
+    /// slowed to their pace with flat memory: nothing is encoded or held
+    /// while it waits. Waiters are served in the order they started
+    /// waiting. Without a `max_queued` limit it is ready at once.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::is_shutdown`] once the pool is shut down (also for a call
+    /// waiting when the shutdown begins).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropping the future before it completes takes no room
+    /// (its place in line is lost). Dropping the [`Reservation`] gives its
+    /// room back.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn square(x: u64) -> u64 { x * x }
+    /// # async fn demo() -> Result<(), procpool::Error> {
+    /// let pool = procpool::Pool::builder().max_queued(10_000).build().await?;
+    /// for x in 0..10_000_000u64 {
+    ///     // Waits whenever 10,000 tasks are queued: memory stays flat.
+    ///     pool.reserve().await?.submit(square, x).detach();
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn reserve(&self) -> Result<Reservation, Error> {
+        let room = match &self.inner.room {
+            None => None,
+            Some(room) => Some(
+                room.clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| Error::new(Repr::ShutDown))?,
+            ),
+        };
+        Ok(Reservation::new(self.clone(), room))
+    }
+
+    /// The handle of a task submitted with `room` (see [`Room`]).
+    pub(crate) fn handle_for<F: 'static, A: serde::Serialize, T>(
+        &self,
+        args: &A,
+        room: Room,
+    ) -> TaskHandle<T> {
         let task = std::any::type_name::<F>();
         // The pool-wide timeout's timer needs the runtime; a submit from a
         // plain thread gets the pool's.
         let _runtime = self.inner.runtime.enter();
         TaskHandle::new(
             task,
-            self.enqueue::<F, F::Args>(task, &args),
+            self.enqueue::<F, A>(task, args, room),
             self.inner.config.task_timeout,
         )
     }
@@ -173,9 +285,32 @@ impl Pool {
         &self,
         task: &'static str,
         args: &A,
+        room: Room,
     ) -> Result<Ticket, Error> {
         let (frame, holds) = job::encode_request(self.task_index::<F>()?, args)?;
-        self.enqueue_frame(task, frame, holds)
+        let (mut job, ticket) = self.prepare(task, frame, holds)?;
+        match room {
+            Room::Taken(room) => job.room = room,
+            Room::WaitIfFull => {
+                if let Some(room) = &self.inner.room {
+                    match room.clone().try_acquire_owned() {
+                        Ok(taken) => job.room = Some(taken),
+                        Err(TryAcquireError::Closed) => return Err(Error::new(Repr::ShutDown)),
+                        Err(TryAcquireError::NoPermits) => {
+                            room::queue_when_room(
+                                &self.inner.runtime,
+                                room.clone(),
+                                self.inner.commands.clone(),
+                                job,
+                            );
+                            return Ok(ticket);
+                        }
+                    }
+                }
+            }
+        }
+        self.send(job)?;
+        Ok(ticket)
     }
 
     /// The index requests use for `F`.
@@ -183,13 +318,27 @@ impl Pool {
         self.inner.registry.index_of::<F>()
     }
 
-    /// Queues an encoded request frame.
+    /// Queues an encoded request frame, whatever `max_queued` says (a `map`
+    /// is bounded by its window instead).
     pub(crate) fn enqueue_frame(
         &self,
         task: &'static str,
         frame: Vec<u8>,
         holds: Holds,
     ) -> Result<Ticket, Error> {
+        let (job, ticket) = self.prepare(task, frame, holds)?;
+        self.send(job)?;
+        Ok(ticket)
+    }
+
+    /// The job for an encoded request, and the caller's end of it; an error
+    /// if it must not be sent at all.
+    fn prepare(
+        &self,
+        task: &'static str,
+        frame: Vec<u8>,
+        holds: Holds,
+    ) -> Result<(Job, Ticket), Error> {
         if self.inner.closed.load(Relaxed) {
             return Err(Error::new(Repr::ShutDown));
         }
@@ -204,23 +353,29 @@ impl Pool {
         }
         let (reply, receiver) = oneshot::channel();
         let placed = Placement::default();
-        self.inner
-            .commands
-            .send(Command::Submit(Job {
-                task,
-                frame,
-                reply,
-                retries_left: self.inner.config.retries,
-                failed_deliveries: 0,
-                crashed_workers: 0,
-                placed: placed.clone(),
-                holds,
-            }))
-            .map_err(|_| Error::new(Repr::ShutDown))?;
-        Ok(Ticket {
+        let job = Job {
+            task,
+            frame,
+            reply,
+            retries_left: self.inner.config.retries,
+            failed_deliveries: 0,
+            crashed_workers: 0,
+            placed: placed.clone(),
+            holds,
+            room: None,
+        };
+        let ticket = Ticket {
             answer: receiver,
             placed,
-        })
+        };
+        Ok((job, ticket))
+    }
+
+    fn send(&self, job: Job) -> Result<(), Error> {
+        self.inner
+            .commands
+            .send(Command::Submit(job))
+            .map_err(|_| Error::new(Repr::ShutDown))
     }
 
     /// Applies `f` to every item of `input`, yielding the results in input
@@ -503,6 +658,10 @@ impl Pool {
 
     async fn stop(&self, command: fn(oneshot::Sender<()>) -> Command) {
         self.inner.closed.store(true, Relaxed);
+        if let Some(room) = &self.inner.room {
+            // Whoever waits for room now fails with a shutdown error.
+            room.close();
+        }
         let (done, finished) = oneshot::channel();
         if self.inner.commands.send(command(done)).is_ok() {
             // An error means the dispatcher is already gone: also done.

@@ -360,6 +360,7 @@ impl ProcessBuilder {
             crashed_workers: 0,
             placed: placed.clone(),
             holds,
+            room: None,
         };
         let launch = self.launch.clone();
         let fingerprint = registry.fingerprint();

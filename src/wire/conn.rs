@@ -453,6 +453,7 @@ mod tests {
                 crashed_workers: 0,
                 placed: Default::default(),
                 holds: Default::default(),
+                room: None,
             },
             rx,
         )

@@ -331,6 +331,7 @@ impl Rig {
             crashed_workers: 0,
             placed: Default::default(),
             holds: Default::default(),
+            room: None,
         };
         self.submit.send(job).unwrap();
         answer
