@@ -144,8 +144,45 @@ impl Error {
     pub fn is_worker_died(&self) -> bool {
         matches!(
             *self.repr,
-            Repr::WorkerDied { .. } | Repr::ProcessDied { .. } | Repr::Undeliverable { .. }
+            Repr::WorkerDied { .. }
+                | Repr::ProcessDied { .. }
+                | Repr::Undeliverable { .. }
+                | Repr::OutOfMemory { .. }
         )
+    }
+
+    /// The task ran out of memory under the pool's per-worker limit
+    /// ([`PoolBuilder::max_memory_per_worker`](crate::PoolBuilder::max_memory_per_worker)):
+    /// an allocation failed at the limit, which the error's message states,
+    /// and the worker died of it. The pool has replaced the worker.
+    ///
+    /// It is also [`is_worker_died`](Error::is_worker_died) (so
+    /// [`retries`](crate::PoolBuilder::retries) apply), but with neither an
+    /// [`exit_code`](Error::exit_code) nor a [`signal`](Error::signal): how
+    /// the worker ended is the pool's mechanism, not the task's doing. A
+    /// worker killed by the kernel's OOM killer without such a limit is
+    /// not this, but `is_worker_died` with SIGKILL: the kernel does not say
+    /// why it sent the signal.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// fn load(mib: usize) -> usize {
+    ///     vec![1u8; mib << 20].len()
+    /// }
+    ///
+    /// # async fn demo() -> Result<(), procpool::Error> {
+    /// let pool = procpool::Pool::builder()
+    ///     .max_memory_per_worker(1 << 30)
+    ///     .build()
+    ///     .await?;
+    /// let err = pool.submit(load, 4096).await.unwrap_err();
+    /// assert!(err.is_out_of_memory());
+    /// assert!(err.to_string().contains("1073741824 bytes"));
+    /// # Ok(()) }
+    /// ```
+    pub fn is_out_of_memory(&self) -> bool {
+        matches!(*self.repr, Repr::OutOfMemory { .. })
     }
 
     /// The task's encoded arguments, or its result, are larger than the
@@ -572,6 +609,7 @@ impl Error {
         match *self.repr {
             Repr::Panicked { pid, .. }
             | Repr::WorkerDied { pid, .. }
+            | Repr::OutOfMemory { pid, .. }
             | Repr::ProcessDied { pid, .. }
             | Repr::Undeliverable { pid, .. }
             | Repr::Remote { pid, .. }
@@ -606,6 +644,7 @@ impl Error {
         match *self.repr {
             Repr::Panicked { task, .. }
             | Repr::WorkerDied { task, .. }
+            | Repr::OutOfMemory { task, .. }
             | Repr::ProcessDied { task, .. }
             | Repr::Cancelled { task, .. }
             | Repr::ProcessKilled { task, .. }

@@ -55,6 +55,13 @@ pub(crate) enum Repr {
         pid: u32,
         exit: Exit,
     },
+    /// The worker running it ran out of memory under the pool's limit
+    /// (`PoolBuilder::max_memory_per_worker`).
+    OutOfMemory {
+        task: &'static str,
+        pid: u32,
+        limit: u64,
+    },
     /// A [`Process`](crate::Process) died before its function returned.
     ProcessDied {
         task: &'static str,
@@ -180,6 +187,13 @@ impl fmt::Display for Error {
                  the task was lost and the worker replaced (if the task crashed it, fix the \
                  task; if it was killed from outside, e.g. by the OOM killer, \
                  PoolBuilder::retries reruns tasks that are safe to run twice)"
+            ),
+            Repr::OutOfMemory { task, pid, limit } => write!(
+                f,
+                "task `{task}` ran out of memory in worker {pid}: an allocation failed at the \
+                 pool's limit of {limit} bytes of address space per worker \
+                 (PoolBuilder::max_memory_per_worker, enforced as RLIMIT_AS); the worker was \
+                 replaced. Raise the limit, or make the task use less"
             ),
             Repr::ProcessDied { task, pid, exit } => write!(
                 f,

@@ -34,6 +34,8 @@ pub(crate) struct WorkerSpec {
     pub(crate) handshake_timeout: Duration,
     /// What a worker sends of its `tracing` events (see `hello::Start`).
     pub(crate) log_level: u8,
+    /// The address-space limit each worker sets on itself, in bytes.
+    pub(crate) memory_limit: Option<u64>,
     pub(crate) fingerprint: u64,
     pub(crate) initializer: Option<Initializer>,
     /// Where workers get a cgroup each; `None`: process groups only.
@@ -131,6 +133,7 @@ pub(crate) async fn start(spec: &Arc<WorkerSpec>) -> Result<Started, Error> {
     // the handshake below reports how it ended.
     let start = hello::Start {
         log_level: spec.log_level,
+        memory_limit: spec.memory_limit.unwrap_or(0),
     };
     let _ = data.write_all(&start.encode()).await;
 

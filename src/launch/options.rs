@@ -113,6 +113,8 @@ pub(crate) struct WorkerOptions {
     pub(crate) containment: Containment,
     /// The `tracing` events a worker sends back (`None`: none).
     pub(crate) log_level: Option<tracing::Level>,
+    /// The address-space limit each worker sets on itself (`None`: none).
+    pub(crate) memory_limit: Option<u64>,
 }
 
 impl Default for WorkerOptions {
@@ -128,6 +130,7 @@ impl Default for WorkerOptions {
             handshake_timeout: Duration::from_secs(10),
             containment: Containment::Auto,
             log_level: None,
+            memory_limit: None,
         }
     }
 }
@@ -159,6 +162,7 @@ impl WorkerOptions {
             socket_buffer: self.socket_buffer,
             handshake_timeout: self.handshake_timeout,
             log_level: self.log_level.map_or(0, crate::wire::log::level_byte),
+            memory_limit: self.memory_limit,
             fingerprint,
             initializer,
             cgroup,

@@ -404,6 +404,69 @@ impl PoolBuilder {
         self
     }
 
+    /// A hard cap on each worker's memory: a task whose allocation would take
+    /// its worker past `bytes` fails with
+    /// [`Error::is_out_of_memory`](crate::Error::is_out_of_memory) (the
+    /// limit in its message), its worker dies of it and is replaced, and
+    /// the other tasks go on.
+    ///
+    /// What is counted is the worker's **address space** (`RLIMIT_AS`, set
+    /// by the worker on itself, soft and hard, before anything of yours
+    /// runs): all the virtual memory it has mapped, not only what is
+    /// resident. That includes reservations that cost no RAM: the
+    /// program's own mappings, 8 MiB of stack per thread, and glibc's
+    /// per-thread malloc arenas (64 MiB of address space each). An idle
+    /// worker of this crate's test programs maps about 73 MiB with 4 MiB
+    /// resident, and each thread a task starts adds to that; so set the cap
+    /// well above what a worker maps at rest (`VmSize` in
+    /// `/proc/<pid>/status`), not at its expected RSS. Each process a task
+    /// starts inherits its own copy of the limit, not a share of it.
+    ///
+    /// Why not a cgroup's `memory.max`, which counts resident memory for a
+    /// whole tree? It needs the cgroup v2 memory controller delegated to
+    /// this process; on the hybrid cgroup machines this crate is built and
+    /// tested on (the memory controller on v1) there is none, and an
+    /// rlimit works everywhere, with no privileges. A worker killed by the
+    /// kernel's OOM killer, or by a cgroup limit set from outside, is
+    /// [`is_worker_died`](crate::Error::is_worker_died) with SIGKILL: the
+    /// kernel does not say why.
+    ///
+    /// How a failure is recognised: Rust aborts the process when an
+    /// allocation fails (the hook that would let the worker act first,
+    /// `std::alloc::set_alloc_error_hook`, is unstable). Under this cap the
+    /// worker catches that SIGABRT, and if errno is `ENOMEM` or less than
+    /// 32 MiB of address space is left, exits with code 71 instead, which
+    /// the pool reports as out of memory; any other abort still dies of
+    /// SIGABRT. Two limits follow: a single allocation far larger than what
+    /// is left is recognised by errno alone, which Rust's backtrace
+    /// printing (with `RUST_BACKTRACE` set) may overwrite, so it may then
+    /// be reported as a SIGABRT; and a task that itself calls `exit(71)`
+    /// under a cap is reported as out of memory. Native code that handles a
+    /// failed `malloc` itself fails in its own way (an error, a null
+    /// pointer) instead.
+    ///
+    /// The default is no cap. The cost when set: none per task.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn resize(path: String) -> bool { true }
+    /// # async fn demo() -> Result<(), procpool::Error> {
+    /// let pool = procpool::Pool::builder()
+    ///     .max_memory_per_worker(2 << 30) // 2 GiB of address space each
+    ///     .build()
+    ///     .await?;
+    /// match pool.submit(resize, "huge.tiff".to_string()).await {
+    ///     Err(err) if err.is_out_of_memory() => eprintln!("too big: {err}"),
+    ///     other => println!("{other:?}"),
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn max_memory_per_worker(mut self, bytes: u64) -> Self {
+        self.launch.memory_limit = Some(bytes);
+        self
+    }
+
     /// Replaces each worker after it has been sent `n` tasks (a chunk of a
     /// [`map`](crate::Pool::map) counts as one), like Python's
     /// `max_tasks_per_child`: a remedy for tasks that leak memory or other

@@ -665,6 +665,11 @@ pub fn tasks() -> procpool::Registry {
         recv_one,
         spin_forever,
         read_env,
+        allocate_mib,
+        leak_mib,
+        start_big,
+        reserve_bytes,
+        vm_size_and_rss_kib,
     ]
 }
 
@@ -1184,6 +1189,59 @@ pub fn square_once(x: u64, micros: u64, dir: String) -> u64 {
         std::thread::sleep(Duration::from_micros(micros));
     }
     x * x
+}
+
+// ---- memory tasks (tests/memory.rs) --------------------------------------
+
+/// Allocates `mib` MiB in 1 MiB blocks, touching every page, and frees them:
+/// returns `mib`, or dies trying under a memory cap.
+pub fn allocate_mib(mib: u64) -> u64 {
+    let blocks = touched_blocks(mib);
+    blocks.len() as u64
+}
+
+/// Allocates and touches `mib` MiB and never frees them: a leak.
+pub fn leak_mib(mib: u64) -> u32 {
+    std::mem::forget(touched_blocks(mib));
+    std::process::id()
+}
+
+fn touched_blocks(mib: u64) -> Vec<Vec<u8>> {
+    (0..mib)
+        .map(|_| {
+            let mut block = vec![0u8; 1 << 20];
+            for page in block.chunks_mut(4096) {
+                page[0] = 1;
+            }
+            std::hint::black_box(block)
+        })
+        .collect()
+}
+
+/// Reserves `bytes` in one allocation (untouched): its length, or an
+/// allocation failure.
+pub fn reserve_bytes(bytes: u64) -> u64 {
+    let block: Vec<u8> = Vec::with_capacity(bytes as usize);
+    std::hint::black_box(&block);
+    block.capacity() as u64
+}
+
+/// This worker's address space and resident set, in KiB.
+pub fn vm_size_and_rss_kib() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let field = |name: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    };
+    (field("VmSize:"), field("VmRSS:"))
+}
+
+/// An initializer that leaks `mib` MiB: a worker born big.
+pub fn start_big(mib: u64) {
+    leak_mib(mib);
 }
 
 /// Appends a line to `path`, then aborts: a crash whose every run is counted.

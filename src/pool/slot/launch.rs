@@ -33,6 +33,11 @@ pub(crate) trait Launch: Debug + Send + Sync + Unpin + 'static {
     /// The largest frame body its workers may send.
     fn max_frame(&self) -> u64;
 
+    /// The address-space limit its workers run under, if any: a worker
+    /// that exits with [`EXIT_OUT_OF_MEMORY`](crate::worker::EXIT_OUT_OF_MEMORY)
+    /// under it ran out of memory.
+    fn memory_limit(&self) -> Option<u64>;
+
     /// Kills every worker it ever started and has not reaped yet, and reaps
     /// them, blocking briefly: the pool is gone, maybe with its runtime.
     fn kill_all(&self);
@@ -92,6 +97,10 @@ impl Launch for Arc<WorkerSpec> {
 
     fn max_frame(&self) -> u64 {
         self.max_frame
+    }
+
+    fn memory_limit(&self) -> Option<u64> {
+        self.memory_limit
     }
 
     fn kill_all(&self) {

@@ -185,7 +185,13 @@ impl<L: Launch> Slot<L> {
                     Poll::Pending => (State::Reaping { reaper, remains }, false),
                     Poll::Ready(exit) => {
                         let exit = exit.unwrap_or(Exit::Unknown);
-                        if settle::settle(remains, exit, ctx.queue, ctx.counters) {
+                        if settle::settle(
+                            remains,
+                            exit,
+                            ctx.launcher.memory_limit(),
+                            ctx.queue,
+                            ctx.counters,
+                        ) {
                             self.failures += 1;
                         }
                         if self.one_shot {

@@ -10,6 +10,7 @@ use crate::error::{Error, Exit, Repr};
 use crate::pool::job::Job;
 use crate::pool::stats::Counters;
 use crate::wire::conn::InFlight;
+use crate::worker::EXIT_OUT_OF_MEMORY;
 
 /// Workers that may die while a task's request is being written to them
 /// before the task fails (`Error::is_worker_died`) rather than being sent again.
@@ -36,6 +37,7 @@ pub(crate) struct Remains {
 pub(crate) fn settle(
     remains: Remains,
     exit: Exit,
+    memory_limit: Option<u64>,
     queue: &mut VecDeque<Job>,
     counters: &Counters,
 ) -> bool {
@@ -77,9 +79,14 @@ pub(crate) fn settle(
         } else {
             counters.failed.fetch_add(1, Relaxed);
             let task = job.task;
-            let error = match protocol_fault {
-                Some(message) => Error::protocol(pid, Some(task), message),
-                None => Error::new(Repr::WorkerDied { task, pid, exit }),
+            let error = match (protocol_fault, memory_limit, exit) {
+                (Some(message), ..) => Error::protocol(pid, Some(task), message),
+                // Only the pool's limit makes a worker exit so (see
+                // `sys::exit_on_out_of_memory_abort`).
+                (None, Some(limit), Exit::Code(EXIT_OUT_OF_MEMORY)) => {
+                    Error::new(Repr::OutOfMemory { task, pid, limit })
+                }
+                (None, ..) => Error::new(Repr::WorkerDied { task, pid, exit }),
             };
             job.finish(Err(error));
         }

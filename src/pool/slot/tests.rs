@@ -84,6 +84,10 @@ impl Launch for MockLauncher {
         1 << 20
     }
 
+    fn memory_limit(&self) -> Option<u64> {
+        None
+    }
+
     fn kill_all(&self) {
         for exit in self.shared.exits.lock().unwrap().iter() {
             kill(exit);
