@@ -13,7 +13,7 @@ use crate::launch::{Containment, Redirect, WorkerOptions, cgroup_for, create_cgr
 use crate::pool::Pool;
 use crate::pool::dispatcher::{Dispatcher, Settings};
 use crate::pool::pool::Config;
-use crate::pool::slot::Launched;
+use crate::pool::slot::{Launched, Recycle};
 use crate::pool::stats::Counters;
 use crate::registry;
 use crate::registry::Task;
@@ -55,6 +55,7 @@ pub struct PoolBuilder {
     retries: u32,
     initializer: Option<Result<Initializer, Error>>,
     max_queued: Option<usize>,
+    memory_growth: Option<u64>,
 }
 
 impl Default for PoolBuilder {
@@ -86,6 +87,7 @@ impl PoolBuilder {
             retries: 0,
             initializer: None,
             max_queued: None,
+            memory_growth: None,
         }
     }
 
@@ -495,6 +497,52 @@ impl PoolBuilder {
         self
     }
 
+    /// Recycles a worker whose resident memory (RSS) has grown by more than
+    /// `bytes` since before its first task: loky's and Celery's
+    /// `max_memory_per_child`, a remedy for leaks that a hard cap
+    /// ([`max_memory_per_worker`](PoolBuilder::max_memory_per_worker))
+    /// would only turn into failed tasks.
+    ///
+    /// The check runs after a worker answers (once per batch of answers);
+    /// a worker over the threshold takes no new task, finishes those it
+    /// holds, and hands over to a replacement started at once, as
+    /// [`max_tasks_per_worker`](PoolBuilder::max_tasks_per_worker) does.
+    /// Queued tasks are never tied to the worker being recycled: they wait
+    /// in the pool's queue, where the other workers (and then the
+    /// replacement) take them. [`Stats::recycled`](crate::Stats::recycled)
+    /// counts the replacements.
+    ///
+    /// Growth, not size, is what counts: the baseline is the worker's RSS
+    /// after start-up and the [initializer](PoolBuilder::initializer),
+    /// just before its first task. So a worker that is born big (a model
+    /// loaded by the initializer) is not recycled after every task, which
+    /// an absolute threshold does to every worker born above it (Celery
+    /// #4125). What counts is resident memory the task left behind,
+    /// including memory freed but kept by the allocator: a task that
+    /// briefly needs more than `bytes` may recycle its worker too. Children
+    /// a task starts are not counted.
+    ///
+    /// The default is off. The cost when set: reading
+    /// `/proc/<pid>/statm` of the worker (a few µs) after each batch of
+    /// answers and before its first task; nothing when unset. Linux only:
+    /// elsewhere nothing is measured and no worker is recycled for it.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), procpool::Error> {
+    /// // A native library leaks: start afresh once a worker has grown by 512 MiB.
+    /// let pool = procpool::Pool::builder()
+    ///     .recycle_on_memory_growth(512 << 20)
+    ///     .build()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn recycle_on_memory_growth(mut self, bytes: u64) -> Self {
+        self.memory_growth = Some(bytes);
+        self
+    }
+
     /// Runs a task again, up to `n` times, when the worker running it dies
     /// (is killed, crashes, runs out of memory) before it returns.
     ///
@@ -807,7 +855,10 @@ impl PoolBuilder {
         let counters = Arc::new(Counters::default());
         let settings = Settings {
             max_depth: self.max_in_flight,
-            max_tasks_per_worker: self.max_tasks_per_worker,
+            recycle: Recycle {
+                max_tasks: self.max_tasks_per_worker,
+                memory_growth: self.memory_growth,
+            },
         };
         let (commands, inbox) = mpsc::unbounded_channel();
         let started = started.into_iter().map(Launched::from).collect();

@@ -26,7 +26,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{Error, Repr};
 use crate::pool::job::Job;
-use crate::pool::slot::{Ctx, Launch, Launched, Slot, StartFailed};
+use crate::pool::slot::{Ctx, Launch, Launched, Recycle, Slot, StartFailed};
 use crate::pool::stats::Counters;
 
 /// What a pool handle asks of the dispatcher.
@@ -47,8 +47,8 @@ const GIVE_UP_AFTER: u32 = 3;
 pub(crate) struct Settings {
     /// Most requests sent ahead to one worker.
     pub(crate) max_depth: usize,
-    /// Replace a worker after it was sent this many requests.
-    pub(crate) max_tasks_per_worker: Option<u64>,
+    /// When to replace a healthy worker.
+    pub(crate) recycle: Recycle,
 }
 
 /// Generic over how workers are started (real processes, or the slot
@@ -141,6 +141,7 @@ impl<L: Launch> Dispatcher<L> {
         for i in 0..self.slots.len() {
             let mut ctx = Ctx {
                 launcher: &self.launcher,
+                recycle: self.settings.recycle,
                 queue: &mut self.queue,
                 counters: &self.counters,
             };
@@ -192,7 +193,7 @@ impl<L: Launch> Dispatcher<L> {
             let mut job = self.queue.pop_front().expect("front exists");
             // Out of the queue: its room under `max_queued` is free again.
             drop(job.room.take());
-            slot.accept(job, &self.launcher, self.settings.max_tasks_per_worker);
+            slot.accept(job, &self.launcher, self.settings.recycle);
         }
     }
 
@@ -236,6 +237,7 @@ impl<L: Launch> Dispatcher<L> {
         for slot in &mut self.slots {
             let mut ctx = Ctx {
                 launcher: &self.launcher,
+                recycle: self.settings.recycle,
                 queue: &mut self.queue,
                 counters: &self.counters,
             };

@@ -61,8 +61,9 @@ pub struct Stats {
     /// were running; each was replaced. Recycling is counted in `recycled`,
     /// not here.
     pub respawns: u64,
-    /// Workers replaced after [`max_tasks_per_worker`](crate::PoolBuilder::max_tasks_per_worker)
-    /// tasks.
+    /// Healthy workers replaced: after [`max_tasks_per_worker`](crate::PoolBuilder::max_tasks_per_worker)
+    /// tasks, or for growing past
+    /// [`recycle_on_memory_growth`](crate::PoolBuilder::recycle_on_memory_growth).
     pub recycled: u64,
     /// Reruns of tasks whose worker died under them (see
     /// [`PoolBuilder::retries`](crate::PoolBuilder::retries)); a task run

@@ -63,6 +63,9 @@ pub(crate) trait WorkerProcess: Debug + Send + 'static {
     /// Kills the worker and everything it started; harmless once it is dead.
     fn kill(&self);
 
+    /// Its resident memory in bytes, if it can be read.
+    fn resident_bytes(&self) -> Option<u64>;
+
     /// `Ready` once the process has exited, whatever its socket says (a
     /// process it forked may hold that open). Cheap enough for every poll.
     fn poll_exited(&mut self, cx: &mut Context<'_>) -> Poll<()>;
@@ -115,6 +118,10 @@ impl WorkerProcess for Child {
 
     fn kill(&self) {
         Child::kill(self);
+    }
+
+    fn resident_bytes(&self) -> Option<u64> {
+        Child::resident_bytes(self)
     }
 
     fn poll_exited(&mut self, cx: &mut Context<'_>) -> Poll<()> {

@@ -12,7 +12,7 @@ use tokio::time::{Instant, Sleep};
 
 use super::launch::{Launch, Launched, Starting, WorkerProcess};
 use super::settle::Remains;
-use super::{CANCEL_GRACE, CONTROL_BACKLOG_LIMIT, EXIT_GRACE, STALL_LIMIT, State};
+use super::{CANCEL_GRACE, CONTROL_BACKLOG_LIMIT, EXIT_GRACE, Recycle, STALL_LIMIT, State};
 use crate::channel::peer::Connection;
 use crate::error::{Error, Repr};
 use crate::logs;
@@ -43,6 +43,13 @@ pub(crate) struct LiveWorker<L: Launch> {
     task_nanos: Option<u64>,
     /// Requests sent to it, for recycling after `max_tasks_per_worker`.
     assigned: u64,
+    /// Answers it sent (every kind), and how many it had sent when its
+    /// memory was last checked: one check per batch of answers.
+    answered: u64,
+    growth_checked_at: u64,
+    /// Its resident memory before its first task, in bytes, when the pool
+    /// recycles on memory growth (`None`: not measured).
+    resident_at_start: Option<u64>,
     /// Its replacement, started while it finishes its last tasks.
     pub(super) successor: Option<Starting<L>>,
     /// Killed after a failed write; its remaining answers are being read.
@@ -78,6 +85,9 @@ impl<L: Launch> LiveWorker<L> {
             channels: Connection::new(max_frame),
             task_nanos: None,
             assigned: 0,
+            answered: 0,
+            growth_checked_at: 0,
+            resident_at_start: None,
             successor: None,
             doomed: false,
             kill_at: None,
@@ -212,6 +222,7 @@ impl<L: Launch> LiveWorker<L> {
     ) -> Result<(), Fault> {
         let pid = self.pid;
         let entry = self.conn.pop_answered().expect("the head was checked");
+        self.answered += 1;
         let job = entry.job;
         match verdict {
             Verdict::Done(nanos) => {
@@ -276,14 +287,40 @@ impl<L: Launch> LiveWorker<L> {
         false
     }
 
-    /// Takes `job` behind those in flight; after `max_tasks` of them, starts
-    /// its replacement, which takes over once they are done.
-    pub(super) fn accept(&mut self, job: Job, launcher: &L, max_tasks: Option<u64>) {
+    /// Takes `job` behind those in flight; after `recycle.max_tasks` of
+    /// them, starts its replacement, which takes over once they are done.
+    pub(super) fn accept(&mut self, job: Job, launcher: &L, recycle: Recycle) {
+        if self.assigned == 0 && recycle.memory_growth.is_some() {
+            // Growth counts from here: after start-up and the initializer,
+            // so a worker that is born big (a model loaded) is not taken
+            // for a leaking one and recycled after every task (Celery
+            // #4125), as a threshold on its absolute size would.
+            self.resident_at_start = self.process.resident_bytes();
+        }
         job.placed.set(self.pid);
         self.conn.push(job);
         self.assigned += 1;
-        if max_tasks == Some(self.assigned) {
+        if recycle.max_tasks == Some(self.assigned) && self.successor.is_none() {
             // Start the replacement now, while this one finishes.
+            self.successor = Some(launcher.start());
+        }
+    }
+
+    /// After new answers: if its resident memory has grown by more than
+    /// `growth` bytes since before its first task, starts its replacement,
+    /// which takes over once the tasks it holds are done. It gets no new
+    /// ones meanwhile (see [`capacity`](Self::capacity)); queued tasks wait
+    /// in the pool's queue for any worker, so none is stranded on it.
+    pub(super) fn check_growth(&mut self, launcher: &L, growth: u64) {
+        if self.successor.is_some() || self.answered == self.growth_checked_at {
+            return;
+        }
+        self.growth_checked_at = self.answered;
+        let (Some(start), Some(now)) = (self.resident_at_start, self.process.resident_bytes())
+        else {
+            return;
+        };
+        if now.saturating_sub(start) > growth {
             self.successor = Some(launcher.start());
         }
     }

@@ -59,10 +59,22 @@ pub(crate) const CONTROL_BACKLOG_LIMIT: usize = 4 << 20;
 /// to exit on its own before it is killed.
 const EXIT_GRACE: Duration = Duration::from_millis(200);
 
+/// When a worker is replaced by a fresh one while it is healthy.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Recycle {
+    /// After it was sent this many requests (`max_tasks_per_worker`).
+    pub(crate) max_tasks: Option<u64>,
+    /// Once its resident memory has grown by more than this many bytes
+    /// since before its first task (`recycle_on_memory_growth`).
+    pub(crate) memory_growth: Option<u64>,
+}
+
 /// What a slot needs of the pool while it moves: where tasks go back to,
 /// the counters, and how to start a replacement.
 pub(crate) struct Ctx<'a, L> {
     pub(crate) launcher: &'a L,
+    /// When to recycle a healthy worker.
+    pub(crate) recycle: Recycle,
     /// The pool's queue: tasks a dead worker had not started go back to
     /// its front, in their order.
     pub(crate) queue: &'a mut VecDeque<Job>,
@@ -167,14 +179,20 @@ impl<L: Launch> Slot<L> {
                 },
                 State::Live(mut worker) => {
                     match worker.poll(cx, ctx.counters, &mut self.failures) {
-                        Ok(()) if worker.successor.is_some() && worker.conn.in_flight() == 0 => {
-                            // Recycled: its last task is done; its successor takes over.
-                            let successor = worker.successor.take().expect("checked");
-                            drop(worker.close(false));
-                            ctx.counters.recycled.fetch_add(1, Relaxed);
-                            (State::Starting(successor), true)
+                        Ok(()) => {
+                            if let Some(growth) = ctx.recycle.memory_growth {
+                                worker.check_growth(ctx.launcher, growth);
+                            }
+                            if worker.successor.is_some() && worker.conn.in_flight() == 0 {
+                                // Recycled: its last task is done; its successor takes over.
+                                let successor = worker.successor.take().expect("checked");
+                                drop(worker.close(false));
+                                ctx.counters.recycled.fetch_add(1, Relaxed);
+                                (State::Starting(successor), true)
+                            } else {
+                                (State::Live(worker), false)
+                            }
                         }
-                        Ok(()) => (State::Live(worker), false),
                         Err(fault) => (worker.retire(fault), true),
                     }
                 }
@@ -277,12 +295,12 @@ impl<L: Launch> Slot<L> {
     }
 
     /// Sends `job` to the live worker (which [`room`](Self::room) said has
-    /// room); after `max_tasks` of them, starts its replacement.
-    pub(crate) fn accept(&mut self, job: Job, launcher: &L, max_tasks: Option<u64>) {
+    /// room); starts its replacement when `recycle` says so.
+    pub(crate) fn accept(&mut self, job: Job, launcher: &L, recycle: Recycle) {
         let State::Live(worker) = &mut self.state else {
             unreachable!("tasks go only to a live worker with room");
         };
-        worker.accept(job, launcher, max_tasks);
+        worker.accept(job, launcher, recycle);
     }
 
     /// Tasks in flight on its worker, if it is live.

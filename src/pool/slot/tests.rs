@@ -142,6 +142,10 @@ impl WorkerProcess for MockProcess {
         kill(&self.exit);
     }
 
+    fn resident_bytes(&self) -> Option<u64> {
+        None
+    }
+
     fn poll_exited(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         if self.exit.borrow().is_some() {
             return Poll::Ready(());
@@ -297,13 +301,14 @@ impl Rig {
             }
             let mut ctx = Ctx {
                 launcher: &driver_launcher,
+                recycle: Recycle::default(),
                 queue: &mut queue,
                 counters: &driver_counters,
             };
             let mut failed = slot.poll(cx, &mut ctx).is_some();
             while !ctx.queue.is_empty() && slot.room(max_depth).is_some() {
                 let job = ctx.queue.pop_front().unwrap();
-                slot.accept(job, ctx.launcher, None);
+                slot.accept(job, ctx.launcher, Recycle::default());
             }
             failed |= slot.flush(cx, &mut ctx).is_some();
             if failed {
