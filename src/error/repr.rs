@@ -42,6 +42,25 @@ fn signal_name(sig: i32) -> &'static str {
     }
 }
 
+/// One death of a worker while it ran a task: which worker, how it ended,
+/// and the pool's memory cap if it ran out of memory under it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Crash {
+    pub(crate) pid: u32,
+    pub(crate) exit: Exit,
+    pub(crate) out_of_memory_at: Option<u64>,
+}
+
+impl fmt::Display for Crash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let pid = self.pid;
+        match self.out_of_memory_at {
+            Some(limit) => write!(f, "worker {pid} ran out of memory at the {limit}-byte cap"),
+            None => write!(f, "worker {pid} {}", self.exit),
+        }
+    }
+}
+
 #[derive(Debug)]
 pub(crate) enum Repr {
     Panicked {
@@ -61,6 +80,14 @@ pub(crate) enum Repr {
         task: &'static str,
         pid: u32,
         limit: u64,
+    },
+    /// Several workers died running it, one after another (it was retried
+    /// after each but the last): `total` of them, the most recent in
+    /// `recent`, oldest first, the one that ended it last.
+    Crashed {
+        task: &'static str,
+        total: u32,
+        recent: Vec<Crash>,
     },
     /// A [`Process`](crate::Process) died before its function returned.
     ProcessDied {
@@ -195,6 +222,28 @@ impl fmt::Display for Error {
                  (PoolBuilder::max_memory_per_worker, enforced as RLIMIT_AS); the worker was \
                  replaced. Raise the limit, or make the task use less"
             ),
+            Repr::Crashed {
+                task,
+                total,
+                recent,
+            } => {
+                write!(
+                    f,
+                    "task `{task}` failed for good: {total} workers died running it, each \
+                     time it was run (the crash limit, PoolBuilder::crash_limit or retries): "
+                )?;
+                let earlier = *total as usize - recent.len();
+                if earlier > 0 {
+                    write!(f, "{earlier} earlier deaths, then ")?;
+                }
+                for (i, crash) in recent.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str("; ")?;
+                    }
+                    write!(f, "{crash}")?;
+                }
+                f.write_str(". Something in the task kills its worker: fix it, or give it more memory if it ran out")
+            }
             Repr::ProcessDied { task, pid, exit } => write!(
                 f,
                 "process {pid} {exit} while running `{task}` (if the function crashed it, fix \

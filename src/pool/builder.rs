@@ -555,7 +555,13 @@ impl PoolBuilder {
     /// backoff (50 ms, doubling up to 5 s), so a task that always crashes
     /// cannot make the pool respawn in a tight loop. Each rerun is counted in
     /// [`Stats::retried`](crate::Stats::retried); once none is left, the task
-    /// fails with [`Error::is_worker_died`](crate::Error::is_worker_died).
+    /// fails with [`Error::is_worker_died`](crate::Error::is_worker_died)
+    /// (or [`is_out_of_memory`](crate::Error::is_out_of_memory) if the last
+    /// death was one), whose message names every death's cause and
+    /// [`worker_deaths`](crate::Error::worker_deaths) counts them.
+    ///
+    /// [`crash_limit`](PoolBuilder::crash_limit)`(n + 1)` is the same
+    /// setting, counted in deaths; the later call wins.
     ///
     /// The setting applies to [`submit`](crate::Pool::submit) and to each
     /// chunk of a [`map`](crate::Pool::map): a chunk is retried whole, and
@@ -576,6 +582,41 @@ impl PoolBuilder {
     /// ```
     pub fn retries(mut self, n: u32) -> Self {
         self.retries = n;
+        self
+    }
+
+    /// Fails a task for good once `n` workers have died running it (Dask's
+    /// `allowed-failures`, HyperQueue's crash limit); until then it is run
+    /// again after each death. The error names every death's cause (the
+    /// last 16), oldest first, and
+    /// [`Error::worker_deaths`](crate::Error::worker_deaths) counts them.
+    ///
+    /// Only deaths while the task was running count: a worker that dies
+    /// with the task merely sent ahead to it sends the task back to the
+    /// queue at no cost (and one whose delivery kills three workers in a
+    /// row fails anyway, as undeliverable). This is
+    /// [`retries`](PoolBuilder::retries)`(n - 1)` under the name that
+    /// counts deaths; everything said there applies (which failures are
+    /// retried, the backoff, `map` chunks), and the later call wins.
+    ///
+    /// The default is 1: a task fails with the first death. `0` is
+    /// silently treated as `1`.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn render(scene: String) -> Vec<u8> { Vec::new() }
+    /// # async fn demo() -> Result<(), procpool::Error> {
+    /// // A flaky native renderer: three tries, then report all three crashes.
+    /// let pool = procpool::Pool::builder().crash_limit(3).build().await?;
+    /// match pool.submit(render, "scene.json".to_string()).await {
+    ///     Err(err) if err.worker_deaths() == 3 => eprintln!("gave up: {err}"),
+    ///     other => println!("{other:?}"),
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn crash_limit(mut self, n: u32) -> Self {
+        self.retries = n.max(1) - 1;
         self
     }
 

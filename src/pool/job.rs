@@ -12,7 +12,11 @@ use tokio::time::Instant;
 use tokio::sync::{OwnedSemaphorePermit, oneshot};
 
 use crate::channel::Holds;
-use crate::error::Error;
+use crate::error::{Crash, Error};
+
+/// How many of the deaths a task caused its error names, at most (with
+/// `retries(u32::MAX)` it could be killing workers for ever).
+pub(crate) const RECENT_CRASHES: usize = 16;
 
 /// One task: its request frame, encoded once at submit time (and kept until the
 /// answer arrives, so a task that never started can be sent to another worker
@@ -27,8 +31,11 @@ pub(crate) struct Job {
     pub(crate) retries_left: u32,
     /// Workers that died while its request was being written to them.
     pub(crate) failed_deliveries: u32,
-    /// Workers that died while running it (it was retried after each).
+    /// Workers that died while running it (it was retried after each), and
+    /// how the last [`RECENT_CRASHES`] of them ended, oldest first: the
+    /// final error names each. Empty (no allocation) until one dies.
     pub(crate) crashed_workers: u32,
+    pub(crate) crashes: Vec<Crash>,
     /// Where it was last sent, for the caller's timeout and cancel errors.
     pub(crate) placed: Placement,
     /// Holds on the channels whose endpoints its arguments carry, until it
@@ -124,6 +131,15 @@ impl Job {
         let Job { reply, holds, .. } = self;
         drop(holds);
         let _ = reply.send(outcome);
+    }
+
+    /// Records that the worker running it died so.
+    pub(crate) fn record_crash(&mut self, crash: Crash) {
+        self.crashed_workers = self.crashed_workers.saturating_add(1);
+        if self.crashes.len() == RECENT_CRASHES {
+            self.crashes.remove(0);
+        }
+        self.crashes.push(crash);
     }
 
     /// Whether the caller has stopped waiting (cancelled the task), or will

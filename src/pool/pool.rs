@@ -360,6 +360,7 @@ impl Pool {
             retries_left: self.inner.config.retries,
             failed_deliveries: 0,
             crashed_workers: 0,
+            crashes: Vec::new(),
             placed: placed.clone(),
             holds,
             room: None,

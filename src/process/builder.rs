@@ -358,6 +358,7 @@ impl ProcessBuilder {
             retries_left: 0,
             failed_deliveries: 0,
             crashed_workers: 0,
+            crashes: Vec::new(),
             placed: placed.clone(),
             holds,
             room: None,

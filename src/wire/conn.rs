@@ -451,6 +451,7 @@ mod tests {
                 retries_left: 0,
                 failed_deliveries: 0,
                 crashed_workers: 0,
+                crashes: Vec::new(),
                 placed: Default::default(),
                 holds: Default::default(),
                 room: None,

@@ -338,6 +338,7 @@ impl Rig {
             retries_left: retries,
             failed_deliveries: 0,
             crashed_workers: 0,
+            crashes: Vec::new(),
             placed: Default::default(),
             holds: Default::default(),
             room: None,
