@@ -602,8 +602,9 @@ impl Pool {
     /// [`Error::is_shutdown`]. Every clone of the pool is shut down.
     ///
     /// There is no time limit: a task that never ends (or whose worker is
-    /// stopped by SIGSTOP) holds it up. Put a timeout around it and fall back
-    /// to [`shutdown_now`](Pool::shutdown_now), as below. Calling it again,
+    /// stopped by SIGSTOP) holds it up. [`shutdown_timeout`](Pool::shutdown_timeout)
+    /// puts one on it and falls back to [`shutdown_now`](Pool::shutdown_now),
+    /// as below does by hand. Calling it again,
     /// or from several clones, is fine: each call returns once the workers
     /// are gone.
     ///
@@ -629,6 +630,45 @@ impl Pool {
     /// ```
     pub async fn shutdown(&self) {
         self.stop(Command::Shutdown).await;
+    }
+
+    /// [`shutdown`](Pool::shutdown) for at most `limit`, then
+    /// [`shutdown_now`](Pool::shutdown_now): queued and running tasks get
+    /// until then to finish; whatever is still queued or running after it
+    /// is cancelled (running ones killed with their workers) and its handle
+    /// resolves to [`Error::is_shutdown`]. Every task resolves either way,
+    /// and it returns once the workers are reaped. `true` if everything
+    /// finished within `limit`.
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`shutdown`](Pool::shutdown): dropping the future does not
+    /// undo the shutdown, but the kill at `limit` happens only while it is
+    /// polled.
+    ///
+    /// # Panics
+    ///
+    /// If polled outside a tokio runtime with a time driver (the limit's
+    /// timer needs one).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    ///
+    /// # async fn demo(pool: procpool::Pool) {
+    /// // SIGTERM received: give running work 25 s, then stop for good.
+    /// if !pool.shutdown_timeout(Duration::from_secs(25)).await {
+    ///     eprintln!("some tasks were still running and were killed");
+    /// }
+    /// # }
+    /// ```
+    pub async fn shutdown_timeout(&self, limit: Duration) -> bool {
+        if tokio::time::timeout(limit, self.shutdown()).await.is_ok() {
+            return true;
+        }
+        self.shutdown_now().await;
+        false
     }
 
     /// Stops at once: queued tasks never run and running ones are killed
