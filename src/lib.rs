@@ -220,7 +220,7 @@ pub use pool::{Pool, PoolBuilder, Reservation, Stats};
 pub use process::{Process, ProcessBuilder, spawn};
 pub use registry::{Registry, Task};
 pub use task::{Callback, OnDone, TaskHandle, WaitFor, Waited, as_completed, wait};
-pub use worker::init;
+pub use worker::{cancelled, init};
 
 /// The README's examples, compiled with the doctests so that what it shows
 /// keeps building.

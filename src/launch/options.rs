@@ -115,6 +115,8 @@ pub(crate) struct WorkerOptions {
     pub(crate) log_level: Option<tracing::Level>,
     /// The address-space limit each worker sets on itself (`None`: none).
     pub(crate) memory_limit: Option<u64>,
+    /// How long a cancelled running task may take to stop by itself.
+    pub(crate) cancel_grace: Duration,
 }
 
 impl Default for WorkerOptions {
@@ -131,6 +133,7 @@ impl Default for WorkerOptions {
             containment: Containment::Auto,
             log_level: None,
             memory_limit: None,
+            cancel_grace: Duration::ZERO,
         }
     }
 }
@@ -163,6 +166,7 @@ impl WorkerOptions {
             handshake_timeout: self.handshake_timeout,
             log_level: self.log_level.map_or(0, crate::wire::log::level_byte),
             memory_limit: self.memory_limit,
+            cancel_grace: self.cancel_grace,
             fingerprint,
             initializer,
             cgroup,

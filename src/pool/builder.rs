@@ -723,6 +723,58 @@ impl PoolBuilder {
         self
     }
 
+    /// Gives a running task that is cancelled (its handle dropped, or its
+    /// [timeout](PoolBuilder::task_timeout) passed) up to `grace` to stop
+    /// by itself before its worker is killed: Celery's soft and hard time
+    /// limits.
+    ///
+    /// On the cancel, [`procpool::cancelled()`](crate::cancelled) turns
+    /// `true` in the worker. A task that checks it, cleans up and returns
+    /// within the grace period ends cleanly: its result is discarded
+    /// (counted in [`Stats::cancelled`](crate::Stats::cancelled)) and its
+    /// worker lives on and takes the next task. A task still running when
+    /// the grace period is over is killed with its worker and everything
+    /// it started, as without a grace period; the pool kills a worker that
+    /// cannot act on the cancel at all (stopped, hung) 500 ms after that.
+    /// The caller's handle resolves at the cancel either way (to
+    /// [`Error::is_timeout`](crate::Error::is_timeout) for a timeout); the
+    /// worker takes no new task until the cancelled one is over.
+    ///
+    /// The default is zero: a cancelled running task is killed at once.
+    /// Queued tasks and tasks sent ahead but not started never run, as
+    /// always. The cost when set: one short-lived thread in the worker per
+    /// cancel of a running task; nothing otherwise.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    ///
+    /// fn export(rows: u64) -> u64 {
+    ///     for row in 0..rows {
+    ///         if procpool::cancelled() {
+    ///             // remove the half-written file, then give up
+    ///             return row;
+    ///         }
+    ///         // ... write one row ...
+    ///     }
+    ///     rows
+    /// }
+    ///
+    /// # async fn demo() -> Result<(), procpool::Error> {
+    /// let pool = procpool::Pool::builder()
+    ///     .task_timeout(Duration::from_secs(60))
+    ///     .cancel_grace(Duration::from_secs(5))
+    ///     .build()
+    ///     .await?;
+    /// let result = pool.submit(export, 1_000_000_000).await;
+    /// # Ok(()) }
+    /// ```
+    pub fn cancel_grace(mut self, grace: Duration) -> Self {
+        self.launch.cancel_grace = grace;
+        self
+    }
+
     /// How long a new worker has to start and complete its handshake; the
     /// [initializer](PoolBuilder::initializer), if any, then gets as long
     /// again to finish.

@@ -15,6 +15,7 @@
 //!
 //! Any thread sends through the [`link`], whole frames only.
 
+mod cancel;
 pub(crate) mod link;
 mod outbox;
 mod panic;
@@ -25,6 +26,7 @@ mod teardown;
 use std::io::{self, Write};
 use std::os::unix::net::UnixStream;
 
+pub use cancel::cancelled;
 pub use link::echo_through_pool;
 pub(crate) use panic::panic_text;
 pub(crate) use reader::running_task;
@@ -150,6 +152,7 @@ fn connect(registry: &Registry, marker: Marker) -> io::Result<UnixStream> {
     if let Some(level) = log::level_of(start.log_level) {
         crate::logs::forward_from_worker(level);
     }
+    cancel::set_grace(start.cancel_grace_nanos);
     if start.memory_limit > 0 {
         limit_memory(start.memory_limit)?;
     }

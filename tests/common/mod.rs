@@ -670,6 +670,8 @@ pub fn tasks() -> procpool::Registry {
         start_big,
         reserve_bytes,
         vm_size_and_rss_kib,
+        until_cancelled,
+        ignores_cancel,
     ]
 }
 
@@ -1189,6 +1191,34 @@ pub fn square_once(x: u64, micros: u64, dir: String) -> u64 {
         std::thread::sleep(Duration::from_micros(micros));
     }
     x * x
+}
+
+// ---- graceful cancellation (tests/cancel.rs) ------------------------------
+
+/// Writes its pid to `started`, then waits (up to a minute) for its
+/// cancellation; when it comes, writes "clean" to `done` and returns.
+pub fn until_cancelled(started: String, done: String) -> u32 {
+    std::fs::write(&started, std::process::id().to_string()).unwrap();
+    for _ in 0..60_000 {
+        if procpool::cancelled() {
+            std::fs::write(&done, "clean").unwrap();
+            return std::process::id();
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    panic!("never cancelled");
+}
+
+/// Like `until_cancelled`, but after writing `seen` it keeps running: a
+/// task that ignores its cancellation.
+pub fn ignores_cancel(started: String, seen: String) -> u32 {
+    std::fs::write(&started, std::process::id().to_string()).unwrap();
+    while !procpool::cancelled() {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    std::fs::write(&seen, "seen").unwrap();
+    std::thread::sleep(Duration::from_secs(600));
+    std::process::id()
 }
 
 // ---- memory tasks (tests/memory.rs) --------------------------------------

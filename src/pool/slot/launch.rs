@@ -38,6 +38,9 @@ pub(crate) trait Launch: Debug + Send + Sync + Unpin + 'static {
     /// under it ran out of memory.
     fn memory_limit(&self) -> Option<u64>;
 
+    /// How long its workers give a cancelled running task to stop by itself.
+    fn cancel_grace(&self) -> Duration;
+
     /// Kills every worker it ever started and has not reaped yet, and reaps
     /// them, blocking briefly: the pool is gone, maybe with its runtime.
     fn kill_all(&self);
@@ -104,6 +107,10 @@ impl Launch for Arc<WorkerSpec> {
 
     fn memory_limit(&self) -> Option<u64> {
         self.memory_limit
+    }
+
+    fn cancel_grace(&self) -> Duration {
+        self.cancel_grace
     }
 
     fn kill_all(&self) {

@@ -6,6 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::Ordering::Relaxed;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, Sleep};
@@ -228,7 +229,13 @@ impl<L: Launch> LiveWorker<L> {
             Verdict::Done(nanos) => {
                 self.record(nanos);
                 *failures = 0;
-                counters.completed.fetch_add(1, Relaxed);
+                // A cancelled task that stopped by itself in its grace
+                // period (`cancelled()`): nobody waits for its result.
+                let counter = match entry.cancel_sent {
+                    true => &counters.cancelled,
+                    false => &counters.completed,
+                };
+                counter.fetch_add(1, Relaxed);
                 job.finish(Ok(Reply {
                     payload_at: body.start + answer::RESULT_AT,
                     body: body.buf,
@@ -250,7 +257,11 @@ impl<L: Launch> LiveWorker<L> {
                 return Err(Fault::Protocol(garbage.into()));
             }
             Verdict::Failed(failure) => {
-                counters.failed.fetch_add(1, Relaxed);
+                let counter = match entry.cancel_sent {
+                    true => &counters.cancelled,
+                    false => &counters.failed,
+                };
+                counter.fetch_add(1, Relaxed);
                 job.finish(Err(Error::new(failure)));
             }
         }
@@ -367,8 +378,10 @@ impl<L: Launch> LiveWorker<L> {
     }
 
     /// Kills the worker if the running task was cancelled more than
-    /// [`CANCEL_GRACE`] ago and it is still there.
-    pub(super) fn enforce_cancel(&mut self, cx: &mut Context<'_>) {
+    /// `grace` (the task's own, `PoolBuilder::cancel_grace`) plus
+    /// [`CANCEL_GRACE`] (the worker's, to act on it) ago and it is still
+    /// there.
+    pub(super) fn enforce_cancel(&mut self, cx: &mut Context<'_>, grace: Duration) {
         let head_cancelled = self.conn.head().is_some_and(|head| head.cancel_sent);
         if !head_cancelled {
             // The cancelled task was answered or skipped: the worker takes
@@ -380,7 +393,9 @@ impl<L: Launch> LiveWorker<L> {
             return;
         }
         let kill_at = self.kill_at.get_or_insert_with(|| {
-            Box::pin(tokio::time::sleep_until(Instant::now() + CANCEL_GRACE))
+            Box::pin(tokio::time::sleep_until(
+                Instant::now() + grace.saturating_add(CANCEL_GRACE),
+            ))
         });
         if kill_at.as_mut().poll(cx).is_ready() && !self.doomed {
             self.doom();

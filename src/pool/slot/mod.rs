@@ -259,7 +259,7 @@ impl<L: Launch> Slot<L> {
             failed = self.poll(cx, ctx);
         }
         if let State::Live(worker) = &mut self.state {
-            worker.enforce_cancel(cx);
+            worker.enforce_cancel(cx, ctx.launcher.cancel_grace());
         }
         failed
     }

@@ -88,6 +88,10 @@ impl Launch for MockLauncher {
         None
     }
 
+    fn cancel_grace(&self) -> Duration {
+        Duration::ZERO
+    }
+
     fn kill_all(&self) {
         for exit in self.shared.exits.lock().unwrap().iter() {
             kill(exit);
