@@ -11,7 +11,7 @@ use crate::error::Error;
 use crate::launch::local::{self, Initializer};
 use crate::launch::{Containment, Redirect, WorkerOptions, cgroup_for, create_cgroup};
 use crate::pool::Pool;
-use crate::pool::dispatcher::{Dispatcher, Settings};
+use crate::pool::dispatcher::{Dispatcher, Settings, Size};
 use crate::pool::pool::Config;
 use crate::pool::slot::{Launched, Recycle};
 use crate::pool::stats::Counters;
@@ -56,7 +56,14 @@ pub struct PoolBuilder {
     initializer: Option<Result<Initializer, Error>>,
     max_queued: Option<usize>,
     memory_growth: Option<u64>,
+    min_workers: Option<usize>,
+    max_workers: Option<usize>,
+    idle_timeout: Duration,
 }
+
+/// How long a worker beyond `min_workers` may be idle before an elastic
+/// pool lets it go, unless `idle_timeout` says otherwise.
+const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl Default for PoolBuilder {
     fn default() -> Self {
@@ -88,6 +95,9 @@ impl PoolBuilder {
             initializer: None,
             max_queued: None,
             memory_growth: None,
+            min_workers: None,
+            max_workers: None,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
         }
     }
 
@@ -117,6 +127,89 @@ impl PoolBuilder {
     /// ```
     pub fn workers(mut self, n: usize) -> Self {
         self.workers = Some(n.max(1));
+        self
+    }
+
+    /// Makes the pool elastic, growing up to `n` workers while tasks wait
+    /// for one: a worker is started for each task that finds every worker
+    /// busy, until there are `n`. Workers beyond
+    /// [`min_workers`](PoolBuilder::min_workers) that stay idle for
+    /// [`idle_timeout`](PoolBuilder::idle_timeout) exit again (loky's and
+    /// piscina's elastic pools). Workers are exec'd, not forked, so one
+    /// starts in about a millisecond here, plus its initializer.
+    ///
+    /// The pool starts with `min_workers`, which defaults to
+    /// [`workers`](PoolBuilder::workers) (and that to the available
+    /// parallelism). A `max_workers` below the minimum is raised to it.
+    /// [`Stats::workers`](crate::Stats::workers) says how many there are;
+    /// [`Pool::resize`](crate::Pool::resize) fixes the size at run time.
+    ///
+    /// The default is no elasticity: the pool keeps `workers` workers. The
+    /// cost when set: counting slots once per round of the pool's
+    /// background task, and a timer tick every quarter of the idle timeout.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    ///
+    /// # async fn demo() -> Result<(), procpool::Error> {
+    /// // One worker when quiet, up to eight under load, back after 30 s idle.
+    /// let pool = procpool::Pool::builder()
+    ///     .min_workers(1)
+    ///     .max_workers(8)
+    ///     .idle_timeout(Duration::from_secs(30))
+    ///     .build()
+    ///     .await?;
+    /// assert_eq!(pool.stats().workers, 1);
+    /// # Ok(()) }
+    /// ```
+    pub fn max_workers(mut self, n: usize) -> Self {
+        self.max_workers = Some(n.max(1));
+        self
+    }
+
+    /// The workers an elastic pool (see
+    /// [`max_workers`](PoolBuilder::max_workers)) starts with and keeps
+    /// however idle it is. The default is [`workers`](PoolBuilder::workers);
+    /// `0` is silently treated as `1` (a pool always has a worker ready).
+    /// Without `max_workers`, it is the same as `workers(n)`.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), procpool::Error> {
+    /// let pool = procpool::Pool::builder().min_workers(2).max_workers(16).build().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn min_workers(mut self, n: usize) -> Self {
+        self.min_workers = Some(n.max(1));
+        self
+    }
+
+    /// How long a worker of an elastic pool (see
+    /// [`max_workers`](PoolBuilder::max_workers)) beyond its
+    /// [`min_workers`](PoolBuilder::min_workers) may go without a task
+    /// before it exits. It is checked every quarter of this, so a worker
+    /// goes after between 1 and 1.25 times it.
+    ///
+    /// The default is 60 seconds. It does nothing for a fixed pool.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    ///
+    /// # async fn demo() -> Result<(), procpool::Error> {
+    /// let pool = procpool::Pool::builder()
+    ///     .max_workers(4)
+    ///     .idle_timeout(Duration::from_secs(5))
+    ///     .build()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout;
         self
     }
 
@@ -906,9 +999,15 @@ impl PoolBuilder {
     pub async fn build(self) -> Result<Pool, Error> {
         check_can_start("PoolBuilder::build")?;
         let registry = registry::global()?;
-        let workers = self
+        let base = self
             .workers
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+        let workers = self.min_workers.unwrap_or(base);
+        let size = Size {
+            min: workers,
+            max: self.max_workers.unwrap_or(workers).max(workers),
+            idle_timeout: self.idle_timeout,
+        };
         let max_frame = self.launch.max_frame;
         let initializer = match self.initializer.transpose()? {
             Some(init) if frame::body_len_of(&init.frame) > max_frame => {
@@ -946,12 +1045,16 @@ impl PoolBuilder {
             return Err(err);
         }
         let counters = Arc::new(Counters::default());
+        counters
+            .workers
+            .store(workers, std::sync::atomic::Ordering::Relaxed);
         let settings = Settings {
             max_depth: self.max_in_flight,
             recycle: Recycle {
                 max_tasks: self.max_tasks_per_worker,
                 memory_growth: self.memory_growth,
             },
+            size,
         };
         let (commands, inbox) = mpsc::unbounded_channel();
         let started = started.into_iter().map(Launched::from).collect();
@@ -962,7 +1065,6 @@ impl PoolBuilder {
             counters,
             registry,
             Config {
-                workers,
                 task_timeout: self.task_timeout,
                 retries: self.retries,
                 max_frame,

@@ -65,7 +65,6 @@ struct Inner {
 /// What a pool handle needs to know of the builder's settings.
 #[derive(Debug)]
 pub(crate) struct Config {
-    pub(crate) workers: usize,
     pub(crate) task_timeout: Option<Duration>,
     pub(crate) retries: u32,
     pub(crate) max_frame: u64,
@@ -710,6 +709,32 @@ impl Pool {
         }
     }
 
+    /// Makes the pool keep exactly `n` workers from now on (`0` is treated
+    /// as `1`), fixed: an elastic pool stops growing and shrinking.
+    ///
+    /// Growing starts the new workers at once. Shrinking lets idle workers
+    /// go at once and busy ones as soon as they are idle: no task is
+    /// cancelled or moved for it. It returns at once; the change happens
+    /// in the pool's background task, and
+    /// [`stats`](Pool::stats)`().workers` shows it shortly. After a
+    /// shutdown it does nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn demo(pool: procpool::Pool) {
+    /// // Night batch: use the whole machine; daytime: leave room for others.
+    /// let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    /// pool.resize(cores);
+    /// // ...
+    /// pool.resize(1);
+    /// # }
+    /// ```
+    pub fn resize(&self, n: usize) {
+        // An error means the dispatcher is gone: nothing to resize.
+        let _ = self.inner.commands.send(Command::Resize(n.max(1)));
+    }
+
     /// How this pool makes the processes a task starts die with it: never
     /// [`Containment::Auto`], but what `Auto` resolved to.
     ///
@@ -750,7 +775,7 @@ impl Pool {
     /// # }
     /// ```
     pub fn stats(&self) -> Stats {
-        self.inner.counters.snapshot(self.inner.config.workers)
+        self.inner.counters.snapshot()
     }
 }
 

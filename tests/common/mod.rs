@@ -672,6 +672,7 @@ pub fn tasks() -> procpool::Registry {
         vm_size_and_rss_kib,
         until_cancelled,
         ignores_cancel,
+        touch_then_wait_for,
     ]
 }
 
@@ -1191,6 +1192,19 @@ pub fn square_once(x: u64, micros: u64, dir: String) -> u64 {
         std::thread::sleep(Duration::from_micros(micros));
     }
     x * x
+}
+
+/// Writes its pid to `path`, then waits (up to a minute) for `release` to
+/// exist: a task that holds its worker until the test lets it go.
+pub fn touch_then_wait_for(path: String, release: String) -> u32 {
+    std::fs::write(&path, std::process::id().to_string()).unwrap();
+    for _ in 0..60_000 {
+        if std::path::Path::new(&release).exists() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    std::process::id()
 }
 
 // ---- graceful cancellation (tests/cancel.rs) ------------------------------

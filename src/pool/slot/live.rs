@@ -42,8 +42,9 @@ pub(crate) struct LiveWorker<L: Launch> {
     channels: Connection,
     /// Moving average of the run time the worker reports per task.
     task_nanos: Option<u64>,
-    /// Requests sent to it, for recycling after `max_tasks_per_worker`.
-    assigned: u64,
+    /// Requests sent to it, for recycling after `max_tasks_per_worker` (and
+    /// for telling an idle spell apart from a busy one).
+    pub(super) assigned: u64,
     /// Answers it sent (every kind), and how many it had sent when its
     /// memory was last checked: one check per batch of answers.
     answered: u64,

@@ -121,6 +121,10 @@ pub(crate) struct Slot<L: Launch> {
     /// How its worker ended, when a one-shot slot's worker died (learnt
     /// while reaping it).
     exit: Option<Exit>,
+    /// For an elastic pool's idle check: requests its worker had been sent
+    /// at the last check, and checks in a row that found it idle since.
+    idle_seen: u64,
+    idle_checks: u32,
 }
 
 impl<L: Launch> Slot<L> {
@@ -131,6 +135,20 @@ impl<L: Launch> Slot<L> {
             failures: 0,
             one_shot: false,
             exit: None,
+            idle_seen: 0,
+            idle_checks: 0,
+        }
+    }
+
+    /// A slot whose worker is on its way up (an elastic pool growing).
+    pub(crate) fn starting(starting: Starting<L>) -> Slot<L> {
+        Slot {
+            state: State::Starting(starting),
+            failures: 0,
+            one_shot: false,
+            exit: None,
+            idle_seen: 0,
+            idle_checks: 0,
         }
     }
 
@@ -144,6 +162,8 @@ impl<L: Launch> Slot<L> {
             failures: 0,
             one_shot: true,
             exit: None,
+            idle_seen: 0,
+            idle_checks: 0,
         }
     }
 
@@ -327,6 +347,43 @@ impl<L: Launch> Slot<L> {
 
     pub(crate) fn is_stopped(&self) -> bool {
         matches!(self.state, State::Stopped)
+    }
+
+    /// Closing or closed: no longer one of the pool's workers.
+    pub(crate) fn is_retiring(&self) -> bool {
+        matches!(self.state, State::Closing(_) | State::Stopped)
+    }
+
+    /// Waiting for a worker to start (or to try again).
+    pub(crate) fn is_starting(&self) -> bool {
+        matches!(self.state, State::Starting(_) | State::Backoff(_))
+    }
+
+    /// Whether its worker is live, holds nothing and is not being
+    /// recycled: it can be let go without losing anything.
+    pub(crate) fn is_idle(&self) -> bool {
+        matches!(&self.state, State::Live(worker)
+            if worker.conn.in_flight() == 0 && worker.successor.is_none())
+    }
+
+    /// One idle check of an elastic pool: how many checks in a row have
+    /// found its worker idle with nothing sent to it in between (0: busy,
+    /// or not live).
+    pub(crate) fn idle_check(&mut self) -> u32 {
+        let assigned = match &self.state {
+            State::Live(worker) if self.is_idle() => worker.assigned,
+            _ => {
+                self.idle_checks = 0;
+                return 0;
+            }
+        };
+        if self.idle_checks > 0 && assigned == self.idle_seen {
+            self.idle_checks += 1;
+        } else {
+            self.idle_checks = 1;
+        }
+        self.idle_seen = assigned;
+        self.idle_checks
     }
 
     /// `shutdown_now`: fails everything in flight with a shutdown error and

@@ -288,12 +288,7 @@ impl Rig {
         let (submit, mut jobs) = mpsc::unbounded_channel::<Job>();
         let mut slot = match one_shot {
             true => Slot::one_shot(launcher.start()),
-            false => Slot {
-                state: State::Starting(launcher.start()),
-                failures: 0,
-                one_shot: false,
-                exit: None,
-            },
+            false => Slot::starting(launcher.start()),
         };
         let (status_tx, status) = watch::channel((false, None));
         let mut queue = VecDeque::new();
