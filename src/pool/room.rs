@@ -74,8 +74,9 @@ impl Reservation {
     /// ```no_run
     /// # fn square(x: u64) -> u64 { x * x }
     /// # async fn demo(pool: procpool::Pool) -> Result<(), procpool::Error> {
+    /// let pool = &pool;
     /// let squares: Vec<_> = futures::future::try_join_all(
-    ///     (0..4).map(|x| async { pool.reserve().await?.submit(square, x).await }),
+    ///     (0..4).map(|x| async move { pool.reserve().await?.submit(square, x).await }),
     /// )
     /// .await?;
     /// assert_eq!(squares, [0, 1, 4, 9]);
