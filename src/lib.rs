@@ -120,7 +120,20 @@
 //! recycling after N tasks, an initializer run once per worker (whose
 //! failure fails [`build`](PoolBuilder::build) instead of looping), and
 //! retries for tasks whose worker died. [`Pool::shutdown`] drains;
-//! [`Pool::shutdown_now`] cancels; dropping the last `Pool` kills.
+//! [`Pool::shutdown_now`] cancels; [`Pool::shutdown_timeout`] drains for a
+//! while, then cancels; dropping the last `Pool` kills.
+//!
+//! For production it also bounds the queue
+//! ([`max_queued`](PoolBuilder::max_queued), with [`Pool::reserve`] and
+//! [`Pool::try_submit`]), caps each worker's memory
+//! ([`max_memory_per_worker`](PoolBuilder::max_memory_per_worker),
+//! [`Error::is_out_of_memory`]) and recycles workers that grew
+//! ([`recycle_on_memory_growth`](PoolBuilder::recycle_on_memory_growth)),
+//! fails a task for good after a number of crashes
+//! ([`crash_limit`](PoolBuilder::crash_limit)), lets a cancelled task clean
+//! up first ([`cancel_grace`](PoolBuilder::cancel_grace), [`cancelled`]),
+//! and grows and shrinks with the load
+//! ([`max_workers`](PoolBuilder::max_workers), [`Pool::resize`]).
 //!
 //! # Tasks and workers
 //!

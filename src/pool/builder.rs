@@ -823,9 +823,9 @@ impl PoolBuilder {
     ///
     /// On the cancel, [`procpool::cancelled()`](crate::cancelled) turns
     /// `true` in the worker. A task that checks it, cleans up and returns
-    /// within the grace period ends cleanly: its result is discarded
-    /// (counted in [`Stats::cancelled`](crate::Stats::cancelled)) and its
-    /// worker lives on and takes the next task. A task still running when
+    /// within the grace period ends cleanly: its result is discarded (it
+    /// counts in [`Stats::completed`](crate::Stats::completed), as a task
+    /// that returned) and its worker lives on and takes the next task. A task still running when
     /// the grace period is over is killed with its worker and everything
     /// it started, as without a grace period; the pool kills a worker that
     /// cannot act on the cancel at all (stopped, hung) 500 ms after that.

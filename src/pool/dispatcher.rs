@@ -328,8 +328,9 @@ impl<L: Launch> Dispatcher<L> {
     }
 
     fn publish_counters(&self) {
-        let (mut alive, mut busy) = (0, 0);
+        let (mut alive, mut busy, mut workers) = (0, 0, 0);
         for slot in &self.slots {
+            workers += usize::from(!slot.is_retiring());
             if let Some(in_flight) = slot.live_load() {
                 alive += 1;
                 busy += usize::from(in_flight > 0);
@@ -337,7 +338,6 @@ impl<L: Launch> Dispatcher<L> {
         }
         if self.draining.is_none() {
             // After a shutdown, the size it had (`Stats::workers`).
-            let workers = self.slots.iter().filter(|slot| !slot.is_retiring()).count();
             self.counters.workers.store(workers, Relaxed);
         }
         self.counters.alive.store(alive, Relaxed);

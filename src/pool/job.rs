@@ -18,6 +18,16 @@ use crate::error::{Crash, Error};
 /// `retries(u32::MAX)` it could be killing workers for ever).
 pub(crate) const RECENT_CRASHES: usize = 16;
 
+/// The deaths of the workers that ran a task.
+#[derive(Debug, Default)]
+pub(crate) struct Crashes {
+    /// How many died.
+    pub(crate) total: u32,
+    /// How the last [`RECENT_CRASHES`] of them ended, oldest first: the
+    /// final error names each.
+    pub(crate) recent: Vec<Crash>,
+}
+
 /// One task: its request frame, encoded once at submit time (and kept until the
 /// answer arrives, so a task that never started can be sent to another worker
 /// if its worker dies), and the channel its result goes back on. The caller
@@ -31,11 +41,10 @@ pub(crate) struct Job {
     pub(crate) retries_left: u32,
     /// Workers that died while its request was being written to them.
     pub(crate) failed_deliveries: u32,
-    /// Workers that died while running it (it was retried after each), and
-    /// how the last [`RECENT_CRASHES`] of them ended, oldest first: the
-    /// final error names each. Empty (no allocation) until one dies.
-    pub(crate) crashed_workers: u32,
-    pub(crate) crashes: Vec<Crash>,
+    /// The workers that died while running it (it was retried after each);
+    /// `None` (one word, no allocation: a job is moved through the queue)
+    /// until one dies.
+    pub(crate) crashes: Option<Box<Crashes>>,
     /// Where it was last sent, for the caller's timeout and cancel errors.
     pub(crate) placed: Placement,
     /// Holds on the channels whose endpoints its arguments carry, until it
@@ -135,11 +144,17 @@ impl Job {
 
     /// Records that the worker running it died so.
     pub(crate) fn record_crash(&mut self, crash: Crash) {
-        self.crashed_workers = self.crashed_workers.saturating_add(1);
-        if self.crashes.len() == RECENT_CRASHES {
-            self.crashes.remove(0);
+        let crashes = self.crashes.get_or_insert_with(Box::default);
+        crashes.total = crashes.total.saturating_add(1);
+        if crashes.recent.len() == RECENT_CRASHES {
+            crashes.recent.remove(0);
         }
-        self.crashes.push(crash);
+        crashes.recent.push(crash);
+    }
+
+    /// How many workers died running it.
+    pub(crate) fn crashed_workers(&self) -> u32 {
+        self.crashes.as_ref().map_or(0, |crashes| crashes.total)
     }
 
     /// Whether the caller has stopped waiting (cancelled the task), or will

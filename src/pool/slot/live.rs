@@ -230,13 +230,10 @@ impl<L: Launch> LiveWorker<L> {
             Verdict::Done(nanos) => {
                 self.record(nanos);
                 *failures = 0;
-                // A cancelled task that stopped by itself in its grace
-                // period (`cancelled()`): nobody waits for its result.
-                let counter = match entry.cancel_sent {
-                    true => &counters.cancelled,
-                    false => &counters.completed,
-                };
-                counter.fetch_add(1, Relaxed);
+                // Also a task whose cancel came too late, or that returned
+                // in its grace period: it returned a value (nobody may be
+                // waiting for it).
+                counters.completed.fetch_add(1, Relaxed);
                 job.finish(Ok(Reply {
                     payload_at: body.start + answer::RESULT_AT,
                     body: body.buf,
@@ -258,11 +255,7 @@ impl<L: Launch> LiveWorker<L> {
                 return Err(Fault::Protocol(garbage.into()));
             }
             Verdict::Failed(failure) => {
-                let counter = match entry.cancel_sent {
-                    true => &counters.cancelled,
-                    false => &counters.failed,
-                };
-                counter.fetch_add(1, Relaxed);
+                counters.failed.fetch_add(1, Relaxed);
                 job.finish(Err(Error::new(failure)));
             }
         }

@@ -82,7 +82,7 @@ pub(crate) fn settle(
             // A task that has already taken down a worker before is
             // likely the cause: its deaths back off like a crash loop
             // at start-up, or `retries(u32::MAX)` would respawn hot.
-            if job.crashed_workers > 1 {
+            if job.crashed_workers() > 1 {
                 ran_something = false;
             }
             counters.retried.fetch_add(1, Relaxed);
@@ -94,7 +94,8 @@ pub(crate) fn settle(
                 Some(message) => Error::protocol(pid, Some(task), message),
                 None => {
                     job.record_crash(crash_of(pid, exit, memory_limit));
-                    Error::crashed(task, job.crashed_workers, std::mem::take(&mut job.crashes))
+                    let crashes = *job.crashes.take().expect("recorded just now");
+                    Error::crashed(task, crashes.total, crashes.recent)
                 }
             };
             job.finish(Err(error));
