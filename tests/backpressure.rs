@@ -102,11 +102,18 @@ async fn a_cancelled_waiting_submit_is_never_queued() {
     assert!(std::fs::metadata(&ran).is_err(), "the cancelled task ran");
 }
 
-/// How many tasks the producer submits. Each is one request to a worker
-/// (`submit`, not a batched `map`), about 4 µs of the pool's and a worker's
-/// time on a 2-core machine: 4M take ~16 s there (10M would take ~40 s, too
-/// long for the suite; the memory bound does not depend on the count).
-const FLOOD: u64 = 4_000_000;
+/// How many tasks the producer submits (`PROCPOOL_TEST_FLOOD` overrides it,
+/// e.g. `PROCPOOL_TEST_FLOOD=10000000` for the 10M). Each is one
+/// request to a worker (`submit`, not a batched `map`), about 4 µs of the
+/// pool's and a worker's time on a 2-core machine: 4M take ~16 s there, 10M
+/// ~40 s, too long for the suite; the memory bound does not depend on the
+/// count.
+fn flood() -> u64 {
+    std::env::var("PROCPOOL_TEST_FLOOD")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(4_000_000)
+}
 
 async fn millions_of_submissions_from_a_fast_producer_keep_memory_flat() {
     let pool = procpool::Pool::builder()
@@ -121,8 +128,9 @@ async fn millions_of_submissions_from_a_fast_producer_keep_memory_flat() {
     }
     let reset = reset_peak_rss();
     let before = peak_rss_kib();
+    let flood = flood();
     let started = std::time::Instant::now();
-    for x in 0..FLOOD {
+    for x in 0..flood {
         pool.reserve().await.unwrap().submit(square, x).detach();
         // The queue never holds more than the cap.
         if x % 100_000 == 0 {
@@ -133,12 +141,12 @@ async fn millions_of_submissions_from_a_fast_producer_keep_memory_flat() {
     let growth_mib = peak_rss_kib().saturating_sub(before) / 1024;
     let stats = pool.stats();
     println!(
-        "{FLOOD} submissions in {:?}; peak RSS +{growth_mib} MiB (reset: {reset})",
+        "{flood} submissions in {:?}; peak RSS +{growth_mib} MiB (reset: {reset})",
         started.elapsed()
     );
-    assert_eq!(stats.completed, FLOOD + 10_000);
+    assert_eq!(stats.completed, flood + 10_000);
     assert_eq!(stats.failed, 0);
-    // Unbounded, the queue alone would hold FLOOD jobs of ~100 bytes:
-    // ~200 MiB. Bounded, it holds 1,000.
+    // Unbounded, the queue alone would hold every job (~150 bytes each,
+    // ~600 MiB for 4M). Bounded, it holds 1,000.
     assert!(growth_mib < 32, "parent peak RSS grew by {growth_mib} MiB");
 }

@@ -130,22 +130,20 @@ pub(crate) struct Slot<L: Launch> {
 impl<L: Launch> Slot<L> {
     /// A slot filled by a worker started (and greeted) already.
     pub(crate) fn live(launched: Launched<L::Io, L::Process>, max_frame: u64) -> Slot<L> {
-        Slot {
-            state: State::Live(Box::new(LiveWorker::new(launched, max_frame))),
-            failures: 0,
-            one_shot: false,
-            exit: None,
-            idle_seen: 0,
-            idle_checks: 0,
-        }
+        let worker = LiveWorker::new(launched, max_frame);
+        Slot::in_state(State::Live(Box::new(worker)), false)
     }
 
     /// A slot whose worker is on its way up (an elastic pool growing).
     pub(crate) fn starting(starting: Starting<L>) -> Slot<L> {
+        Slot::in_state(State::Starting(starting), false)
+    }
+
+    fn in_state(state: State<L>, one_shot: bool) -> Slot<L> {
         Slot {
-            state: State::Starting(starting),
+            state,
             failures: 0,
-            one_shot: false,
+            one_shot,
             exit: None,
             idle_seen: 0,
             idle_checks: 0,
@@ -157,14 +155,7 @@ impl<L: Launch> Slot<L> {
     /// ([`is_stopped`](Self::is_stopped)), and [`exit`](Self::exit) says
     /// how a dead one ended.
     pub(crate) fn one_shot(starting: Starting<L>) -> Slot<L> {
-        Slot {
-            state: State::Starting(starting),
-            failures: 0,
-            one_shot: true,
-            exit: None,
-            idle_seen: 0,
-            idle_checks: 0,
-        }
+        Slot::in_state(State::Starting(starting), true)
     }
 
     /// How a one-shot slot's worker ended, once it died and was reaped.
