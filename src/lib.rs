@@ -164,6 +164,8 @@
 //! | the handle is dropped | cancelled: never runs, or its worker is killed (with everything the task started, see [`Containment`]) | worker replaced |
 //! | the worker does not act on a cancel within 500 ms (stopped, hung) | as above | the pool kills it |
 //! | the arguments are larger than the maximum frame | [`Error::is_too_large`], at submit | nothing sent |
+//! | a task allocates past [`max_memory_per_worker`](PoolBuilder::max_memory_per_worker) | [`Error::is_out_of_memory`], with the limit | worker replaced |
+//! | [`try_submit`](Pool::try_submit) finds [`max_queued`](PoolBuilder::max_queued) tasks waiting | [`Error::is_queue_full`], at once | nothing queued |
 //! | a `map` item panics, or crashes its worker | that item fails; its chunk's other items succeed | worker replaced if it died |
 //! | [`Pool::shutdown`] | queued and running tasks finish | workers exit, then it returns |
 //! | the last [`Pool`] is dropped | [`Error::is_shutdown`] | workers killed at once |
