@@ -3,7 +3,8 @@
 //!
 //! * [`pool`](self::pool): the cheap `Clone` handle; submits, maps, stops;
 //! * [`builder`]: settings and start-up (every worker said hello before
-//!   `build` returns);
+//!   `build` returns); [`production`]: the settings for production
+//!   (elastic size, backpressure, memory caps, graceful cancellation);
 //! * [`dispatcher`]: one future that owns the queue and every slot, and
 //!   hands tasks to workers;
 //! * [`slot`]: one worker's lifecycle (starting, live, reaping, backing off,
@@ -18,6 +19,7 @@ pub(crate) mod dispatcher;
 pub(crate) mod job;
 #[allow(clippy::module_inception)] // `pool::pool` is where `Pool` lives
 pub(crate) mod pool;
+mod production;
 pub(crate) mod room;
 pub(crate) mod slot;
 pub(crate) mod stats;

@@ -19,7 +19,7 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::task::Poll;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError, mpsc};
 
 use crate::error::{Error, Repr};
 use crate::pool::Pool;
@@ -27,6 +27,101 @@ use crate::pool::dispatcher::Command;
 use crate::pool::job::Job;
 use crate::registry::{Task, assert_fn_item};
 use crate::task::handle::TaskHandle;
+
+impl Pool {
+    /// Like [`submit`](Pool::submit), but fails at once instead of waiting
+    /// when the pool's queue is at
+    /// [`max_queued`](crate::PoolBuilder::max_queued): piscina's `maxQueue`, for
+    /// a service that sheds load rather than queue it.
+    ///
+    /// Without a `max_queued` limit it is `Ok(pool.submit(f, args))`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::is_queue_full`](crate::Error::is_queue_full) if there is no room; nothing was queued.
+    /// Every other failure (not registered, not encodable, shut down, and
+    /// what happens in the worker) comes from the handle, as for `submit`.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn square(x: u64) -> u64 { x * x }
+    /// # async fn demo() -> Result<(), procpool::Error> {
+    /// let pool = procpool::Pool::builder().max_queued(1_000).build().await?;
+    /// match pool.try_submit(square, 7) {
+    ///     Ok(handle) => assert_eq!(handle.await?, 49),
+    ///     Err(err) if err.is_queue_full() => eprintln!("overloaded: answer 503"),
+    ///     Err(err) => return Err(err),
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn try_submit<M, F: Task<M>>(
+        &self,
+        f: F,
+        args: F::Args,
+    ) -> Result<TaskHandle<F::Output>, Error> {
+        assert_fn_item::<F>();
+        let _ = f;
+        let room = match self.room() {
+            None => None,
+            Some((room, max)) => {
+                Some(room.clone().try_acquire_owned().map_err(|err| match err {
+                    TryAcquireError::Closed => Error::new(Repr::ShutDown),
+                    TryAcquireError::NoPermits => Error::new(Repr::QueueFull {
+                        task: std::any::type_name::<F>(),
+                        max,
+                    }),
+                })?)
+            }
+        };
+        Ok(self.handle_for::<F, F::Args, F::Output>(&args, Room::Taken(room)))
+    }
+
+    /// Waits until the pool's queue has room for one more task (see
+    /// [`max_queued`](crate::PoolBuilder::max_queued)), and holds that room for
+    /// the [`Reservation`]'s [`submit`](Reservation::submit).
+    ///
+    /// This is how a producer that submits faster than the workers run is
+    /// slowed to their pace with flat memory: nothing is encoded or held
+    /// while it waits. Waiters are served in the order they started
+    /// waiting. Without a `max_queued` limit it is ready at once.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::is_shutdown`](crate::Error::is_shutdown) once the pool is shut down (also for a call
+    /// waiting when the shutdown begins).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropping the future before it completes takes no room
+    /// (its place in line is lost). Dropping the [`Reservation`] gives its
+    /// room back.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn square(x: u64) -> u64 { x * x }
+    /// # async fn demo() -> Result<(), procpool::Error> {
+    /// let pool = procpool::Pool::builder().max_queued(10_000).build().await?;
+    /// for x in 0..10_000_000u64 {
+    ///     // Waits whenever 10,000 tasks are queued: memory stays flat.
+    ///     pool.reserve().await?.submit(square, x).detach();
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn reserve(&self) -> Result<Reservation, Error> {
+        let room = match self.room() {
+            None => None,
+            Some((room, _)) => Some(
+                room.clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| Error::new(Repr::ShutDown))?,
+            ),
+        };
+        Ok(Reservation::new(self.clone(), room))
+    }
+}
 
 /// How a submit gets its room in the queue.
 #[derive(Debug)]
