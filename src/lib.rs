@@ -120,7 +120,20 @@
 //! recycling after N tasks, an initializer run once per worker (whose
 //! failure fails [`build`](PoolBuilder::build) instead of looping), and
 //! retries for tasks whose worker died. [`Pool::shutdown`] drains;
-//! [`Pool::shutdown_now`] cancels; dropping the last `Pool` kills.
+//! [`Pool::shutdown_now`] cancels; [`Pool::shutdown_timeout`] drains for a
+//! while, then cancels; dropping the last `Pool` kills.
+//!
+//! For production it also bounds the queue
+//! ([`max_queued`](PoolBuilder::max_queued), with [`Pool::reserve`] and
+//! [`Pool::try_submit`]), caps each worker's memory
+//! ([`max_memory_per_worker`](PoolBuilder::max_memory_per_worker),
+//! [`Error::is_out_of_memory`]) and recycles workers that grew
+//! ([`recycle_on_memory_growth`](PoolBuilder::recycle_on_memory_growth)),
+//! fails a task for good after a number of crashes
+//! ([`crash_limit`](PoolBuilder::crash_limit)), lets a cancelled task clean
+//! up first ([`cancel_grace`](PoolBuilder::cancel_grace), [`cancelled`]),
+//! and grows and shrinks with the load
+//! ([`max_workers`](PoolBuilder::max_workers), [`Pool::resize`]).
 //!
 //! # Tasks and workers
 //!
@@ -151,6 +164,8 @@
 //! | the handle is dropped | cancelled: never runs, or its worker is killed (with everything the task started, see [`Containment`]) | worker replaced |
 //! | the worker does not act on a cancel within 500 ms (stopped, hung) | as above | the pool kills it |
 //! | the arguments are larger than the maximum frame | [`Error::is_too_large`], at submit | nothing sent |
+//! | a task allocates past [`max_memory_per_worker`](PoolBuilder::max_memory_per_worker) | [`Error::is_out_of_memory`], with the limit | worker replaced |
+//! | [`try_submit`](Pool::try_submit) finds [`max_queued`](PoolBuilder::max_queued) tasks waiting | [`Error::is_queue_full`], at once | nothing queued |
 //! | a `map` item panics, or crashes its worker | that item fails; its chunk's other items succeed | worker replaced if it died |
 //! | [`Pool::shutdown`] | queued and running tasks finish | workers exit, then it returns |
 //! | the last [`Pool`] is dropped | [`Error::is_shutdown`] | workers killed at once |
@@ -225,11 +240,11 @@ pub use channel::{Duplex, Queue, Receiver, Sender, channel, pipe};
 pub use error::Error;
 pub use launch::{Containment, Launcher, Redirect};
 pub use map::MapStream;
-pub use pool::{Pool, PoolBuilder, Stats};
+pub use pool::{Pool, PoolBuilder, Reservation, Stats};
 pub use process::{Process, ProcessBuilder, spawn};
 pub use registry::{Registry, Task};
 pub use task::{Callback, OnDone, TaskHandle, WaitFor, Waited, as_completed, wait};
-pub use worker::init;
+pub use worker::{cancelled, init};
 
 /// The README's examples, compiled with the doctests so that what it shows
 /// keeps building.

@@ -24,6 +24,9 @@ fn main() {
             cancelling_kills_processes_the_task_started,
             a_long_task_after_many_short_ones_is_still_killed,
             a_cancel_right_behind_its_request_is_acted_on_by_the_worker,
+            a_task_that_handles_the_token_ends_cleanly_within_the_grace,
+            a_task_that_ignores_the_token_is_killed_after_the_grace,
+            without_a_grace_the_token_is_never_raised,
         ],
         |_| {},
     );
@@ -280,4 +283,88 @@ async fn a_cancel_right_behind_its_request_is_acted_on_by_the_worker() {
         let _ = std::fs::remove_file(&path);
         assert_eq!(pool.submit(square, round).await.unwrap(), round * round);
     }
+}
+
+async fn grace_pool(grace: Duration) -> procpool::Pool {
+    procpool::Pool::builder()
+        .workers(1)
+        .max_in_flight_per_worker(1)
+        .cancel_grace(grace)
+        .build()
+        .await
+        .expect("pool starts")
+}
+
+async fn a_task_that_handles_the_token_ends_cleanly_within_the_grace() {
+    assert!(!procpool::cancelled(), "never raised outside a worker");
+    let pool = grace_pool(Duration::from_secs(30)).await;
+    // Cancelled by dropping its handle.
+    let (started, done) = (marker("grace-started"), marker("grace-done"));
+    let handle = pool.submit(until_cancelled, (started.clone(), done.clone()));
+    let worker = wait_for_pid_file(&started).await;
+    drop(handle);
+    assert_eq!(wait_for_pid_file_text(&done).await, "clean");
+    // The worker lived through it and serves the next task.
+    assert_eq!(pool.submit(pid, ()).await.unwrap(), worker);
+    // Cancelled by its timeout: the handle says so at once.
+    let (started, done) = (marker("grace-started"), marker("grace-done"));
+    let err = pool
+        .submit(until_cancelled, (started.clone(), done.clone()))
+        .timeout(Duration::from_millis(200))
+        .await
+        .unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    assert_eq!(wait_for_pid_file_text(&done).await, "clean");
+    assert_eq!(pool.submit(pid, ()).await.unwrap(), worker);
+    let stats = pool.stats();
+    assert_eq!((stats.respawns, stats.failed), (0, 0), "{stats:?}");
+    pool.shutdown().await;
+}
+
+async fn a_task_that_ignores_the_token_is_killed_after_the_grace() {
+    let pool = grace_pool(Duration::from_millis(300)).await;
+    let (started, seen) = (marker("ignore-started"), marker("ignore-seen"));
+    let handle = pool.submit(ignores_cancel, (started.clone(), seen.clone()));
+    let worker = wait_for_pid_file(&started).await;
+    drop(handle);
+    // Asked first: it saw the token while alive...
+    assert_eq!(wait_for_pid_file_text(&seen).await, "seen");
+    // ...then killed, and replaced.
+    assert!(wait_gone(worker, Duration::from_secs(10)), "still alive");
+    let next = within(
+        Duration::from_secs(10),
+        "the replacement",
+        pool.submit(pid, ()),
+    )
+    .await
+    .unwrap();
+    assert_ne!(next, worker);
+    assert_eq!(pool.stats().respawns, 1);
+    pool.shutdown().await;
+}
+
+async fn without_a_grace_the_token_is_never_raised() {
+    let pool = pool(1).await;
+    let (started, seen) = (marker("nograce-started"), marker("nograce-seen"));
+    let handle = pool.submit(ignores_cancel, (started.clone(), seen.clone()));
+    let worker = wait_for_pid_file(&started).await;
+    drop(handle);
+    assert!(wait_gone(worker, Duration::from_secs(10)), "still alive");
+    assert!(!Path::new(&seen).exists(), "killed at once, never asked");
+    pool.shutdown().await;
+}
+
+/// Waits for `path` to hold some text, and returns it.
+async fn wait_for_pid_file_text(path: &str) -> String {
+    within(Duration::from_secs(20), path, async {
+        loop {
+            if let Ok(text) = std::fs::read_to_string(path)
+                && !text.is_empty()
+            {
+                return text;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
 }

@@ -23,6 +23,7 @@ fn main() {
             without_retries_the_death_is_reported,
             shutdown_does_not_wait_for_a_worker_still_starting,
             a_task_that_kills_every_worker_backs_off_between_retries,
+            the_crash_limit_fails_a_task_that_kills_every_worker_it_touches,
             init_inside_a_runtime_serves_tasks_that_start_runtimes,
         ],
         |_| {},
@@ -176,6 +177,7 @@ async fn retries_rerun_a_task_whose_worker_died() {
     // A task that always crashes fails after its retries.
     let err = pool.submit(aborts, ()).await.unwrap_err();
     assert!(err.is_worker_died());
+    assert_eq!(err.worker_deaths(), 3);
     assert_eq!(pool.stats().retried, 3);
     // Panics are not retried.
     assert!(
@@ -247,6 +249,50 @@ async fn a_task_that_kills_every_worker_backs_off_between_retries() {
     assert!(respawns >= 2, "it was retried: {respawns}");
     drop(crasher);
     within(Duration::from_secs(10), "shutdown", pool.shutdown()).await;
+}
+
+async fn the_crash_limit_fails_a_task_that_kills_every_worker_it_touches() {
+    let pool = procpool::Pool::builder()
+        .workers(2)
+        .crash_limit(3)
+        .max_memory_per_worker(768 << 20)
+        .stderr(procpool::Redirect::Null)
+        .build()
+        .await
+        .unwrap();
+    let runs = marker("crash-limit");
+    let killer = pool.submit(record_then_abort, runs.clone());
+    let others: Vec<_> = (0..50).map(|x| pool.submit(square, x)).collect();
+    let err = within(Duration::from_secs(30), "the killer", killer)
+        .await
+        .unwrap_err();
+    // Run three times, each on a worker that died of it; then no more.
+    let ran = std::fs::read_to_string(&runs).unwrap();
+    assert_eq!(ran.lines().count(), 3, "{ran}");
+    assert!(err.is_worker_died(), "{err}");
+    assert!(!err.is_out_of_memory(), "{err}");
+    assert_eq!(err.worker_deaths(), 3);
+    assert_eq!(err.signal(), Some(libc::SIGABRT));
+    let text = err.to_string();
+    assert_eq!(text.matches("killed by signal 6").count(), 3, "{text}");
+    assert!(text.contains("crash_limit"), "{text}");
+    for (x, other) in others.into_iter().enumerate() {
+        assert_eq!(other.await.unwrap(), (x * x) as u64);
+    }
+    // Each death's cause is its own: an out-of-memory death says so.
+    let err = pool.submit(allocate_mib, 4096).await.unwrap_err();
+    assert!(err.is_out_of_memory(), "{err}");
+    assert_eq!(err.worker_deaths(), 3);
+    assert_eq!(
+        err.to_string().matches("ran out of memory").count(),
+        3,
+        "{err}"
+    );
+    assert_eq!(err.signal(), None);
+    let stats = pool.stats();
+    assert_eq!((stats.retried, stats.failed), (4, 2), "{stats:?}");
+    pool.shutdown().await;
+    let _ = std::fs::remove_file(runs);
 }
 
 async fn init_inside_a_runtime_serves_tasks_that_start_runtimes() {

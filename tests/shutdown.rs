@@ -12,6 +12,7 @@ fn main() {
         tests![
             shutdown_finishes_queued_and_running_work,
             submit_after_shutdown_is_an_error,
+            shutdown_timeout_kills_a_stuck_task_and_returns,
             a_map_over_endless_input_ends_after_shutdown,
             drop_kills_running_workers_and_resolves_handles,
             a_clone_keeps_the_pool_alive,
@@ -138,6 +139,36 @@ async fn shutdown_finishes_queued_and_running_work() {
     assert_eq!(children_of(std::process::id()), vec![]);
     let stats = pool.stats();
     assert_eq!((stats.completed, stats.alive, stats.queued), (10, 0, 0));
+}
+
+async fn shutdown_timeout_kills_a_stuck_task_and_returns() {
+    let pool = pool(2).await;
+    let started = marker("stuck");
+    let stuck = pool.submit(spin_forever, started.clone());
+    let stuck_worker = wait_for_pid_file(&started).await;
+    let quick: Vec<_> = (0..20).map(|x| pool.submit(square, x)).collect();
+    let drained = within(
+        Duration::from_secs(10),
+        "shutdown_timeout",
+        pool.shutdown_timeout(Duration::from_millis(300)),
+    )
+    .await;
+    assert!(!drained, "the stuck task cannot finish");
+    // Every task resolved: the quick ones with their values, the stuck one
+    // killed with its worker.
+    for (x, handle) in quick.into_iter().enumerate() {
+        assert_eq!(handle.await.unwrap(), (x * x) as u64);
+    }
+    let err = stuck.await.unwrap_err();
+    assert!(err.is_shutdown(), "{err}");
+    assert!(!is_alive(stuck_worker));
+    assert_eq!(children_of(std::process::id()), vec![]);
+    // Nothing left to wait for: it drains in time.
+    let calm = common::pool(1).await;
+    let handle = calm.submit(sleep_ms, 10);
+    assert!(calm.shutdown_timeout(Duration::from_secs(10)).await);
+    handle.await.unwrap();
+    let _ = std::fs::remove_file(started);
 }
 
 async fn submit_after_shutdown_is_an_error() {

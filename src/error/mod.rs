@@ -6,7 +6,7 @@ use std::fmt;
 use std::io;
 use std::sync::Arc;
 
-pub(crate) use repr::{Exit, Repr};
+pub(crate) use repr::{Crash, Exit, Repr};
 
 /// Why a task, or the pool itself, failed.
 ///
@@ -79,13 +79,68 @@ impl Error {
         })
     }
 
+    /// The error for a task whose worker died under it, the last of
+    /// `total` to (`recent` holds the last few, oldest first; never empty).
+    pub(crate) fn crashed(task: &'static str, total: u32, mut recent: Vec<Crash>) -> Error {
+        if total > 1 {
+            return Error::new(Repr::Crashed {
+                task,
+                total,
+                recent,
+            });
+        }
+        let Crash {
+            pid,
+            exit,
+            out_of_memory_at,
+        } = recent.pop().expect("the death that ended it");
+        Error::new(match out_of_memory_at {
+            Some(limit) => Repr::OutOfMemory { task, pid, limit },
+            None => Repr::WorkerDied { task, pid, exit },
+        })
+    }
+
+    /// The last death of a worker that ended the task, if one did.
+    fn last_crash(&self) -> Option<&Crash> {
+        match &*self.repr {
+            Repr::Crashed { recent, .. } => recent.last(),
+            _ => None,
+        }
+    }
+
     /// How the worker ended, for an error that a worker's death caused.
     pub(crate) fn exit(&self) -> Option<Exit> {
         match *self.repr {
             Repr::WorkerDied { exit, .. }
             | Repr::ProcessDied { exit, .. }
             | Repr::Undeliverable { exit, .. } => Some(exit),
-            _ => None,
+            _ => self.last_crash().map(|crash| crash.exit),
+        }
+    }
+
+    /// How many workers died running the task, one after another: 1 for a
+    /// plain [`is_worker_died`](Error::is_worker_died) or
+    /// [`is_out_of_memory`](Error::is_out_of_memory), more when it was
+    /// retried ([`PoolBuilder::crash_limit`](crate::PoolBuilder::crash_limit));
+    /// 0 for every other error. The message names each death's cause (the
+    /// last 16 of them).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn crash(_: ()) -> u64 { std::process::abort() }
+    /// # async fn demo() -> Result<(), procpool::Error> {
+    /// let pool = procpool::Pool::builder().crash_limit(3).build().await?;
+    /// let err = pool.submit(crash, ()).await.unwrap_err();
+    /// assert_eq!(err.worker_deaths(), 3);
+    /// eprintln!("{err}"); // "... 3 workers died running it ...: worker 7 was killed by signal 6 ..."
+    /// # Ok(()) }
+    /// ```
+    pub fn worker_deaths(&self) -> u32 {
+        match &*self.repr {
+            Repr::Crashed { total, .. } => *total,
+            Repr::WorkerDied { .. } | Repr::OutOfMemory { .. } => 1,
+            _ => 0,
         }
     }
 
@@ -144,8 +199,49 @@ impl Error {
     pub fn is_worker_died(&self) -> bool {
         matches!(
             *self.repr,
-            Repr::WorkerDied { .. } | Repr::ProcessDied { .. } | Repr::Undeliverable { .. }
+            Repr::WorkerDied { .. }
+                | Repr::ProcessDied { .. }
+                | Repr::Undeliverable { .. }
+                | Repr::OutOfMemory { .. }
+                | Repr::Crashed { .. }
         )
+    }
+
+    /// The task ran out of memory under the pool's per-worker limit
+    /// ([`PoolBuilder::max_memory_per_worker`](crate::PoolBuilder::max_memory_per_worker)):
+    /// an allocation failed at the limit, which the error's message states,
+    /// and the worker died of it. The pool has replaced the worker.
+    ///
+    /// It is also [`is_worker_died`](Error::is_worker_died) (so
+    /// [`retries`](crate::PoolBuilder::retries) apply), but with neither an
+    /// [`exit_code`](Error::exit_code) nor a [`signal`](Error::signal): how
+    /// the worker ended is the pool's mechanism, not the task's doing. A
+    /// worker killed by the kernel's OOM killer without such a limit is
+    /// not this, but `is_worker_died` with SIGKILL: the kernel does not say
+    /// why it sent the signal.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// fn load(mib: usize) -> usize {
+    ///     vec![1u8; mib << 20].len()
+    /// }
+    ///
+    /// # async fn demo() -> Result<(), procpool::Error> {
+    /// let pool = procpool::Pool::builder()
+    ///     .max_memory_per_worker(1 << 30)
+    ///     .build()
+    ///     .await?;
+    /// let err = pool.submit(load, 4096).await.unwrap_err();
+    /// assert!(err.is_out_of_memory());
+    /// assert!(err.to_string().contains("1073741824 bytes"));
+    /// # Ok(()) }
+    /// ```
+    pub fn is_out_of_memory(&self) -> bool {
+        matches!(*self.repr, Repr::OutOfMemory { .. })
+            || self
+                .last_crash()
+                .is_some_and(|crash| crash.out_of_memory_at.is_some())
     }
 
     /// The task's encoded arguments, or its result, are larger than the
@@ -292,6 +388,28 @@ impl Error {
     /// ```
     pub fn is_shutdown(&self) -> bool {
         matches!(*self.repr, Repr::ShutDown)
+    }
+
+    /// [`Pool::try_submit`](crate::Pool::try_submit) found no room: as many
+    /// tasks as [`PoolBuilder::max_queued`](crate::PoolBuilder::max_queued)
+    /// allows are already waiting for a worker. Nothing was queued; try
+    /// again later, shed the request, or wait for room with
+    /// [`Pool::reserve`](crate::Pool::reserve).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn square(x: u64) -> u64 { x * x }
+    /// # async fn demo(pool: procpool::Pool) -> Result<(), procpool::Error> {
+    /// match pool.try_submit(square, 3) {
+    ///     Ok(handle) => println!("{}", handle.await?),
+    ///     Err(err) if err.is_queue_full() => eprintln!("busy, try later: {err}"),
+    ///     Err(err) => return Err(err),
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn is_queue_full(&self) -> bool {
+        matches!(*self.repr, Repr::QueueFull { .. })
     }
 
     /// The function was not registered with [`init`](crate::init) (it is not
@@ -483,7 +601,14 @@ impl Error {
                 exit: Exit::Code(code),
                 ..
             } => Some(code),
-            _ => None,
+            _ => match self.last_crash()? {
+                Crash {
+                    exit: Exit::Code(code),
+                    out_of_memory_at: None,
+                    ..
+                } => Some(*code),
+                _ => None,
+            },
         }
     }
 
@@ -524,7 +649,14 @@ impl Error {
                 exit: Exit::Signal(sig),
                 ..
             } => Some(sig),
-            _ => None,
+            _ => match self.last_crash()? {
+                Crash {
+                    exit: Exit::Signal(sig),
+                    out_of_memory_at: None,
+                    ..
+                } => Some(*sig),
+                _ => None,
+            },
         }
     }
 
@@ -550,6 +682,7 @@ impl Error {
         match *self.repr {
             Repr::Panicked { pid, .. }
             | Repr::WorkerDied { pid, .. }
+            | Repr::OutOfMemory { pid, .. }
             | Repr::ProcessDied { pid, .. }
             | Repr::Undeliverable { pid, .. }
             | Repr::Remote { pid, .. }
@@ -559,7 +692,7 @@ impl Error {
             Repr::Cancelled { pid, .. }
             | Repr::ProcessKilled { pid, .. }
             | Repr::TimedOut { pid, .. } => pid,
-            _ => None,
+            _ => self.last_crash().map(|crash| crash.pid),
         }
     }
 
@@ -584,6 +717,8 @@ impl Error {
         match *self.repr {
             Repr::Panicked { task, .. }
             | Repr::WorkerDied { task, .. }
+            | Repr::OutOfMemory { task, .. }
+            | Repr::Crashed { task, .. }
             | Repr::ProcessDied { task, .. }
             | Repr::Cancelled { task, .. }
             | Repr::ProcessKilled { task, .. }
@@ -592,6 +727,7 @@ impl Error {
             | Repr::TooLarge { task, .. }
             | Repr::ResultTooLarge { task, .. }
             | Repr::Undeliverable { task, .. }
+            | Repr::QueueFull { task, .. }
             | Repr::Unregistered { task } => Some(task),
             Repr::Protocol { task, .. } | Repr::PeerDied { task, .. } => task,
             _ => None,

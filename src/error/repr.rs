@@ -42,6 +42,25 @@ fn signal_name(sig: i32) -> &'static str {
     }
 }
 
+/// One death of a worker while it ran a task: which worker, how it ended,
+/// and the pool's memory cap if it ran out of memory under it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Crash {
+    pub(crate) pid: u32,
+    pub(crate) exit: Exit,
+    pub(crate) out_of_memory_at: Option<u64>,
+}
+
+impl fmt::Display for Crash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let pid = self.pid;
+        match self.out_of_memory_at {
+            Some(limit) => write!(f, "worker {pid} ran out of memory at the {limit}-byte cap"),
+            None => write!(f, "worker {pid} {}", self.exit),
+        }
+    }
+}
+
 #[derive(Debug)]
 pub(crate) enum Repr {
     Panicked {
@@ -54,6 +73,21 @@ pub(crate) enum Repr {
         task: &'static str,
         pid: u32,
         exit: Exit,
+    },
+    /// The worker running it ran out of memory under the pool's limit
+    /// (`PoolBuilder::max_memory_per_worker`).
+    OutOfMemory {
+        task: &'static str,
+        pid: u32,
+        limit: u64,
+    },
+    /// Several workers died running it, one after another (it was retried
+    /// after each but the last): `total` of them, the most recent in
+    /// `recent`, oldest first, the one that ended it last.
+    Crashed {
+        task: &'static str,
+        total: u32,
+        recent: Vec<Crash>,
     },
     /// A [`Process`](crate::Process) died before its function returned.
     ProcessDied {
@@ -142,6 +176,11 @@ pub(crate) enum Repr {
     Endpoint(String),
     NotInitialized,
     ShutDown,
+    /// `try_submit` found the pool's queue at `PoolBuilder::max_queued`.
+    QueueFull {
+        task: &'static str,
+        max: usize,
+    },
     Spawn {
         message: String,
         source: Option<io::Error>,
@@ -176,6 +215,35 @@ impl fmt::Display for Error {
                  task; if it was killed from outside, e.g. by the OOM killer, \
                  PoolBuilder::retries reruns tasks that are safe to run twice)"
             ),
+            Repr::OutOfMemory { task, pid, limit } => write!(
+                f,
+                "task `{task}` ran out of memory in worker {pid}: an allocation failed at the \
+                 pool's limit of {limit} bytes of address space per worker \
+                 (PoolBuilder::max_memory_per_worker, enforced as RLIMIT_AS); the worker was \
+                 replaced. Raise the limit, or make the task use less"
+            ),
+            Repr::Crashed {
+                task,
+                total,
+                recent,
+            } => {
+                write!(
+                    f,
+                    "task `{task}` failed for good: {total} workers died running it, each \
+                     time it was run (the crash limit, PoolBuilder::crash_limit or retries): "
+                )?;
+                let earlier = *total as usize - recent.len();
+                if earlier > 0 {
+                    write!(f, "{earlier} earlier deaths, then ")?;
+                }
+                for (i, crash) in recent.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str("; ")?;
+                    }
+                    write!(f, "{crash}")?;
+                }
+                f.write_str(". Something in the task kills its worker: fix it, or give it more memory if it ran out")
+            }
             Repr::ProcessDied { task, pid, exit } => write!(
                 f,
                 "process {pid} {exit} while running `{task}` (if the function crashed it, fix \
@@ -314,6 +382,12 @@ impl fmt::Display for Error {
             Repr::ShutDown => f.write_str(
                 "the pool was shut down or dropped; keep a `Pool` alive (or call \
                  `shutdown().await`) until its tasks are done",
+            ),
+            Repr::QueueFull { task, max } => write!(
+                f,
+                "task `{task}` was not queued: {max} tasks are already waiting for a worker \
+                 (PoolBuilder::max_queued); wait for room with `Pool::reserve().await` or \
+                 `submit` (whose handle waits), shed the load, or raise the limit"
             ),
             Repr::Spawn { message, source } => {
                 write!(f, "could not start a worker process: {message}")?;

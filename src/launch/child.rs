@@ -251,6 +251,16 @@ impl Child {
         self.process.kill();
     }
 
+    /// The worker's resident memory in bytes (from `/proc/<pid>/statm`, one
+    /// small read), or `None` where that cannot be read (not Linux, or the
+    /// worker is gone: then the pid may not be ours, but nothing is
+    /// signalled, and a stranger's size at worst recycles a worker early).
+    pub(crate) fn resident_bytes(&self) -> Option<u64> {
+        let statm = std::fs::read_to_string(format!("/proc/{}/statm", self.pid())).ok()?;
+        let pages: u64 = statm.split(' ').nth(1)?.parse().ok()?;
+        Some(pages * rustix::param::page_size() as u64)
+    }
+
     /// `Ready` once the worker process has exited (it is not reaped yet).
     ///
     /// Cheap enough for every poll: with a pidfd, nothing is asked of the

@@ -37,6 +37,10 @@ pub(crate) struct WorkerSpec {
     pub(crate) handshake_timeout: Duration,
     /// What a worker sends of its `tracing` events (see `hello::Start`).
     pub(crate) log_level: u8,
+    /// The address-space limit each worker sets on itself, in bytes.
+    pub(crate) memory_limit: Option<u64>,
+    /// How long a cancelled running task may take to stop by itself.
+    pub(crate) cancel_grace: Duration,
     pub(crate) fingerprint: u64,
     pub(crate) initializer: Option<Initializer>,
     /// Where workers get a cgroup each; `None`: process groups only.
@@ -165,6 +169,8 @@ pub(crate) async fn start(spec: &Arc<WorkerSpec>) -> Result<Started, Error> {
     // the handshake below reports how it ended.
     let start = hello::Start {
         log_level: spec.log_level,
+        memory_limit: spec.memory_limit.unwrap_or(0),
+        cancel_grace_nanos: u64::try_from(spec.cancel_grace.as_nanos()).unwrap_or(u64::MAX),
     };
     let _ = data.write_all(&start.encode()).await;
 

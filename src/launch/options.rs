@@ -116,6 +116,10 @@ pub(crate) struct WorkerOptions {
     /// The `tracing` events a worker sends back (`None`: none).
     pub(crate) log_level: Option<tracing::Level>,
     pub(crate) launcher: Launcher,
+    /// The address-space limit each worker sets on itself (`None`: none).
+    pub(crate) memory_limit: Option<u64>,
+    /// How long a cancelled running task may take to stop by itself.
+    pub(crate) cancel_grace: Duration,
 }
 
 impl Default for WorkerOptions {
@@ -132,6 +136,8 @@ impl Default for WorkerOptions {
             containment: Containment::Auto,
             log_level: None,
             launcher: Launcher::local(),
+            memory_limit: None,
+            cancel_grace: Duration::ZERO,
         }
     }
 }
@@ -225,6 +231,8 @@ impl WorkerOptions {
             socket_buffer: self.socket_buffer,
             handshake_timeout: self.handshake_timeout,
             log_level: self.log_level.map_or(0, crate::wire::log::level_byte),
+            memory_limit: self.memory_limit,
+            cancel_grace: self.cancel_grace,
             fingerprint,
             initializer,
             cgroup,

@@ -11,9 +11,9 @@ use crate::error::Error;
 use crate::launch::local::{self, Initializer};
 use crate::launch::{Containment, Redirect, WorkerOptions, cgroup_for, create_cgroup};
 use crate::pool::Pool;
-use crate::pool::dispatcher::{Dispatcher, Settings};
+use crate::pool::dispatcher::{Dispatcher, Settings, Size};
 use crate::pool::pool::Config;
-use crate::pool::slot::Launched;
+use crate::pool::slot::{Launched, Recycle};
 use crate::pool::stats::Counters;
 use crate::registry;
 use crate::registry::Task;
@@ -48,13 +48,22 @@ use crate::wire::{frame, request};
 pub struct PoolBuilder {
     workers: Option<usize>,
     /// How each worker is started: shared with [`ProcessBuilder`](crate::ProcessBuilder).
-    launch: WorkerOptions,
+    pub(super) launch: WorkerOptions,
     max_in_flight: usize,
     task_timeout: Option<Duration>,
     max_tasks_per_worker: Option<u64>,
     retries: u32,
     initializer: Option<Result<Initializer, Error>>,
+    pub(super) max_queued: Option<usize>,
+    pub(super) memory_growth: Option<u64>,
+    pub(super) min_workers: Option<usize>,
+    pub(super) max_workers: Option<usize>,
+    pub(super) idle_timeout: Duration,
 }
+
+/// How long a worker beyond `min_workers` may be idle before an elastic
+/// pool lets it go, unless `idle_timeout` says otherwise.
+const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl Default for PoolBuilder {
     fn default() -> Self {
@@ -84,6 +93,11 @@ impl PoolBuilder {
             max_tasks_per_worker: None,
             retries: 0,
             initializer: None,
+            max_queued: None,
+            memory_growth: None,
+            min_workers: None,
+            max_workers: None,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
         }
     }
 
@@ -400,7 +414,13 @@ impl PoolBuilder {
     /// backoff (50 ms, doubling up to 5 s), so a task that always crashes
     /// cannot make the pool respawn in a tight loop. Each rerun is counted in
     /// [`Stats::retried`](crate::Stats::retried); once none is left, the task
-    /// fails with [`Error::is_worker_died`](crate::Error::is_worker_died).
+    /// fails with [`Error::is_worker_died`](crate::Error::is_worker_died)
+    /// (or [`is_out_of_memory`](crate::Error::is_out_of_memory) if the last
+    /// death was one), whose message names every death's cause and
+    /// [`worker_deaths`](crate::Error::worker_deaths) counts them.
+    ///
+    /// [`crash_limit`](PoolBuilder::crash_limit)`(n + 1)` is the same
+    /// setting, counted in deaths; the later call wins.
     ///
     /// The setting applies to [`submit`](crate::Pool::submit) and to each
     /// chunk of a [`map`](crate::Pool::map): a chunk is retried whole, and
@@ -421,6 +441,41 @@ impl PoolBuilder {
     /// ```
     pub fn retries(mut self, n: u32) -> Self {
         self.retries = n;
+        self
+    }
+
+    /// Fails a task for good once `n` workers have died running it (Dask's
+    /// `allowed-failures`, HyperQueue's crash limit); until then it is run
+    /// again after each death. The error names every death's cause (the
+    /// last 16), oldest first, and
+    /// [`Error::worker_deaths`](crate::Error::worker_deaths) counts them.
+    ///
+    /// Only deaths while the task was running count: a worker that dies
+    /// with the task merely sent ahead to it sends the task back to the
+    /// queue at no cost (and one whose delivery kills three workers in a
+    /// row fails anyway, as undeliverable). This is
+    /// [`retries`](PoolBuilder::retries)`(n - 1)` under the name that
+    /// counts deaths; everything said there applies (which failures are
+    /// retried, the backoff, `map` chunks), and the later call wins.
+    ///
+    /// The default is 1: a task fails with the first death. `0` is
+    /// silently treated as `1`.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn render(scene: String) -> Vec<u8> { Vec::new() }
+    /// # async fn demo() -> Result<(), procpool::Error> {
+    /// // A flaky native renderer: three tries, then report all three crashes.
+    /// let pool = procpool::Pool::builder().crash_limit(3).build().await?;
+    /// match pool.submit(render, "scene.json".to_string()).await {
+    ///     Err(err) if err.worker_deaths() == 3 => eprintln!("gave up: {err}"),
+    ///     other => println!("{other:?}"),
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn crash_limit(mut self, n: u32) -> Self {
+        self.retries = n.max(1) - 1;
         self
     }
 
@@ -689,9 +744,15 @@ impl PoolBuilder {
     pub async fn build(self) -> Result<Pool, Error> {
         check_can_start("PoolBuilder::build")?;
         let registry = registry::global()?;
-        let workers = self
+        let base = self
             .workers
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+        let workers = self.min_workers.unwrap_or(base);
+        let size = Size {
+            min: workers,
+            max: self.max_workers.unwrap_or(workers).max(workers),
+            idle_timeout: self.idle_timeout,
+        };
         let max_frame = self.launch.max_frame;
         let initializer = match self.initializer.transpose()? {
             Some(init) if frame::body_len_of(&init.frame) > max_frame => {
@@ -729,9 +790,16 @@ impl PoolBuilder {
             return Err(err);
         }
         let counters = Arc::new(Counters::default());
+        counters
+            .workers
+            .store(workers, std::sync::atomic::Ordering::Relaxed);
         let settings = Settings {
             max_depth: self.max_in_flight,
-            max_tasks_per_worker: self.max_tasks_per_worker,
+            recycle: Recycle {
+                max_tasks: self.max_tasks_per_worker,
+                memory_growth: self.memory_growth,
+            },
+            size,
         };
         let (commands, inbox) = mpsc::unbounded_channel();
         let started = started.into_iter().map(Launched::from).collect();
@@ -742,11 +810,11 @@ impl PoolBuilder {
             counters,
             registry,
             Config {
-                workers,
                 task_timeout: self.task_timeout,
                 retries: self.retries,
                 max_frame,
                 containment,
+                max_queued: self.max_queued,
             },
         ))
     }

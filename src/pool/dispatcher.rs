@@ -21,12 +21,14 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::{Interval, MissedTickBehavior};
 
 use crate::error::{Error, Repr};
 use crate::pool::job::Job;
-use crate::pool::slot::{Ctx, Launch, Launched, Slot, StartFailed};
+use crate::pool::slot::{Ctx, Launch, Launched, Recycle, Slot, StartFailed};
 use crate::pool::stats::Counters;
 
 /// What a pool handle asks of the dispatcher.
@@ -37,6 +39,8 @@ pub(crate) enum Command {
     Shutdown(oneshot::Sender<()>),
     /// Fail everything queued, kill the workers, then answer.
     ShutdownNow(oneshot::Sender<()>),
+    /// Keep exactly this many workers from now on (`Pool::resize`).
+    Resize(usize),
 }
 
 /// Failed starts in a row, in every slot, before queued tasks are failed.
@@ -47,8 +51,33 @@ const GIVE_UP_AFTER: u32 = 3;
 pub(crate) struct Settings {
     /// Most requests sent ahead to one worker.
     pub(crate) max_depth: usize,
-    /// Replace a worker after it was sent this many requests.
-    pub(crate) max_tasks_per_worker: Option<u64>,
+    /// When to replace a healthy worker.
+    pub(crate) recycle: Recycle,
+    /// How many workers to keep, and to grow to under load.
+    pub(crate) size: Size,
+}
+
+/// The pool's size: fixed (`min == max`), or elastic between the two.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Size {
+    /// Workers kept even when idle (at least 1).
+    pub(crate) min: usize,
+    /// Workers started at most while tasks wait for one.
+    pub(crate) max: usize,
+    /// How long a worker beyond `min` may be idle before it is let go.
+    pub(crate) idle_timeout: Duration,
+}
+
+/// Idle checks per idle timeout: a worker is let go after between
+/// `IDLE_CHECKS` and `IDLE_CHECKS + 1` quarters of it without a task.
+const IDLE_CHECKS: u32 = 4;
+
+/// Ticks every quarter of the idle timeout (at least every millisecond).
+fn idle_interval(size: Size) -> Interval {
+    let period = (size.idle_timeout / IDLE_CHECKS).max(Duration::from_millis(1));
+    let mut ticks = tokio::time::interval(period);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    ticks
 }
 
 /// Generic over how workers are started (real processes, or the slot
@@ -63,6 +92,9 @@ pub(crate) struct Dispatcher<L: Launch> {
     settings: Settings,
     /// `Some` once a shutdown was asked for: who to tell when it is done.
     draining: Option<Vec<oneshot::Sender<()>>>,
+    /// Ticks for an elastic pool's idle checks; `None` for a fixed one,
+    /// which pays nothing for elasticity.
+    idle_checks: Option<Interval>,
 }
 
 impl<L: Launch> Dispatcher<L> {
@@ -78,6 +110,8 @@ impl<L: Launch> Dispatcher<L> {
             .into_iter()
             .map(|launched| Slot::live(launched, max_frame))
             .collect();
+        let idle_checks =
+            (settings.size.max > settings.size.min).then(|| idle_interval(settings.size));
         Dispatcher {
             commands,
             queue: VecDeque::new(),
@@ -89,6 +123,7 @@ impl<L: Launch> Dispatcher<L> {
                 ..settings
             },
             draining: None,
+            idle_checks,
         }
     }
 
@@ -110,6 +145,12 @@ impl<L: Launch> Dispatcher<L> {
                 Poll::Ready(Some(Command::ShutdownNow(done))) => {
                     self.draining.get_or_insert_with(Vec::new).push(done);
                     self.abandon_all();
+                }
+                Poll::Ready(Some(Command::Resize(n))) => {
+                    let n = n.max(1);
+                    self.settings.size.min = n;
+                    self.settings.size.max = n;
+                    self.idle_checks = None;
                 }
                 // Every handle is gone. A shutdown carries on only while
                 // someone still awaits it; an abandoned one must not keep
@@ -141,6 +182,7 @@ impl<L: Launch> Dispatcher<L> {
         for i in 0..self.slots.len() {
             let mut ctx = Ctx {
                 launcher: &self.launcher,
+                recycle: self.settings.recycle,
                 queue: &mut self.queue,
                 counters: &self.counters,
             };
@@ -189,8 +231,82 @@ impl<L: Launch> Dispatcher<L> {
                 .filter_map(|slot| Some((slot.room(max_depth)?, slot)))
                 .min_by_key(|&(load, _)| load);
             let Some((_, slot)) = target else { break };
-            let job = self.queue.pop_front().expect("front exists");
-            slot.accept(job, &self.launcher, self.settings.max_tasks_per_worker);
+            let mut job = self.queue.pop_front().expect("front exists");
+            // Out of the queue: its room under `max_queued` is free again.
+            drop(job.room.take());
+            slot.accept(job, &self.launcher, self.settings.recycle);
+        }
+    }
+
+    /// An elastic (or resized) pool's size: starts workers while tasks wait
+    /// and fewer than `max` are there (and up to `min` in any case), and
+    /// lets idle ones go while more than `max` are (after a resize). A
+    /// fixed pool at its size skips it all.
+    fn fit(&mut self, cx: &mut Context<'_>) {
+        let Size { min, max, .. } = self.settings.size;
+        if self.draining.is_some() || (min == max && self.slots.len() == max) {
+            return;
+        }
+        let active = self.slots.iter().filter(|slot| !slot.is_retiring()).count();
+        let starting = self.slots.iter().filter(|slot| slot.is_starting()).count();
+        // One more worker for each task that waits, less those starting
+        // (each will take one).
+        let target = (active + self.queue.len().saturating_sub(starting)).clamp(min, max);
+        if active < target {
+            for _ in active..target {
+                self.slots.push(Slot::starting(self.launcher.start()));
+            }
+            // Poll the new slots, so that their starts wake us.
+            cx.waker().wake_by_ref();
+        }
+        let mut excess = active.saturating_sub(max);
+        let surplus: Vec<usize> = (0..self.slots.len())
+            .filter(|&i| {
+                let slot = &self.slots[i];
+                let go =
+                    excess > 0 && !slot.is_retiring() && (slot.is_idle() || slot.is_starting());
+                excess -= usize::from(go);
+                go
+            })
+            .collect();
+        self.close_slots(cx, &surplus);
+        self.slots.retain(|slot| !slot.is_stopped());
+    }
+
+    /// An elastic pool's idle check, a quarter of the idle timeout apart:
+    /// a worker beyond `min` found idle (with nothing sent to it in
+    /// between) by more than `IDLE_CHECKS` checks in a row is let go.
+    fn poll_idle(&mut self, cx: &mut Context<'_>) {
+        let Some(ticks) = &mut self.idle_checks else {
+            return;
+        };
+        if ticks.poll_tick(cx).is_pending() || self.draining.is_some() {
+            return;
+        }
+        while ticks.poll_tick(cx).is_ready() {} // registers for the next tick
+        let min = self.settings.size.min;
+        let mut active = self.slots.iter().filter(|slot| !slot.is_retiring()).count();
+        let mut idle = Vec::new();
+        for (i, slot) in self.slots.iter_mut().enumerate() {
+            if !slot.is_retiring() && slot.idle_check() > IDLE_CHECKS && active > min {
+                idle.push(i);
+                active -= 1;
+            }
+        }
+        self.close_slots(cx, &idle);
+    }
+
+    /// Tells the workers of these slots to exit (or abandons their start);
+    /// each slot leaves the pool once its worker is reaped (see `fit`).
+    fn close_slots(&mut self, cx: &mut Context<'_>, which: &[usize]) {
+        for &i in which {
+            let mut ctx = Ctx {
+                launcher: &self.launcher,
+                recycle: self.settings.recycle,
+                queue: &mut self.queue,
+                counters: &self.counters,
+            };
+            self.slots[i].close(cx, &mut ctx);
         }
     }
 
@@ -212,12 +328,17 @@ impl<L: Launch> Dispatcher<L> {
     }
 
     fn publish_counters(&self) {
-        let (mut alive, mut busy) = (0, 0);
+        let (mut alive, mut busy, mut workers) = (0, 0, 0);
         for slot in &self.slots {
+            workers += usize::from(!slot.is_retiring());
             if let Some(in_flight) = slot.live_load() {
                 alive += 1;
                 busy += usize::from(in_flight > 0);
             }
+        }
+        if self.draining.is_none() {
+            // After a shutdown, the size it had (`Stats::workers`).
+            self.counters.workers.store(workers, Relaxed);
         }
         self.counters.alive.store(alive, Relaxed);
         self.counters.busy.store(busy, Relaxed);
@@ -234,6 +355,7 @@ impl<L: Launch> Dispatcher<L> {
         for slot in &mut self.slots {
             let mut ctx = Ctx {
                 launcher: &self.launcher,
+                recycle: self.settings.recycle,
                 queue: &mut self.queue,
                 counters: &self.counters,
             };
@@ -257,6 +379,8 @@ impl<L: Launch> Future for Dispatcher<L> {
         }
         this.poll_slots(cx);
         this.assign();
+        this.fit(cx);
+        this.poll_idle(cx);
         this.flush(cx);
         this.publish_counters();
         if this.draining.is_some() && this.is_drained() && this.poll_close(cx).is_ready() {

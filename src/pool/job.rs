@@ -9,10 +9,24 @@ use std::time::Duration;
 use futures::task::AtomicWaker;
 use tokio::time::Instant;
 
-use tokio::sync::oneshot;
+use tokio::sync::{OwnedSemaphorePermit, oneshot};
 
 use crate::channel::Holds;
-use crate::error::Error;
+use crate::error::{Crash, Error};
+
+/// How many of the deaths a task caused its error names, at most (with
+/// `retries(u32::MAX)` it could be killing workers for ever).
+pub(crate) const RECENT_CRASHES: usize = 16;
+
+/// The deaths of the workers that ran a task.
+#[derive(Debug, Default)]
+pub(crate) struct Crashes {
+    /// How many died.
+    pub(crate) total: u32,
+    /// How the last [`RECENT_CRASHES`] of them ended, oldest first: the
+    /// final error names each.
+    pub(crate) recent: Vec<Crash>,
+}
 
 /// One task: its request frame, encoded once at submit time (and kept until the
 /// answer arrives, so a task that never started can be sent to another worker
@@ -27,14 +41,20 @@ pub(crate) struct Job {
     pub(crate) retries_left: u32,
     /// Workers that died while its request was being written to them.
     pub(crate) failed_deliveries: u32,
-    /// Workers that died while running it (it was retried after each).
-    pub(crate) crashed_workers: u32,
+    /// The workers that died while running it (it was retried after each);
+    /// `None` (one word, no allocation: a job is moved through the queue)
+    /// until one dies.
+    pub(crate) crashes: Option<Box<Crashes>>,
     /// Where it was last sent, for the caller's timeout and cancel errors.
     pub(crate) placed: Placement,
     /// Holds on the channels whose endpoints its arguments carry, until it
     /// is answered (the worker holds its own by then). Never read: what
     /// counts is when it drops.
     pub(crate) holds: Holds,
+    /// Its place under `PoolBuilder::max_queued`, given back when it
+    /// leaves the pool's queue for a worker (`None`: no limit, or a `map`
+    /// chunk, which its window bounds instead).
+    pub(crate) room: Option<OwnedSemaphorePermit>,
 }
 
 /// The caller's end of a job: where its answer comes, and where it went.
@@ -120,6 +140,21 @@ impl Job {
         let Job { reply, holds, .. } = self;
         drop(holds);
         let _ = reply.send(outcome);
+    }
+
+    /// Records that the worker running it died so.
+    pub(crate) fn record_crash(&mut self, crash: Crash) {
+        let crashes = self.crashes.get_or_insert_with(Box::default);
+        crashes.total = crashes.total.saturating_add(1);
+        if crashes.recent.len() == RECENT_CRASHES {
+            crashes.recent.remove(0);
+        }
+        crashes.recent.push(crash);
+    }
+
+    /// How many workers died running it.
+    pub(crate) fn crashed_workers(&self) -> u32 {
+        self.crashes.as_ref().map_or(0, |crashes| crashes.total)
     }
 
     /// Whether the caller has stopped waiting (cancelled the task), or will

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Semaphore, TryAcquireError, mpsc, oneshot};
 
 use crate::channel::Holds;
 use crate::error::{Error, Repr};
@@ -14,6 +14,7 @@ use crate::map::MapStream;
 use crate::pool::builder::PoolBuilder;
 use crate::pool::dispatcher::Command;
 use crate::pool::job::{self, Job, Placement, Ticket};
+use crate::pool::room::{self, Room};
 use crate::pool::stats::{Counters, Stats};
 use crate::task::handle::TaskHandle;
 use crate::wire::frame;
@@ -57,16 +58,18 @@ struct Inner {
     /// The runtime the pool was built on, where its dispatcher runs.
     runtime: tokio::runtime::Handle,
     closed: AtomicBool,
+    /// Room in the queue under `max_queued`; `None`: unbounded.
+    room: Option<Arc<Semaphore>>,
 }
 
 /// What a pool handle needs to know of the builder's settings.
 #[derive(Debug)]
 pub(crate) struct Config {
-    pub(crate) workers: usize,
     pub(crate) task_timeout: Option<Duration>,
     pub(crate) retries: u32,
     pub(crate) max_frame: u64,
     pub(crate) containment: Containment,
+    pub(crate) max_queued: Option<usize>,
 }
 
 impl Pool {
@@ -96,9 +99,12 @@ impl Pool {
                 commands,
                 counters,
                 registry,
-                config,
                 runtime: tokio::runtime::Handle::current(),
                 closed: AtomicBool::new(false),
+                room: config
+                    .max_queued
+                    .map(|n| Arc::new(Semaphore::new(n.min(Semaphore::MAX_PERMITS)))),
+                config,
             }),
         }
     }
@@ -109,6 +115,11 @@ impl Pool {
     /// whether or not the handle is polled, unless the handle is dropped first
     /// (see [`TaskHandle`] on cancellation). A pool-wide
     /// [`task_timeout`](PoolBuilder::task_timeout) applies to the handle.
+    /// With [`max_queued`](PoolBuilder::max_queued) set and the queue full,
+    /// the task waits for room (it is queued, in submission order, as soon
+    /// as there is some) and the handle resolves as usual; to slow a
+    /// producer down instead, await [`reserve`](Pool::reserve) first, or
+    /// refuse the work with [`try_submit`](Pool::try_submit).
     ///
     /// `args` is the function's one argument as it is, the tuple of its
     /// arguments for several, or `()` for none (see [`Task`]):
@@ -158,13 +169,29 @@ impl Pool {
     pub fn submit<M, F: Task<M>>(&self, f: F, args: F::Args) -> TaskHandle<F::Output> {
         assert_fn_item::<F>();
         let _ = f;
+        self.handle_for::<F, F::Args, F::Output>(&args, Room::WaitIfFull)
+    }
+
+    /// Room in the queue under `max_queued` (`None`: unbounded), and the
+    /// limit.
+    pub(crate) fn room(&self) -> Option<(&Arc<Semaphore>, usize)> {
+        let room = self.inner.room.as_ref()?;
+        Some((room, self.inner.config.max_queued.unwrap_or_default()))
+    }
+
+    /// The handle of a task submitted with `room` (see [`Room`]).
+    pub(crate) fn handle_for<F: 'static, A: serde::Serialize, T>(
+        &self,
+        args: &A,
+        room: Room,
+    ) -> TaskHandle<T> {
         let task = std::any::type_name::<F>();
         // The pool-wide timeout's timer needs the runtime; a submit from a
         // plain thread gets the pool's.
         let _runtime = self.inner.runtime.enter();
         TaskHandle::new(
             task,
-            self.enqueue::<F, F::Args>(task, &args),
+            self.enqueue::<F, A>(task, args, room),
             self.inner.config.task_timeout,
         )
     }
@@ -173,9 +200,32 @@ impl Pool {
         &self,
         task: &'static str,
         args: &A,
+        room: Room,
     ) -> Result<Ticket, Error> {
         let (frame, holds) = job::encode_request(self.task_index::<F>()?, args)?;
-        self.enqueue_frame(task, frame, holds)
+        let (mut job, ticket) = self.prepare(task, frame, holds)?;
+        match room {
+            Room::Taken(room) => job.room = room,
+            Room::WaitIfFull => {
+                if let Some(room) = &self.inner.room {
+                    match room.clone().try_acquire_owned() {
+                        Ok(taken) => job.room = Some(taken),
+                        Err(TryAcquireError::Closed) => return Err(Error::new(Repr::ShutDown)),
+                        Err(TryAcquireError::NoPermits) => {
+                            room::queue_when_room(
+                                &self.inner.runtime,
+                                room.clone(),
+                                self.inner.commands.clone(),
+                                job,
+                            );
+                            return Ok(ticket);
+                        }
+                    }
+                }
+            }
+        }
+        self.send(job)?;
+        Ok(ticket)
     }
 
     /// The index requests use for `F`.
@@ -183,13 +233,27 @@ impl Pool {
         self.inner.registry.index_of::<F>()
     }
 
-    /// Queues an encoded request frame.
+    /// Queues an encoded request frame, whatever `max_queued` says (a `map`
+    /// is bounded by its window instead).
     pub(crate) fn enqueue_frame(
         &self,
         task: &'static str,
         frame: Vec<u8>,
         holds: Holds,
     ) -> Result<Ticket, Error> {
+        let (job, ticket) = self.prepare(task, frame, holds)?;
+        self.send(job)?;
+        Ok(ticket)
+    }
+
+    /// The job for an encoded request, and the caller's end of it; an error
+    /// if it must not be sent at all.
+    fn prepare(
+        &self,
+        task: &'static str,
+        frame: Vec<u8>,
+        holds: Holds,
+    ) -> Result<(Job, Ticket), Error> {
         if self.inner.closed.load(Relaxed) {
             return Err(Error::new(Repr::ShutDown));
         }
@@ -204,23 +268,29 @@ impl Pool {
         }
         let (reply, receiver) = oneshot::channel();
         let placed = Placement::default();
-        self.inner
-            .commands
-            .send(Command::Submit(Job {
-                task,
-                frame,
-                reply,
-                retries_left: self.inner.config.retries,
-                failed_deliveries: 0,
-                crashed_workers: 0,
-                placed: placed.clone(),
-                holds,
-            }))
-            .map_err(|_| Error::new(Repr::ShutDown))?;
-        Ok(Ticket {
+        let job = Job {
+            task,
+            frame,
+            reply,
+            retries_left: self.inner.config.retries,
+            failed_deliveries: 0,
+            crashes: None,
+            placed: placed.clone(),
+            holds,
+            room: None,
+        };
+        let ticket = Ticket {
             answer: receiver,
             placed,
-        })
+        };
+        Ok((job, ticket))
+    }
+
+    fn send(&self, job: Job) -> Result<(), Error> {
+        self.inner
+            .commands
+            .send(Command::Submit(job))
+            .map_err(|_| Error::new(Repr::ShutDown))
     }
 
     /// Applies `f` to every item of `input`, yielding the results in input
@@ -446,8 +516,9 @@ impl Pool {
     /// [`Error::is_shutdown`]. Every clone of the pool is shut down.
     ///
     /// There is no time limit: a task that never ends (or whose worker is
-    /// stopped by SIGSTOP) holds it up. Put a timeout around it and fall back
-    /// to [`shutdown_now`](Pool::shutdown_now), as below. Calling it again,
+    /// stopped by SIGSTOP) holds it up. [`shutdown_timeout`](Pool::shutdown_timeout)
+    /// puts one on it and falls back to [`shutdown_now`](Pool::shutdown_now),
+    /// as below does by hand. Calling it again,
     /// or from several clones, is fine: each call returns once the workers
     /// are gone.
     ///
@@ -473,6 +544,45 @@ impl Pool {
     /// ```
     pub async fn shutdown(&self) {
         self.stop(Command::Shutdown).await;
+    }
+
+    /// [`shutdown`](Pool::shutdown) for at most `limit`, then
+    /// [`shutdown_now`](Pool::shutdown_now): queued and running tasks get
+    /// until then to finish; whatever is still queued or running after it
+    /// is cancelled (running ones killed with their workers) and its handle
+    /// resolves to [`Error::is_shutdown`]. Every task resolves either way,
+    /// and it returns once the workers are reaped. `true` if everything
+    /// finished within `limit`.
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`shutdown`](Pool::shutdown): dropping the future does not
+    /// undo the shutdown, but the kill at `limit` happens only while it is
+    /// polled.
+    ///
+    /// # Panics
+    ///
+    /// If polled outside a tokio runtime with a time driver (the limit's
+    /// timer needs one).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    ///
+    /// # async fn demo(pool: procpool::Pool) {
+    /// // SIGTERM received: give running work 25 s, then stop for good.
+    /// if !pool.shutdown_timeout(Duration::from_secs(25)).await {
+    ///     eprintln!("some tasks were still running and were killed");
+    /// }
+    /// # }
+    /// ```
+    pub async fn shutdown_timeout(&self, limit: Duration) -> bool {
+        if tokio::time::timeout(limit, self.shutdown()).await.is_ok() {
+            return true;
+        }
+        self.shutdown_now().await;
+        false
     }
 
     /// Stops at once: queued tasks never run and running ones are killed
@@ -503,11 +613,41 @@ impl Pool {
 
     async fn stop(&self, command: fn(oneshot::Sender<()>) -> Command) {
         self.inner.closed.store(true, Relaxed);
+        if let Some(room) = &self.inner.room {
+            // Whoever waits for room now fails with a shutdown error.
+            room.close();
+        }
         let (done, finished) = oneshot::channel();
         if self.inner.commands.send(command(done)).is_ok() {
             // An error means the dispatcher is already gone: also done.
             let _ = finished.await;
         }
+    }
+
+    /// Makes the pool keep exactly `n` workers from now on (`0` is treated
+    /// as `1`), fixed: an elastic pool stops growing and shrinking.
+    ///
+    /// Growing starts the new workers at once. Shrinking lets idle workers
+    /// go at once and busy ones as soon as they are idle: no task is
+    /// cancelled or moved for it. It returns at once; the change happens
+    /// in the pool's background task, and
+    /// [`stats`](Pool::stats)`().workers` shows it shortly. After a
+    /// shutdown it does nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn demo(pool: procpool::Pool) {
+    /// // Night batch: use the whole machine; daytime: leave room for others.
+    /// let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    /// pool.resize(cores);
+    /// // ...
+    /// pool.resize(1);
+    /// # }
+    /// ```
+    pub fn resize(&self, n: usize) {
+        // An error means the dispatcher is gone: nothing to resize.
+        let _ = self.inner.commands.send(Command::Resize(n.max(1)));
     }
 
     /// How this pool makes the processes a task starts die with it: never
@@ -550,7 +690,7 @@ impl Pool {
     /// # }
     /// ```
     pub fn stats(&self) -> Stats {
-        self.inner.counters.snapshot(self.inner.config.workers)
+        self.inner.counters.snapshot()
     }
 }
 

@@ -37,8 +37,11 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 #[non_exhaustive]
 pub struct Stats {
     /// Worker slots the pool keeps filled: the
-    /// [`workers`](crate::PoolBuilder::workers) it was built with. Constant,
-    /// even after a shutdown.
+    /// [`workers`](crate::PoolBuilder::workers) it was built with, or, for
+    /// an elastic pool ([`max_workers`](crate::PoolBuilder::max_workers)),
+    /// how many it has now (between its minimum and maximum), or what
+    /// [`Pool::resize`](crate::Pool::resize) set. After a shutdown, what it
+    /// was when the shutdown began.
     pub workers: usize,
     /// Workers running, connected and ready for tasks now. Below `workers`
     /// while a worker is being started, replaced or backed off from, and 0
@@ -61,8 +64,9 @@ pub struct Stats {
     /// were running; each was replaced. Recycling is counted in `recycled`,
     /// not here.
     pub respawns: u64,
-    /// Workers replaced after [`max_tasks_per_worker`](crate::PoolBuilder::max_tasks_per_worker)
-    /// tasks.
+    /// Healthy workers replaced: after [`max_tasks_per_worker`](crate::PoolBuilder::max_tasks_per_worker)
+    /// tasks, or for growing past
+    /// [`recycle_on_memory_growth`](crate::PoolBuilder::recycle_on_memory_growth).
     pub recycled: u64,
     /// Reruns of tasks whose worker died under them (see
     /// [`PoolBuilder::retries`](crate::PoolBuilder::retries)); a task run
@@ -76,6 +80,7 @@ pub struct Stats {
 /// Live counters, written by the dispatcher and read by `Pool::stats`.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
+    pub(crate) workers: AtomicUsize,
     pub(crate) alive: AtomicUsize,
     pub(crate) busy: AtomicUsize,
     pub(crate) queued: AtomicUsize,
@@ -88,10 +93,10 @@ pub(crate) struct Counters {
 }
 
 impl Counters {
-    /// The counters now, for a pool of `workers` slots.
-    pub(crate) fn snapshot(&self, workers: usize) -> Stats {
+    /// The counters now.
+    pub(crate) fn snapshot(&self) -> Stats {
         Stats {
-            workers,
+            workers: self.workers.load(Relaxed),
             alive: self.alive.load(Relaxed),
             busy: self.busy.load(Relaxed),
             queued: self.queued.load(Relaxed),

@@ -391,9 +391,10 @@ impl ProcessBuilder {
             reply,
             retries_left: 0,
             failed_deliveries: 0,
-            crashed_workers: 0,
+            crashes: None,
             placed: placed.clone(),
             holds,
+            room: None,
         };
         let launch = self.launch.clone();
         let fingerprint = registry.fingerprint();

@@ -19,7 +19,7 @@ use std::task::{Context, Poll};
 use crate::error::{Error, Exit, Repr};
 use crate::launch::local::WorkerSpec;
 use crate::pool::job::Job;
-use crate::pool::slot::{Ctx, Launch, Slot, StartFailed};
+use crate::pool::slot::{Ctx, Launch, Recycle, Slot, StartFailed};
 use crate::pool::stats::Counters;
 
 /// Runs one job in one fresh worker, then lets the worker go (and reaps it)
@@ -85,6 +85,7 @@ impl Future for Driver {
         }
         let mut ctx = Ctx {
             launcher,
+            recycle: Recycle::default(),
             queue,
             counters,
         };
@@ -92,7 +93,7 @@ impl Future for Driver {
         if slot.room(1).is_some()
             && let Some(job) = ctx.queue.pop_front()
         {
-            slot.accept(job, ctx.launcher, None);
+            slot.accept(job, ctx.launcher, Recycle::default());
         }
         failed = failed.or(slot.flush(cx, &mut ctx));
         if let Some(StartFailed(err)) = failed {

@@ -31,7 +31,10 @@ use crate::task::detached::spawn_detached;
 /// * a task sent to a worker but not started is skipped by the worker;
 /// * a task that is running has its worker process killed — with everything
 ///   in the worker's process group, so processes the task started die too —
-///   and the pool starts a replacement. Other tasks are not affected.
+///   and the pool starts a replacement. Other tasks are not affected. With
+///   a [`cancel_grace`](crate::PoolBuilder::cancel_grace), the task is
+///   asked first ([`procpool::cancelled()`](crate::cancelled)) and killed
+///   only if it is still running when the grace period is over.
 ///
 /// So `tokio::time::timeout(d, pool.submit(f, x))`, a `select!` branch that
 /// loses, or a dropped request handler really stop the work. Use

@@ -450,9 +450,10 @@ mod tests {
                 reply,
                 retries_left: 0,
                 failed_deliveries: 0,
-                crashed_workers: 0,
+                crashes: None,
                 placed: Default::default(),
                 holds: Default::default(),
+                room: None,
             },
             rx,
         )

@@ -17,15 +17,24 @@ pub(crate) struct Start {
     /// The most verbose `tracing` level to send back as `LOG` frames
     /// (a [`level_byte`](super::log::level_byte)); 0: none.
     pub(crate) log_level: u8,
+    /// The worker's address-space limit in bytes, set by the worker on
+    /// itself before it runs anything of the user's
+    /// (`PoolBuilder::max_memory_per_worker`); 0: none.
+    pub(crate) memory_limit: u64,
+    /// How long a cancelled running task may take to stop by itself before
+    /// the worker ends it (`PoolBuilder::cancel_grace`), in ns; 0: at once.
+    pub(crate) cancel_grace_nanos: u64,
 }
 
 impl Start {
     /// The frame a pool sends a new worker once it is contained (in its
     /// cgroup): until it arrives the worker runs nothing of the user's.
     pub(crate) fn encode(self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(frame::HEADER_LEN + frame::PREFIX_LEN + 1);
+        let mut out = Vec::with_capacity(frame::HEADER_LEN + frame::PREFIX_LEN + 17);
         frame::begin(&mut out, START, 0);
         out.push(self.log_level);
+        out.extend_from_slice(&self.memory_limit.to_le_bytes());
+        out.extend_from_slice(&self.cancel_grace_nanos.to_le_bytes());
         frame::end(&mut out);
         out
     }
@@ -33,10 +42,14 @@ impl Start {
     /// The `START` in `body`, if it is one.
     pub(crate) fn parse(body: &[u8]) -> Option<Start> {
         let parts = Parts::of(body).ok().filter(|parts| parts.kind == START)?;
-        match parts.payload {
-            &[log_level] if log_level <= 5 => Some(Start { log_level }),
-            _ => None,
-        }
+        let (&log_level, rest) = parts.payload.split_first()?;
+        let (limit, grace) = rest.split_first_chunk::<8>()?;
+        let grace: &[u8; 8] = grace.try_into().ok()?;
+        (log_level <= 5).then(|| Start {
+            log_level,
+            memory_limit: u64::from_le_bytes(*limit),
+            cancel_grace_nanos: u64::from_le_bytes(*grace),
+        })
     }
 }
 
@@ -95,13 +108,22 @@ mod tests {
             None
         );
         assert_eq!(Hello::parse(&[]), None);
-        let start = Start { log_level: 3 };
+        let start = Start {
+            log_level: 3,
+            memory_limit: 1 << 30,
+            cancel_grace_nanos: 5,
+        };
         assert_eq!(
             Start::parse(&start.encode()[frame::HEADER_LEN..]),
             Some(start)
         );
         assert_eq!(Start::parse(&encoded[frame::HEADER_LEN..]), None);
-        let mut bad = Start { log_level: 9 }.encode();
+        let mut bad = Start {
+            log_level: 9,
+            memory_limit: 0,
+            cancel_grace_nanos: 0,
+        }
+        .encode();
         assert_eq!(Start::parse(&bad[frame::HEADER_LEN..]), None);
         bad.push(0);
         assert_eq!(Start::parse(&bad[frame::HEADER_LEN..]), None);

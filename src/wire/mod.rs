@@ -15,7 +15,7 @@
 //!
 //! | kind | code | direction | id | payload | module |
 //! |---|---|---|---|---|---|
-//! | `START` | `0x20` | pool → worker, first | 0 | settings: the most verbose log level to send as `LOG` `u8` (0 none, 1 error … 5 trace); the worker may run user code now | [`hello`] |
+//! | `START` | `0x20` | pool → worker, first | 0 | settings: the most verbose log level to send as `LOG` `u8` (0 none, 1 error … 5 trace), the address-space limit the worker sets on itself `u64` (0 none), the grace period of a cancelled running task in ns `u64` (0: end at once); the worker may run user code now | [`hello`] |
 //! | `HELLO` | `0x10` | worker → pool, once | 0 | `procpool` magic, protocol version `u32`, registry fingerprint `u64`, pid `u32` | [`hello`] |
 //! | `REQUEST` | `0x01` | pool → worker | task | task index `u32`, bincode arguments | [`request`] |
 //! | `CHUNK` | `0x06` | pool → worker | task | task index `u32`, item count `u32`, the items' arguments back to back, then each item's length `u32` | [`chunk`] |

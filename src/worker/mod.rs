@@ -15,6 +15,7 @@
 //!
 //! Any thread sends through the [`link`], whole frames only.
 
+mod cancel;
 pub(crate) mod link;
 mod outbox;
 mod panic;
@@ -26,6 +27,7 @@ mod teardown;
 use std::io::{self, Write};
 use std::os::unix::net::UnixStream;
 
+pub use cancel::cancelled;
 pub use link::echo_through_pool;
 pub(crate) use panic::panic_text;
 pub(crate) use reader::running_task;
@@ -39,6 +41,13 @@ use crate::wire::log;
 
 /// Exit code of a worker that could not start serving (EX_SOFTWARE).
 const EXIT_SETUP_FAILED: i32 = 70;
+
+/// Exit code of a worker under the pool's address-space limit
+/// (`PoolBuilder::max_memory_per_worker`) whose allocation failed
+/// (EX_OSERR): Rust aborts then, and the worker's SIGABRT handler turns
+/// that abort into this code, so that the pool can tell "out of memory"
+/// from any other abort.
+pub(crate) const EXIT_OUT_OF_MEMORY: i32 = 71;
 
 /// Registers this program's tasks and, in a worker process, serves them.
 ///
@@ -150,6 +159,10 @@ fn connect(registry: &Registry, marker: Marker) -> io::Result<UnixStream> {
     if let Some(level) = log::level_of(start.log_level) {
         crate::logs::forward_from_worker(level);
     }
+    cancel::set_grace(start.cancel_grace_nanos);
+    if start.memory_limit > 0 {
+        limit_memory(start.memory_limit)?;
+    }
     // By now the pool has moved us into our cgroup: learn where we live
     // before any user code runs.
     sys::watch_forks()?;
@@ -192,6 +205,26 @@ fn serve(registry: &'static Registry, marker: Marker, socket: UnixStream) -> io:
         return err;
     }
     serve::serve(registry, inbox, link, marker.max_frame)
+}
+
+/// Caps this worker's address space at `bytes` (soft and hard limit, so a
+/// task cannot raise it again), before anything of the user's runs, and
+/// makes an allocation failure under it exit with [`EXIT_OUT_OF_MEMORY`].
+///
+/// Rust's default allocation-error handler prints a line and aborts; the
+/// hook that would let us act first (`std::alloc::set_alloc_error_hook`) is
+/// unstable, so the abort itself is caught (see
+/// [`sys::exit_on_out_of_memory_abort`]).
+fn limit_memory(bytes: u64) -> io::Result<()> {
+    use rustix::process::{Resource, Rlimit, setrlimit};
+    setrlimit(
+        Resource::As,
+        Rlimit {
+            current: Some(bytes),
+            maximum: Some(bytes),
+        },
+    )?;
+    sys::exit_on_out_of_memory_abort(EXIT_OUT_OF_MEMORY)
 }
 
 /// Takes the socket a worker was given as its stdin, and points stdin at

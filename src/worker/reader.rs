@@ -221,6 +221,7 @@ impl Inbox {
     pub(super) fn done(&self, body: Vec<u8>, ran: Option<u64>) {
         let mut state = lock(&self.state);
         state.running = None;
+        super::cancel::task_done();
         if let Some(nanos) = ran {
             state.average_nanos = (state.average_nanos / 8 * 7).saturating_add(nanos / 8);
         }
@@ -299,7 +300,10 @@ fn push(state: &mut State, id: u64, body: &mut Vec<u8>) -> Result<(), String> {
 fn cancel(state: &mut State, id: u64) -> Result<(), String> {
     if state.running == Some(id) {
         // Holding the lock: the task thread cannot start the next one.
-        teardown();
+        if !super::cancel::ask(id, end_if_still_running) {
+            teardown();
+        }
+        return Ok(());
     }
     if state.queue.iter().any(|(queued, _)| *queued == id) {
         state.cancelled.insert(id);
@@ -308,6 +312,17 @@ fn cancel(state: &mut State, id: u64) -> Result<(), String> {
     }
     // Otherwise it finished already: nothing to do.
     Ok(())
+}
+
+/// Ends the worker if request `id` is still running: its grace period is
+/// over. Under the lock, so it cannot finish and the next start meanwhile.
+fn end_if_still_running(id: u64) {
+    if let Some(inbox) = INBOX.get() {
+        let state = lock(&inbox.state);
+        if state.running == Some(id) {
+            teardown();
+        }
+    }
 }
 
 /// Tasks shorter than this on average start without arming the reader

@@ -697,6 +697,14 @@ pub fn tasks() -> procpool::Registry {
         recv_one,
         spin_forever,
         read_env,
+        allocate_mib,
+        leak_mib,
+        start_big,
+        reserve_bytes,
+        vm_size_and_rss_kib,
+        until_cancelled,
+        ignores_cancel,
+        touch_then_wait_for,
     ]
 }
 
@@ -1230,6 +1238,100 @@ pub fn square_once(x: u64, micros: u64, dir: String) -> u64 {
         std::thread::sleep(Duration::from_micros(micros));
     }
     x * x
+}
+
+/// Writes its pid to `path`, then waits (up to a minute) for `release` to
+/// exist: a task that holds its worker until the test lets it go.
+pub fn touch_then_wait_for(path: String, release: String) -> u32 {
+    std::fs::write(&path, std::process::id().to_string()).unwrap();
+    for _ in 0..60_000 {
+        if std::path::Path::new(&release).exists() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    std::process::id()
+}
+
+// ---- graceful cancellation (tests/cancel.rs) ------------------------------
+
+/// Writes its pid to `started`, then waits (up to a minute) for its
+/// cancellation; when it comes, writes "clean" to `done` and returns.
+pub fn until_cancelled(started: String, done: String) -> u32 {
+    std::fs::write(&started, std::process::id().to_string()).unwrap();
+    for _ in 0..60_000 {
+        if procpool::cancelled() {
+            std::fs::write(&done, "clean").unwrap();
+            return std::process::id();
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    panic!("never cancelled");
+}
+
+/// Like `until_cancelled`, but after writing `seen` it keeps running: a
+/// task that ignores its cancellation.
+pub fn ignores_cancel(started: String, seen: String) -> u32 {
+    std::fs::write(&started, std::process::id().to_string()).unwrap();
+    while !procpool::cancelled() {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    std::fs::write(&seen, "seen").unwrap();
+    std::thread::sleep(Duration::from_secs(600));
+    std::process::id()
+}
+
+// ---- memory tasks (tests/memory.rs) --------------------------------------
+
+/// Allocates `mib` MiB in 1 MiB blocks, touching every page, and frees them:
+/// returns `mib`, or dies trying under a memory cap.
+pub fn allocate_mib(mib: u64) -> u64 {
+    let blocks = touched_blocks(mib);
+    blocks.len() as u64
+}
+
+/// Allocates and touches `mib` MiB and never frees them: a leak.
+pub fn leak_mib(mib: u64) -> u32 {
+    std::mem::forget(touched_blocks(mib));
+    std::process::id()
+}
+
+fn touched_blocks(mib: u64) -> Vec<Vec<u8>> {
+    (0..mib)
+        .map(|_| {
+            let mut block = vec![0u8; 1 << 20];
+            for page in block.chunks_mut(4096) {
+                page[0] = 1;
+            }
+            std::hint::black_box(block)
+        })
+        .collect()
+}
+
+/// Reserves `bytes` in one allocation (untouched): its length, or an
+/// allocation failure.
+pub fn reserve_bytes(bytes: u64) -> u64 {
+    let block: Vec<u8> = Vec::with_capacity(bytes as usize);
+    std::hint::black_box(&block);
+    block.capacity() as u64
+}
+
+/// This worker's address space and resident set, in KiB.
+pub fn vm_size_and_rss_kib() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let field = |name: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    };
+    (field("VmSize:"), field("VmRSS:"))
+}
+
+/// An initializer that leaks `mib` MiB: a worker born big.
+pub fn start_big(mib: u64) {
+    leak_mib(mib);
 }
 
 /// Appends a line to `path`, then aborts: a crash whose every run is counted.

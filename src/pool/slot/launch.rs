@@ -33,6 +33,14 @@ pub(crate) trait Launch: Debug + Send + Sync + Unpin + 'static {
     /// The largest frame body its workers may send.
     fn max_frame(&self) -> u64;
 
+    /// The address-space limit its workers run under, if any: a worker
+    /// that exits with [`EXIT_OUT_OF_MEMORY`](crate::worker::EXIT_OUT_OF_MEMORY)
+    /// under it ran out of memory.
+    fn memory_limit(&self) -> Option<u64>;
+
+    /// How long its workers give a cancelled running task to stop by itself.
+    fn cancel_grace(&self) -> Duration;
+
     /// Kills every worker it ever started and has not reaped yet, and reaps
     /// them, blocking briefly: the pool is gone, maybe with its runtime.
     fn kill_all(&self);
@@ -61,6 +69,9 @@ pub(crate) trait WorkerProcess: Debug + Send + 'static {
 
     /// Kills the worker and everything it started; harmless once it is dead.
     fn kill(&self);
+
+    /// Its resident memory in bytes, if it can be read.
+    fn resident_bytes(&self) -> Option<u64>;
 
     /// `Ready` once the process has exited, whatever its socket says (a
     /// process it forked may hold that open). Cheap enough for every poll.
@@ -99,6 +110,14 @@ impl Launch for Arc<WorkerSpec> {
         self.max_frame
     }
 
+    fn memory_limit(&self) -> Option<u64> {
+        self.memory_limit
+    }
+
+    fn cancel_grace(&self) -> Duration {
+        self.cancel_grace
+    }
+
     fn kill_all(&self) {
         self.ledger.kill_all();
     }
@@ -111,6 +130,10 @@ impl WorkerProcess for Child {
 
     fn kill(&self) {
         Child::kill(self);
+    }
+
+    fn resident_bytes(&self) -> Option<u64> {
+        Child::resident_bytes(self)
     }
 
     fn poll_exited(&mut self, cx: &mut Context<'_>) -> Poll<()> {

@@ -13,7 +13,7 @@ use tokio::time::{Instant, Sleep};
 
 use super::launch::{Launch, Launched, Starting, WorkerProcess};
 use super::settle::Remains;
-use super::{CANCEL_GRACE, CONTROL_BACKLOG_LIMIT, EXIT_GRACE, STALL_LIMIT, State};
+use super::{CANCEL_GRACE, CONTROL_BACKLOG_LIMIT, EXIT_GRACE, Recycle, STALL_LIMIT, State};
 use crate::channel::peer::Connection;
 use crate::error::{Error, Repr};
 use crate::logs;
@@ -42,8 +42,16 @@ pub(crate) struct LiveWorker<L: Launch> {
     channels: Connection,
     /// Moving average of the run time the worker reports per task.
     task_nanos: Option<u64>,
-    /// Requests sent to it, for recycling after `max_tasks_per_worker`.
-    assigned: u64,
+    /// Requests sent to it, for recycling after `max_tasks_per_worker` (and
+    /// for telling an idle spell apart from a busy one).
+    pub(super) assigned: u64,
+    /// Answers it sent (every kind), and how many it had sent when its
+    /// memory was last checked: one check per batch of answers.
+    answered: u64,
+    growth_checked_at: u64,
+    /// Its resident memory before its first task, in bytes, when the pool
+    /// recycles on memory growth (`None`: not measured).
+    resident_at_start: Option<u64>,
     /// Its replacement, started while it finishes its last tasks.
     pub(super) successor: Option<Starting<L>>,
     /// Killed after a failed write; its remaining answers are being read.
@@ -100,6 +108,9 @@ impl<L: Launch> LiveWorker<L> {
             channels: Connection::new(max_frame),
             task_nanos: None,
             assigned: 0,
+            answered: 0,
+            growth_checked_at: 0,
+            resident_at_start: None,
             successor: None,
             doomed: false,
             kill_at: None,
@@ -257,11 +268,15 @@ impl<L: Launch> LiveWorker<L> {
     ) -> Result<(), Fault> {
         let pid = self.pid;
         let entry = self.conn.pop_answered().expect("the head was checked");
+        self.answered += 1;
         let job = entry.job;
         match verdict {
             Verdict::Done(nanos) => {
                 self.record(nanos);
                 *failures = 0;
+                // Also a task whose cancel came too late, or that returned
+                // in its grace period: it returned a value (nobody may be
+                // waiting for it).
                 counters.completed.fetch_add(1, Relaxed);
                 job.finish(Ok(Reply {
                     payload_at: body.start + answer::RESULT_AT,
@@ -351,14 +366,40 @@ impl<L: Launch> LiveWorker<L> {
         more_pieces
     }
 
-    /// Takes `job` behind those in flight; after `max_tasks` of them, starts
-    /// its replacement, which takes over once they are done.
-    pub(super) fn accept(&mut self, job: Job, launcher: &L, max_tasks: Option<u64>) {
+    /// Takes `job` behind those in flight; after `recycle.max_tasks` of
+    /// them, starts its replacement, which takes over once they are done.
+    pub(super) fn accept(&mut self, job: Job, launcher: &L, recycle: Recycle) {
+        if self.assigned == 0 && recycle.memory_growth.is_some() {
+            // Growth counts from here: after start-up and the initializer,
+            // so a worker that is born big (a model loaded) is not taken
+            // for a leaking one and recycled after every task (Celery
+            // #4125), as a threshold on its absolute size would.
+            self.resident_at_start = self.process.resident_bytes();
+        }
         job.placed.set(self.pid);
         self.conn.push(job);
         self.assigned += 1;
-        if max_tasks == Some(self.assigned) {
+        if recycle.max_tasks == Some(self.assigned) && self.successor.is_none() {
             // Start the replacement now, while this one finishes.
+            self.successor = Some(launcher.start());
+        }
+    }
+
+    /// After new answers: if its resident memory has grown by more than
+    /// `growth` bytes since before its first task, starts its replacement,
+    /// which takes over once the tasks it holds are done. It gets no new
+    /// ones meanwhile (see [`capacity`](Self::capacity)); queued tasks wait
+    /// in the pool's queue for any worker, so none is stranded on it.
+    pub(super) fn check_growth(&mut self, launcher: &L, growth: u64) {
+        if self.successor.is_some() || self.answered == self.growth_checked_at {
+            return;
+        }
+        self.growth_checked_at = self.answered;
+        let (Some(start), Some(now)) = (self.resident_at_start, self.process.resident_bytes())
+        else {
+            return;
+        };
+        if now.saturating_sub(start) > growth {
             self.successor = Some(launcher.start());
         }
     }
@@ -426,8 +467,10 @@ impl<L: Launch> LiveWorker<L> {
     }
 
     /// Kills the worker if the running task was cancelled more than
-    /// [`CANCEL_GRACE`] ago and it is still there.
-    pub(super) fn enforce_cancel(&mut self, cx: &mut Context<'_>) {
+    /// `grace` (the task's own, `PoolBuilder::cancel_grace`) plus
+    /// [`CANCEL_GRACE`] (the worker's, to act on it) ago and it is still
+    /// there.
+    pub(super) fn enforce_cancel(&mut self, cx: &mut Context<'_>, grace: Duration) {
         let head_cancelled = self.conn.head().is_some_and(|head| head.cancel_sent);
         if !head_cancelled {
             // The cancelled task was answered or skipped: the worker takes
@@ -439,7 +482,9 @@ impl<L: Launch> LiveWorker<L> {
             return;
         }
         let kill_at = self.kill_at.get_or_insert_with(|| {
-            Box::pin(tokio::time::sleep_until(Instant::now() + CANCEL_GRACE))
+            Box::pin(tokio::time::sleep_until(
+                Instant::now() + grace.saturating_add(CANCEL_GRACE),
+            ))
         });
         if kill_at.as_mut().poll(cx).is_ready() && !self.doomed {
             self.doom();

@@ -59,10 +59,22 @@ pub(crate) const CONTROL_BACKLOG_LIMIT: usize = 4 << 20;
 /// to exit on its own before it is killed.
 const EXIT_GRACE: Duration = Duration::from_millis(200);
 
+/// When a worker is replaced by a fresh one while it is healthy.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Recycle {
+    /// After it was sent this many requests (`max_tasks_per_worker`).
+    pub(crate) max_tasks: Option<u64>,
+    /// Once its resident memory has grown by more than this many bytes
+    /// since before its first task (`recycle_on_memory_growth`).
+    pub(crate) memory_growth: Option<u64>,
+}
+
 /// What a slot needs of the pool while it moves: where tasks go back to,
 /// the counters, and how to start a replacement.
 pub(crate) struct Ctx<'a, L> {
     pub(crate) launcher: &'a L,
+    /// When to recycle a healthy worker.
+    pub(crate) recycle: Recycle,
     /// The pool's queue: tasks a dead worker had not started go back to
     /// its front, in their order.
     pub(crate) queue: &'a mut VecDeque<Job>,
@@ -109,16 +121,32 @@ pub(crate) struct Slot<L: Launch> {
     /// How its worker ended, when a one-shot slot's worker died (learnt
     /// while reaping it).
     exit: Option<Exit>,
+    /// For an elastic pool's idle check: requests its worker had been sent
+    /// at the last check, and checks in a row that found it idle since.
+    idle_seen: u64,
+    idle_checks: u32,
 }
 
 impl<L: Launch> Slot<L> {
     /// A slot filled by a worker started (and greeted) already.
     pub(crate) fn live(launched: Launched<L::Io, L::Process>, max_frame: u64) -> Slot<L> {
+        let worker = LiveWorker::new(launched, max_frame);
+        Slot::in_state(State::Live(Box::new(worker)), false)
+    }
+
+    /// A slot whose worker is on its way up (an elastic pool growing).
+    pub(crate) fn starting(starting: Starting<L>) -> Slot<L> {
+        Slot::in_state(State::Starting(starting), false)
+    }
+
+    fn in_state(state: State<L>, one_shot: bool) -> Slot<L> {
         Slot {
-            state: State::Live(Box::new(LiveWorker::new(launched, max_frame))),
+            state,
             failures: 0,
-            one_shot: false,
+            one_shot,
             exit: None,
+            idle_seen: 0,
+            idle_checks: 0,
         }
     }
 
@@ -127,12 +155,7 @@ impl<L: Launch> Slot<L> {
     /// ([`is_stopped`](Self::is_stopped)), and [`exit`](Self::exit) says
     /// how a dead one ended.
     pub(crate) fn one_shot(starting: Starting<L>) -> Slot<L> {
-        Slot {
-            state: State::Starting(starting),
-            failures: 0,
-            one_shot: true,
-            exit: None,
-        }
+        Slot::in_state(State::Starting(starting), true)
     }
 
     /// How a one-shot slot's worker ended, once it died and was reaped.
@@ -167,14 +190,20 @@ impl<L: Launch> Slot<L> {
                 },
                 State::Live(mut worker) => {
                     match worker.poll(cx, ctx.counters, &mut self.failures) {
-                        Ok(()) if worker.successor.is_some() && worker.conn.in_flight() == 0 => {
-                            // Recycled: its last task is done; its successor takes over.
-                            let successor = worker.successor.take().expect("checked");
-                            drop(worker.close(false));
-                            ctx.counters.recycled.fetch_add(1, Relaxed);
-                            (State::Starting(successor), true)
+                        Ok(()) => {
+                            if let Some(growth) = ctx.recycle.memory_growth {
+                                worker.check_growth(ctx.launcher, growth);
+                            }
+                            if worker.successor.is_some() && worker.conn.in_flight() == 0 {
+                                // Recycled: its last task is done; its successor takes over.
+                                let successor = worker.successor.take().expect("checked");
+                                drop(worker.close(false));
+                                ctx.counters.recycled.fetch_add(1, Relaxed);
+                                (State::Starting(successor), true)
+                            } else {
+                                (State::Live(worker), false)
+                            }
                         }
-                        Ok(()) => (State::Live(worker), false),
                         Err(fault) => (worker.retire(fault), true),
                     }
                 }
@@ -185,7 +214,13 @@ impl<L: Launch> Slot<L> {
                     Poll::Pending => (State::Reaping { reaper, remains }, false),
                     Poll::Ready(exit) => {
                         let exit = exit.unwrap_or(Exit::Unknown);
-                        if settle::settle(remains, exit, ctx.queue, ctx.counters) {
+                        if settle::settle(
+                            remains,
+                            exit,
+                            ctx.launcher.memory_limit(),
+                            ctx.queue,
+                            ctx.counters,
+                        ) {
                             self.failures += 1;
                         }
                         if self.one_shot {
@@ -235,7 +270,7 @@ impl<L: Launch> Slot<L> {
             failed = self.poll(cx, ctx);
         }
         if let State::Live(worker) = &mut self.state {
-            worker.enforce_cancel(cx);
+            worker.enforce_cancel(cx, ctx.launcher.cancel_grace());
         }
         failed
     }
@@ -271,12 +306,12 @@ impl<L: Launch> Slot<L> {
     }
 
     /// Sends `job` to the live worker (which [`room`](Self::room) said has
-    /// room); after `max_tasks` of them, starts its replacement.
-    pub(crate) fn accept(&mut self, job: Job, launcher: &L, max_tasks: Option<u64>) {
+    /// room); starts its replacement when `recycle` says so.
+    pub(crate) fn accept(&mut self, job: Job, launcher: &L, recycle: Recycle) {
         let State::Live(worker) = &mut self.state else {
             unreachable!("tasks go only to a live worker with room");
         };
-        worker.accept(job, launcher, max_tasks);
+        worker.accept(job, launcher, recycle);
     }
 
     /// Tasks in flight on its worker, if it is live.
@@ -303,6 +338,43 @@ impl<L: Launch> Slot<L> {
 
     pub(crate) fn is_stopped(&self) -> bool {
         matches!(self.state, State::Stopped)
+    }
+
+    /// Closing or closed: no longer one of the pool's workers.
+    pub(crate) fn is_retiring(&self) -> bool {
+        matches!(self.state, State::Closing(_) | State::Stopped)
+    }
+
+    /// Waiting for a worker to start (or to try again).
+    pub(crate) fn is_starting(&self) -> bool {
+        matches!(self.state, State::Starting(_) | State::Backoff(_))
+    }
+
+    /// Whether its worker is live, holds nothing and is not being
+    /// recycled: it can be let go without losing anything.
+    pub(crate) fn is_idle(&self) -> bool {
+        matches!(&self.state, State::Live(worker)
+            if worker.conn.in_flight() == 0 && worker.successor.is_none())
+    }
+
+    /// One idle check of an elastic pool: how many checks in a row have
+    /// found its worker idle with nothing sent to it in between (0: busy,
+    /// or not live).
+    pub(crate) fn idle_check(&mut self) -> u32 {
+        let assigned = match &self.state {
+            State::Live(worker) if self.is_idle() => worker.assigned,
+            _ => {
+                self.idle_checks = 0;
+                return 0;
+            }
+        };
+        if self.idle_checks > 0 && assigned == self.idle_seen {
+            self.idle_checks += 1;
+        } else {
+            self.idle_checks = 1;
+        }
+        self.idle_seen = assigned;
+        self.idle_checks
     }
 
     /// `shutdown_now`: fails everything in flight with a shutdown error and

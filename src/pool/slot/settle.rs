@@ -6,14 +6,26 @@ use std::collections::VecDeque;
 use std::sync::atomic::Ordering::Relaxed;
 
 use crate::channel::peer::{Connection, Death};
-use crate::error::{Error, Exit, Repr};
+use crate::error::{Crash, Error, Exit, Repr};
 use crate::pool::job::Job;
 use crate::pool::stats::Counters;
 use crate::wire::conn::InFlight;
+use crate::worker::EXIT_OUT_OF_MEMORY;
 
 /// Workers that may die while a task's request is being written to them
 /// before the task fails (`Error::is_worker_died`) rather than being sent again.
 pub(crate) const MAX_FAILED_DELIVERIES: u32 = 3;
+
+/// How a worker that died running a task ended: out of memory if it exited
+/// so under the pool's cap (only the cap makes a worker exit with that code,
+/// see `sys::exit_on_out_of_memory_abort`).
+fn crash_of(pid: u32, exit: Exit, memory_limit: Option<u64>) -> Crash {
+    Crash {
+        pid,
+        exit,
+        out_of_memory_at: memory_limit.filter(|_| exit == Exit::Code(EXIT_OUT_OF_MEMORY)),
+    }
+}
 
 /// What a worker that is gone or going left behind; its exit status decides
 /// what its unanswered requests become.
@@ -36,6 +48,7 @@ pub(crate) struct Remains {
 pub(crate) fn settle(
     remains: Remains,
     exit: Exit,
+    memory_limit: Option<u64>,
     queue: &mut VecDeque<Job>,
     counters: &Counters,
 ) -> bool {
@@ -65,11 +78,11 @@ pub(crate) fn settle(
             counters.cancelled.fetch_add(1, Relaxed);
         } else if protocol_fault.is_none() && job.retries_left > 0 {
             job.retries_left -= 1;
-            job.crashed_workers += 1;
+            job.record_crash(crash_of(pid, exit, memory_limit));
             // A task that has already taken down a worker before is
             // likely the cause: its deaths back off like a crash loop
             // at start-up, or `retries(u32::MAX)` would respawn hot.
-            if job.crashed_workers > 1 {
+            if job.crashed_workers() > 1 {
                 ran_something = false;
             }
             counters.retried.fetch_add(1, Relaxed);
@@ -79,7 +92,11 @@ pub(crate) fn settle(
             let task = job.task;
             let error = match protocol_fault {
                 Some(message) => Error::protocol(pid, Some(task), message),
-                None => Error::new(Repr::WorkerDied { task, pid, exit }),
+                None => {
+                    job.record_crash(crash_of(pid, exit, memory_limit));
+                    let crashes = *job.crashes.take().expect("recorded just now");
+                    Error::crashed(task, crashes.total, crashes.recent)
+                }
             };
             job.finish(Err(error));
         }

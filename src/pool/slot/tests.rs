@@ -85,6 +85,14 @@ impl Launch for MockLauncher {
         1 << 20
     }
 
+    fn memory_limit(&self) -> Option<u64> {
+        None
+    }
+
+    fn cancel_grace(&self) -> Duration {
+        Duration::ZERO
+    }
+
     fn kill_all(&self) {
         for exit in self.shared.exits.lock().unwrap().iter() {
             kill(exit);
@@ -137,6 +145,10 @@ impl WorkerProcess for MockProcess {
 
     fn kill(&self) {
         kill(&self.exit);
+    }
+
+    fn resident_bytes(&self) -> Option<u64> {
+        None
     }
 
     fn poll_exited(&mut self, cx: &mut Context<'_>) -> Poll<()> {
@@ -277,12 +289,7 @@ impl Rig {
         let (submit, mut jobs) = mpsc::unbounded_channel::<Job>();
         let mut slot = match one_shot {
             true => Slot::one_shot(launcher.start()),
-            false => Slot {
-                state: State::Starting(launcher.start()),
-                failures: 0,
-                one_shot: false,
-                exit: None,
-            },
+            false => Slot::starting(launcher.start()),
         };
         let (status_tx, status) = watch::channel((false, None));
         let mut queue = VecDeque::new();
@@ -294,13 +301,14 @@ impl Rig {
             }
             let mut ctx = Ctx {
                 launcher: &driver_launcher,
+                recycle: Recycle::default(),
                 queue: &mut queue,
                 counters: &driver_counters,
             };
             let mut failed = slot.poll(cx, &mut ctx).is_some();
             while !ctx.queue.is_empty() && slot.room(max_depth).is_some() {
                 let job = ctx.queue.pop_front().unwrap();
-                slot.accept(job, ctx.launcher, None);
+                slot.accept(job, ctx.launcher, Recycle::default());
             }
             failed |= slot.flush(cx, &mut ctx).is_some();
             if failed {
@@ -329,9 +337,10 @@ impl Rig {
             reply,
             retries_left: retries,
             failed_deliveries: 0,
-            crashed_workers: 0,
+            crashes: None,
             placed: Default::default(),
             holds: Default::default(),
+            room: None,
         };
         self.submit.send(job).unwrap();
         answer
