@@ -162,8 +162,7 @@ fn main() {
     }
 }
 
-/// A pool with default settings but the worker count.
-/// The launchers to measure W1 and W5 through besides local workers: ssh
+/// The launchers to measure W1, W2 map and W5 through besides local workers: ssh
 /// and srun, when `PROCPOOL_TEST_SSH` / `PROCPOOL_TEST_SRUN` hold their
 /// command prefixes (`../shared/ci/launchers.sh` sets both).
 fn remote_launchers() -> Vec<(RemoteRows, Launcher)> {
@@ -194,17 +193,20 @@ fn remote_launchers() -> Vec<(RemoteRows, Launcher)> {
 struct RemoteRows {
     w1_median: &'static str,
     w1_p99: &'static str,
+    w2_map: &'static str,
     w5: &'static str,
 }
 
 const SSH_ROWS: RemoteRows = RemoteRows {
     w1_median: "W1 ssh median us",
     w1_p99: "W1 ssh p99 us",
+    w2_map: "W2 ssh map items/s",
     w5: "W5 ssh startup ms",
 };
 const SRUN_ROWS: RemoteRows = RemoteRows {
     w1_median: "W1 srun median us",
     w1_p99: "W1 srun p99 us",
+    w2_map: "W2 srun map items/s",
     w5: "W5 srun startup ms",
 };
 
@@ -367,6 +369,19 @@ fn w2_throughput(cfg: &Config, runtime: &Runtime, results: &mut Results) {
     results.add("procpool", "W2 map items/s", "items/s", &map);
     results.add("floor", "W2 submit tasks/s", "msgs/s", &batched);
     results.add("floor", "W2 unbatched msgs/s", "msgs/s", &unbatched);
+    // `map` over 2 workers through each launcher there is.
+    for (rows, launcher) in remote_launchers() {
+        let remote = runtime.block_on(async {
+            let pool = start_remote_pool(WORKERS, launcher).await;
+            let mut rates = Vec::new();
+            for _ in 0..cfg.reps {
+                rates.push(w2_map_once(&pool, n).await);
+            }
+            pool.shutdown().await;
+            rates
+        });
+        results.add("procpool", rows.w2_map, "items/s", &remote);
+    }
 }
 
 /// Submits `n` no-ops at once, then awaits them in order: tasks/s.

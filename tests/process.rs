@@ -27,6 +27,7 @@ fn main() {
             a_process_calls_the_parent_as_a_pool_task_does,
             an_unregistered_function_is_a_typed_error,
             the_builder_passes_the_environment,
+            a_process_past_its_memory_cap_is_out_of_memory,
             outside_a_runtime_it_is_a_typed_error,
             a_process_handle_is_send_sync_and_debug,
             a_sigkilled_parent_takes_its_process_and_grandchildren_along,
@@ -76,6 +77,24 @@ async fn a_process_returns_its_result() {
     assert_eq!(within(&mut other).await.unwrap(), other.pid().unwrap());
     assert_ne!(other.pid(), Some(pid), "each process is fresh");
     assert!(wait_gone(pid, LIMIT), "and is reaped once done");
+}
+
+async fn a_process_past_its_memory_cap_is_out_of_memory() {
+    const CAP: u64 = 768 << 20;
+    let process = procpool::Process::builder()
+        .max_memory(CAP)
+        .stderr(procpool::Redirect::Null)
+        .spawn(allocate_mib, 4096);
+    let mut process = process;
+    let err = within(&mut process).await.unwrap_err();
+    assert!(err.is_out_of_memory(), "{err}");
+    assert_eq!(process.exitcode(), Some(71), "the cap's own exit code");
+    assert!(err.to_string().contains(&CAP.to_string()), "{err}");
+    // Under the cap, it runs as ever.
+    let fine = procpool::Process::builder()
+        .max_memory(CAP)
+        .spawn(allocate_mib, 16);
+    assert_eq!(within(fine).await.unwrap(), 16);
 }
 
 async fn a_panic_is_a_typed_error_with_exitcode_1() {

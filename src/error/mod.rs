@@ -114,6 +114,8 @@ impl Error {
             Repr::WorkerDied { exit, .. }
             | Repr::ProcessDied { exit, .. }
             | Repr::Undeliverable { exit, .. } => Some(exit),
+            // Only the cap makes a worker exit so.
+            Repr::OutOfMemory { .. } => Some(Exit::Code(crate::worker::EXIT_OUT_OF_MEMORY)),
             _ => self.last_crash().map(|crash| crash.exit),
         }
     }

@@ -264,6 +264,34 @@ impl ProcessBuilder {
         self
     }
 
+    /// Caps the process's address space at `bytes`, as
+    /// [`PoolBuilder::max_memory_per_worker`](crate::PoolBuilder::max_memory_per_worker)
+    /// does for a pool's workers (read there what is counted, and how a
+    /// failure is recognised): past it, the process ends and its result is
+    /// an error with [`is_out_of_memory`](crate::Error::is_out_of_memory)
+    /// that names the limit. The default is no cap.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// fn load(mib: usize) -> usize {
+    ///     vec![1u8; mib << 20].len()
+    /// }
+    ///
+    /// # async fn demo() -> Result<(), procpool::Error> {
+    /// let err = procpool::Process::builder()
+    ///     .max_memory(512 << 20)
+    ///     .spawn(load, 4096)
+    ///     .await
+    ///     .unwrap_err();
+    /// assert!(err.is_out_of_memory(), "{err}");
+    /// # Ok(()) }
+    /// ```
+    pub fn max_memory(mut self, bytes: u64) -> Self {
+        self.launch.memory_limit = Some(bytes);
+        self
+    }
+
     /// How the processes the function starts are made to die with it; the
     /// default is [`Containment::Auto`]. See [`Containment`] and
     /// [`PoolBuilder::containment`](crate::PoolBuilder::containment).

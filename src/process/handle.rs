@@ -360,15 +360,18 @@ impl<R: DeserializeOwned> Future for Process<R> {
         this.exit = exit_of(&outcome, this.placed.pid().is_some());
         let task = this.task;
         Poll::Ready(match outcome {
-            // A pool's message would speak of replacing the worker.
-            Err(err) if err.is_worker_died() => Err(match err.worker_pid() {
-                Some(pid) => Error::new(Repr::ProcessDied {
-                    task,
-                    pid,
-                    exit: err.exit().unwrap_or(Exit::Unknown),
-                }),
-                None => err,
-            }),
+            // A pool's message would speak of replacing the worker (one
+            // out of memory says only what happened, and is kept).
+            Err(err) if err.is_worker_died() && !err.is_out_of_memory() => {
+                Err(match err.worker_pid() {
+                    Some(pid) => Error::new(Repr::ProcessDied {
+                        task,
+                        pid,
+                        exit: err.exit().unwrap_or(Exit::Unknown),
+                    }),
+                    None => err,
+                })
+            }
             outcome => outcome,
         })
     }
