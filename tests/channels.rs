@@ -34,6 +34,7 @@ fn main() {
             a_tasks_timeout_ends_its_stream_while_the_parent_reads_it,
             a_pool_task_timeout_ends_its_stream_while_the_parent_reads_it,
             a_process_timeout_ends_its_stream_while_the_parent_reads_it,
+            a_large_message_given_back_unread_is_no_protocol_error,
         ],
         |_| {},
     );
@@ -494,6 +495,34 @@ async fn a_process_timeout_ends_its_stream_while_the_parent_reads_it() {
     {}
     let err = within(LIMIT, "the process", process).await.unwrap_err();
     assert!(err.is_timeout(), "{err}");
+}
+
+// Found by the red team: a task that lets go of a receiver holding a
+// message it had asked for gives it back in one RETURN frame, however
+// large; one over the pool's frame limit (it came in pieces) was a
+// protocol error that killed a healthy worker, and the message was lost.
+async fn a_large_message_given_back_unread_is_no_protocol_error() {
+    const BYTES: usize = 3 << 20;
+    let pool = procpool::Pool::builder()
+        .workers(1)
+        .max_frame_size(2 << 20)
+        .build()
+        .await
+        .unwrap();
+    let queue = Queue::<Blob>::new(1);
+    let (ready_tx, ready_rx) = procpool::channel::<u64>(1);
+    let task = pool.submit(give_back_unread, (queue.clone(), ready_tx, 1_000));
+    assert_eq!(within(LIMIT, "ready", ready_rx.recv()).await.unwrap(), 1);
+    queue.put(Blob(vec![9; BYTES])).await.unwrap();
+    within(LIMIT, "the task", task)
+        .await
+        .expect("the worker lives");
+    let back = within(LIMIT, "the item given back", queue.get())
+        .await
+        .unwrap();
+    assert_eq!(back.0.len(), BYTES);
+    assert!(back.0.iter().all(|&b| b == 9));
+    assert_eq!(pool.stats().respawns, 0);
 }
 
 #[allow(dead_code)]

@@ -584,6 +584,18 @@ pub fn get_within(ms: u64, queue: Queue<u64>) -> Option<u64> {
     }
 }
 
+/// Asks `queue` for an item and gives up at once (the ask stays), says so
+/// on `ready`, waits `ms` (the item the parent puts then arrives meanwhile)
+/// and lets go of the queue with the item unread: it is given back.
+pub fn give_back_unread(queue: Queue<Blob>, ready: Sender<u64>, ms: u64) -> u32 {
+    let err = queue.get_timeout(Duration::from_millis(1)).unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    ready.blocking_send(1).unwrap();
+    std::thread::sleep(Duration::from_millis(ms));
+    drop(queue);
+    std::process::id()
+}
+
 /// How many channels this worker keeps an entry for.
 pub fn channels_known() -> u64 {
     procpool::__private::channels_known() as u64
@@ -697,6 +709,7 @@ pub fn tasks() -> procpool::Registry {
         recv_one,
         spin_forever,
         read_env,
+        give_back_unread,
     ]
 }
 
