@@ -119,6 +119,8 @@ struct Member {
     /// Messages sent to it that it has not given back: what it may still
     /// give back (`RETURN`), so a worker cannot put in what it never got.
     unreturned: u64,
+    /// A message part-way back from it (given back in pieces).
+    returning: Option<Vec<u8>>,
 }
 
 #[derive(Default)]
@@ -304,8 +306,12 @@ impl Shared {
                 }
             },
             frames::RETURN => {
-                // A message it had asked for and no longer wants: first in
-                // line again.
+                // A piece of a message it had asked for and no longer
+                // wants: once whole, first in line again.
+                let (flags, bytes) = frames::parse_piece(parts.payload)?;
+                if flags & frames::FAULT != 0 {
+                    return Err("a fault given back as a message".into());
+                }
                 let member = state
                     .members
                     .iter_mut()
@@ -316,13 +322,21 @@ impl Shared {
                             self.id
                         )
                     })?;
+                let mut buf = member.returning.take().unwrap_or_default();
+                if buf.len() + bytes.len() > MAX_MESSAGE {
+                    return Err(format!("a message given back over {MAX_MESSAGE} bytes"));
+                }
+                buf.extend_from_slice(bytes);
+                if flags & frames::LAST == 0 {
+                    member.returning = Some(buf);
+                    return Ok(());
+                }
                 member.unreturned -= 1;
                 if !state.deserted {
                     state.messages += 1;
-                    state.items.push_front(Item::Message(Message {
-                        buf: parts.payload.to_vec(),
-                        at: 0,
-                    }));
+                    state
+                        .items
+                        .push_front(Item::Message(Message { buf, at: 0 }));
                 }
             }
             kind => return Err(format!("a channel frame of unknown kind 0x{kind:02x}")),
@@ -505,6 +519,7 @@ impl State {
                     partial: None,
                     wanted: 0,
                     unreturned: 0,
+                    returning: None,
                 });
                 self.members.len() - 1
             }

@@ -167,8 +167,10 @@ pub(crate) fn close(id: u64, role: Role) {
         (returned, forget)
     };
     // Given back last first: each goes to the front of the line.
-    for message in returned.iter().rev() {
-        let _ = post(&[&frames::control(frames::RETURN, id, message)]);
+    if let Ok(link) = link() {
+        for message in returned.iter().rev() {
+            let _ = link.send(&[&frames::give_back(id, message, link.piece())]);
+        }
     }
     let _ = post(&[&frames::control(frames::CLOSE, id, &[role as u8])]);
     if forget {
@@ -385,7 +387,7 @@ pub(crate) fn route(parts: Parts<'_>) -> Result<(), String> {
         && let Ok(link) = link()
     {
         // (Bounded: only what was sent to this worker comes back.)
-        let _ = link.send_from_reader(&[&frames::control(frames::RETURN, parts.id, &message)]);
+        let _ = link.send_from_reader(&[&frames::give_back(parts.id, &message, link.piece())]);
     }
     Ok(())
 }
