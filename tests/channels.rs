@@ -35,6 +35,7 @@ fn main() {
             a_pool_task_timeout_ends_its_stream_while_the_parent_reads_it,
             a_process_timeout_ends_its_stream_while_the_parent_reads_it,
             a_large_message_given_back_unread_is_no_protocol_error,
+            a_grant_does_not_overtake_forgotten_behind_a_large_message,
         ],
         |_| {},
     );
@@ -523,6 +524,37 @@ async fn a_large_message_given_back_unread_is_no_protocol_error() {
     assert_eq!(back.0.len(), BYTES);
     assert!(back.0.iter().all(|&b| b == 9));
     assert_eq!(pool.stats().respawns, 0);
+}
+
+// Found by the red team: a worker that let go of a queue while a large
+// item it had asked for was still arriving forgets it (FORGET); the pool's
+// FORGOTTEN waits behind that item's pieces, but a credit grant does not.
+// The next task on that worker put on the queue: its grant came before
+// FORGOTTEN, was taken for one sent before the FORGET and voided, and the
+// put waited for ever (the pool thought it had granted it).
+async fn a_grant_does_not_overtake_forgotten_behind_a_large_message() {
+    const BYTES: usize = 256 << 20;
+    let pool = pool(1).await;
+    let queue = Queue::<Blob>::new(1);
+    let (ready_tx, ready_rx) = procpool::channel::<u64>(1);
+    let (go_tx, go_rx) = procpool::channel::<u64>(1);
+    let first = pool.submit(give_back_when_told, (queue.clone(), ready_tx, go_rx));
+    assert_eq!(within(LIMIT, "ready", ready_rx.recv()).await.unwrap(), 1);
+    queue.put(Blob(vec![9; BYTES])).await.unwrap();
+    go_tx.send(1).await.unwrap();
+    let pid = within(LIMIT, "the first task", first).await.unwrap();
+    let second = within(
+        Duration::from_secs(10),
+        "a put by the next task on that worker",
+        pool.submit(put_small, queue.clone()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(second, pid);
+    let back = within(LIMIT, "the item given back", queue.get()).await.unwrap();
+    assert_eq!(back.0.len(), BYTES);
+    let small = within(LIMIT, "the small item", queue.get()).await.unwrap();
+    assert_eq!(small.0, vec![1; 8]);
 }
 
 #[allow(dead_code)]

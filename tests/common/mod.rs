@@ -596,6 +596,24 @@ pub fn give_back_unread(queue: Queue<Blob>, ready: Sender<u64>, ms: u64) -> u32 
     std::process::id()
 }
 
+/// Asks `queue` for an item and gives up at once (the ask stays), says so
+/// on `ready`, and lets go of the queue as soon as `go` says, while the
+/// (large) item it asked for is still arriving.
+pub fn give_back_when_told(queue: Queue<Blob>, ready: Sender<u64>, go: Receiver<u64>) -> u32 {
+    let err = queue.get_timeout(Duration::from_millis(1)).unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    ready.blocking_send(1).unwrap();
+    go.blocking_recv().unwrap();
+    drop(queue);
+    std::process::id()
+}
+
+/// Puts one small item on `queue`.
+pub fn put_small(queue: Queue<Blob>) -> u32 {
+    queue.blocking_put(Blob(vec![1; 8])).unwrap();
+    std::process::id()
+}
+
 /// How many channels this worker keeps an entry for.
 pub fn channels_known() -> u64 {
     procpool::__private::channels_known() as u64
@@ -710,6 +728,8 @@ pub fn tasks() -> procpool::Registry {
         spin_forever,
         read_env,
         give_back_unread,
+        give_back_when_told,
+        put_small,
     ]
 }
 
