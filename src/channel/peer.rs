@@ -75,6 +75,10 @@ struct Outgoing {
 struct Stream {
     id: u64,
     queue: VecDeque<Pending>,
+    /// A `FORGOTTEN` waits in `queue`: credit granted after it was sent
+    /// must not overtake it (the worker voids a grant that comes before
+    /// it), so credit waits behind the message too.
+    forgetting: bool,
 }
 
 enum Pending {
@@ -120,6 +124,7 @@ impl Outgoing {
             None => self.streams.push_back(Stream {
                 id,
                 queue: VecDeque::from([Pending::Message { message, sent: 0 }]),
+                forgetting: false,
             }),
         }
     }
@@ -194,16 +199,23 @@ impl Peer {
 
     pub(super) fn send_credit(&self, id: u64, n: u32) {
         // Credit is for the worker's senders: it need not wait for messages
-        // to its receivers.
-        self.post(|out| {
-            out.frames
-                .extend(frames::control(frames::CREDIT, id, &n.to_le_bytes()))
+        // to its receivers — unless a FORGOTTEN waits behind one, which a
+        // grant made after it must not overtake.
+        let credit = frames::control(frames::CREDIT, id, &n.to_le_bytes());
+        self.post(|out| match out.stream(id) {
+            Some(stream) if stream.forgetting => {
+                stream.queue.push_back(Pending::Frames(credit));
+            }
+            _ => out.frames.extend(credit),
         });
     }
 
     /// The answer to a `FORGET`: after every frame for channel `id`.
     pub(super) fn send_forgotten(&self, id: u64) {
         self.post(|out| {
+            if let Some(stream) = out.stream(id) {
+                stream.forgetting = true;
+            }
             out.ordered(id, |out| {
                 out.extend(frames::control(frames::FORGOTTEN, id, &[]))
             })
