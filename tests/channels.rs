@@ -36,6 +36,7 @@ fn main() {
             a_process_timeout_ends_its_stream_while_the_parent_reads_it,
             a_large_message_given_back_unread_is_no_protocol_error,
             a_grant_does_not_overtake_forgotten_behind_a_large_message,
+            the_news_of_a_dead_sender_given_back_unread_is_not_lost,
         ],
         |_| {},
     );
@@ -555,6 +556,36 @@ async fn a_grant_does_not_overtake_forgotten_behind_a_large_message() {
     assert_eq!(back.0.len(), BYTES);
     let small = within(LIMIT, "the small item", queue.get()).await.unwrap();
     assert_eq!(small.0, vec![1; 8]);
+}
+
+// Found by the red team: the news that a sender died is an item like a
+// message, handed to the receiver that asked first; a task that had asked
+// and let go of its receiver without reading it dropped it (only messages
+// were given back), and the parent's getter waited for ever for news that
+// had come.
+async fn the_news_of_a_dead_sender_given_back_unread_is_not_lost() {
+    let pool = pool(2).await;
+    let queue = Queue::<Blob>::new(1);
+    let (ready_tx, ready_rx) = procpool::channel::<u64>(1);
+    let (go_tx, go_rx) = procpool::channel::<u64>(1);
+    let getter = pool.submit(give_back_when_told, (queue.clone(), ready_tx, go_rx));
+    assert_eq!(within(LIMIT, "ready", ready_rx.recv()).await.unwrap(), 1);
+    // The getter's ask is the only one: the news goes to it.
+    let died = within(
+        LIMIT,
+        "the sender's death",
+        pool.submit(hold_sender_then_abort, queue.clone()),
+    )
+    .await
+    .unwrap_err();
+    assert!(died.is_worker_died(), "{died}");
+    go_tx.send(1).await.unwrap();
+    within(LIMIT, "the getter", getter).await.unwrap();
+    let news = within(Duration::from_secs(5), "the news, given back", queue.get())
+        .await
+        .unwrap_err();
+    assert!(news.is_peer_died(), "{news}");
+    assert_eq!(news.signal(), Some(libc::SIGABRT), "{news}");
 }
 
 #[allow(dead_code)]

@@ -608,6 +608,12 @@ pub fn give_back_when_told(queue: Queue<Blob>, ready: Sender<u64>, go: Receiver<
     std::process::id()
 }
 
+/// Holds `queue` (a sender of it), sending nothing, and aborts its worker.
+pub fn hold_sender_then_abort(queue: Queue<Blob>) -> u64 {
+    let _queue = queue;
+    std::process::abort()
+}
+
 /// Puts one small item on `queue`.
 pub fn put_small(queue: Queue<Blob>) -> u32 {
     queue.blocking_put(Blob(vec![1; 8])).unwrap();
@@ -730,6 +736,7 @@ pub fn tasks() -> procpool::Registry {
         give_back_unread,
         give_back_when_told,
         put_small,
+        hold_sender_then_abort,
     ]
 }
 
