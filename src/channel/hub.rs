@@ -121,6 +121,8 @@ struct Member {
     unreturned: u64,
     /// A message part-way back from it (given back in pieces).
     returning: Option<Vec<u8>>,
+    /// News of dead senders sent to it that it may still give back.
+    faults: Vec<Death>,
 }
 
 #[derive(Default)]
@@ -276,7 +278,7 @@ impl Shared {
                     }
                     member.credit = 0;
                     member.starved = false;
-                    if member.unreturned == 0 {
+                    if member.unreturned == 0 && member.faults.is_empty() {
                         state.members.swap_remove(at);
                     }
                 }
@@ -310,7 +312,25 @@ impl Shared {
                 // wants: once whole, first in line again.
                 let (flags, bytes) = frames::parse_piece(parts.payload)?;
                 if flags & frames::FAULT != 0 {
-                    return Err("a fault given back as a message".into());
+                    // The news of a dead sender, not taken: the death it
+                    // was sent for, first in line again.
+                    let member = state
+                        .members
+                        .iter_mut()
+                        .find(|member| member.peer.id == peer.id)
+                        .ok_or("a fault given back by a worker never sent one")?;
+                    let at = member
+                        .faults
+                        .iter()
+                        .position(|death| death.encode() == bytes)
+                        .ok_or("a fault given back that was never sent")?;
+                    let death = member.faults.swap_remove(at);
+                    if state.any(Role::Receiver) {
+                        state.items.push_front(Item::Died(death));
+                    }
+                    self.settle(&mut state);
+                    self.forget_if_unheld(&state);
+                    return Ok(());
                 }
                 let member = state
                     .members
@@ -414,7 +434,10 @@ impl Shared {
                     member.unreturned += 1;
                     peer.send_message(self.id, message);
                 }
-                Item::Died(death) => peer.send_fault(self.id, &death),
+                Item::Died(death) => {
+                    peer.send_fault(self.id, &death);
+                    member.faults.push(death);
+                }
             }
         }
         if state.messages < self.capacity && !state.deserted {
@@ -520,6 +543,7 @@ impl State {
                     wanted: 0,
                     unreturned: 0,
                     returning: None,
+                    faults: Vec::new(),
                 });
                 self.members.len() - 1
             }
@@ -563,7 +587,10 @@ impl State {
         // granted, or wait for a grant, stays known until it is gone
         // (`lose`).
         let member = &self.members[at];
-        let owed = member.unreturned > 0 || member.credit > 0 || member.starved;
+        let owed = member.unreturned > 0
+            || !member.faults.is_empty()
+            || member.credit > 0
+            || member.starved;
         if member.holds == [false; 2] && !owed {
             self.members.swap_remove(at);
         }

@@ -32,6 +32,11 @@ pub(crate) struct Death {
 }
 
 impl Death {
+    /// Its `FAULT` piece's bytes.
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        frames::fault(self.pid, self.exit, self.stopped, self.task)
+    }
+
     pub(crate) fn error(&self, ty: &'static str) -> Error {
         Error::new(Repr::PeerDied {
             ty,
@@ -189,7 +194,7 @@ impl Peer {
     }
 
     pub(super) fn send_fault(&self, id: u64, death: &Death) {
-        let fault = frames::fault(death.pid, death.exit, death.stopped, death.task);
+        let fault = death.encode();
         self.post(|out| {
             out.ordered(id, |out| {
                 frames::push_piece(out, frames::DATA, id, frames::LAST | frames::FAULT, &fault)

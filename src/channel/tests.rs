@@ -119,7 +119,7 @@ fn a_worker_receives_only_what_it_asked_for_and_gives_back_only_that() {
     )
     .unwrap();
     assert!(outgoing(&conn).is_empty(), "nothing pushed unasked");
-    let err = route(&mut conn, &frames::give_back(id, b"forged", 1 << 20)).unwrap_err();
+    let err = route(&mut conn, &frames::give_back(id, b"forged", 1 << 20, false)).unwrap_err();
     assert!(err.contains("never sent"), "{err}");
     route(&mut conn, &frames::want(id, Role::Receiver, 1)).unwrap();
     let data = outgoing(&conn);
@@ -127,7 +127,7 @@ fn a_worker_receives_only_what_it_asked_for_and_gives_back_only_that() {
     assert_eq!(data[0].0, frames::DATA);
     // Given back: the parent's own receiver gets it.
     let message = data[0].1[1..].to_vec();
-    route(&mut conn, &frames::give_back(id, &message, 1 << 20)).unwrap();
+    route(&mut conn, &frames::give_back(id, &message, 1 << 20, false)).unwrap();
     let got = futures::executor::block_on(rx.recv()).unwrap();
     assert_eq!(got, 1);
     let err = route(&mut conn, &frames::want(id, Role::Receiver, 2_000)).unwrap_err();

@@ -130,15 +130,17 @@ pub(crate) fn push_piece(out: &mut Vec<u8>, kind: u8, id: u64, flags: u8, bytes:
 /// bytes each, together in one buffer: written in one go, so that no
 /// other frame (another message given back, from another thread) goes
 /// between them. A message that came in pieces goes back in pieces; in
-/// one frame it could be over the pool's frame limit.
-pub(crate) fn give_back(id: u64, message: &[u8], piece: usize) -> Vec<u8> {
+/// one frame it could be over the pool's frame limit. `fault`: the item is
+/// the news of a dead sender (a `FAULT` piece's bytes), given back too.
+pub(crate) fn give_back(id: u64, message: &[u8], piece: usize, fault: bool) -> Vec<u8> {
+    let last = if fault { LAST | FAULT } else { LAST };
     let mut out = Vec::with_capacity(message.len() + PIECE_HEAD_LEN);
     let mut chunks = message.chunks(piece.max(1)).peekable();
     if chunks.peek().is_none() {
-        push_piece(&mut out, RETURN, id, LAST, &[]);
+        push_piece(&mut out, RETURN, id, last, &[]);
     }
     while let Some(chunk) = chunks.next() {
-        let flags = if chunks.peek().is_none() { LAST } else { 0 };
+        let flags = if chunks.peek().is_none() { last } else { 0 };
         push_piece(&mut out, RETURN, id, flags, chunk);
     }
     out
