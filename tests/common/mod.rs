@@ -614,6 +614,14 @@ pub fn hold_sender_then_abort(queue: Queue<Blob>) -> u64 {
     std::process::abort()
 }
 
+/// Makes `echo_calls(threads, calls, bytes)` while receiving every blob
+/// on `input`: (intact echoes, bytes received).
+pub fn echo_while_receiving(input: Receiver<Blob>, threads: u32, calls: u32, bytes: u64) -> (u32, u64) {
+    let echoes = std::thread::spawn(move || echo_calls(threads, calls, bytes));
+    let received = input.iter().map(|blob| blob.unwrap().0.len() as u64).sum();
+    (echoes.join().unwrap(), received)
+}
+
 /// Puts one small item on `queue`.
 pub fn put_small(queue: Queue<Blob>) -> u32 {
     queue.blocking_put(Blob(vec![1; 8])).unwrap();
@@ -737,6 +745,7 @@ pub fn tasks() -> procpool::Registry {
         give_back_when_told,
         put_small,
         hold_sender_then_abort,
+        echo_while_receiving,
     ]
 }
 
