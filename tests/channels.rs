@@ -552,7 +552,9 @@ async fn a_grant_does_not_overtake_forgotten_behind_a_large_message() {
     .await
     .unwrap();
     assert_eq!(second, pid);
-    let back = within(LIMIT, "the item given back", queue.get()).await.unwrap();
+    let back = within(LIMIT, "the item given back", queue.get())
+        .await
+        .unwrap();
     assert_eq!(back.0.len(), BYTES);
     let small = within(LIMIT, "the small item", queue.get()).await.unwrap();
     assert_eq!(small.0, vec![1; 8]);

@@ -570,9 +570,13 @@ async fn a_busy_link_both_ways_is_no_hung_link() {
     let (tx, rx) = procpool::channel::<Blob>(2);
     let task = pool.submit(echo_while_receiving, (rx, 4, 6, 8 << 20));
     for i in 0..BLOBS {
-        within(Duration::from_secs(20), "a send", tx.send(Blob(vec![i as u8; BLOB])))
-            .await
-            .unwrap();
+        within(
+            Duration::from_secs(20),
+            "a send",
+            tx.send(Blob(vec![i as u8; BLOB])),
+        )
+        .await
+        .unwrap();
     }
     drop(tx);
     let (intact, received) = within(Duration::from_secs(30), "the task", task)

@@ -616,7 +616,12 @@ pub fn hold_sender_then_abort(queue: Queue<Blob>) -> u64 {
 
 /// Makes `echo_calls(threads, calls, bytes)` while receiving every blob
 /// on `input`: (intact echoes, bytes received).
-pub fn echo_while_receiving(input: Receiver<Blob>, threads: u32, calls: u32, bytes: u64) -> (u32, u64) {
+pub fn echo_while_receiving(
+    input: Receiver<Blob>,
+    threads: u32,
+    calls: u32,
+    bytes: u64,
+) -> (u32, u64) {
     let echoes = std::thread::spawn(move || echo_calls(threads, calls, bytes));
     let received = input.iter().map(|blob| blob.unwrap().0.len() as u64).sum();
     (echoes.join().unwrap(), received)
