@@ -37,6 +37,7 @@ fn main() {
             a_large_message_given_back_unread_is_no_protocol_error,
             a_grant_does_not_overtake_forgotten_behind_a_large_message,
             the_news_of_a_dead_sender_given_back_unread_is_not_lost,
+            items_given_back_keep_their_order,
         ],
         |_| {},
     );
@@ -588,6 +589,39 @@ async fn the_news_of_a_dead_sender_given_back_unread_is_not_lost() {
         .unwrap_err();
     assert!(news.is_peer_died(), "{news}");
     assert_eq!(news.signal(), Some(libc::SIGABRT), "{news}");
+}
+
+// Found by the red team: a task that lets go of a queue gives back what
+// it had been sent and not read, each to the front of the line: first what
+// had come (at once), then what was still on its way (as it arrives). The
+// later one went in front of the earlier, and the next getter took the
+// items out of order.
+async fn items_given_back_keep_their_order() {
+    const BYTES: usize = 256 << 20;
+    let pool = pool(1).await;
+    let queue = Queue::<Blob>::new(2);
+    let (ready_tx, ready_rx) = procpool::channel::<u64>(1);
+    let (go_tx, go_rx) = procpool::channel::<u64>(1);
+    let task = pool.submit(
+        two_asks_then_give_back_when_told,
+        (queue.clone(), ready_tx, go_rx),
+    );
+    assert_eq!(within(LIMIT, "ready", ready_rx.recv()).await.unwrap(), 1);
+    // Both go to the task's two asks: the small one comes at once, the
+    // large one is still arriving when `go` (which overtakes it) does.
+    queue.put(Blob(vec![1; 8])).await.unwrap();
+    queue.put(Blob(vec![2; BYTES])).await.unwrap();
+    go_tx.send(1).await.unwrap();
+    within(LIMIT, "the task", task).await.unwrap();
+    // The large one may still be on its way back: let it come.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let first = within(LIMIT, "the first item", queue.get()).await.unwrap();
+    let second = within(LIMIT, "the second item", queue.get()).await.unwrap();
+    assert_eq!(
+        (first.0.len(), second.0.len()),
+        (8, BYTES),
+        "in the order they were put"
+    );
 }
 
 #[allow(dead_code)]

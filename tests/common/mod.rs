@@ -627,6 +627,30 @@ pub fn echo_while_receiving(
     (echoes.join().unwrap(), received)
 }
 
+/// `give_back_when_told` with two asks standing: two threads each ask
+/// `queue` for an item at the same time and give up.
+pub fn two_asks_then_give_back_when_told(
+    queue: Queue<Blob>,
+    ready: Sender<u64>,
+    go: Receiver<u64>,
+) -> u32 {
+    // Both wait at once (each asks for one more than are asked for).
+    let both = std::sync::Barrier::new(2);
+    std::thread::scope(|scope| {
+        for _ in 0..2 {
+            scope.spawn(|| {
+                both.wait();
+                let err = queue.get_timeout(Duration::from_millis(300)).unwrap_err();
+                assert!(err.is_timeout(), "{err}");
+            });
+        }
+    });
+    ready.blocking_send(1).unwrap();
+    go.blocking_recv().unwrap();
+    drop(queue);
+    std::process::id()
+}
+
 /// Puts one small item on `queue`.
 pub fn put_small(queue: Queue<Blob>) -> u32 {
     queue.blocking_put(Blob(vec![1; 8])).unwrap();
@@ -751,6 +775,7 @@ pub fn tasks() -> procpool::Registry {
         put_small,
         hold_sender_then_abort,
         echo_while_receiving,
+        two_asks_then_give_back_when_told,
     ]
 }
 
