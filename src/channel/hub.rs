@@ -123,6 +123,11 @@ struct Member {
     returning: Option<Vec<u8>>,
     /// News of dead senders sent to it that it may still give back.
     faults: Vec<Death>,
+    /// Where in `items` the next item it gives back goes: behind those it
+    /// gave back before and that are still there (it gives back oldest
+    /// first, also what arrives after its receiver closed), ahead of
+    /// everything it was never sent.
+    return_at: usize,
 }
 
 #[derive(Default)]
@@ -326,7 +331,7 @@ impl Shared {
                         .ok_or("a fault given back that was never sent")?;
                     let death = member.faults.swap_remove(at);
                     if state.any(Role::Receiver) {
-                        state.items.push_front(Item::Died(death));
+                        state.give_back(peer.id, Item::Died(death));
                     }
                     self.settle(&mut state);
                     self.forget_if_unheld(&state);
@@ -354,9 +359,7 @@ impl Shared {
                 member.unreturned -= 1;
                 if !state.deserted {
                     state.messages += 1;
-                    state
-                        .items
-                        .push_front(Item::Message(Message { buf, at: 0 }));
+                    state.give_back(peer.id, Item::Message(Message { buf, at: 0 }));
                 }
             }
             kind => return Err(format!("a channel frame of unknown kind 0x{kind:02x}")),
@@ -467,6 +470,9 @@ impl Shared {
         if !state.any(Role::Receiver) && !state.deserted {
             state.deserted = true;
             state.items.clear();
+            for member in &mut state.members {
+                member.return_at = 0;
+            }
             state.messages = 0;
             state.tell(Role::Sender, |peer| {
                 peer.send_closed(self.id, Role::Receiver)
@@ -544,6 +550,7 @@ impl State {
                     unreturned: 0,
                     returning: None,
                     faults: Vec::new(),
+                    return_at: 0,
                 });
                 self.members.len() - 1
             }
@@ -603,8 +610,36 @@ impl State {
         self.items.push_back(item);
     }
 
+    /// Puts back an item `peer` had been sent: behind what it gave back
+    /// before (see `Member::return_at`), so its items keep their order.
+    fn give_back(&mut self, peer: u64, item: Item) {
+        let Some(member) = self
+            .members
+            .iter_mut()
+            .find(|member| member.peer.id == peer)
+        else {
+            self.items.push_front(item);
+            return;
+        };
+        let at = member.return_at.min(self.items.len());
+        member.return_at = at + 1;
+        self.items.insert(at, item);
+        for other in self
+            .members
+            .iter_mut()
+            .filter(|other| other.peer.id != peer)
+        {
+            if other.return_at > at {
+                other.return_at += 1;
+            }
+        }
+    }
+
     fn pop(&mut self) -> Option<Item> {
         let item = self.items.pop_front()?;
+        for member in &mut self.members {
+            member.return_at = member.return_at.saturating_sub(1);
+        }
         if matches!(item, Item::Message(_)) {
             self.messages -= 1;
         }

@@ -167,9 +167,11 @@ pub(crate) fn close(id: u64, role: Role) {
         }
         (returned, forget)
     };
-    // Given back last first: each goes to the front of the line.
+    // Given back oldest first: the pool puts each behind the last this
+    // worker gave back (and what is still on its way here goes behind
+    // these when it comes), all ahead of what it never sent here.
     if let Ok(link) = link() {
-        for message in returned.iter().rev() {
+        for message in &returned {
             let (bytes, fault) = match message {
                 Ok(bytes) => (bytes, false),
                 Err(bytes) => (bytes, true),

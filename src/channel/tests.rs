@@ -188,3 +188,37 @@ fn a_forget_of_a_channel_already_gone_is_answered() {
     route(&mut conn, &frames::control(frames::FORGET, u64::MAX, &[])).unwrap();
     assert_eq!(outgoing(&conn), [(frames::FORGOTTEN, vec![])]);
 }
+
+#[test]
+fn what_a_worker_gives_back_keeps_its_order_ahead_of_the_rest() {
+    let (tx, rx) = channel::<u64>(8);
+    let id = id_of(&tx);
+    let mut conn = Connection::new(1 << 20);
+    for i in 1..=4 {
+        futures::executor::block_on(tx.send(i)).unwrap();
+    }
+    route(
+        &mut conn,
+        &frames::control(frames::OPEN, id, &[Role::Receiver as u8]),
+    )
+    .unwrap();
+    route(&mut conn, &frames::want(id, Role::Receiver, 2)).unwrap();
+    let sent: Vec<Vec<u8>> = outgoing(&conn)
+        .into_iter()
+        .map(|(_, payload)| payload[1..].to_vec())
+        .collect();
+    assert_eq!(sent.len(), 2);
+    // Oldest first: the first at once, the second as it came, after the
+    // receiver closed.
+    route(&mut conn, &frames::give_back(id, &sent[0], 1 << 20, false)).unwrap();
+    route(
+        &mut conn,
+        &frames::control(frames::CLOSE, id, &[Role::Receiver as u8]),
+    )
+    .unwrap();
+    route(&mut conn, &frames::give_back(id, &sent[1], 1 << 20, false)).unwrap();
+    let got: Vec<u64> = (0..4)
+        .map(|_| futures::executor::block_on(rx.recv()).unwrap())
+        .collect();
+    assert_eq!(got, [1, 2, 3, 4]);
+}
