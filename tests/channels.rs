@@ -38,6 +38,7 @@ fn main() {
             a_grant_does_not_overtake_forgotten_behind_a_large_message,
             the_news_of_a_dead_sender_given_back_unread_is_not_lost,
             items_given_back_keep_their_order,
+            impatient_getters_of_large_items_lose_and_repeat_none,
         ],
         |_| {},
     );
@@ -623,6 +624,43 @@ async fn items_given_back_keep_their_order() {
         (8, BYTES),
         "in the order they were put"
     );
+}
+
+async fn impatient_getters_of_large_items_lose_and_repeat_none() {
+    const ITEMS: u64 = 60;
+    const BYTES: usize = 3 << 20;
+    let pool = pool(3).await;
+    let queue = Queue::<Option<Blob>>::new(4);
+    let (done_tx, done_rx) = procpool::channel::<u64>(256);
+    let getters: Vec<_> = [1, 3, 7]
+        .into_iter()
+        .map(|ms| pool.submit(impatient_large_getter, (queue.clone(), ms, done_tx.clone())))
+        .collect();
+    drop(done_tx);
+    let collector = tokio::spawn(async move {
+        let ids: Vec<u64> = done_rx.map(Result::unwrap).collect().await;
+        ids
+    });
+    for id in 0..ITEMS {
+        let mut blob = vec![id as u8; BYTES];
+        blob[..8].copy_from_slice(&id.to_le_bytes());
+        within(LIMIT, "a put", queue.put(Some(Blob(blob))))
+            .await
+            .unwrap();
+    }
+    for _ in 0..3 {
+        within(LIMIT, "a sentinel", queue.put(None)).await.unwrap();
+    }
+    let taken: u64 = within(LIMIT, "the getters", futures::future::try_join_all(getters))
+        .await
+        .unwrap()
+        .into_iter()
+        .sum();
+    let mut ids = within(LIMIT, "the results", collector).await.unwrap();
+    assert_eq!(taken, ITEMS);
+    ids.sort_unstable();
+    assert!(ids.into_iter().eq(0..ITEMS), "every item exactly once");
+    assert_eq!(pool.stats().respawns, 0);
 }
 
 #[allow(dead_code)]

@@ -651,6 +651,30 @@ pub fn two_asks_then_give_back_when_told(
     std::process::id()
 }
 
+/// Takes large items from `queue` until a `None`, giving up and asking
+/// again every `ms` (each ask left standing gets an item it may give
+/// back), answering each on `done` with its first 8 bytes; returns how
+/// many it took.
+pub fn impatient_large_getter(queue: Queue<Option<Blob>>, ms: u64, done: Sender<u64>) -> u64 {
+    let mut taken = 0;
+    loop {
+        match queue.get_timeout(Duration::from_millis(ms)) {
+            Ok(Some(blob)) => {
+                let id = u64::from_le_bytes(blob.0[..8].try_into().unwrap());
+                assert!(
+                    blob.0[8..].iter().all(|&b| b == id as u8),
+                    "item {id} mixed up"
+                );
+                done.blocking_send(id).unwrap();
+                taken += 1;
+            }
+            Ok(None) => return taken,
+            Err(err) if err.is_timeout() => {}
+            Err(err) => panic!("{err}"),
+        }
+    }
+}
+
 /// Puts one small item on `queue`.
 pub fn put_small(queue: Queue<Blob>) -> u32 {
     queue.blocking_put(Blob(vec![1; 8])).unwrap();
@@ -776,6 +800,7 @@ pub fn tasks() -> procpool::Registry {
         hold_sender_then_abort,
         echo_while_receiving,
         two_asks_then_give_back_when_told,
+        impatient_large_getter,
     ]
 }
 
