@@ -34,6 +34,11 @@ fn main() {
             a_tasks_timeout_ends_its_stream_while_the_parent_reads_it,
             a_pool_task_timeout_ends_its_stream_while_the_parent_reads_it,
             a_process_timeout_ends_its_stream_while_the_parent_reads_it,
+            a_large_message_given_back_unread_is_no_protocol_error,
+            a_grant_does_not_overtake_forgotten_behind_a_large_message,
+            the_news_of_a_dead_sender_given_back_unread_is_not_lost,
+            items_given_back_keep_their_order,
+            impatient_getters_of_large_items_lose_and_repeat_none,
         ],
         |_| {},
     );
@@ -494,6 +499,168 @@ async fn a_process_timeout_ends_its_stream_while_the_parent_reads_it() {
     {}
     let err = within(LIMIT, "the process", process).await.unwrap_err();
     assert!(err.is_timeout(), "{err}");
+}
+
+// Found by the red team: a task that lets go of a receiver holding a
+// message it had asked for gives it back in one RETURN frame, however
+// large; one over the pool's frame limit (it came in pieces) was a
+// protocol error that killed a healthy worker, and the message was lost.
+async fn a_large_message_given_back_unread_is_no_protocol_error() {
+    const BYTES: usize = 3 << 20;
+    let pool = procpool::Pool::builder()
+        .workers(1)
+        .max_frame_size(2 << 20)
+        .build()
+        .await
+        .unwrap();
+    let queue = Queue::<Blob>::new(1);
+    let (ready_tx, ready_rx) = procpool::channel::<u64>(1);
+    let task = pool.submit(give_back_unread, (queue.clone(), ready_tx, 1_000));
+    assert_eq!(within(LIMIT, "ready", ready_rx.recv()).await.unwrap(), 1);
+    queue.put(Blob(vec![9; BYTES])).await.unwrap();
+    within(LIMIT, "the task", task)
+        .await
+        .expect("the worker lives");
+    let back = within(LIMIT, "the item given back", queue.get())
+        .await
+        .unwrap();
+    assert_eq!(back.0.len(), BYTES);
+    assert!(back.0.iter().all(|&b| b == 9));
+    assert_eq!(pool.stats().respawns, 0);
+}
+
+// Found by the red team: a worker that let go of a queue while a large
+// item it had asked for was still arriving forgets it (FORGET); the pool's
+// FORGOTTEN waits behind that item's pieces, but a credit grant does not.
+// The next task on that worker put on the queue: its grant came before
+// FORGOTTEN, was taken for one sent before the FORGET and voided, and the
+// put waited for ever (the pool thought it had granted it).
+async fn a_grant_does_not_overtake_forgotten_behind_a_large_message() {
+    const BYTES: usize = 256 << 20;
+    let pool = pool(1).await;
+    // Room for both, whenever the large one comes back.
+    let queue = Queue::<Blob>::new(2);
+    let (ready_tx, ready_rx) = procpool::channel::<u64>(1);
+    let (go_tx, go_rx) = procpool::channel::<u64>(1);
+    let first = pool.submit(give_back_when_told, (queue.clone(), ready_tx, go_rx));
+    assert_eq!(within(LIMIT, "ready", ready_rx.recv()).await.unwrap(), 1);
+    queue.put(Blob(vec![9; BYTES])).await.unwrap();
+    go_tx.send(1).await.unwrap();
+    let pid = within(LIMIT, "the first task", first).await.unwrap();
+    let second = within(
+        Duration::from_secs(5),
+        "a put by the next task on that worker",
+        pool.submit(put_small, queue.clone()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(second, pid);
+    let back = within(LIMIT, "the item given back", queue.get())
+        .await
+        .unwrap();
+    assert_eq!(back.0.len(), BYTES);
+    let small = within(LIMIT, "the small item", queue.get()).await.unwrap();
+    assert_eq!(small.0, vec![1; 8]);
+}
+
+// Found by the red team: the news that a sender died is an item like a
+// message, handed to the receiver that asked first; a task that had asked
+// and let go of its receiver without reading it dropped it (only messages
+// were given back), and the parent's getter waited for ever for news that
+// had come.
+async fn the_news_of_a_dead_sender_given_back_unread_is_not_lost() {
+    let pool = pool(2).await;
+    let queue = Queue::<Blob>::new(1);
+    let (ready_tx, ready_rx) = procpool::channel::<u64>(1);
+    let (go_tx, go_rx) = procpool::channel::<u64>(1);
+    let getter = pool.submit(give_back_when_told, (queue.clone(), ready_tx, go_rx));
+    assert_eq!(within(LIMIT, "ready", ready_rx.recv()).await.unwrap(), 1);
+    // The getter's ask is the only one: the news goes to it.
+    let died = within(
+        LIMIT,
+        "the sender's death",
+        pool.submit(hold_sender_then_abort, queue.clone()),
+    )
+    .await
+    .unwrap_err();
+    assert!(died.is_worker_died(), "{died}");
+    go_tx.send(1).await.unwrap();
+    within(LIMIT, "the getter", getter).await.unwrap();
+    let news = within(Duration::from_secs(5), "the news, given back", queue.get())
+        .await
+        .unwrap_err();
+    assert!(news.is_peer_died(), "{news}");
+    assert_eq!(news.signal(), Some(libc::SIGABRT), "{news}");
+}
+
+// Found by the red team: a task that lets go of a queue gives back what
+// it had been sent and not read, each to the front of the line: first what
+// had come (at once), then what was still on its way (as it arrives). The
+// later one went in front of the earlier, and the next getter took the
+// items out of order.
+async fn items_given_back_keep_their_order() {
+    const BYTES: usize = 256 << 20;
+    let pool = pool(1).await;
+    let queue = Queue::<Blob>::new(2);
+    let (ready_tx, ready_rx) = procpool::channel::<u64>(1);
+    let (go_tx, go_rx) = procpool::channel::<u64>(1);
+    let task = pool.submit(
+        two_asks_then_give_back_when_told,
+        (queue.clone(), ready_tx, go_rx),
+    );
+    assert_eq!(within(LIMIT, "ready", ready_rx.recv()).await.unwrap(), 1);
+    // Both go to the task's two asks: the small one comes at once, the
+    // large one is still arriving when `go` (which overtakes it) does.
+    queue.put(Blob(vec![1; 8])).await.unwrap();
+    queue.put(Blob(vec![2; BYTES])).await.unwrap();
+    go_tx.send(1).await.unwrap();
+    within(LIMIT, "the task", task).await.unwrap();
+    // The large one may still be on its way back: let it come.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let first = within(LIMIT, "the first item", queue.get()).await.unwrap();
+    let second = within(LIMIT, "the second item", queue.get()).await.unwrap();
+    assert_eq!(
+        (first.0.len(), second.0.len()),
+        (8, BYTES),
+        "in the order they were put"
+    );
+}
+
+async fn impatient_getters_of_large_items_lose_and_repeat_none() {
+    const ITEMS: u64 = 60;
+    const BYTES: usize = 3 << 20;
+    let pool = pool(3).await;
+    let queue = Queue::<Option<Blob>>::new(4);
+    let (done_tx, done_rx) = procpool::channel::<u64>(256);
+    let getters: Vec<_> = [1, 3, 7]
+        .into_iter()
+        .map(|ms| pool.submit(impatient_large_getter, (queue.clone(), ms, done_tx.clone())))
+        .collect();
+    drop(done_tx);
+    let collector = tokio::spawn(async move {
+        let ids: Vec<u64> = done_rx.map(Result::unwrap).collect().await;
+        ids
+    });
+    for id in 0..ITEMS {
+        let mut blob = vec![id as u8; BYTES];
+        blob[..8].copy_from_slice(&id.to_le_bytes());
+        within(LIMIT, "a put", queue.put(Some(Blob(blob))))
+            .await
+            .unwrap();
+    }
+    for _ in 0..3 {
+        within(LIMIT, "a sentinel", queue.put(None)).await.unwrap();
+    }
+    let taken: u64 = within(LIMIT, "the getters", futures::future::try_join_all(getters))
+        .await
+        .unwrap()
+        .into_iter()
+        .sum();
+    let mut ids = within(LIMIT, "the results", collector).await.unwrap();
+    assert_eq!(taken, ITEMS);
+    ids.sort_unstable();
+    assert!(ids.into_iter().eq(0..ITEMS), "every item exactly once");
+    assert_eq!(pool.stats().respawns, 0);
 }
 
 #[allow(dead_code)]

@@ -91,6 +91,7 @@ fn main() {
             shell_noise_is_reported_as_such,
             a_missing_program_is_reported_with_the_launcher,
             a_hung_link_is_found_by_the_keepalive,
+            a_busy_link_both_ways_is_no_hung_link,
             cgroup_containment_is_refused_for_launchers,
         ],
         roles,
@@ -551,6 +552,40 @@ async fn a_hung_link_is_found_by_the_keepalive() {
     assert_eq!(pool.submit(square, 4).await.unwrap(), 16);
     pool.shutdown().await;
     let _ = std::fs::remove_file(&path);
+}
+
+/// Large echo calls (the pool's replies pile up, and it stops reading)
+/// while large channel messages flow to the same task: busy both ways,
+/// never silent for the keepalive's two intervals.
+async fn a_busy_link_both_ways_is_no_hung_link() {
+    const BLOBS: u64 = 48;
+    const BLOB: usize = 4 << 20;
+    let launcher = launcher(Kind::Pipes).keepalive(Some(Duration::from_millis(300)));
+    let pool = Pool::builder()
+        .launcher(launcher)
+        .workers(1)
+        .build()
+        .await
+        .unwrap();
+    let (tx, rx) = procpool::channel::<Blob>(2);
+    let task = pool.submit(echo_while_receiving, (rx, 4, 6, 8 << 20));
+    for i in 0..BLOBS {
+        within(
+            Duration::from_secs(20),
+            "a send",
+            tx.send(Blob(vec![i as u8; BLOB])),
+        )
+        .await
+        .unwrap();
+    }
+    drop(tx);
+    let (intact, received) = within(Duration::from_secs(30), "the task", task)
+        .await
+        .unwrap();
+    assert_eq!(intact, 24);
+    assert_eq!(received, BLOBS * BLOB as u64);
+    assert_eq!(pool.stats().respawns, 0);
+    pool.shutdown().await;
 }
 
 /// A pool process that runs two busy workers through the launcher named in

@@ -119,6 +119,15 @@ struct Member {
     /// Messages sent to it that it has not given back: what it may still
     /// give back (`RETURN`), so a worker cannot put in what it never got.
     unreturned: u64,
+    /// A message part-way back from it (given back in pieces).
+    returning: Option<Vec<u8>>,
+    /// News of dead senders sent to it that it may still give back.
+    faults: Vec<Death>,
+    /// Where in `items` the next item it gives back goes: behind those it
+    /// gave back before and that are still there (it gives back oldest
+    /// first, also what arrives after its receiver closed), ahead of
+    /// everything it was never sent.
+    return_at: usize,
 }
 
 #[derive(Default)]
@@ -274,7 +283,7 @@ impl Shared {
                     }
                     member.credit = 0;
                     member.starved = false;
-                    if member.unreturned == 0 {
+                    if member.unreturned == 0 && member.faults.is_empty() {
                         state.members.swap_remove(at);
                     }
                 }
@@ -304,8 +313,30 @@ impl Shared {
                 }
             },
             frames::RETURN => {
-                // A message it had asked for and no longer wants: first in
-                // line again.
+                // A piece of a message it had asked for and no longer
+                // wants: once whole, first in line again.
+                let (flags, bytes) = frames::parse_piece(parts.payload)?;
+                if flags & frames::FAULT != 0 {
+                    // The news of a dead sender, not taken: the death it
+                    // was sent for, first in line again.
+                    let member = state
+                        .members
+                        .iter_mut()
+                        .find(|member| member.peer.id == peer.id)
+                        .ok_or("a fault given back by a worker never sent one")?;
+                    let at = member
+                        .faults
+                        .iter()
+                        .position(|death| death.encode() == bytes)
+                        .ok_or("a fault given back that was never sent")?;
+                    let death = member.faults.swap_remove(at);
+                    if state.any(Role::Receiver) {
+                        state.give_back(peer.id, Item::Died(death));
+                    }
+                    self.settle(&mut state);
+                    self.forget_if_unheld(&state);
+                    return Ok(());
+                }
                 let member = state
                     .members
                     .iter_mut()
@@ -316,13 +347,19 @@ impl Shared {
                             self.id
                         )
                     })?;
+                let mut buf = member.returning.take().unwrap_or_default();
+                if buf.len() + bytes.len() > MAX_MESSAGE {
+                    return Err(format!("a message given back over {MAX_MESSAGE} bytes"));
+                }
+                buf.extend_from_slice(bytes);
+                if flags & frames::LAST == 0 {
+                    member.returning = Some(buf);
+                    return Ok(());
+                }
                 member.unreturned -= 1;
                 if !state.deserted {
                     state.messages += 1;
-                    state.items.push_front(Item::Message(Message {
-                        buf: parts.payload.to_vec(),
-                        at: 0,
-                    }));
+                    state.give_back(peer.id, Item::Message(Message { buf, at: 0 }));
                 }
             }
             kind => return Err(format!("a channel frame of unknown kind 0x{kind:02x}")),
@@ -400,7 +437,10 @@ impl Shared {
                     member.unreturned += 1;
                     peer.send_message(self.id, message);
                 }
-                Item::Died(death) => peer.send_fault(self.id, &death),
+                Item::Died(death) => {
+                    peer.send_fault(self.id, &death);
+                    member.faults.push(death);
+                }
             }
         }
         if state.messages < self.capacity && !state.deserted {
@@ -430,6 +470,9 @@ impl Shared {
         if !state.any(Role::Receiver) && !state.deserted {
             state.deserted = true;
             state.items.clear();
+            for member in &mut state.members {
+                member.return_at = 0;
+            }
             state.messages = 0;
             state.tell(Role::Sender, |peer| {
                 peer.send_closed(self.id, Role::Receiver)
@@ -505,6 +548,9 @@ impl State {
                     partial: None,
                     wanted: 0,
                     unreturned: 0,
+                    returning: None,
+                    faults: Vec::new(),
+                    return_at: 0,
                 });
                 self.members.len() - 1
             }
@@ -548,7 +594,10 @@ impl State {
         // granted, or wait for a grant, stays known until it is gone
         // (`lose`).
         let member = &self.members[at];
-        let owed = member.unreturned > 0 || member.credit > 0 || member.starved;
+        let owed = member.unreturned > 0
+            || !member.faults.is_empty()
+            || member.credit > 0
+            || member.starved;
         if member.holds == [false; 2] && !owed {
             self.members.swap_remove(at);
         }
@@ -561,8 +610,36 @@ impl State {
         self.items.push_back(item);
     }
 
+    /// Puts back an item `peer` had been sent: behind what it gave back
+    /// before (see `Member::return_at`), so its items keep their order.
+    fn give_back(&mut self, peer: u64, item: Item) {
+        let Some(member) = self
+            .members
+            .iter_mut()
+            .find(|member| member.peer.id == peer)
+        else {
+            self.items.push_front(item);
+            return;
+        };
+        let at = member.return_at.min(self.items.len());
+        member.return_at = at + 1;
+        self.items.insert(at, item);
+        for other in self
+            .members
+            .iter_mut()
+            .filter(|other| other.peer.id != peer)
+        {
+            if other.return_at > at {
+                other.return_at += 1;
+            }
+        }
+    }
+
     fn pop(&mut self) -> Option<Item> {
         let item = self.items.pop_front()?;
+        for member in &mut self.members {
+            member.return_at = member.return_at.saturating_sub(1);
+        }
         if matches!(item, Item::Message(_)) {
             self.messages -= 1;
         }

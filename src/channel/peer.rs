@@ -32,6 +32,11 @@ pub(crate) struct Death {
 }
 
 impl Death {
+    /// Its `FAULT` piece's bytes.
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        frames::fault(self.pid, self.exit, self.stopped, self.task)
+    }
+
     pub(crate) fn error(&self, ty: &'static str) -> Error {
         Error::new(Repr::PeerDied {
             ty,
@@ -75,11 +80,17 @@ struct Outgoing {
 struct Stream {
     id: u64,
     queue: VecDeque<Pending>,
+    /// `FORGOTTEN`s waiting in `queue`: credit granted after one was sent
+    /// must not overtake it (the worker voids a grant that comes before
+    /// it), so while any waits, credit waits in line too.
+    forgetting: u32,
 }
 
 enum Pending {
     /// Whole frames.
     Frames(Vec<u8>),
+    /// A `FORGOTTEN` (see `Stream::forgetting`).
+    Forgotten(Vec<u8>),
     /// A message, of which `sent` bytes have gone in pieces.
     Message { message: Message, sent: usize },
 }
@@ -120,6 +131,7 @@ impl Outgoing {
             None => self.streams.push_back(Stream {
                 id,
                 queue: VecDeque::from([Pending::Message { message, sent: 0 }]),
+                forgetting: 0,
             }),
         }
     }
@@ -149,16 +161,16 @@ impl Outgoing {
                         stream.queue.pop_front();
                     }
                 }
-                Some(Pending::Frames(bytes)) => {
-                    out.extend_from_slice(bytes);
-                    stream.queue.pop_front();
-                }
-                None => {}
+                Some(Pending::Frames(_) | Pending::Forgotten(_)) | None => {}
             }
             // Frames behind the last message need no turn of their own.
-            while let Some(Pending::Frames(bytes)) = stream.queue.front() {
+            while let Some(Pending::Frames(bytes) | Pending::Forgotten(bytes)) =
+                stream.queue.front()
+            {
                 out.extend_from_slice(bytes);
-                stream.queue.pop_front();
+                if let Some(Pending::Forgotten(_)) = stream.queue.pop_front() {
+                    stream.forgetting -= 1;
+                }
             }
             if !stream.queue.is_empty() {
                 self.streams.push_back(stream);
@@ -184,7 +196,7 @@ impl Peer {
     }
 
     pub(super) fn send_fault(&self, id: u64, death: &Death) {
-        let fault = frames::fault(death.pid, death.exit, death.stopped, death.task);
+        let fault = death.encode();
         self.post(|out| {
             out.ordered(id, |out| {
                 frames::push_piece(out, frames::DATA, id, frames::LAST | frames::FAULT, &fault)
@@ -194,19 +206,26 @@ impl Peer {
 
     pub(super) fn send_credit(&self, id: u64, n: u32) {
         // Credit is for the worker's senders: it need not wait for messages
-        // to its receivers.
-        self.post(|out| {
-            out.frames
-                .extend(frames::control(frames::CREDIT, id, &n.to_le_bytes()))
+        // to its receivers — unless a FORGOTTEN waits behind one, which a
+        // grant made after it must not overtake.
+        let credit = frames::control(frames::CREDIT, id, &n.to_le_bytes());
+        self.post(|out| match out.stream(id) {
+            Some(stream) if stream.forgetting > 0 => {
+                stream.queue.push_back(Pending::Frames(credit));
+            }
+            _ => out.frames.extend(credit),
         });
     }
 
     /// The answer to a `FORGET`: after every frame for channel `id`.
     pub(super) fn send_forgotten(&self, id: u64) {
-        self.post(|out| {
-            out.ordered(id, |out| {
-                out.extend(frames::control(frames::FORGOTTEN, id, &[]))
-            })
+        let forgotten = frames::control(frames::FORGOTTEN, id, &[]);
+        self.post(|out| match out.stream(id) {
+            Some(stream) => {
+                stream.forgetting += 1;
+                stream.queue.push_back(Pending::Forgotten(forgotten));
+            }
+            None => out.frames.extend(forgotten),
         });
     }
 
@@ -386,6 +405,33 @@ mod tests {
         // The news that channel 1's senders are gone waits for its message.
         assert_eq!(turn(&mut out), [(2, data), (1, data), (1, closed)]);
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn credit_does_not_overtake_a_forgotten_waiting_behind_a_message() {
+        let peer = Peer {
+            id: 1,
+            piece: 10,
+            outbox: Mutex::default(),
+            waker: AtomicWaker::new(),
+        };
+        peer.send_message(1, Message::from(vec![1; 25]));
+        peer.send_credit(1, 3);
+        peer.send_forgotten(1);
+        peer.send_credit(1, 5);
+        let mut kinds = Vec::new();
+        while !lock(&peer.outbox).is_empty() {
+            let bytes = lock(&peer.outbox).take(10, 10);
+            kinds.extend(frames_in(&bytes).into_iter().map(|(_, kind, ..)| kind));
+        }
+        let (data, credit, forgotten) = (frames::DATA, frames::CREDIT, frames::FORGOTTEN);
+        // The first grant may go at once; the second waits its turn.
+        assert_eq!(kinds, [credit, data, data, data, forgotten, credit]);
+        // Once the FORGOTTEN is gone, credit goes at once again.
+        peer.send_message(1, Message::from(vec![1; 25]));
+        peer.send_credit(1, 7);
+        let first = frames_in(&lock(&peer.outbox).take(10, 10));
+        assert_eq!(first[0].1, credit);
     }
 
     #[test]

@@ -48,8 +48,10 @@ struct Channel {
     credit: u32,
     /// Credit was asked for and not granted yet.
     asked: bool,
-    /// Messages (or news of a dead sender) for this worker's receivers.
-    inbox: VecDeque<Result<Vec<u8>, Error>>,
+    /// Messages (`Ok`), or news of a dead sender (`Err`, a `FAULT`'s
+    /// bytes), for this worker's receivers: kept as they came, so that
+    /// either can be given back.
+    inbox: VecDeque<Result<Vec<u8>, Vec<u8>>>,
     /// The message whose pieces are arriving.
     partial: Vec<u8>,
     /// Messages asked for and not arrived.
@@ -149,10 +151,9 @@ pub(crate) fn close(id: u64, role: Role) {
             }
             Role::Receiver => {
                 channel.wanted = 0;
-                std::mem::take(&mut channel.inbox)
-                    .into_iter()
-                    .filter_map(Result::ok)
-                    .collect()
+                // The news of a dead sender too: it is an item like a
+                // message, for the next receiver.
+                std::mem::take(&mut channel.inbox).into_iter().collect()
             }
         };
         // Nothing of it held here any more: forget it once the pool has
@@ -166,9 +167,17 @@ pub(crate) fn close(id: u64, role: Role) {
         }
         (returned, forget)
     };
-    // Given back last first: each goes to the front of the line.
-    for message in returned.iter().rev() {
-        let _ = post(&[&frames::control(frames::RETURN, id, message)]);
+    // Given back oldest first: the pool puts each behind the last this
+    // worker gave back (and what is still on its way here goes behind
+    // these when it comes), all ahead of what it never sent here.
+    if let Ok(link) = link() {
+        for message in &returned {
+            let (bytes, fault) = match message {
+                Ok(bytes) => (bytes, false),
+                Err(bytes) => (bytes, true),
+            };
+            let _ = link.send(&[&frames::give_back(id, bytes, link.piece(), fault)]);
+        }
     }
     let _ = post(&[&frames::control(frames::CLOSE, id, &[role as u8])]);
     if forget {
@@ -281,7 +290,7 @@ pub(crate) fn recv(id: u64, timeout: Option<Duration>) -> Result<Vec<u8>, Error>
             .get_mut(&id)
             .expect("a held channel is in the table");
         if let Some(item) = channel.inbox.pop_front() {
-            break item;
+            break taken(channel.ty, item);
         }
         if channel.senders_gone {
             break Err(Error::new(Repr::Closed {
@@ -309,7 +318,7 @@ pub(crate) fn recv(id: u64, timeout: Option<Duration>) -> Result<Vec<u8>, Error>
         if timed_out {
             let channel = channels.get_mut(&id).expect("held");
             if let Some(item) = channel.inbox.pop_front() {
-                break item;
+                break taken(channel.ty, item);
             }
             break Err(Error::new(Repr::RecvTimeout {
                 after: timeout.unwrap_or_default(),
@@ -364,16 +373,16 @@ pub(crate) fn route(parts: Parts<'_>) -> Result<(), String> {
                 let message = std::mem::take(&mut channel.partial);
                 channel.wanted = channel.wanted.saturating_sub(1);
                 let item = if flags & frames::FAULT != 0 {
-                    Err(fault_error(channel.ty, &message)?)
+                    fault_error(channel.ty, &message)?;
+                    Err(message)
                 } else {
                     Ok(message)
                 };
-                match item {
+                if channel.held[Role::Receiver as usize] == 0 {
                     // Asked for by a receiver since dropped: back it goes.
-                    Ok(message) if channel.held[Role::Receiver as usize] == 0 => {
-                        give_back = Some(message);
-                    }
-                    item => channel.inbox.push_back(item),
+                    give_back = Some(item);
+                } else {
+                    channel.inbox.push_back(item);
                 }
             }
         }
@@ -381,11 +390,15 @@ pub(crate) fn route(parts: Parts<'_>) -> Result<(), String> {
     }
     drop(channels);
     TABLE.changed.notify_all();
-    if let Some(message) = give_back
+    if let Some(item) = give_back
         && let Ok(link) = link()
     {
+        let (bytes, fault) = match &item {
+            Ok(bytes) => (bytes, false),
+            Err(bytes) => (bytes, true),
+        };
         // (Bounded: only what was sent to this worker comes back.)
-        let _ = link.send_from_reader(&[&frames::control(frames::RETURN, parts.id, &message)]);
+        let _ = link.send_from_reader(&[&frames::give_back(parts.id, bytes, link.piece(), fault)]);
     }
     Ok(())
 }
@@ -394,6 +407,14 @@ pub(crate) fn route(parts: Parts<'_>) -> Result<(), String> {
 /// forgets the ones it no longer holds).
 pub fn channels_known() -> usize {
     table().len()
+}
+
+/// What a receiver gets for an item of the inbox.
+fn taken(ty: &'static str, item: Result<Vec<u8>, Vec<u8>>) -> Result<Vec<u8>, Error> {
+    item.map_err(|fault| {
+        // Checked when it came.
+        fault_error(ty, &fault).unwrap_or_else(|garbage| Error::new(Repr::Endpoint(garbage)))
+    })
 }
 
 fn fault_error(ty: &'static str, bytes: &[u8]) -> Result<Error, String> {

@@ -119,7 +119,7 @@ fn a_worker_receives_only_what_it_asked_for_and_gives_back_only_that() {
     )
     .unwrap();
     assert!(outgoing(&conn).is_empty(), "nothing pushed unasked");
-    let err = route(&mut conn, &frames::control(frames::RETURN, id, b"forged")).unwrap_err();
+    let err = route(&mut conn, &frames::give_back(id, b"forged", 1 << 20, false)).unwrap_err();
     assert!(err.contains("never sent"), "{err}");
     route(&mut conn, &frames::want(id, Role::Receiver, 1)).unwrap();
     let data = outgoing(&conn);
@@ -127,7 +127,7 @@ fn a_worker_receives_only_what_it_asked_for_and_gives_back_only_that() {
     assert_eq!(data[0].0, frames::DATA);
     // Given back: the parent's own receiver gets it.
     let message = data[0].1[1..].to_vec();
-    route(&mut conn, &frames::control(frames::RETURN, id, &message)).unwrap();
+    route(&mut conn, &frames::give_back(id, &message, 1 << 20, false)).unwrap();
     let got = futures::executor::block_on(rx.recv()).unwrap();
     assert_eq!(got, 1);
     let err = route(&mut conn, &frames::want(id, Role::Receiver, 2_000)).unwrap_err();
@@ -187,4 +187,38 @@ fn a_forget_of_a_channel_already_gone_is_answered() {
     let mut conn = Connection::new(1 << 20);
     route(&mut conn, &frames::control(frames::FORGET, u64::MAX, &[])).unwrap();
     assert_eq!(outgoing(&conn), [(frames::FORGOTTEN, vec![])]);
+}
+
+#[test]
+fn what_a_worker_gives_back_keeps_its_order_ahead_of_the_rest() {
+    let (tx, rx) = channel::<u64>(8);
+    let id = id_of(&tx);
+    let mut conn = Connection::new(1 << 20);
+    for i in 1..=4 {
+        futures::executor::block_on(tx.send(i)).unwrap();
+    }
+    route(
+        &mut conn,
+        &frames::control(frames::OPEN, id, &[Role::Receiver as u8]),
+    )
+    .unwrap();
+    route(&mut conn, &frames::want(id, Role::Receiver, 2)).unwrap();
+    let sent: Vec<Vec<u8>> = outgoing(&conn)
+        .into_iter()
+        .map(|(_, payload)| payload[1..].to_vec())
+        .collect();
+    assert_eq!(sent.len(), 2);
+    // Oldest first: the first at once, the second as it came, after the
+    // receiver closed.
+    route(&mut conn, &frames::give_back(id, &sent[0], 1 << 20, false)).unwrap();
+    route(
+        &mut conn,
+        &frames::control(frames::CLOSE, id, &[Role::Receiver as u8]),
+    )
+    .unwrap();
+    route(&mut conn, &frames::give_back(id, &sent[1], 1 << 20, false)).unwrap();
+    let got: Vec<u64> = (0..4)
+        .map(|_| futures::executor::block_on(rx.recv()).unwrap())
+        .collect();
+    assert_eq!(got, [1, 2, 3, 4]);
 }

@@ -75,7 +75,7 @@ pub(crate) const LAST: u8 = 1;
 pub(crate) const FAULT: u8 = 2;
 
 /// A whole frame of `kind` for channel `id` with `payload` (`OPEN`,
-/// `CLOSE`, `WANT`, `CREDIT`, `CLOSED`, `RETURN`).
+/// `CLOSE`, `WANT`, `CREDIT`, `CLOSED`).
 pub(crate) fn control(kind: u8, id: u64, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(frame::HEADER_LEN + frame::PREFIX_LEN + payload.len());
     frame::begin(&mut out, kind, id);
@@ -124,6 +124,26 @@ pub(crate) fn parse_role(payload: &[u8]) -> Result<Role, String> {
 pub(crate) fn push_piece(out: &mut Vec<u8>, kind: u8, id: u64, flags: u8, bytes: &[u8]) {
     out.extend_from_slice(&piece_head(kind, id, flags, bytes.len()));
     out.extend_from_slice(bytes);
+}
+
+/// A message given back (`RETURN`), as piece frames of at most `piece`
+/// bytes each, together in one buffer: written in one go, so that no
+/// other frame (another message given back, from another thread) goes
+/// between them. A message that came in pieces goes back in pieces; in
+/// one frame it could be over the pool's frame limit. `fault`: the item is
+/// the news of a dead sender (a `FAULT` piece's bytes), given back too.
+pub(crate) fn give_back(id: u64, message: &[u8], piece: usize, fault: bool) -> Vec<u8> {
+    let last = if fault { LAST | FAULT } else { LAST };
+    let mut out = Vec::with_capacity(message.len() + PIECE_HEAD_LEN);
+    let mut chunks = message.chunks(piece.max(1)).peekable();
+    if chunks.peek().is_none() {
+        push_piece(&mut out, RETURN, id, last, &[]);
+    }
+    while let Some(chunk) = chunks.next() {
+        let flags = if chunks.peek().is_none() { last } else { 0 };
+        push_piece(&mut out, RETURN, id, flags, chunk);
+    }
+    out
 }
 
 /// Bytes of a piece frame before its `len` bytes of message.

@@ -584,6 +584,103 @@ pub fn get_within(ms: u64, queue: Queue<u64>) -> Option<u64> {
     }
 }
 
+/// Asks `queue` for an item and gives up at once (the ask stays), says so
+/// on `ready`, waits `ms` (the item the parent puts then arrives meanwhile)
+/// and lets go of the queue with the item unread: it is given back.
+pub fn give_back_unread(queue: Queue<Blob>, ready: Sender<u64>, ms: u64) -> u32 {
+    let err = queue.get_timeout(Duration::from_millis(1)).unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    ready.blocking_send(1).unwrap();
+    std::thread::sleep(Duration::from_millis(ms));
+    drop(queue);
+    std::process::id()
+}
+
+/// Asks `queue` for an item and gives up at once (the ask stays), says so
+/// on `ready`, and lets go of the queue as soon as `go` says, while the
+/// (large) item it asked for is still arriving.
+pub fn give_back_when_told(queue: Queue<Blob>, ready: Sender<u64>, go: Receiver<u64>) -> u32 {
+    let err = queue.get_timeout(Duration::from_millis(1)).unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    ready.blocking_send(1).unwrap();
+    go.blocking_recv().unwrap();
+    drop(queue);
+    std::process::id()
+}
+
+/// Holds `queue` (a sender of it), sending nothing, and aborts its worker.
+pub fn hold_sender_then_abort(queue: Queue<Blob>) -> u64 {
+    let _queue = queue;
+    std::process::abort()
+}
+
+/// Makes `echo_calls(threads, calls, bytes)` while receiving every blob
+/// on `input`: (intact echoes, bytes received).
+pub fn echo_while_receiving(
+    input: Receiver<Blob>,
+    threads: u32,
+    calls: u32,
+    bytes: u64,
+) -> (u32, u64) {
+    let echoes = std::thread::spawn(move || echo_calls(threads, calls, bytes));
+    let received = input.iter().map(|blob| blob.unwrap().0.len() as u64).sum();
+    (echoes.join().unwrap(), received)
+}
+
+/// `give_back_when_told` with two asks standing: two threads each ask
+/// `queue` for an item at the same time and give up.
+pub fn two_asks_then_give_back_when_told(
+    queue: Queue<Blob>,
+    ready: Sender<u64>,
+    go: Receiver<u64>,
+) -> u32 {
+    // Both wait at once (each asks for one more than are asked for).
+    let both = std::sync::Barrier::new(2);
+    std::thread::scope(|scope| {
+        for _ in 0..2 {
+            scope.spawn(|| {
+                both.wait();
+                let err = queue.get_timeout(Duration::from_millis(300)).unwrap_err();
+                assert!(err.is_timeout(), "{err}");
+            });
+        }
+    });
+    ready.blocking_send(1).unwrap();
+    go.blocking_recv().unwrap();
+    drop(queue);
+    std::process::id()
+}
+
+/// Takes large items from `queue` until a `None`, giving up and asking
+/// again every `ms` (each ask left standing gets an item it may give
+/// back), answering each on `done` with its first 8 bytes; returns how
+/// many it took.
+pub fn impatient_large_getter(queue: Queue<Option<Blob>>, ms: u64, done: Sender<u64>) -> u64 {
+    let mut taken = 0;
+    loop {
+        match queue.get_timeout(Duration::from_millis(ms)) {
+            Ok(Some(blob)) => {
+                let id = u64::from_le_bytes(blob.0[..8].try_into().unwrap());
+                assert!(
+                    blob.0[8..].iter().all(|&b| b == id as u8),
+                    "item {id} mixed up"
+                );
+                done.blocking_send(id).unwrap();
+                taken += 1;
+            }
+            Ok(None) => return taken,
+            Err(err) if err.is_timeout() => {}
+            Err(err) => panic!("{err}"),
+        }
+    }
+}
+
+/// Puts one small item on `queue`.
+pub fn put_small(queue: Queue<Blob>) -> u32 {
+    queue.blocking_put(Blob(vec![1; 8])).unwrap();
+    std::process::id()
+}
+
 /// How many channels this worker keeps an entry for.
 pub fn channels_known() -> u64 {
     procpool::__private::channels_known() as u64
@@ -705,6 +802,13 @@ pub fn tasks() -> procpool::Registry {
         until_cancelled,
         ignores_cancel,
         touch_then_wait_for,
+        give_back_unread,
+        give_back_when_told,
+        put_small,
+        hold_sender_then_abort,
+        echo_while_receiving,
+        two_asks_then_give_back_when_told,
+        impatient_large_getter,
     ]
 }
 
