@@ -31,6 +31,20 @@ static TABLE: LazyLock<Table> = LazyLock::new(|| Table {
     changed: Condvar::new(),
 });
 
+/// Held by `open` and `close` from their change to the table until their
+/// frames are written, so the pool reads `OPEN`, `CLOSE` and `FORGET` in
+/// the order the table changed: two threads dropping a channel's last
+/// sender and last receiver must not write `CLOSE(receiver), FORGET`
+/// before `CLOSE(sender)` (the pool would take the `FORGET` for one from
+/// a worker still holding a sender). Not the table's lock, which the
+/// reader takes: a write under this one may wait for the pool, never for
+/// the reader.
+static MEMBERSHIP: Mutex<()> = Mutex::new(());
+
+fn membership() -> MutexGuard<'static, ()> {
+    MEMBERSHIP.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// The worker's registry, to name the task a dead sender was running.
 static REGISTRY: OnceLock<&'static Registry> = OnceLock::new();
 
@@ -115,6 +129,7 @@ fn post(frame: &[&[u8]]) -> Result<(), Error> {
 /// announces the worker to the pool.
 pub(crate) fn open(id: u64, role: Role, ty: &'static str) -> Result<(), Error> {
     link()?;
+    let _in_order = membership();
     let first = {
         let mut channels = table();
         let channel = channels.entry(id).or_default();
@@ -133,6 +148,7 @@ pub(crate) fn open(id: u64, role: Role, ty: &'static str) -> Result<(), Error> {
 /// One endpoint of `role` fewer; the last says goodbye, handing back what
 /// came for receivers and was not taken.
 pub(crate) fn close(id: u64, role: Role) {
+    let _in_order = membership();
     let (returned, forget) = {
         let mut channels = table();
         let Some(channel) = channels.get_mut(&id) else {
