@@ -31,7 +31,7 @@
 //! | `CLOSE` | `0x41` | worker → pool | channel | role `u8`: the worker's last endpoint of that role is gone | [`channel`] |
 //! | `SEND` | `0x42` | worker → pool | channel | flags `u8` (1: last piece), a piece of a bincode message; a message's first piece takes one credit | [`channel`] |
 //! | `WANT` | `0x43` | worker → pool | channel | role `u8`, count `u32`: credit to send (sender), or messages to receive (receiver) | [`channel`] |
-//! | `RETURN` | `0x44` | worker → pool | channel | a piece of a message the worker asked for and no longer wants (flags as `SEND`'s; the last piece puts it back at the front) | [`channel`] |
+//! | `RETURN` | `0x44` | worker → pool | channel | a piece of a message the worker asked for and no longer wants (flags as `SEND`'s, `FAULT` for the news of a dead sender; the last piece puts it back in line: ahead of what the worker was never sent, behind what it gave back before) | [`channel`] |
 //! | `FORGET` | `0x45` | worker → pool | channel | none: it holds no endpoint of the channel and will forget it; credit it had is void | [`channel`] |
 //! | `CREDIT` | `0x48` | pool → worker | channel | count `u32`: messages the worker may send | [`channel`] |
 //! | `DATA` | `0x49` | pool → worker | channel | flags `u8` (1: last piece, 2: a dead sender's report: pid `u32`, exit tag `u8` and `i32`, task name), a piece of a message asked for | [`channel`] |
