@@ -18,6 +18,7 @@ fn main() {
         tests![
             worker_events_reach_the_parent_tagged,
             log_crate_records_reach_the_parent_too,
+            the_pool_reports_what_its_workers_and_tasks_do,
             nothing_is_sent_unless_asked_for,
             a_process_forwards_its_events_too,
             a_record_over_the_frame_limit_is_cut_not_fatal,
@@ -153,6 +154,58 @@ async fn log_crate_records_reach_the_parent_too() {
         assert!(fields.contains("origin=\"some::crate\";"), "{fields}");
     }
     pool.shutdown().await;
+}
+
+async fn the_pool_reports_what_its_workers_and_tasks_do() {
+    let capture = Capture::install();
+    let pool = logging_pool(None).await;
+    assert_eq!(pool.submit(square, 7).await.unwrap(), 49);
+    let crashed = pool.submit(aborts, ()).await.unwrap_err();
+    let pid = crashed.worker_pid().unwrap();
+    assert_eq!(pool.submit(square, 8).await.unwrap(), 64);
+    pool.shutdown().await;
+    let events: Vec<(Level, String)> = capture
+        .events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, target, _)| target == "procpool")
+        .map(|(level, _, fields)| (*level, fields.clone()))
+        .collect();
+    let find = |message: &str| {
+        events
+            .iter()
+            .filter(|(_, fields)| fields.starts_with(&format!("message={message};")))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let started = find("worker started");
+    assert_eq!(
+        started.len(),
+        2,
+        "the first and its replacement: {events:#?}"
+    );
+    assert!(started.iter().all(|(level, _)| *level == Level::DEBUG));
+    let finished = find("task finished");
+    assert_eq!(finished.len(), 2, "{events:#?}");
+    assert!(
+        finished[0].1.contains("task=\"logs::common::square\";"),
+        "{finished:?}"
+    );
+    assert!(finished[0].1.contains("run_us="), "{finished:?}");
+    let died = find("worker died running a task");
+    assert_eq!(died.len(), 1, "{events:#?}");
+    let (level, fields) = &died[0];
+    assert_eq!(*level, Level::WARN, "a crash is worth a warning");
+    assert!(fields.contains(&format!("worker={pid};")), "{fields}");
+    assert!(fields.contains("SIGABRT"), "{fields}");
+    assert!(fields.contains("task=\"logs::common::aborts\""), "{fields}");
+    // Nothing at info or above but the crash: quiet in steady state.
+    let loud: Vec<_> = events
+        .iter()
+        .filter(|(level, _)| *level <= Level::INFO)
+        .collect();
+    assert_eq!(loud.len(), 1, "{loud:#?}");
 }
 
 async fn nothing_is_sent_unless_asked_for() {

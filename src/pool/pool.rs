@@ -186,6 +186,7 @@ impl Pool {
         room: Room,
     ) -> TaskHandle<T> {
         let task = std::any::type_name::<F>();
+        tracing::trace!(target: "procpool", task, "task submitted");
         // The pool-wide timeout's timer needs the runtime; a submit from a
         // plain thread gets the pool's.
         let _runtime = self.inner.runtime.enter();

@@ -47,7 +47,7 @@ pub(crate) struct LiveWorker<L: Launch> {
     pub(super) assigned: u64,
     /// Answers it sent (every kind), and how many it had sent when its
     /// memory was last checked: one check per batch of answers.
-    answered: u64,
+    pub(super) answered: u64,
     growth_checked_at: u64,
     /// Its resident memory before its first task, in bytes, when the pool
     /// recycles on memory growth (`None`: not measured).
@@ -101,6 +101,7 @@ pub(crate) enum Fault {
 
 impl<L: Launch> LiveWorker<L> {
     pub(super) fn new(launched: Launched<L::Io, L::Process>, max_frame: u64) -> LiveWorker<L> {
+        tracing::debug!(target: "procpool", worker = launched.process.pid(), "worker started");
         LiveWorker {
             pid: launched.process.pid(),
             process: launched.process,
@@ -274,6 +275,8 @@ impl<L: Launch> LiveWorker<L> {
             Verdict::Done(nanos) => {
                 self.record(nanos);
                 *failures = 0;
+                tracing::debug!(target: "procpool", task = job.task, worker = pid,
+                    run_us = nanos / 1_000, "task finished");
                 // Also a task whose cancel came too late, or that returned
                 // in its grace period: it returned a value (nobody may be
                 // waiting for it).
@@ -300,7 +303,10 @@ impl<L: Launch> LiveWorker<L> {
             }
             Verdict::Failed(failure) => {
                 counters.failed.fetch_add(1, Relaxed);
-                job.finish(Err(Error::new(failure)));
+                let error = Error::new(failure);
+                tracing::debug!(target: "procpool", task = job.task, worker = pid,
+                    %error, "task failed");
+                job.finish(Err(error));
             }
         }
         Ok(())
@@ -377,6 +383,7 @@ impl<L: Launch> LiveWorker<L> {
             self.resident_at_start = self.process.resident_bytes();
         }
         job.placed.set(self.pid);
+        tracing::trace!(target: "procpool", task = job.task, worker = self.pid, "task assigned");
         self.conn.push(job);
         self.assigned += 1;
         if recycle.max_tasks == Some(self.assigned) && self.successor.is_none() {

@@ -197,6 +197,8 @@ impl<L: Launch> Slot<L> {
                             if worker.successor.is_some() && worker.conn.in_flight() == 0 {
                                 // Recycled: its last task is done; its successor takes over.
                                 let successor = worker.successor.take().expect("checked");
+                                tracing::debug!(target: "procpool", worker = worker.pid,
+                                    tasks = worker.answered, "worker recycled");
                                 drop(worker.close(false));
                                 ctx.counters.recycled.fetch_add(1, Relaxed);
                                 (State::Starting(successor), true)
@@ -227,6 +229,7 @@ impl<L: Launch> Slot<L> {
                             self.exit = Some(exit);
                             (State::Stopped, false)
                         } else {
+                            tracing::debug!(target: "procpool", "replacing the worker");
                             ctx.counters.respawns.fetch_add(1, Relaxed);
                             (self.replace(ctx.launcher), true)
                         }
@@ -278,6 +281,8 @@ impl<L: Launch> Slot<L> {
     /// A start failed: back off, longer after each failure in a row.
     fn start_failed(&mut self, err: Error, failed: &mut Option<StartFailed>) -> State<L> {
         self.failures += 1;
+        tracing::warn!(target: "procpool", error = %err, failures_in_a_row = self.failures,
+            "a worker failed to start");
         *failed = Some(StartFailed(err));
         if self.one_shot {
             return State::Stopped;

@@ -76,7 +76,11 @@ pub(crate) fn settle(
         if head.cancel_sent || job.is_cancelled() {
             // It died because we asked; its caller is gone.
             counters.cancelled.fetch_add(1, Relaxed);
+            tracing::debug!(target: "procpool", worker = pid, %exit, task = job.task,
+                "worker stopped for its cancelled (or timed-out) task");
         } else if protocol_fault.is_none() && job.retries_left > 0 {
+            tracing::warn!(target: "procpool", worker = pid, %exit, task = job.task,
+                retries_left = job.retries_left - 1, "worker died running a task; retrying it");
             job.retries_left -= 1;
             job.record_crash(crash_of(pid, exit, memory_limit));
             // A task that has already taken down a worker before is
@@ -90,6 +94,12 @@ pub(crate) fn settle(
         } else {
             counters.failed.fetch_add(1, Relaxed);
             let task = job.task;
+            match &protocol_fault {
+                Some(fault) => tracing::warn!(target: "procpool", worker = pid, task,
+                    fault = fault.as_str(), "worker broke the protocol and was let go"),
+                None => tracing::warn!(target: "procpool", worker = pid, %exit, task,
+                    "worker died running a task"),
+            }
             let error = match protocol_fault {
                 Some(message) => Error::protocol(pid, Some(task), message),
                 None => {
@@ -124,6 +134,9 @@ pub(crate) fn settle(
     }
     if let Some(job) = retry {
         queue.push_front(job);
+    }
+    if !head_started {
+        tracing::debug!(target: "procpool", worker = pid, %exit, "worker ended while idle");
     }
     !ran_something
 }
