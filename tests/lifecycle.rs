@@ -15,6 +15,7 @@ fn main() {
     run(
         tests![
             workers_are_recycled_after_n_tasks,
+            the_stats_agree_with_the_results_awaited,
             the_initializer_runs_once_in_every_worker,
             a_failing_initializer_fails_build_and_names_itself,
             an_initializer_that_crashes_fails_build,
@@ -28,6 +29,18 @@ fn main() {
         ],
         |_| {},
     );
+}
+
+async fn the_stats_agree_with_the_results_awaited() {
+    // The counters were refreshed after the answer was delivered, so a
+    // caller that had just awaited its last result could read `busy: 1`.
+    let pool = pool(2).await;
+    for i in 0..300u64 {
+        assert_eq!(pool.submit(square, i).await.unwrap(), i * i);
+        let stats = pool.stats();
+        assert_eq!(stats.busy, 0, "after result {i}: {stats:?}");
+        assert_eq!(stats.completed, i + 1, "after result {i}: {stats:?}");
+    }
 }
 
 async fn workers_are_recycled_after_n_tasks() {

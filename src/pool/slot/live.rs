@@ -270,6 +270,14 @@ impl<L: Launch> LiveWorker<L> {
         let pid = self.pid;
         let entry = self.conn.pop_answered().expect("the head was checked");
         self.answered += 1;
+        if self.conn.in_flight() == 0 {
+            // Idle now, before its caller can see the answer and read the
+            // stats (which the dispatcher refreshes only after its poll):
+            // one who just awaited the last result must not read `busy: 1`.
+            let _ = counters
+                .busy
+                .fetch_update(Relaxed, Relaxed, |busy| busy.checked_sub(1));
+        }
         let job = entry.job;
         match verdict {
             Verdict::Done(nanos) => {
