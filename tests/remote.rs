@@ -170,6 +170,15 @@ fn tagged(tag: &str) -> Vec<u32> {
     found
 }
 
+/// No process tagged `tag` is left, here or on the "remote" side, within
+/// 10 s of the pool's shutdown.
+async fn assert_nothing_left(tag: &str) {
+    assert_eq!(
+        wait_untagged(tag, Duration::from_secs(10)).await,
+        Vec::<u32>::new()
+    );
+}
+
 async fn wait_untagged(tag: &str, limit: Duration) -> Vec<u32> {
     let deadline = Instant::now() + limit;
     loop {
@@ -228,10 +237,7 @@ async fn payload(kind: Kind) {
         "tasks ran on the other side"
     );
     pool.shutdown().await;
-    assert_eq!(
-        wait_untagged(&tag, Duration::from_secs(10)).await,
-        Vec::<u32>::new()
-    );
+    assert_nothing_left(&tag).await;
 }
 
 /// A crash fails its task only; the worker is replaced there.
@@ -245,10 +251,7 @@ async fn crash(kind: Kind) {
         assert_eq!(pool.submit(square, 3).await.unwrap(), 9);
     }
     drop(pool);
-    assert_eq!(
-        wait_untagged(&tag, Duration::from_secs(10)).await,
-        Vec::<u32>::new()
-    );
+    assert_nothing_left(&tag).await;
 }
 
 /// Cancelling a running task ends it and what it started, on the other side.
@@ -281,10 +284,7 @@ async fn cancel(kind: Kind) {
     assert_eq!(pool.submit(square, 5).await.unwrap(), 25);
     pool.shutdown().await;
     let _ = std::fs::remove_file(&path);
-    assert_eq!(
-        wait_untagged(&tag, Duration::from_secs(10)).await,
-        Vec::<u32>::new()
-    );
+    assert_nothing_left(&tag).await;
 }
 
 /// A timeout ends the remote task, and the pool goes on.
@@ -306,10 +306,7 @@ async fn timeout(kind: Kind) {
     assert_eq!(pool.submit(square, 6).await.unwrap(), 36);
     pool.shutdown().await;
     let _ = std::fs::remove_file(&path);
-    assert_eq!(
-        wait_untagged(&tag, Duration::from_secs(10)).await,
-        Vec::<u32>::new()
-    );
+    assert_nothing_left(&tag).await;
 }
 
 /// SIGKILL to a launcher mid-task fails that worker's task only; the remote
@@ -376,10 +373,7 @@ async fn launcher_killed(kind: Kind) {
     for path in paths {
         let _ = std::fs::remove_file(path);
     }
-    assert_eq!(
-        wait_untagged(&tag, Duration::from_secs(10)).await,
-        Vec::<u32>::new()
-    );
+    assert_nothing_left(&tag).await;
 }
 
 /// A task's `println!` does not corrupt the stream, and channels run over
@@ -411,10 +405,7 @@ async fn print(kind: Kind) {
     drop(tx);
     assert_eq!(task.await.unwrap(), (0..2_000).sum::<u64>());
     pool.shutdown().await;
-    assert_eq!(
-        wait_untagged(&tag, Duration::from_secs(10)).await,
-        Vec::<u32>::new()
-    );
+    assert_nothing_left(&tag).await;
 }
 
 async fn ssh_start_failures_are_typed_and_bounded() {
@@ -677,8 +668,5 @@ async fn ssh_preset_reaches_the_host() {
         );
     }
     pool.shutdown().await;
-    assert_eq!(
-        wait_untagged(&tag, Duration::from_secs(10)).await,
-        Vec::<u32>::new()
-    );
+    assert_nothing_left(&tag).await;
 }
