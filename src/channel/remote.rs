@@ -187,12 +187,8 @@ pub(crate) fn close(id: u64, role: Role) {
     // worker gave back (and what is still on its way here goes behind
     // these when it comes), all ahead of what it never sent here.
     if let Ok(link) = link() {
-        for message in &returned {
-            let (bytes, fault) = match message {
-                Ok(bytes) => (bytes, false),
-                Err(bytes) => (bytes, true),
-            };
-            let _ = link.send(&[&frames::give_back(id, bytes, link.piece(), fault)]);
+        for item in &returned {
+            let _ = link.send(&[&return_frames(id, item, link)]);
         }
     }
     let _ = post(&[&frames::control(frames::CLOSE, id, &[role as u8])]);
@@ -409,12 +405,8 @@ pub(crate) fn route(parts: Parts<'_>) -> Result<(), String> {
     if let Some(item) = give_back
         && let Ok(link) = link()
     {
-        let (bytes, fault) = match &item {
-            Ok(bytes) => (bytes, false),
-            Err(bytes) => (bytes, true),
-        };
         // (Bounded: only what was sent to this worker comes back.)
-        let _ = link.send_from_reader(&[&frames::give_back(parts.id, bytes, link.piece(), fault)]);
+        let _ = link.send_from_reader(&[&return_frames(parts.id, &item, link)]);
     }
     Ok(())
 }
@@ -423,6 +415,15 @@ pub(crate) fn route(parts: Parts<'_>) -> Result<(), String> {
 /// forgets the ones it no longer holds).
 pub fn channels_known() -> usize {
     table().len()
+}
+
+/// The `RETURN` frames that give an item of the inbox back to the pool.
+fn return_frames(id: u64, item: &Result<Vec<u8>, Vec<u8>>, link: &Link) -> Vec<u8> {
+    let (bytes, fault) = match item {
+        Ok(message) => (message, false),
+        Err(news) => (news, true),
+    };
+    frames::give_back(id, bytes, link.piece(), fault)
 }
 
 /// What a receiver gets for an item of the inbox.
