@@ -198,12 +198,22 @@ fn serve(registry: &'static Registry, marker: Marker, socket: UnixStream) -> io:
         Err(err) => return err,
     };
     reader::install(inbox);
+    // Serve only once the reader thread runs: a thread sets itself up when
+    // it starts (std maps its signal stack then), and user code must not
+    // run before that — an initializer that caps the address space
+    // (setrlimit) made the reader's start fail and abort the worker, now
+    // and then (found as a 1-in-12 flake in tests/protocol.rs).
+    let (running, started) = std::sync::mpsc::sync_channel::<()>(1);
     let reader = std::thread::Builder::new()
         .name("procpool-reader".into())
-        .spawn(move || reader::run(inbox));
+        .spawn(move || {
+            let _ = running.send(());
+            reader::run(inbox)
+        });
     if let Err(err) = reader {
         return err;
     }
+    let _ = started.recv();
     serve::serve(registry, inbox, link, marker.max_frame)
 }
 
