@@ -21,6 +21,7 @@ fn main() {
             buffers_cross_a_channel_as_bytes,
             a_result_over_the_frame_limit_is_a_typed_error,
             a_crash_mid_request_retries_with_the_same_buffers,
+            a_worker_killed_mid_attachment_fails_its_task_alone,
         ],
         roles,
     );
@@ -216,5 +217,24 @@ async fn a_crash_mid_request_retries_with_the_same_buffers() {
     assert_eq!(sum.await.unwrap(), checksum_vec(sent));
     assert!(std::fs::metadata(&flag).is_ok(), "it did abort once");
     let _ = std::fs::remove_file(&flag);
+    pool.shutdown().await;
+}
+
+async fn a_worker_killed_mid_attachment_fails_its_task_alone() {
+    let pool = Pool::builder()
+        .workers(1)
+        .max_frame_size(2 << 30)
+        .build()
+        .await
+        .unwrap();
+    let err = pool
+        .submit(killed_while_answering, 1 << 30)
+        .await
+        .unwrap_err();
+    assert!(err.is_worker_died(), "{err}");
+    assert!(err.to_string().contains("SIGKILL"), "{err}");
+    // The half-read attachment is gone with its worker; the next is whole.
+    let sent = pattern(3 << 20);
+    assert!(pool.submit(reverse_vec, sent.clone()).await.unwrap() == reversed(&sent));
     pool.shutdown().await;
 }

@@ -281,3 +281,72 @@ fn from_bytes<T: 'static>(bytes: Vec<u8>) -> T {
         .and_then(Option::take)
         .expect("T is Vec<u8>")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Bytes;
+
+    fn big(fill: u8) -> Bytes {
+        vec![fill; ATTACH_FROM].into()
+    }
+
+    #[test]
+    fn large_buffers_go_beside_the_encoding_and_small_ones_inside() {
+        let value = (big(1), Bytes::from(vec![2u8; 10]), vec![big(3)]);
+        let mut out = Vec::new();
+        let attached = encode(value.clone(), &mut out).unwrap();
+        assert_eq!(attached.len(), 2);
+        assert!(
+            out.len() < 100,
+            "only indexes and the small one: {}",
+            out.len()
+        );
+        let owned: Vec<Vec<u8>> = attached.iter().map(|a| a.as_bytes().to_vec()).collect();
+        let back: (Bytes, Bytes, Vec<Bytes>) = decode(&out, owned).unwrap();
+        assert_eq!(back, value);
+    }
+
+    #[test]
+    fn attachments_missing_left_over_or_taken_twice_are_errors() {
+        let mut out = Vec::new();
+        let attached = encode((big(1), big(2)), &mut out).unwrap();
+        let owned: Vec<Vec<u8>> = attached.iter().map(|a| a.as_bytes().to_vec()).collect();
+        let missing = decode::<(Bytes, Bytes)>(&out, owned[..1].to_vec()).unwrap_err();
+        assert!(
+            missing.to_string().contains("not in the frame"),
+            "{missing}"
+        );
+        let mut extra = owned.clone();
+        extra.push(vec![9]);
+        let extra = decode::<(Bytes, Bytes)>(&out, extra).unwrap_err();
+        assert!(
+            extra.to_string().contains("not part of the value"),
+            "{extra}"
+        );
+        // The same index twice (a forged encoding): the second finds it gone.
+        let mut twice = Vec::new();
+        encode(big(1), &mut twice).unwrap();
+        let mut forged = twice.clone();
+        forged.extend_from_slice(&twice);
+        let err = decode::<(Bytes, Bytes)>(&forged, owned[..1].to_vec()).unwrap_err();
+        assert!(err.to_string().contains("used already"), "{err}");
+    }
+
+    #[test]
+    fn a_whole_vec_of_bytes_is_moved_not_copied() {
+        let bytes = vec![5u8; 1 << 20];
+        let at = bytes.as_ptr();
+        let mut out = Vec::new();
+        let attached = encode(bytes, &mut out).unwrap();
+        assert_eq!(attached[0].as_bytes().as_ptr(), at);
+        let received = vec![attached[0].as_bytes().to_vec()];
+        let at = received[0].as_ptr();
+        let back: Vec<u8> = decode(&out, received).unwrap();
+        assert_eq!(back.as_ptr(), at, "the received allocation is the value");
+        // Inline, for a frame without attachments, it still reads back.
+        let mut inline = Vec::new();
+        encode_inline(&back, &mut inline).unwrap();
+        assert_eq!(decode::<Vec<u8>>(&inline, Vec::new()).unwrap(), back);
+    }
+}
