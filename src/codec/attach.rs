@@ -27,6 +27,7 @@ use serde::ser::Serializer;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Repr};
+use crate::wire::frame::MAX_ATTACHMENTS;
 
 /// Buffers smaller than this are copied into the encoding: below it a
 /// copy costs less than a separate write and allocation.
@@ -126,8 +127,11 @@ pub(crate) fn serialize<S: Serializer>(
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
     let attached = OUTGOING.with_borrow_mut(|mode| match mode.as_mut()? {
-        Mode::Collect(collected) if bytes.len() >= ATTACH_FROM => {
-            let index = u32::try_from(collected.len()).ok()?;
+        // Past the most a frame may carry, the rest go inline.
+        Mode::Collect(collected)
+            if bytes.len() >= ATTACH_FROM && collected.len() < MAX_ATTACHMENTS =>
+        {
+            let index = collected.len() as u32;
             collected.push(owner());
             Some(Some(index))
         }
@@ -331,6 +335,16 @@ mod tests {
         forged.extend_from_slice(&twice);
         let err = decode::<(Bytes, Bytes)>(&forged, owned[..1].to_vec()).unwrap_err();
         assert!(err.to_string().contains("used already"), "{err}");
+    }
+
+    #[test]
+    fn past_the_most_a_frame_carries_buffers_go_inline() {
+        let many: Vec<Bytes> = (0..MAX_ATTACHMENTS + 3).map(|_| big(7)).collect();
+        let mut out = Vec::new();
+        let attached = encode(many.clone(), &mut out).unwrap();
+        assert_eq!(attached.len(), MAX_ATTACHMENTS);
+        let owned: Vec<Vec<u8>> = attached.iter().map(|a| a.as_bytes().to_vec()).collect();
+        assert_eq!(decode::<Vec<Bytes>>(&out, owned).unwrap(), many);
     }
 
     #[test]
