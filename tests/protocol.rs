@@ -337,14 +337,17 @@ async fn a_frame_that_stops_part_way_is_a_protocol_error() {
     // itself must end the wait.
     let mut truncated = 100u64.to_le_bytes().to_vec();
     truncated.push(2);
+    expect_stall(truncated, "a task behind a truncated frame").await;
+}
+
+/// Has a task write `bytes` (a frame that stops part-way) to its socket:
+/// its worker must be found stalled, with no timeout set, and the pool
+/// still shut down.
+async fn expect_stall(bytes: Vec<u8>, what: &str) {
     let pool = one_worker_with_max_frame(1 << 20).await;
-    let err = within(
-        Duration::from_secs(20),
-        "a task behind a truncated frame",
-        pool.submit(scribble, truncated),
-    )
-    .await
-    .unwrap_err();
+    let err = within(Duration::from_secs(20), what, pool.submit(scribble, bytes))
+        .await
+        .unwrap_err();
     assert!(err.is_protocol(), "{err}");
     assert!(err.to_string().contains("part-way"), "{err}");
     within(
@@ -497,20 +500,5 @@ async fn a_frame_that_stops_part_way_through_an_attachment_is_a_protocol_error()
     // attachments.
     let mut cut = attached_head(9 + 4 + 8 + 100_000, &[100_000]);
     cut.extend_from_slice(&[7; 10]);
-    let pool = one_worker_with_max_frame(1 << 20).await;
-    let err = within(
-        Duration::from_secs(20),
-        "a task behind a truncated attachment",
-        pool.submit(scribble, cut),
-    )
-    .await
-    .unwrap_err();
-    assert!(err.is_protocol(), "{err}");
-    assert!(err.to_string().contains("part-way"), "{err}");
-    within(
-        Duration::from_secs(20),
-        "shutdown after a stall",
-        pool.shutdown(),
-    )
-    .await;
+    expect_stall(cut, "a task behind a truncated attachment").await;
 }
