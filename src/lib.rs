@@ -227,6 +227,7 @@ mod codec;
 mod error;
 mod launch;
 mod logs;
+pub mod manager;
 mod map;
 mod pool;
 mod process;
@@ -239,6 +240,7 @@ mod worker;
 pub use channel::{Duplex, Queue, Receiver, Sender, channel, pipe};
 pub use error::Error;
 pub use launch::{Containment, Launcher, Redirect};
+pub use manager::Manager;
 pub use map::MapStream;
 pub use pool::{Pool, PoolBuilder, Reservation, Stats};
 pub use process::{Process, ProcessBuilder, spawn};
@@ -257,5 +259,6 @@ struct ReadmeExamples;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::channel::remote::channels_known;
+    pub use crate::manager::raw_call_through_pool;
     pub use crate::worker::echo_through_pool;
 }
