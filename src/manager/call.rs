@@ -14,7 +14,7 @@ use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use tokio::sync::oneshot;
 
-use super::host::{self, Object, Served, To};
+use super::host::{self, Keep, Object, Served, To};
 use super::state::Kind;
 use super::wire::{self, Failure, Op, Reply};
 use crate::channel::block;
@@ -25,8 +25,11 @@ use crate::worker::link::Link;
 /// Where a handle's calls go.
 #[derive(Clone, Debug)]
 pub(crate) enum Route {
-    /// The object, in this process (the pool's).
-    Here(Arc<Object>),
+    /// The object, in this process (the pool's), and a hold on its manager.
+    Here {
+        object: Arc<Object>,
+        _manager: Arc<Keep>,
+    },
     /// The object with this id, reached through the worker's pool.
     Pool(u64),
 }
@@ -34,7 +37,7 @@ pub(crate) enum Route {
 impl Route {
     pub(crate) fn id(&self) -> u64 {
         match self {
-            Route::Here(object) => object.id,
+            Route::Here { object, .. } => object.id,
             Route::Pool(id) => *id,
         }
     }
@@ -64,8 +67,11 @@ impl Route {
         if Link::get().is_some() {
             return Ok(Route::Pool(id));
         }
-        match host::find(id) {
-            Some(object) => Ok(Route::Here(object)),
+        match host::find(id).and_then(|object| Some((object.keep()?, object))) {
+            Some((keep, object)) => Ok(Route::Here {
+                object,
+                _manager: keep,
+            }),
             None => Err(D::Error::custom(format!(
                 "manager object {id} does not exist in this process (was its manager shut down?)"
             ))),
@@ -220,7 +226,7 @@ impl<T> Call<T> {
         let request = std::mem::replace(&mut self.request, Ok(Vec::new()))?;
         let reply = match &self.route {
             Route::Pool(_) => through_pool(&request),
-            Route::Here(object) => match self.serve_here(object.clone(), &request, false) {
+            Route::Here { object, .. } => match self.serve_here(object.clone(), &request, false) {
                 Ok(reply) => reply,
                 Err(()) => {
                     block::refuse_in_runtime("a manager call's wait()", ".await")?;
@@ -310,7 +316,7 @@ impl<T> Future for Call<T> {
         let request = std::mem::replace(&mut this.request, Ok(Vec::new()))?;
         let reply = match &this.route {
             Route::Pool(_) => through_pool(&request),
-            Route::Here(object) => match this.serve_here(object.clone(), &request, true) {
+            Route::Here { object, .. } => match this.serve_here(object.clone(), &request, true) {
                 Ok(reply) => reply,
                 Err(()) => match this.poll_waiting(cx) {
                     Poll::Ready(reply) => reply,

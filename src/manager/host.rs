@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
 use tokio::sync::oneshot;
@@ -52,6 +52,33 @@ impl Answer for To {
 pub(crate) struct Shared {
     closed: AtomicBool,
     objects: Mutex<Vec<u64>>,
+    /// What keeps it open, while anything here holds it.
+    keep: Mutex<Weak<Keep>>,
+}
+
+/// A hold on a manager that keeps it open: the `Manager` and every handle
+/// in this process have one. The last one to go ends it.
+#[derive(Debug)]
+pub(crate) struct Keep(Arc<Shared>);
+
+impl Keep {
+    /// A new manager, and the first hold on it.
+    pub(crate) fn open() -> Arc<Keep> {
+        let shared = Arc::new(Shared::default());
+        let keep = Arc::new(Keep(shared.clone()));
+        *lock(&shared.keep) = Arc::downgrade(&keep);
+        keep
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.0
+    }
+}
+
+impl Drop for Keep {
+    fn drop(&mut self) {
+        self.0.shutdown();
+    }
 }
 
 /// One shared object.
@@ -143,6 +170,11 @@ pub(crate) enum Served {
 }
 
 impl Object {
+    /// A hold on its manager, if it is still open.
+    pub(crate) fn keep(&self) -> Option<Arc<Keep>> {
+        lock(&self.manager.keep).upgrade()
+    }
+
     /// Runs `f` on the state, then serves whoever it let go.
     fn with_state<R>(&self, f: impl FnOnce(&mut State<To>) -> R) -> R {
         let mut state = lock(&self.state);

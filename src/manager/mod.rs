@@ -99,15 +99,18 @@ pub use queue::Queue;
 pub use value::{Number, Value};
 
 use call::Route;
-use host::Shared;
+use host::Keep;
 use state::State;
 
 /// Holds shared objects in this process (the pool's) for every task of
 /// every pool here to reach, and makes them.
 ///
-/// Objects live as long as the manager: after [`shutdown`](Manager::shutdown),
-/// or once the last clone of it is dropped, every call on them fails with
-/// [`Error::is_shutdown`](crate::Error::is_shutdown).
+/// Objects live until [`shutdown`](Manager::shutdown), or until the last
+/// clone of the manager and the last handle in this process are dropped;
+/// then every call on them (from tasks too) fails with
+/// [`Error::is_shutdown`](crate::Error::is_shutdown). A handle sent to a
+/// task does not keep them: keep the manager (or a handle) while tasks use
+/// them.
 ///
 /// # Examples
 ///
@@ -122,17 +125,7 @@ use state::State;
 /// ```
 #[derive(Clone, Debug)]
 pub struct Manager {
-    shared: Arc<Ender>,
-}
-
-/// Ends its manager when the last clone goes.
-#[derive(Debug)]
-struct Ender(Arc<Shared>);
-
-impl Drop for Ender {
-    fn drop(&mut self) {
-        self.0.shutdown();
-    }
+    keep: Arc<Keep>,
 }
 
 impl Default for Manager {
@@ -151,13 +144,14 @@ impl Manager {
     /// let _counts = manager.dict::<String, u64>();
     /// ```
     pub fn new() -> Manager {
-        Manager {
-            shared: Arc::new(Ender(Arc::default())),
-        }
+        Manager { keep: Keep::open() }
     }
 
     fn create(&self, state: State<host::To>) -> Route {
-        Route::Here(self.shared.0.create(state))
+        Route::Here {
+            object: self.keep.shared().create(state),
+            _manager: self.keep.clone(),
+        }
     }
 
     /// A new, empty [`Dict`].
@@ -235,7 +229,7 @@ impl Manager {
     /// Ends the manager now: its objects are dropped, calls waiting on them
     /// and every later call fail with
     /// [`Error::is_shutdown`](crate::Error::is_shutdown). Dropping the last
-    /// clone does the same.
+    /// clone and the last handle in this process does the same.
     ///
     /// # Examples
     ///
@@ -248,6 +242,6 @@ impl Manager {
     /// # });
     /// ```
     pub fn shutdown(&self) {
-        self.shared.0.shutdown();
+        self.keep.shared().shutdown();
     }
 }
