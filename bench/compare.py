@@ -77,6 +77,16 @@ def ratio_to_floor(limit, at_most):
     return check, limit, at_most, ("≤" if at_most else "≥") + f" {limit}× floor"
 
 
+def ratio_to_python(limit, at_most):
+    """Target: procpool's median as a multiple of Python's (the MPP column)."""
+    def check(cells):
+        ours, theirs = cells.get("procpool"), cells.get(MPP)
+        if not ours or not theirs:
+            return None
+        return ours["median"] / theirs["median"], "× Python"
+    return check, limit, at_most, ("≤" if at_most else "≥") + f" {limit}× Python"
+
+
 def absolute(limit, unit):
     """Target: procpool's median against a fixed figure."""
     def check(cells):
@@ -156,6 +166,14 @@ FIGURES = [
       "floor": ("floor", "W6 channel 1MiB MB/s"),
       MPP: ("multiprocessing.Queue", "W6 channel 1MiB MB/s")},
      ratio_to_floor(0.5, False)),
+    ("W7 manager dict writes from 2 workers at once (writes/s; Python: Manager().dict())",
+     {"procpool": ("procpool", "W7 manager writes/s"),
+      MPP: ("multiprocessing.Manager", "W7 manager writes/s")},
+     ratio_to_python(5, False)),
+    ("W7 manager dict write, round trip per call (µs; Python: Manager().dict())",
+     {"procpool": ("procpool", "W7 manager write us"),
+      MPP: ("multiprocessing.Manager", "W7 manager write us")},
+     ratio_to_python(0.2, True)),
 ]
 
 
@@ -177,7 +195,7 @@ def verdict(target, cells):
         return text, "not measured", "n/a"
     value, unit = got
     ok = value <= limit if at_most else value >= limit
-    if unit == "× floor":
+    if unit in ("× floor", "× Python"):
         measured = f"{value:.2f}{unit}"
     elif unit == "":
         measured = f"{value:.3f}"
