@@ -5,7 +5,7 @@ use std::marker::PhantomData;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::call::{Call, Route, decode};
+use super::call::{Call, Route};
 use super::handle::{encode, encode_option, handle, task_index};
 use super::state::Kind;
 use super::wire::Op;
@@ -63,20 +63,6 @@ where
     K: Serialize + DeserializeOwned,
     V: Serialize + DeserializeOwned,
 {
-    pub(crate) fn new(route: Route) -> Dict<K, V> {
-        Dict {
-            route,
-            types: PhantomData,
-        }
-    }
-
-    fn call<T>(&self, op: Op, number: u64, fields: Result<Vec<Vec<u8>>, crate::Error>) -> Call<T>
-    where
-        T: DeserializeOwned,
-    {
-        self.route.call(Kind::Dict, op, number, fields, decode)
-    }
-
     /// The value at `key`, if there is one (a copy).
     ///
     /// # Errors

@@ -27,9 +27,25 @@ pub(crate) fn task_index<M, F: Task<M>>() -> Result<u64, Error> {
 
 /// Implements `Clone`, `Debug`, `Serialize` and `Deserialize` for a handle
 /// type `$handle<$($param),*>` of kind `$kind`, a struct of a `route` and
-/// a `PhantomData` named `types`.
+/// a `PhantomData` named `types`, with `new` and a `call` that decodes
+/// the answer as one value.
 macro_rules! handle {
     ($handle:ident<$($param:ident),*>, $kind:expr) => {
+        impl<$($param),*> $handle<$($param),*> {
+            pub(crate) fn new(route: $crate::manager::call::Route) -> Self {
+                $handle { route, types: std::marker::PhantomData }
+            }
+
+            fn call<R: serde::de::DeserializeOwned>(
+                &self,
+                op: $crate::manager::wire::Op,
+                number: u64,
+                fields: Result<Vec<Vec<u8>>, $crate::Error>,
+            ) -> $crate::manager::call::Call<R> {
+                self.route.call($kind, op, number, fields, $crate::manager::call::decode)
+            }
+        }
+
         impl<$($param),*> Clone for $handle<$($param),*> {
             fn clone(&self) -> Self {
                 $handle { route: self.route.clone(), types: std::marker::PhantomData }

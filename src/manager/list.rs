@@ -5,7 +5,7 @@ use std::marker::PhantomData;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::call::{Call, Route, decode};
+use super::call::{Call, Route};
 use super::handle::{encode, handle, task_index};
 use super::state::Kind;
 use super::wire::Op;
@@ -41,22 +41,6 @@ pub struct List<T> {
 handle!(List<T>, Kind::List);
 
 impl<T: Serialize + DeserializeOwned> List<T> {
-    pub(crate) fn new(route: Route) -> List<T> {
-        List {
-            route,
-            types: PhantomData,
-        }
-    }
-
-    fn call<R: DeserializeOwned>(
-        &self,
-        op: Op,
-        number: u64,
-        fields: Result<Vec<Vec<u8>>, crate::Error>,
-    ) -> Call<R> {
-        self.route.call(Kind::List, op, number, fields, decode)
-    }
-
     /// Appends `item`.
     ///
     /// # Errors

@@ -5,7 +5,7 @@ use std::marker::PhantomData;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::call::{Call, Route, decode};
+use super::call::{Call, Route};
 use super::handle::{encode, handle};
 use super::state::Kind;
 use super::wire::Op;
@@ -50,13 +50,6 @@ pub struct Queue<T> {
 handle!(Queue<T>, Kind::Queue);
 
 impl<T: Serialize + DeserializeOwned> Queue<T> {
-    pub(crate) fn new(route: Route) -> Queue<T> {
-        Queue {
-            route,
-            types: PhantomData,
-        }
-    }
-
     /// Adds `item` at the back, waiting while the queue is full.
     ///
     /// # Errors
@@ -83,7 +76,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// ```
     pub fn put(&self, item: T) -> Call<()> {
         let fields = encode(&item).map(|item| vec![item]);
-        self.route.call(Kind::Queue, Op::Put, 0, fields, decode)
+        self.call(Op::Put, 0, fields)
     }
 
     /// Takes the item at the front, waiting while the queue is empty.
@@ -108,8 +101,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// # Ok::<(), procpool::Error>(()) }).unwrap();
     /// ```
     pub fn get(&self) -> Call<T> {
-        self.route
-            .call(Kind::Queue, Op::Take, 0, Ok(Vec::new()), decode)
+        self.call(Op::Take, 0, Ok(Vec::new()))
     }
 
     /// How many items wait in it.
@@ -127,7 +119,6 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// # Ok::<(), procpool::Error>(()) }).unwrap();
     /// ```
     pub fn len(&self) -> Call<u64> {
-        self.route
-            .call(Kind::Queue, Op::Len, 0, Ok(Vec::new()), decode)
+        self.call(Op::Len, 0, Ok(Vec::new()))
     }
 }

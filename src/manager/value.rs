@@ -6,7 +6,7 @@ use std::marker::PhantomData;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::call::{Call, Route, decode};
+use super::call::{Call, Route};
 use super::handle::{encode, handle, task_index};
 use super::state::Kind;
 use super::wire::Op;
@@ -57,22 +57,6 @@ pub struct Value<T> {
 handle!(Value<T>, Kind::Value);
 
 impl<T: Serialize + DeserializeOwned> Value<T> {
-    pub(crate) fn new(route: Route) -> Value<T> {
-        Value {
-            route,
-            types: PhantomData,
-        }
-    }
-
-    fn call<R: DeserializeOwned>(
-        &self,
-        op: Op,
-        number: u64,
-        fields: Result<Vec<Vec<u8>>, crate::Error>,
-    ) -> Call<R> {
-        self.route.call(Kind::Value, op, number, fields, decode)
-    }
-
     /// The value now (a copy).
     ///
     /// # Errors
