@@ -114,6 +114,16 @@
 //! }
 //! ```
 //!
+//! # Shared state
+//!
+//! A [`Manager`] holds shared objects in the pool's process — a
+//! [`Dict`](manager::Dict), [`List`](manager::List), [`Value`](manager::Value),
+//! [`Queue`](manager::Queue) and [`Lock`](manager::Lock) — whose handles
+//! are serde values passed to tasks; calls on them are applied whole where
+//! the object lives, read-modify-write included (a registered `fn` run
+//! there), and travel on each worker's own connection. See the
+//! [`manager`] module.
+//!
 //! # Worker lifecycle
 //!
 //! [`PoolBuilder`] sets the number of workers, a per-task timeout,

@@ -5,7 +5,7 @@
 //! lock it held is released as poisoned.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::task::Context;
 
@@ -17,6 +17,12 @@ use crate::wire::call;
 
 static NEXT_PEER: AtomicU64 = AtomicU64::new(1);
 
+/// The most calls of one worker that may wait at once (for a lock, an
+/// item, room). A task's thread makes one call at a time, so only a
+/// worker writing calls by hand gets near it; past it, a call fails at
+/// once instead of holding its item at the host without bound.
+const MAX_WAITING: usize = 4096;
+
 /// Replies to a worker's waiting calls, made by whoever served them
 /// (another worker's call, a caller here, a timer), until the pool's slot
 /// takes them to write.
@@ -25,6 +31,8 @@ pub(crate) struct Outbox {
     /// Whole `REPLY` frames; `None` once the worker is let go.
     frames: Mutex<Option<Vec<u8>>>,
     waker: AtomicWaker,
+    /// Its calls waiting in some object's line.
+    waiting: AtomicUsize,
 }
 
 impl Outbox {
@@ -35,6 +43,7 @@ impl Outbox {
             return Err(reply);
         };
         frames.extend_from_slice(&frame(call, &reply));
+        self.waiting.fetch_sub(1, Relaxed);
         self.waker.wake();
         Ok(())
     }
@@ -62,6 +71,7 @@ impl Peer {
             out: Arc::new(Outbox {
                 frames: Mutex::new(Some(Vec::new())),
                 waker: AtomicWaker::new(),
+                waiting: AtomicUsize::new(0),
             }),
             touched: HashSet::new(),
         }
@@ -76,7 +86,16 @@ impl Peer {
         let Some(object) = host::find(request.object) else {
             return Ok(Some(frame(call, &Err(wire::Failure::Gone))));
         };
-        if matches!(request.op, Op::Acquire | Op::Put | Op::Take) {
+        let may_wait = matches!(request.op, Op::Acquire | Op::Put | Op::Take);
+        if may_wait {
+            // Counted before it can wait, since it may be answered (and
+            // uncounted) before `serve` returns.
+            if self.out.waiting.fetch_add(1, Relaxed) >= MAX_WAITING {
+                self.out.waiting.fetch_sub(1, Relaxed);
+                let refused =
+                    format!("more than {MAX_WAITING} calls of one worker waiting at once");
+                return Ok(Some(frame(call, &Err(wire::Failure::Misuse(refused)))));
+            }
             self.touched.insert(object.id);
         }
         let out = &self.out;
@@ -84,7 +103,12 @@ impl Peer {
             out: out.clone(),
             call,
         }) {
-            Served::Now(reply) => Ok(Some(frame(call, &reply))),
+            Served::Now(reply) => {
+                if may_wait {
+                    self.out.waiting.fetch_sub(1, Relaxed);
+                }
+                Ok(Some(frame(call, &reply)))
+            }
             Served::Parked(parked) => {
                 if let Some(after) = request.timeout {
                     // The host keeps the time, so the line never holds a
