@@ -240,8 +240,10 @@ where
     /// (the pool's process is the same program, so it runs it itself); it
     /// gets `None` if the key has no value. Returns the new value.
     ///
-    /// Keep `f` short: the map waits while it runs, and it runs on the
-    /// pool's process's threads (its panics are caught, not its aborts).
+    /// Keep `f` short: the map waits while it runs, and it runs in the
+    /// pool's process — for a call from a task, on the pool's dispatcher,
+    /// which serves every worker and waits for it. Its panics are caught,
+    /// not its aborts.
     ///
     /// # Errors
     ///

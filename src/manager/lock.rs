@@ -17,7 +17,9 @@ use crate::error::Error;
 /// released as **poisoned**: what it guarded may be half-updated, so
 /// every `acquire` fails with [`Error::is_poisoned`] until someone who
 /// checked calls [`clear_poison`](Lock::clear_poison). (Python's manager
-/// lock stays held for ever.)
+/// lock stays held for ever.) It is not reentrant: a holder that
+/// acquires it again waits for itself (give that call a
+/// [`timeout`](Call::timeout)).
 ///
 /// # Examples
 ///
