@@ -232,6 +232,7 @@ compile_error!(
     "procpool supports Unix only (it relies on socketpairs, process groups and signals)"
 );
 
+mod buffer;
 pub mod channel;
 mod codec;
 mod error;
@@ -247,6 +248,8 @@ mod task;
 mod wire;
 mod worker;
 
+pub use buffer::{Buffer, Bytes};
+pub use bytemuck::Pod;
 pub use channel::{Duplex, Queue, Receiver, Sender, channel, pipe};
 pub use error::Error;
 pub use launch::{Containment, Launcher, Redirect};

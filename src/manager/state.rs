@@ -15,7 +15,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use super::wire::{Failure, Op, Reply, Request};
 use crate::codec;
-use crate::registry;
+use crate::registry::{self, Arrived};
 
 /// The kinds of object, as handles name them in requests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -148,8 +148,10 @@ fn run_update(task: u64, args: &[u8]) -> Reply {
     let registry = registry::global().map_err(|err| Failure::Misuse(err.to_string()))?;
     let index = u32::try_from(task).map_err(|_| Failure::Misuse(format!("task index {task}")))?;
     let mut out = Vec::new();
-    match catch_unwind(AssertUnwindSafe(|| registry.invoke(index, args, &mut out))) {
-        Ok(Ok(())) => Ok(out),
+    // Inline, as a `map` item: the host keeps values whole in its bytes.
+    let run = || registry.invoke(index, args, Arrived::Item, &mut out);
+    match catch_unwind(AssertUnwindSafe(run)) {
+        Ok(Ok(_)) => Ok(out),
         Ok(Err(message)) => Err(Failure::Decode(message)),
         Err(panic) => Err(Failure::Panicked {
             task: registry.name_of(index).unwrap_or("?").to_string(),
