@@ -19,6 +19,8 @@ process-pool crate in this repository:
   W6 channels    a multiprocessing.Process puts 1,000,000 ints on a
                  multiprocessing.Queue, then 256 bytes objects of 1 MiB on
                  another (maxsize 16); the parent gets them all (msgs/s, MB/s)
+  W7 manager     2 processes each write 20,000 keys into one Manager().dict()
+                 at once, one proxy call each (writes/s over both, us per write)
 
 W1-W4 use the 'fork' start method by default (the Linux default in Python 3.11);
 W5 covers 'fork', 'spawn' and 'forkserver' where available.
@@ -46,11 +48,12 @@ M64 = (1 << 64) - 1
 PAYLOAD_BYTES = 16 * 1024 * 1024
 WORKERS = 2
 TARGET_TASK_SECONDS = 0.020
-ALL_WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6")
+ALL_WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "W7")
 PPE = "ProcessPoolExecutor"
 MPP = "multiprocessing.Pool"
 MPROC = "multiprocessing.Process"
 MQUEUE = "multiprocessing.Queue"
+MMANAGER = "multiprocessing.Manager"
 W6_BLOB = 1 << 20
 
 
@@ -364,6 +367,39 @@ def w6_queue(cfg, results):
     results.add(MQUEUE, "W6 channel 1MiB MB/s", "MB/s", big)
 
 
+def write_keys(d, start, n, out):
+    t0 = time.perf_counter()
+    for key in range(start, start + n):
+        d[key] = key
+    out.put(time.perf_counter() - t0)
+
+
+def w7_manager(cfg, results):
+    """2 processes write through one Manager().dict() at the same time."""
+    ctx = multiprocessing.get_context("fork")
+    rates, micros = [], []
+    n = cfg.w7_writes
+    for _ in range(cfg.reps):
+        with ctx.Manager() as manager:
+            d = manager.dict()
+            out = ctx.Queue()
+            processes = [ctx.Process(target=write_keys, args=(d, w * n, n, out))
+                         for w in range(WORKERS)]
+            t0 = time.perf_counter()
+            for p in processes:
+                p.start()
+            seconds = [out.get() for _ in processes]
+            wall = time.perf_counter() - t0
+            for p in processes:
+                p.join()
+            if len(d) != WORKERS * n:
+                raise AssertionError("W7: writes lost")
+        rates.append(WORKERS * n / wall)
+        micros.append(sum(seconds) / (WORKERS * n) * 1e6)
+    results.add(MMANAGER, "W7 manager writes/s", "writes/s", rates)
+    results.add(MMANAGER, "W7 manager write us", "us", micros)
+
+
 # --------------------------------------------------------------------------
 # Calibration, CLI, driver
 # --------------------------------------------------------------------------
@@ -415,6 +451,7 @@ def parse_args(argv=None):
     cfg.w4_tasks = 16 if q else 64
     cfg.w5_repeats = 3 if q else 5
     cfg.w6_small, cfg.w6_blobs = (50_000, 32) if q else (1_000_000, 256)
+    cfg.w7_writes = 2_000 if q else 20_000
     return cfg
 
 
@@ -481,6 +518,10 @@ def main(argv=None):
     if "W6" in cfg.only:
         queue = argparse.Namespace(name=MQUEUE)
         plan.append(("W6", queue, lambda: w6_queue(cfg, results)))
+
+    if "W7" in cfg.only:
+        manager = argparse.Namespace(name=MMANAGER)
+        plan.append(("W7", manager, lambda: w7_manager(cfg, results)))
 
     # Run workload by workload (both impls back to back) for fairer comparison.
     order = {w: i for i, w in enumerate(ALL_WORKLOADS)}

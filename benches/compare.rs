@@ -34,6 +34,12 @@
 //!   checked. Floor: a child writing the same frames to a socketpair, one
 //!   write each, read by the parent.
 //!
+//! * **W7 manager**: 2 tasks on 2 workers each write 20,000 keys into one
+//!   `Manager` dict (`insert(..).wait()`, one round trip each) at the same
+//!   time: writes/s over both, and µs per write as each task sees it.
+//!   Python: 2 processes writing through one `Manager().dict()` proxy each
+//!   (`bench/python_pools.py`).
+//!
 //! The floor is the channel the pool uses with no pool logic: a Unix
 //! socketpair (4 MiB buffers) to this same executable, re-executed in a tiny
 //! echo mode, driven from tokio in the parent. The child's end of the socket is
@@ -55,7 +61,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
-use procpool::{Launcher, Pool, Sender};
+use procpool::manager::Dict;
+use procpool::{Launcher, Manager, Pool, Sender};
 use rayon::prelude::*;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::runtime::Runtime;
@@ -116,6 +123,17 @@ fn stream_blobs(count: u64, bytes: u64, out: Sender<Blob>) -> u64 {
     count
 }
 
+/// W7: writes keys `from..from + n` into `dict`, one call each: seconds.
+fn write_keys(from: u64, n: u64, dict: Dict<u64, u64>) -> f64 {
+    let start = Instant::now();
+    for key in from..from + n {
+        dict.insert(key, key)
+            .wait()
+            .expect("W7: the manager is alive");
+    }
+    start.elapsed().as_secs_f64()
+}
+
 // ---- constants -----------------------------------------------------------
 
 const WORKERS: usize = 2;
@@ -129,7 +147,7 @@ const W4_TARGET_TASK: Duration = Duration::from_millis(20);
 /// `bench/compare.py` can check that Python's kernel computes the same.
 const KERNEL_CHECK_SEED: u64 = 12345;
 const KERNEL_CHECK_ITERS: u64 = 100_000;
-const ALL_WORKLOADS: [&str; 6] = ["W1", "W2", "W3", "W4", "W5", "W6"];
+const ALL_WORKLOADS: [&str; 7] = ["W1", "W2", "W3", "W4", "W5", "W6", "W7"];
 
 fn main() {
     // procspawn's children are this executable too: in one, this runs the
@@ -143,7 +161,8 @@ fn main() {
         echo_bytes,
         kernel,
         stream_u64,
-        stream_blobs
+        stream_blobs,
+        write_keys
     ]);
     floor::serve_if_child();
     let cfg = Config::from_args();
@@ -173,6 +192,7 @@ fn main() {
             "W4" => w4_scaling(&cfg, &runtime, &mut results),
             "W5" => w5_startup(&cfg, &runtime, &mut results),
             "W6" => w6_channels(&cfg, &runtime, &mut results),
+            "W7" => w7_manager(&cfg, &runtime, &mut results),
             _ => unreachable!(),
         }
     }
@@ -879,6 +899,36 @@ async fn w6_blobs_once(pool: &Pool, count: u64) -> f64 {
     seconds
 }
 
+// ---- W7 manager ------------------------------------------------------------
+
+fn w7_manager(cfg: &Config, runtime: &Runtime, results: &mut Results) {
+    let n = cfg.sizes.w7_writes;
+    let (mut rates, mut micros) = (Vec::new(), Vec::new());
+    runtime.block_on(async {
+        let pool = start_pool(WORKERS).await;
+        for _ in 0..cfg.reps {
+            let manager = Manager::new();
+            let dict = manager.dict::<u64, u64>();
+            let start = Instant::now();
+            let tasks: Vec<_> = (0..WORKERS as u64)
+                .map(|w| pool.submit(write_keys, (w * n, n, dict.clone())))
+                .collect();
+            let mut seconds = Vec::new();
+            for task in tasks {
+                seconds.push(task.await.expect("W7 writes"));
+            }
+            let wall = start.elapsed().as_secs_f64();
+            let writes = WORKERS as u64 * n;
+            assert_eq!(dict.len().await.expect("W7 len"), writes, "W7: writes lost");
+            rates.push(writes as f64 / wall);
+            micros.push(seconds.iter().sum::<f64>() / writes as f64 * 1e6);
+        }
+        pool.shutdown().await;
+    });
+    results.add("procpool", "W7 manager writes/s", "writes/s", &rates);
+    results.add("procpool", "W7 manager write us", "us", &micros);
+}
+
 // ---- configuration -------------------------------------------------------
 
 #[derive(Clone)]
@@ -904,6 +954,7 @@ struct Sizes {
     w5_repeats: usize,
     w6_small: u64,
     w6_blobs: u64,
+    w7_writes: u64,
 }
 
 impl Sizes {
@@ -919,6 +970,7 @@ impl Sizes {
                 w5_repeats: 3,
                 w6_small: 50_000,
                 w6_blobs: 32,
+                w7_writes: 2_000,
             }
         } else {
             Sizes {
@@ -931,6 +983,7 @@ impl Sizes {
                 w5_repeats: 5,
                 w6_small: 1_000_000,
                 w6_blobs: 256,
+                w7_writes: 20_000,
             }
         }
     }
@@ -942,7 +995,7 @@ usage: cargo bench --bench compare -- [--reps N] [--quick] [--json PATH]
   --reps N        repeat each measurement N times (default 5; 1 with --quick)
   --quick         smaller counts for a smoke run
   --json PATH     write [{impl, workload, unit, median, min, max, reps}, ...]
-  --only LIST     comma-separated workloads out of W1,W2,W3,W4,W5
+  --only LIST     comma-separated workloads out of W1,W2,W3,W4,W5,W6,W7
   --w4-iters N    kernel iterations per W4 task (default: calibrated to ~20 ms)
 Unknown arguments (cargo passes --bench) are ignored.";
 

@@ -114,6 +114,16 @@
 //! }
 //! ```
 //!
+//! # Shared state
+//!
+//! A [`Manager`] holds shared objects in the pool's process — a
+//! [`Dict`](manager::Dict), [`List`](manager::List), [`Value`](manager::Value),
+//! [`Queue`](manager::Queue) and [`Lock`](manager::Lock) — whose handles
+//! are serde values passed to tasks; calls on them are applied whole where
+//! the object lives, read-modify-write included (a registered `fn` run
+//! there), and travel on each worker's own connection. See the
+//! [`manager`] module.
+//!
 //! # Worker lifecycle
 //!
 //! [`PoolBuilder`] sets the number of workers, a per-task timeout,
@@ -228,6 +238,7 @@ mod codec;
 mod error;
 mod launch;
 mod logs;
+pub mod manager;
 mod map;
 mod pool;
 mod process;
@@ -242,6 +253,7 @@ pub use bytemuck::Pod;
 pub use channel::{Duplex, Queue, Receiver, Sender, channel, pipe};
 pub use error::Error;
 pub use launch::{Containment, Launcher, Redirect};
+pub use manager::Manager;
 pub use map::MapStream;
 pub use pool::{Pool, PoolBuilder, Reservation, Stats};
 pub use process::{Process, ProcessBuilder, spawn};
@@ -260,5 +272,6 @@ struct ReadmeExamples;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::channel::remote::channels_known;
+    pub use crate::manager::raw_call_through_pool;
     pub use crate::worker::echo_through_pool;
 }

@@ -447,6 +447,11 @@ impl Registry {
             .find(|known| *known == name)
     }
 
+    /// The name of the task at `index`, if there is one.
+    pub(crate) fn name_of(&self, index: u32) -> Option<&'static str> {
+        self.entries.get(index as usize).map(|entry| entry.name)
+    }
+
     /// Runs entry `index` on encoded `args`, appending the encoded result
     /// and returning its attachments. Panics from the task propagate to the
     /// caller, which catches them.

@@ -2,6 +2,7 @@
 
 mod repr;
 
+use crate::manager::wire::Failure;
 use std::fmt;
 use std::io;
 use std::sync::Arc;
@@ -171,6 +172,7 @@ impl Error {
     /// ```
     pub fn is_panic(&self) -> bool {
         matches!(*self.repr, Repr::Panicked { .. })
+            || self.manager_failure_is(|f| matches!(f, Failure::Panicked { .. }))
     }
 
     /// The worker process running the task died (abort, segfault, `exit`, a
@@ -325,6 +327,7 @@ impl Error {
     /// ```
     pub fn is_timeout(&self) -> bool {
         matches!(*self.repr, Repr::TimedOut { .. } | Repr::RecvTimeout { .. })
+            || self.manager_failure_is(|f| matches!(f, Failure::TimedOut(_)))
     }
 
     /// A [channel](crate::channel())'s other side is gone: on a receive,
@@ -389,7 +392,33 @@ impl Error {
     /// # }
     /// ```
     pub fn is_shutdown(&self) -> bool {
-        matches!(*self.repr, Repr::ShutDown)
+        matches!(*self.repr, Repr::ShutDown) || self.manager_failure_is(|f| *f == Failure::Gone)
+    }
+
+    /// A [manager `Lock`](crate::manager::Lock)'s holder died holding it (its
+    /// worker crashed, was killed, or its task was cancelled), so what it
+    /// guards may be half-updated. Every acquire fails with this until
+    /// [`clear_poison`](crate::manager::Lock::clear_poison) is called.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn demo(lock: procpool::manager::Lock) -> Result<(), procpool::Error> {
+    /// if let Err(err) = lock.acquire().await {
+    ///     assert!(err.is_poisoned());
+    ///     lock.clear_poison().await?; // once what it guards is repaired
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn is_poisoned(&self) -> bool {
+        self.manager_failure_is(|f| matches!(f, Failure::Poisoned(_)))
+    }
+
+    fn manager_failure_is(&self, is: impl FnOnce(&Failure) -> bool) -> bool {
+        match &*self.repr {
+            Repr::Manager { failure, .. } => is(failure),
+            _ => false,
+        }
     }
 
     /// [`Pool::try_submit`](crate::Pool::try_submit) found no room: as many
@@ -469,7 +498,7 @@ impl Error {
         matches!(
             *self.repr,
             Repr::Encode { .. } | Repr::Decode { .. } | Repr::Remote { .. }
-        )
+        ) || self.manager_failure_is(|f| matches!(f, Failure::Decode(_)))
     }
 
     /// A worker process could not be started, or failed its handshake or
@@ -540,6 +569,10 @@ impl Error {
     pub fn panic_message(&self) -> Option<&str> {
         match &*self.repr {
             Repr::Panicked { message, .. } => Some(message),
+            Repr::Manager {
+                failure: Failure::Panicked { message, .. },
+                ..
+            } => Some(message),
             _ => None,
         }
     }

@@ -5,6 +5,8 @@ use std::io;
 use std::time::Duration;
 
 use super::Error;
+use crate::manager::state::Kind;
+use crate::manager::wire::Failure;
 
 /// How a worker process ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -191,6 +193,11 @@ pub(crate) enum Repr {
         message: String,
     },
     Io(io::Error),
+    /// A call on a manager object failed (`what`: the kind of object).
+    Manager {
+        what: Kind,
+        failure: Failure,
+    },
 }
 
 impl fmt::Display for Error {
@@ -375,6 +382,7 @@ impl fmt::Display for Error {
                 write!(f, "no message arrived on the channel within {after:?}")
             }
             Repr::Endpoint(message) => f.write_str(message),
+            Repr::Manager { what, failure } => manager_failure(f, *what, failure),
             Repr::NotInitialized => f.write_str(
                 "procpool::init was not called; call `procpool::init(procpool::tasks![...])` \
                  first thing in `main` (it is also where worker processes start)",
@@ -409,5 +417,32 @@ impl fmt::Display for Error {
             }
             Repr::Io(err) => write!(f, "I/O error: {err}"),
         }
+    }
+}
+
+fn manager_failure(f: &mut fmt::Formatter<'_>, what: Kind, failure: &Failure) -> fmt::Result {
+    let what = format!("{what:?}").to_lowercase();
+    match failure {
+        Failure::Gone => write!(
+            f,
+            "the manager holding this {what} was shut down or dropped (or the pool this task \
+             ran in is gone); keep the `Manager` alive while its objects are in use"
+        ),
+        Failure::TimedOut(after) => write!(
+            f,
+            "a call on a manager {what} waited {after:?} (its timeout) and did nothing"
+        ),
+        Failure::Panicked { task, message } => write!(
+            f,
+            "update function `{task}` panicked on a manager {what}, which is unchanged: \
+             {message}"
+        ),
+        Failure::Decode(message) => write!(
+            f,
+            "a value of a manager {what} did not encode or decode: {message} (is every \
+             handle to it of the same type?)"
+        ),
+        Failure::Poisoned(why) => write!(f, "the manager lock is poisoned: {why}"),
+        Failure::Misuse(message) => write!(f, "a call on a manager {what} was refused: {message}"),
     }
 }

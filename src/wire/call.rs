@@ -14,12 +14,16 @@ pub(crate) enum Service {
     /// Sends the bytes back: a round trip through the pool's routing, for
     /// tests and diagnostics.
     Echo = 0,
+    /// A call on a shared object of a [`Manager`](crate::Manager): the
+    /// request and reply of [`manager::wire`](crate::manager::wire).
+    Manager = 1,
 }
 
 impl Service {
     fn from_byte(byte: u8) -> Option<Service> {
         match byte {
             0 => Some(Service::Echo),
+            1 => Some(Service::Manager),
             _ => None,
         }
     }

@@ -25,8 +25,8 @@
 //! | `FAILED` | `0x04` | worker → pool | task | UTF-8 text: the worker could not run the task | [`answer`] |
 //! | `SKIPPED` | `0x05` | worker → pool | task | none: cancelled before it started | [`answer`] |
 //! | `TOO_LARGE` | `0x08` | worker → pool | task | the result's encoded size `u64`: over the frame limit, not sent | [`answer`] |
-//! | `CALL` | `0x30` | worker → pool, any thread | call | service `u8`, its arguments | [`call`] |
-//! | `REPLY` | `0x31` | pool → worker | call | `0` and the answer, or `1` and UTF-8 error text | [`call`] |
+//! | `CALL` | `0x30` | worker → pool, any thread | call | service `u8` (0 echo, 1 manager: its request, see `manager::wire`), its arguments | [`call`] |
+//! | `REPLY` | `0x31` | pool → worker | call | `0` and the answer (a manager's reply: its own status, answer or failure), or `1` and UTF-8 error text | [`call`] |
 //! | `OPEN` | `0x40` | worker → pool | channel | role `u8` (0 sender, 1 receiver): the worker now holds an endpoint of it | [`channel`] |
 //! | `CLOSE` | `0x41` | worker → pool | channel | role `u8`: the worker's last endpoint of that role is gone | [`channel`] |
 //! | `SEND` | `0x42` | worker → pool | channel | flags `u8` (1: last piece), a piece of a bincode message; a message's first piece takes one credit | [`channel`] |

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::io::{self, Write};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{SyncSender, sync_channel};
+use std::sync::mpsc::{SyncSender, TryRecvError, sync_channel};
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 
 use super::outbox::Outbox;
@@ -140,11 +140,33 @@ impl Link {
             self.awaiting.store(calls.waiting.len(), Ordering::Release);
             id
         };
-        super::reader::expect_reply();
+        let gone = || io::Error::new(io::ErrorKind::BrokenPipe, "the pool went away");
+        // The task thread reads its reply itself where it can (see
+        // `read_here_until`); other threads are handed theirs.
+        let by_hand = super::panic::is_task_thread();
+        if !by_hand {
+            super::reader::expect_reply();
+        }
         self.send(&[&call::call_head(id, service, args.len()), args])?;
-        answer
-            .recv()
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the pool went away"))
+        if by_hand {
+            let mut got = None;
+            let read = super::reader::read_here_until(|| match answer.try_recv() {
+                Ok(reply) => {
+                    got = Some(Ok(reply));
+                    true
+                }
+                Err(TryRecvError::Empty) => false,
+                Err(TryRecvError::Disconnected) => {
+                    got = Some(Err(gone()));
+                    true
+                }
+            });
+            if let (true, Some(got)) = (read, got) {
+                return got;
+            }
+            super::reader::expect_reply();
+        }
+        answer.recv().map_err(|_| gone())
     }
 
     /// Whether some thread waits for a reply or another frame.

@@ -18,7 +18,7 @@
 mod cancel;
 pub(crate) mod link;
 mod outbox;
-mod panic;
+pub(crate) mod panic;
 mod reader;
 mod serve;
 mod stdio;

@@ -27,6 +27,11 @@ pub(super) fn capture_on_this_thread() {
     }));
 }
 
+/// Whether this thread is the task thread.
+pub(crate) fn is_task_thread() -> bool {
+    IS_TASK_THREAD.with(|flag| flag.get())
+}
+
 /// Runs `f`, turning a panic into its report.
 pub(super) fn catch<R>(f: impl FnOnce() -> R) -> Result<R, PanicReport> {
     // A panic caught inside an earlier task must not lend its report here.

@@ -384,6 +384,42 @@ pub(super) fn expect_reply() {
     }
 }
 
+/// Reads and routes frames on this thread until `answered()`, if it is the
+/// task thread and no other thread is reading: a task waiting on its own
+/// call then reads the reply itself, as it reads its requests, instead of
+/// being handed it by the reader thread (two wake-ups, each ~30 µs where it
+/// wakes an idle vCPU: a call cost ~50 µs here, a whole task 13 µs).
+/// Everything else that comes meanwhile is routed as the reader thread
+/// would route it. `false` if it did not read (the caller then waits to be
+/// handed its reply).
+pub(super) fn read_here_until(mut answered: impl FnMut() -> bool) -> bool {
+    let Some(inbox) = INBOX.get() else {
+        return false;
+    };
+    if !super::panic::is_task_thread() {
+        return false;
+    }
+    let Ok(mut reading) = inbox.reading.try_lock() else {
+        return false;
+    };
+    // We read now: the reader thread need not wake for what comes.
+    inbox.arm(false);
+    while !answered() {
+        read_frame(&mut reading, inbox.max_frame);
+        let mut state = lock(&inbox.state);
+        inbox.route(&mut state, &mut reading);
+        while has_whole_frame(&reading) {
+            read_frame(&mut reading, inbox.max_frame);
+            inbox.route(&mut state, &mut reading);
+        }
+    }
+    drop(reading);
+    // As the reader thread leaves it after reading.
+    let rearm = lock(&inbox.state).running.is_some() || inbox.link.awaits_replies();
+    inbox.arm(rearm);
+    true
+}
+
 /// The id of the request the task thread is running (0: none).
 pub(crate) fn running_task() -> u64 {
     INBOX

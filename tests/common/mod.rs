@@ -13,6 +13,9 @@ use std::time::{Duration, Instant};
 use futures::FutureExt;
 use serde::{Deserialize, Serialize};
 
+mod manager;
+pub use manager::*;
+
 // ---- tasks ---------------------------------------------------------------
 
 pub fn square(x: u64) -> u64 {
@@ -731,6 +734,21 @@ pub fn log_records(n: u64) -> u32 {
 pub fn tasks() -> procpool::Registry {
     procpool::tasks![
         square,
+        add_one,
+        add_one_unless_13,
+        update_string,
+        count_rounds,
+        burst_until_killed,
+        get_after_shutdown,
+        update_unlucky,
+        big_round_trip,
+        raw_manager_call,
+        acquire_then_abort,
+        try_lock,
+        take_within,
+        put_n,
+        flood,
+        sleep_then_get,
         channels_known,
         log_records,
         small_behind_large,

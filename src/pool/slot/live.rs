@@ -16,7 +16,6 @@ use super::settle::Remains;
 use super::{CANCEL_GRACE, CONTROL_BACKLOG_LIMIT, EXIT_GRACE, Recycle, STALL_LIMIT, State};
 use crate::channel::peer::Connection;
 use crate::error::{Error, Repr};
-use crate::logs;
 use crate::pool::job::{Job, Reply};
 use crate::pool::stats::Counters;
 use crate::wire::answer::{self, Response};
@@ -24,6 +23,7 @@ use crate::wire::call::{self, Service};
 use crate::wire::conn::{Body, Conn, InFlight};
 use crate::wire::frame::{self, CALL, LOG, OK, PING, PONG, Parts};
 use crate::wire::{channel, log};
+use crate::{logs, manager};
 
 /// Roughly how much work, in time, a worker may have queued behind its
 /// running task.
@@ -40,6 +40,8 @@ pub(crate) struct LiveWorker<L: Launch> {
     pub(super) conn: Conn<L::Io>,
     /// Its part in channels: their frames, both ways.
     channels: Connection,
+    /// Its part in managers: replies to its calls that waited.
+    manager: manager::peer::Peer,
     /// Moving average of the run time the worker reports per task.
     task_nanos: Option<u64>,
     /// Requests sent to it, for recycling after `max_tasks_per_worker` (and
@@ -101,12 +103,14 @@ pub(crate) enum Fault {
 
 impl<L: Launch> LiveWorker<L> {
     pub(super) fn new(launched: Launched<L::Io, L::Process>, max_frame: u64) -> LiveWorker<L> {
-        tracing::debug!(target: "procpool", worker = launched.process.pid(), "worker started");
+        let pid = launched.process.pid();
+        tracing::debug!(target: "procpool", worker = pid, "worker started");
         LiveWorker {
-            pid: launched.process.pid(),
+            pid,
             process: launched.process,
             conn: Conn::new(launched.io, max_frame, launched.first_id),
             channels: Connection::new(max_frame),
+            manager: manager::peer::Peer::new(pid),
             task_nanos: None,
             assigned: 0,
             answered: 0,
@@ -201,10 +205,18 @@ impl<L: Launch> LiveWorker<L> {
         match parts.kind {
             CALL => {
                 let (service, args) = call::parse_call(parts.payload).map_err(Fault::Protocol)?;
-                let reply = match service {
-                    Service::Echo => call::reply(parts.id, Ok(args)),
-                };
-                self.conn.queue_control(&reply);
+                match service {
+                    Service::Echo => self.conn.queue_control(&call::reply(parts.id, Ok(args))),
+                    Service::Manager => {
+                        let reply = self
+                            .manager
+                            .serve(parts.id, args)
+                            .map_err(Fault::Protocol)?;
+                        if let Some(reply) = reply {
+                            self.conn.queue_control_owned(reply);
+                        }
+                    }
+                }
                 Ok(())
             }
             PONG => Ok(()), // heard: that is all it is for
@@ -334,6 +346,9 @@ impl<L: Launch> LiveWorker<L> {
     pub(super) fn flush(&mut self, cx: &mut Context<'_>) -> bool {
         if self.doomed {
             return false;
+        }
+        if let Some(replies) = self.manager.take(cx) {
+            self.conn.queue_control_owned(replies);
         }
         let mut more_pieces = self.take_channel_frames(cx);
         let backlog = self.conn.control_backlog();

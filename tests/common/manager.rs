@@ -1,0 +1,135 @@
+//! Tasks that use manager objects (tests/manager.rs).
+
+use std::time::Duration;
+
+use procpool::manager::{Dict, List, Lock, Queue, Value};
+
+/// The read-modify-write of the word count: run at the host.
+pub fn add_one(n: Option<u64>) -> u64 {
+    n.unwrap_or(0) + 1
+}
+
+/// An update function that panics on 13 (and leaves the value as it was).
+pub fn add_one_unless_13(n: u64) -> u64 {
+    assert_ne!(n, 13, "13 is unlucky");
+    n + 1
+}
+
+/// The seeds' `update_string`: appends a word to a shared list.
+pub fn update_string(word: String, list: List<String>) {
+    list.push(word).wait().unwrap();
+}
+
+/// `rounds` updates of `keys` keys and as many `fetch_add`s; the pid.
+pub fn count_rounds(rounds: u64, keys: u64, counts: Dict<u64, u64>, total: Value<u64>) -> u32 {
+    for i in 0..rounds {
+        counts.update(i % keys, add_one).wait().unwrap();
+        total.fetch_add(1).wait().unwrap();
+    }
+    std::process::id()
+}
+
+/// Tells its pid, then writes whole records for ever (until killed): each
+/// list item is `[i; 1000]`, each dict value `i`, in lock steps.
+pub fn burst_until_killed(me: Value<u32>, list: List<Vec<u64>>, dict: Dict<u64, u64>, lock: Lock) {
+    me.store(std::process::id()).wait().unwrap();
+    for i in 0.. {
+        let _held = lock.acquire().wait().unwrap();
+        list.push(vec![i; 1000]).wait().unwrap();
+        dict.insert(i, i).wait().unwrap();
+    }
+}
+
+/// What a call from a task says once the manager is gone.
+pub fn get_after_shutdown(dict: Dict<u64, u64>) -> String {
+    match dict.get(&1).wait() {
+        Ok(value) => format!("answered {value:?}"),
+        Err(err) if err.is_shutdown() => format!("shutdown: {err}"),
+        Err(err) => format!("other: {err}"),
+    }
+}
+
+/// Updates with a panicking function: the error's panic message.
+pub fn update_unlucky(value: Value<u64>) -> Option<String> {
+    let err = value.update(add_one_unless_13).wait().unwrap_err();
+    assert!(err.is_panic(), "{err}");
+    err.panic_message().map(String::from)
+}
+
+#[derive(serde::Serialize, serde::Deserialize, Clone, PartialEq, Debug)]
+pub struct Big(#[serde(with = "serde_bytes")] pub Vec<u8>);
+
+/// Stores `bytes` bytes of `fill` at key 1, reads key 0 back; its length.
+pub fn big_round_trip(bytes: u64, fill: u8, dict: Dict<u8, Big>) -> u64 {
+    dict.insert(1, Big(vec![fill; bytes as usize]))
+        .wait()
+        .unwrap();
+    let got = dict.get(&0).wait().unwrap().expect("the parent's value");
+    assert!(got.0.iter().all(|b| *b == 7));
+    got.0.len() as u64
+}
+
+/// Sends `bytes` as a manager call, as it is.
+pub fn raw_manager_call(bytes: Vec<u8>) -> String {
+    match procpool::__private::raw_call_through_pool(&bytes) {
+        Ok(reply) => format!("replied {reply:?}"),
+        Err(err) => format!("failed {err}"),
+    }
+}
+
+/// Takes the lock, then dies holding it.
+pub fn acquire_then_abort(lock: Lock) -> u64 {
+    let held = lock.acquire().wait().unwrap();
+    std::mem::forget(held);
+    std::process::abort()
+}
+
+/// Tries the lock: "held", or the error's kind.
+pub fn try_lock(lock: Lock, ms: u64) -> String {
+    match lock.acquire().timeout(Duration::from_millis(ms)).wait() {
+        Ok(_held) => "held".into(),
+        Err(err) if err.is_poisoned() => "poisoned".into(),
+        Err(err) if err.is_timeout() => "timeout".into(),
+        Err(err) => format!("other: {err}"),
+    }
+}
+
+/// Takes from the queue within `ms`: the item, or `None` on a timeout.
+pub fn take_within(queue: Queue<u64>, ms: u64) -> Option<u64> {
+    match queue.get().timeout(Duration::from_millis(ms)).wait() {
+        Ok(item) => Some(item),
+        Err(err) if err.is_timeout() => None,
+        Err(err) => panic!("{err}"),
+    }
+}
+
+/// Puts `n` items, waiting for room.
+pub fn put_n(queue: Queue<u64>, n: u64) {
+    for i in 0..n {
+        queue.put(i).wait().unwrap();
+    }
+}
+
+/// `threads` threads each inserting `calls` keys at once: the dict's length.
+pub fn flood(threads: u64, calls: u64, dict: Dict<u64, u64>) -> u64 {
+    let workers: Vec<_> = (0..threads)
+        .map(|t| {
+            let dict = dict.clone();
+            std::thread::spawn(move || {
+                for i in 0..calls {
+                    dict.insert(t * calls + i, i).wait().unwrap();
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.join().unwrap();
+    }
+    dict.len().wait().unwrap()
+}
+
+/// Sleeps, then reads key 1 (see `get_after_shutdown`).
+pub fn sleep_then_get(dict: Dict<u64, u64>, ms: u64) -> String {
+    std::thread::sleep(Duration::from_millis(ms));
+    get_after_shutdown(dict)
+}

@@ -1,0 +1,355 @@
+//! Manager objects shared by the pool's process and its tasks: exact under
+//! concurrent updates, consistent when a worker is SIGKILLed mid-burst,
+//! typed errors after shutdown, on a panicking update, on a dead lock
+//! holder and on garbage; large values; remote workers.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use procpool::manager::Dict;
+use procpool::{Launcher, Manager, Pool};
+
+fn main() {
+    run(
+        tests![
+            concurrent_updates_from_four_workers_are_exact,
+            the_seeds_list_holds_every_word,
+            a_worker_killed_mid_burst_leaves_every_object_consistent,
+            calls_after_shutdown_are_typed_errors,
+            a_panicking_update_leaves_the_value_unchanged,
+            values_of_16_mib_pass_both_ways,
+            a_malformed_call_is_a_protocol_error,
+            a_dead_holder_poisons_the_lock,
+            waits_time_out_and_queues_are_bounded,
+            a_flood_of_calls_completes,
+            remote_workers_reach_the_manager,
+        ],
+        |_| {},
+    );
+}
+
+async fn concurrent_updates_from_four_workers_are_exact() {
+    let pool = pool(4).await;
+    let manager = Manager::new();
+    let counts: Dict<u64, u64> = manager.dict();
+    let total = manager.value(0u64);
+    let tasks: Vec<_> = (0..8)
+        .map(|_| pool.submit(count_rounds, (500, 10, counts.clone(), total.clone())))
+        .collect();
+    // The parent updates too, at the same time.
+    for i in 0..500 {
+        counts.update(i % 10, add_one).await.unwrap();
+    }
+    let mut pids = std::collections::HashSet::new();
+    for task in tasks {
+        pids.insert(
+            within(Duration::from_secs(60), "a counting task", task)
+                .await
+                .unwrap(),
+        );
+    }
+    assert!(pids.len() > 1, "the tasks ran on one worker only");
+    assert_eq!(total.load().await.unwrap(), 8 * 500);
+    let mut items = counts.items().await.unwrap();
+    items.sort();
+    assert_eq!(items, (0..10).map(|k| (k, 450)).collect::<Vec<_>>());
+    pool.shutdown().await;
+}
+
+async fn the_seeds_list_holds_every_word() {
+    use futures::TryStreamExt;
+    let pool = pool(2).await;
+    let manager = Manager::new();
+    let list = manager.list::<String>();
+    let sentence = "with great power comes great responsibility";
+    let args: Vec<_> = sentence
+        .split(' ')
+        .map(|word| (word.to_string(), list.clone()))
+        .collect();
+    // `starmap` items cannot carry channel endpoints; manager handles can.
+    let _: Vec<()> = pool
+        .starmap(update_string, args)
+        .try_collect()
+        .await
+        .unwrap();
+    let mut words = list.items().await.unwrap();
+    words.sort();
+    let mut expected: Vec<_> = sentence.split(' ').map(String::from).collect();
+    expected.sort();
+    assert_eq!(words, expected);
+    pool.shutdown().await;
+}
+
+async fn a_worker_killed_mid_burst_leaves_every_object_consistent() {
+    let pool = pool(2).await;
+    let manager = Manager::new();
+    let (me, list, dict, lock) = (
+        manager.value(0u32),
+        manager.list::<Vec<u64>>(),
+        manager.dict::<u64, u64>(),
+        manager.lock(),
+    );
+    let task = pool.submit(
+        burst_until_killed,
+        (me.clone(), list.clone(), dict.clone(), lock.clone()),
+    );
+    // Wait for the burst to be well under way, then SIGKILL its worker.
+    within(Duration::from_secs(20), "the burst", async {
+        while list.len().await.unwrap() < 200 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    })
+    .await;
+    let pid = me.load().await.unwrap();
+    // SAFETY: kill takes plain integers; the pid is a live worker of ours.
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    let err = within(Duration::from_secs(10), "the killed task", task)
+        .await
+        .unwrap_err();
+    assert!(err.is_worker_died(), "{err}");
+    // Every item whole, every record consistent: item i is [i; 1000], the
+    // dict holds 0..n or 0..n-1 (the kill may fall between the two calls).
+    let items = list.items().await.unwrap();
+    for (i, item) in items.iter().enumerate() {
+        assert_eq!(item, &vec![i as u64; 1000], "item {i}");
+    }
+    let n = items.len() as u64;
+    let keys = dict.len().await.unwrap();
+    assert!(keys == n || keys + 1 == n, "{keys} keys for {n} items");
+    for k in 0..keys {
+        assert_eq!(dict.get(&k).await.unwrap(), Some(k));
+    }
+    // The lock was held (or waited for) by the dead task: poisoned or free.
+    match lock.acquire().await {
+        Ok(held) => drop(held),
+        Err(err) => {
+            assert!(err.is_poisoned(), "{err}");
+            lock.clear_poison().await.unwrap();
+            drop(lock.acquire().await.unwrap());
+        }
+    }
+    // And the manager serves the next worker.
+    assert_eq!(pool.submit(try_lock, (lock, 1_000)).await.unwrap(), "held");
+    pool.shutdown().await;
+}
+
+async fn calls_after_shutdown_are_typed_errors() {
+    let pool = pool(1).await;
+    let manager = Manager::new();
+    let dict = manager.dict::<u64, u64>();
+    let queue = manager.queue::<u64>(1);
+    dict.insert(1, 1).await.unwrap();
+    assert!(
+        pool.submit(get_after_shutdown, dict.clone())
+            .await
+            .unwrap()
+            .starts_with("answered")
+    );
+    // A caller waiting on an empty queue is answered by the shutdown too.
+    let waiting = tokio::spawn({
+        let queue = queue.clone();
+        async move { queue.get().await }
+    });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    manager.shutdown();
+    let err = within(Duration::from_secs(5), "the waiting get", waiting)
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(err.is_shutdown(), "{err}");
+    let err = dict.get(&1).await.unwrap_err();
+    assert!(err.is_shutdown(), "{err}");
+    assert!(
+        err.to_string().contains("Manager"),
+        "says what to do: {err}"
+    );
+    // A handle cannot even reach a task now (nothing to decode it as)...
+    let err = pool.submit(get_after_shutdown, dict.clone()).await;
+    assert!(err.is_err() || err.unwrap().starts_with("shutdown"));
+    // ...and a worker's handle taken before the shutdown gets the error.
+    let (manager, dict) = {
+        let manager = Manager::new();
+        let dict = manager.dict::<u64, u64>();
+        (manager, dict)
+    };
+    let task = pool.submit(sleep_then_get, (dict, 200));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    drop(manager); // the last clone: ends it
+    assert!(task.await.unwrap().starts_with("shutdown"));
+    pool.shutdown().await;
+}
+
+async fn a_panicking_update_leaves_the_value_unchanged() {
+    let pool = pool(1).await;
+    let manager = Manager::new();
+    let value = manager.value(12u64);
+    assert_eq!(value.update(add_one_unless_13).await.unwrap(), 13);
+    let err = value.update(add_one_unless_13).await.unwrap_err();
+    assert!(err.is_panic(), "{err}");
+    assert!(
+        err.panic_message().unwrap().contains("13 is unlucky"),
+        "{err}"
+    );
+    assert_eq!(value.load().await.unwrap(), 13);
+    // From a task: the same, and the worker lives on.
+    let message = pool.submit(update_unlucky, value.clone()).await.unwrap();
+    assert!(message.unwrap().contains("13 is unlucky"));
+    assert_eq!(value.load().await.unwrap(), 13);
+    assert_eq!(pool.submit(square, 3).await.unwrap(), 9);
+    pool.shutdown().await;
+}
+
+async fn values_of_16_mib_pass_both_ways() {
+    let pool = pool(1).await;
+    let manager = Manager::new();
+    let dict = manager.dict::<u8, Big>();
+    dict.insert(0, Big(vec![7; 16 << 20])).await.unwrap();
+    let got = within(
+        Duration::from_secs(30),
+        "16 MiB both ways",
+        pool.submit(big_round_trip, (16 << 20, 9, dict.clone())),
+    )
+    .await
+    .unwrap();
+    assert_eq!(got, 16 << 20);
+    let back = dict.get(&1).await.unwrap().unwrap();
+    assert!(back.0.len() == 16 << 20 && back.0.iter().all(|b| *b == 9));
+    pool.shutdown().await;
+}
+
+async fn a_malformed_call_is_a_protocol_error() {
+    let pool = pool(1).await;
+    let manager = Manager::new();
+    let dict = manager.dict::<u64, u64>();
+    // A well-formed call to an object that is not there: a typed reply.
+    let mut unknown = vec![0u8; 27];
+    unknown[8] = 1; // a dict
+    unknown[9] = 4; // get
+    let replied = pool.submit(raw_manager_call, unknown).await.unwrap();
+    assert!(replied.starts_with("replied [1, 0"), "{replied}"); // Failure::Gone
+    for garbage in [vec![], vec![1, 2, 3], vec![0xFF; 40]] {
+        let err = within(
+            Duration::from_secs(10),
+            "a garbage call",
+            pool.submit(raw_manager_call, garbage.clone()),
+        )
+        .await
+        .unwrap_err();
+        assert!(err.is_protocol(), "{garbage:?}: {err}");
+    }
+    // The worker was replaced; the dict is untouched and still served.
+    dict.insert(1, 2).await.unwrap();
+    assert_eq!(
+        pool.submit(get_after_shutdown, dict).await.unwrap(),
+        "answered Some(2)"
+    );
+    pool.shutdown().await;
+}
+
+async fn a_dead_holder_poisons_the_lock() {
+    let pool = pool(2).await;
+    let manager = Manager::new();
+    let lock = manager.lock();
+    let err = pool
+        .submit(acquire_then_abort, lock.clone())
+        .await
+        .unwrap_err();
+    assert!(err.is_worker_died(), "{err}");
+    let err = lock.acquire().await.unwrap_err();
+    assert!(err.is_poisoned(), "{err}");
+    assert!(err.to_string().contains("clear_poison"), "{err}");
+    assert_eq!(
+        pool.submit(try_lock, (lock.clone(), 1_000)).await.unwrap(),
+        "poisoned"
+    );
+    lock.clear_poison().await.unwrap();
+    // Held here: a task times out waiting; released: it gets it.
+    let held = lock.acquire().await.unwrap();
+    assert_eq!(
+        pool.submit(try_lock, (lock.clone(), 50)).await.unwrap(),
+        "timeout"
+    );
+    let waiter = pool.submit(try_lock, (lock.clone(), 10_000));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    drop(held);
+    assert_eq!(waiter.await.unwrap(), "held");
+    pool.shutdown().await;
+}
+
+async fn waits_time_out_and_queues_are_bounded() {
+    let pool = pool(2).await;
+    let manager = Manager::new();
+    let queue = manager.queue::<u64>(4);
+    assert_eq!(
+        pool.submit(take_within, (queue.clone(), 30)).await.unwrap(),
+        None
+    );
+    // A task puts 100 items into a queue of 4: it waits for room as the
+    // parent takes them, in order.
+    let putter = pool.submit(put_n, (queue.clone(), 100));
+    for i in 0..100 {
+        let item = within(Duration::from_secs(10), "an item", queue.get())
+            .await
+            .unwrap();
+        assert_eq!(item, i);
+        assert!(queue.len().await.unwrap() <= 4);
+    }
+    putter.await.unwrap();
+    // A parent's get that timed out leaves nothing behind: the next item
+    // goes to the next taker.
+    let err = queue
+        .get()
+        .timeout(Duration::from_millis(10))
+        .await
+        .unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    let taker = pool.submit(take_within, (queue.clone(), 10_000));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    queue.put(7).await.unwrap();
+    assert_eq!(taker.await.unwrap(), Some(7));
+    pool.shutdown().await;
+}
+
+async fn a_flood_of_calls_completes() {
+    let pool = pool(2).await;
+    let manager = Manager::new();
+    let dict = manager.dict::<u64, u64>();
+    let floods: Vec<_> = (0..2)
+        .map(|_| pool.submit(flood, (8, 2_000, dict.clone())))
+        .collect();
+    for flood in floods {
+        within(Duration::from_secs(60), "a flood", flood)
+            .await
+            .unwrap();
+    }
+    assert_eq!(dict.len().await.unwrap(), 8 * 2_000);
+    pool.shutdown().await;
+}
+
+async fn remote_workers_reach_the_manager() {
+    // The worker's stdio, through `sh`: what ssh and srun do, on this machine.
+    let pool = Pool::builder()
+        .launcher(Launcher::command(["sh", "-c", r#""$@" | cat"#, "sh"]))
+        .workers(2)
+        .build()
+        .await
+        .unwrap();
+    let manager = Manager::new();
+    let counts: Dict<u64, u64> = manager.dict();
+    let total = manager.value(0u64);
+    let tasks: Vec<_> = (0..4)
+        .map(|_| pool.submit(count_rounds, (200, 4, counts.clone(), total.clone())))
+        .collect();
+    for task in tasks {
+        within(Duration::from_secs(60), "a remote task", task)
+            .await
+            .unwrap();
+    }
+    assert_eq!(total.load().await.unwrap(), 800);
+    assert_eq!(counts.get(&0).await.unwrap(), Some(200));
+    let lock = manager.lock();
+    assert_eq!(pool.submit(try_lock, (lock, 1_000)).await.unwrap(), "held");
+    pool.shutdown().await;
+}
