@@ -454,14 +454,9 @@ fn decode_item<R: DeserializeOwned>(
     match item.tag {
         chunk::ITEM_OK => codec::decode(item.bytes),
         chunk::ITEM_PANIC => {
-            let (message, location) = answer::decode_report(item.bytes)
+            let report = answer::decode_report(item.bytes)
                 .map_err(|message| Error::protocol(reply.pid, Some(task), message))?;
-            Err(Error::new(Repr::Panicked {
-                task,
-                message,
-                location,
-                pid: reply.pid,
-            }))
+            Err(Error::new(Repr::panicked(task, reply.pid, report)))
         }
         chunk::ITEM_FAILED => Err(Error::new(Repr::Remote {
             task,

@@ -5,6 +5,7 @@ use std::io;
 use std::time::Duration;
 
 use super::Error;
+use crate::wire::answer::PanicReport;
 
 /// How a worker process ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,6 +68,8 @@ pub(crate) enum Repr {
         task: &'static str,
         message: String,
         location: Option<String>,
+        /// The worker-side backtrace, if it captured one.
+        backtrace: Option<String>,
         pid: u32,
     },
     WorkerDied {
@@ -193,6 +196,24 @@ pub(crate) enum Repr {
     Io(io::Error),
 }
 
+impl Repr {
+    /// A task's panic, as the worker reported it.
+    pub(crate) fn panicked(task: &'static str, pid: u32, report: PanicReport) -> Repr {
+        let PanicReport {
+            message,
+            location,
+            backtrace,
+        } = report;
+        Repr::Panicked {
+            task,
+            message,
+            location,
+            backtrace,
+            pid,
+        }
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &*self.repr {
@@ -200,13 +221,18 @@ impl fmt::Display for Error {
                 task,
                 message,
                 location,
+                backtrace,
                 pid,
             } => {
                 write!(f, "task `{task}` panicked in worker {pid}")?;
                 if let Some(location) = location {
                     write!(f, " at {location}")?;
                 }
-                write!(f, ": {message}")
+                write!(f, ": {message}")?;
+                if let Some(backtrace) = backtrace {
+                    write!(f, "\nworker-side backtrace:\n{}", backtrace.trim_end())?;
+                }
+                Ok(())
             }
             Repr::WorkerDied { task, pid, exit } => write!(
                 f,

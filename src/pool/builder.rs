@@ -17,6 +17,7 @@ use crate::pool::slot::{Launched, Recycle};
 use crate::pool::stats::Counters;
 use crate::registry;
 use crate::registry::Task;
+use crate::wire::hello::Backtraces;
 use crate::wire::{frame, request};
 
 /// Settings for a [`Pool`]; start from [`Pool::builder`], finish with
@@ -676,6 +677,39 @@ impl PoolBuilder {
     /// ```
     pub fn forward_logs(mut self, level: tracing::Level) -> Self {
         self.launch.log_level = Some(level);
+        self
+    }
+
+    /// Whether a task's panic carries the backtrace of the worker thread
+    /// that panicked, as [`Error::backtrace`](crate::Error::backtrace)
+    /// and in the error's `Display` (`true`), or never does (`false`).
+    ///
+    /// The default follows the workers' environment as std's
+    /// [`Backtrace::capture`](std::backtrace::Backtrace::capture) does:
+    /// `RUST_LIB_BACKTRACE`, else `RUST_BACKTRACE`, set to anything but `0`
+    /// (workers inherit this process's environment, plus
+    /// [`env`](PoolBuilder::env)). The backtrace is taken in the worker's
+    /// panic hook, so tasks that do not panic pay nothing either way; a
+    /// panic with it on costs the stack walk and symbol lookup, about a
+    /// millisecond or more the first time. It is cut to the frames from
+    /// the `panic!` to the task's function; symbols need debug info
+    /// (`debug = 1` or more, or `"line-tables-only"`, in release builds).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// fn parse_port(text: String) -> u16 {
+    ///     text.parse().expect("a port number")
+    /// }
+    ///
+    /// # async fn demo() -> Result<(), procpool::Error> {
+    /// let pool = procpool::Pool::builder().capture_backtraces(true).build().await?;
+    /// let err = pool.submit(parse_port, "http".to_string()).await.unwrap_err();
+    /// assert!(err.backtrace().unwrap().contains("parse_port"));
+    /// # Ok(()) }
+    /// ```
+    pub fn capture_backtraces(mut self, capture: bool) -> Self {
+        self.launch.backtraces = Backtraces::from(capture);
         self
     }
 

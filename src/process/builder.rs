@@ -18,6 +18,7 @@ use crate::pool::builder::check_can_start;
 use crate::pool::job::{Job, Placement, Ticket, encode_request};
 use crate::registry::{self, Task, assert_fn_item};
 use crate::wire::frame;
+use crate::wire::hello::Backtraces;
 
 /// Runs `f(args)` in a fresh process of its own, started at once, with
 /// every setting at its default; the handle is a future of the result. The
@@ -261,6 +262,32 @@ impl ProcessBuilder {
     /// ```
     pub fn forward_logs(mut self, level: tracing::Level) -> Self {
         self.launch.log_level = Some(level);
+        self
+    }
+
+    /// Whether a panic of the function carries the process's backtrace, as
+    /// [`PoolBuilder::capture_backtraces`](crate::PoolBuilder::capture_backtraces)
+    /// says for a pool's workers (the default follows `RUST_LIB_BACKTRACE` /
+    /// `RUST_BACKTRACE` in the process's environment).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// fn check(x: u64) -> u64 {
+    ///     assert!(x < 10, "{x} is too big");
+    ///     x
+    /// }
+    /// # async fn demo() {
+    /// let err = procpool::Process::builder()
+    ///     .capture_backtraces(true)
+    ///     .spawn(check, 11)
+    ///     .await
+    ///     .unwrap_err();
+    /// assert!(err.backtrace().unwrap().contains("check"));
+    /// # }
+    /// ```
+    pub fn capture_backtraces(mut self, capture: bool) -> Self {
+        self.launch.backtraces = Backtraces::from(capture);
         self
     }
 

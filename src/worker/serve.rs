@@ -64,7 +64,7 @@ fn run_one(registry: &Registry, id: u64, body: &[u8], out: &mut Vec<u8>) -> u64 
     match outcome {
         Outcome::Done => answer::end_ok(out, nanos),
         Outcome::Failed(message) => answer::failed(out, id, &message),
-        Outcome::Panicked(report) => answer::panicked(out, id, &report),
+        Outcome::Panicked(report) => answer::panicked(out, id, nanos, &report),
     }
     nanos
 }

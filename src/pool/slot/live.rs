@@ -238,23 +238,26 @@ impl<L: Launch> LiveWorker<L> {
         Ok(match Response::parse(parts).map_err(Fault::Protocol)? {
             Response::Ok { nanos } => Verdict::Done(nanos),
             Response::Skipped => Verdict::Skipped,
-            Response::Panic((message, location)) => Verdict::Failed(Repr::Panicked {
-                task,
-                message,
-                location,
-                pid,
-            }),
-            Response::Failed(message) => Verdict::Failed(Repr::Remote {
-                task,
-                pid,
-                message: message.to_string(),
-            }),
-            Response::TooLarge { bytes } => Verdict::Failed(Repr::ResultTooLarge {
-                task,
-                bytes,
-                max: self.conn.max_frame(),
-                pid,
-            }),
+            Response::Panic { nanos, report } => {
+                Verdict::Failed(Repr::panicked(task, pid, report), Some(nanos))
+            }
+            Response::Failed(message) => Verdict::Failed(
+                Repr::Remote {
+                    task,
+                    pid,
+                    message: message.to_string(),
+                },
+                None,
+            ),
+            Response::TooLarge { bytes } => Verdict::Failed(
+                Repr::ResultTooLarge {
+                    task,
+                    bytes,
+                    max: self.conn.max_frame(),
+                    pid,
+                },
+                None,
+            ),
         })
     }
 
@@ -309,7 +312,7 @@ impl<L: Launch> LiveWorker<L> {
                 job.finish(Err(Error::protocol(pid, Some(task), garbage)));
                 return Err(Fault::Protocol(garbage.into()));
             }
-            Verdict::Failed(failure) => {
+            Verdict::Failed(failure, _nanos) => {
                 counters.failed.fetch_add(1, Relaxed);
                 let error = Error::new(failure);
                 tracing::debug!(target: "procpool", task = job.task, worker = pid,
@@ -594,6 +597,7 @@ enum Verdict {
     Done(u64),
     /// It was cancelled before it started.
     Skipped,
-    /// It panicked, could not run, or its result was too large.
-    Failed(Repr),
+    /// It panicked, could not run, or its result was too large; a panic
+    /// says how long it ran first.
+    Failed(Repr, Option<u64>),
 }
