@@ -8,12 +8,12 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use crate::error::Error;
-use crate::launch::local::{self, Initializer};
+use crate::launch::local::Initializer;
 use crate::launch::{Containment, Redirect, WorkerOptions, cgroup_for, create_cgroup};
 use crate::pool::Pool;
 use crate::pool::dispatcher::{Dispatcher, Settings, Size};
 use crate::pool::pool::Config;
-use crate::pool::slot::{Launched, Recycle};
+use crate::pool::slot::{Recycle, start_local};
 use crate::pool::stats::Counters;
 use crate::registry;
 use crate::registry::Task;
@@ -808,7 +808,7 @@ impl PoolBuilder {
                 .into_spec(registry.fingerprint(), initializer, cgroup)?,
         );
         // Handshakes overlap; if any fails, the others are killed and reaped.
-        let results = futures::future::join_all((0..workers).map(|_| local::start(&spec))).await;
+        let results = futures::future::join_all((0..workers).map(|_| start_local(&spec))).await;
         let mut started = Vec::with_capacity(workers);
         let mut failure = None;
         for result in results {
@@ -819,7 +819,7 @@ impl PoolBuilder {
         }
         if let Some(err) = failure {
             for spawned in started {
-                spawned.child.kill_and_wait().await;
+                spawned.process.kill_and_wait().await;
             }
             return Err(err);
         }
@@ -836,7 +836,6 @@ impl PoolBuilder {
             size,
         };
         let (commands, inbox) = mpsc::unbounded_channel();
-        let started = started.into_iter().map(Launched::from).collect();
         let dispatcher = Dispatcher::new(inbox, started, spec, counters.clone(), settings);
         tokio::spawn(dispatcher);
         Ok(Pool::from_parts(

@@ -27,6 +27,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Interval, MissedTickBehavior};
 
 use crate::error::{Error, Repr};
+use crate::pool::insights::{Insights, Recent};
 use crate::pool::job::Job;
 use crate::pool::slot::{Ctx, Launch, Launched, Recycle, Slot, StartFailed};
 use crate::pool::stats::Counters;
@@ -41,6 +42,8 @@ pub(crate) enum Command {
     ShutdownNow(oneshot::Sender<()>),
     /// Keep exactly this many workers from now on (`Pool::resize`).
     Resize(usize),
+    /// Say what each worker and recent tasks did (`Pool::insights`).
+    Insights(oneshot::Sender<Insights>),
 }
 
 /// Failed starts in a row, in every slot, before queued tasks are failed.
@@ -95,6 +98,8 @@ pub(crate) struct Dispatcher<L: Launch> {
     /// Ticks for an elastic pool's idle checks; `None` for a fixed one,
     /// which pays nothing for elasticity.
     idle_checks: Option<Interval>,
+    /// Recent run times and queue waits (`Pool::insights`).
+    recent: Recent,
 }
 
 impl<L: Launch> Dispatcher<L> {
@@ -124,6 +129,7 @@ impl<L: Launch> Dispatcher<L> {
             },
             draining: None,
             idle_checks,
+            recent: Recent::default(),
         }
     }
 
@@ -145,6 +151,9 @@ impl<L: Launch> Dispatcher<L> {
                 Poll::Ready(Some(Command::ShutdownNow(done))) => {
                     self.draining.get_or_insert_with(Vec::new).push(done);
                     self.abandon_all();
+                }
+                Poll::Ready(Some(Command::Insights(reply))) => {
+                    let _ = reply.send(self.insights());
                 }
                 Poll::Ready(Some(Command::Resize(n))) => {
                     let n = n.max(1);
@@ -185,6 +194,7 @@ impl<L: Launch> Dispatcher<L> {
                 recycle: self.settings.recycle,
                 queue: &mut self.queue,
                 counters: &self.counters,
+                recent: &mut self.recent,
             };
             if let Some(failed) = step(&mut self.slots[i], cx, &mut ctx) {
                 self.start_failed(failed);
@@ -216,8 +226,23 @@ impl<L: Launch> Dispatcher<L> {
         }
     }
 
+    /// What each live worker and the recent tasks did. Answers are
+    /// counted as they are delivered, in an earlier round than this
+    /// command's, so every result a caller has seen is in it.
+    fn insights(&self) -> Insights {
+        Insights {
+            workers: self.slots.iter().filter_map(Slot::insights).collect(),
+            run_time: self.recent.run_time.distribution(),
+            queue_wait: self.recent.queue_wait.distribution(),
+            queued: self.queue.len(),
+        }
+    }
+
     /// Hands queued tasks to the least loaded workers with room.
     fn assign(&mut self) {
+        // Read once per round, and only if a task goes: the tasks handed
+        // out together share it as the end of their queue wait.
+        let mut now = None;
         while let Some(job) = self.queue.front() {
             if job.is_cancelled() {
                 self.queue.pop_front();
@@ -234,6 +259,13 @@ impl<L: Launch> Dispatcher<L> {
             let mut job = self.queue.pop_front().expect("front exists");
             // Out of the queue: its room under `max_queued` is free again.
             drop(job.room.take());
+            if let Some(submitted) = job.submitted.take() {
+                let now = *now.get_or_insert_with(std::time::Instant::now);
+                let waited = now.saturating_duration_since(submitted).as_nanos();
+                self.recent
+                    .queue_wait
+                    .record(u64::try_from(waited).unwrap_or(u64::MAX));
+            }
             slot.accept(job, &self.launcher, self.settings.recycle);
         }
     }
@@ -305,6 +337,7 @@ impl<L: Launch> Dispatcher<L> {
                 recycle: self.settings.recycle,
                 queue: &mut self.queue,
                 counters: &self.counters,
+                recent: &mut self.recent,
             };
             self.slots[i].close(cx, &mut ctx);
         }
@@ -358,6 +391,7 @@ impl<L: Launch> Dispatcher<L> {
                 recycle: self.settings.recycle,
                 queue: &mut self.queue,
                 counters: &self.counters,
+                recent: &mut self.recent,
             };
             slot.close(cx, &mut ctx);
         }

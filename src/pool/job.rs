@@ -55,6 +55,10 @@ pub(crate) struct Job {
     /// leaves the pool's queue for a worker (`None`: no limit, or a `map`
     /// chunk, which its window bounds instead).
     pub(crate) room: Option<OwnedSemaphorePermit>,
+    /// When it was submitted, for its queue wait (`Pool::insights`): taken
+    /// when it is first handed to a worker, so a retry does not count
+    /// twice. `None` for a one-off `Process`, which has no queue.
+    pub(crate) submitted: Option<std::time::Instant>,
 }
 
 /// The caller's end of a job: where its answer comes, and where it went.

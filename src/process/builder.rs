@@ -450,6 +450,7 @@ impl ProcessBuilder {
             placed: placed.clone(),
             holds,
             room: None,
+            submitted: None,
         };
         let launch = self.launch.clone();
         let fingerprint = registry.fingerprint();

@@ -17,6 +17,7 @@ use super::{CANCEL_GRACE, CONTROL_BACKLOG_LIMIT, EXIT_GRACE, Recycle, STALL_LIMI
 use crate::channel::peer::Connection;
 use crate::error::{Error, Repr};
 use crate::logs;
+use crate::pool::insights::{Recent, WorkerInsights};
 use crate::pool::job::{Job, Reply};
 use crate::pool::stats::Counters;
 use crate::wire::answer::{self, Response};
@@ -64,6 +65,12 @@ pub(crate) struct LiveWorker<L: Launch> {
     stall: Option<Pin<Box<Sleep>>>,
     /// A remote worker's sign-of-life check; `None` for a local one.
     keepalive: Option<Keepalive>,
+    /// What `Pool::insights` says of it: how long it took to start, when
+    /// it was ready, the run times its tasks reported, and how many ran.
+    startup: Duration,
+    ready_at: std::time::Instant,
+    busy_nanos: u64,
+    ran: u64,
 }
 
 /// Asks a remote worker for a sign of life every `every` (a `PING`, which it
@@ -121,6 +128,28 @@ impl<L: Launch> LiveWorker<L> {
                 timer: Box::pin(tokio::time::sleep(every)),
                 last_heard: Instant::now(),
             }),
+            startup: launched.startup,
+            ready_at: std::time::Instant::now(),
+            busy_nanos: 0,
+            ran: 0,
+        }
+    }
+
+    /// What it has done since it was ready; `replaced` and `recycled` are
+    /// its slot's.
+    pub(super) fn insights(&self, replaced: u64, recycled: u64) -> WorkerInsights {
+        let uptime = self.ready_at.elapsed();
+        let busy = Duration::from_nanos(self.busy_nanos);
+        WorkerInsights {
+            pid: self.pid,
+            startup: self.startup,
+            uptime,
+            busy,
+            idle: uptime.saturating_sub(busy),
+            tasks: self.ran,
+            in_flight: self.conn.in_flight(),
+            replaced,
+            recycled,
         }
     }
 
@@ -130,13 +159,14 @@ impl<L: Launch> LiveWorker<L> {
         &mut self,
         cx: &mut Context<'_>,
         counters: &Counters,
+        recent: &mut Recent,
         failures: &mut u32,
     ) -> Result<(), Fault> {
         loop {
             while self.conn.control_backlog() < CONTROL_BACKLOG_LIMIT
                 && let Some(body) = self.conn.next_body().map_err(Fault::Protocol)?
             {
-                self.route(body, counters, failures)?;
+                self.route(body, counters, recent, failures)?;
             }
             if self.conn.control_backlog() >= CONTROL_BACKLOG_LIMIT {
                 // Replies pile up unread: stop reading until they are
@@ -179,18 +209,24 @@ impl<L: Launch> LiveWorker<L> {
             self.kill_leftovers();
             self.conn.read_sent().map_err(|_| Fault::Io)?;
             while let Some(body) = self.conn.next_body().map_err(Fault::Protocol)? {
-                self.route(body, counters, failures)?;
+                self.route(body, counters, recent, failures)?;
             }
             return Err(Fault::Exited);
         }
     }
 
     /// Sends one frame from the worker where it belongs, by kind.
-    fn route(&mut self, body: Body, counters: &Counters, failures: &mut u32) -> Result<(), Fault> {
+    fn route(
+        &mut self,
+        body: Body,
+        counters: &Counters,
+        recent: &mut Recent,
+        failures: &mut u32,
+    ) -> Result<(), Fault> {
         let parts = Parts::of(body.bytes()).map_err(Fault::Protocol)?;
         if Response::is_answer(parts.kind) {
             let verdict = self.verdict(parts)?;
-            return self.answer(verdict, body, counters, failures);
+            return self.answer(verdict, body, counters, recent, failures);
         }
         match parts.kind {
             CALL => {
@@ -268,6 +304,7 @@ impl<L: Launch> LiveWorker<L> {
         verdict: Verdict,
         body: Body,
         counters: &Counters,
+        recent: &mut Recent,
         failures: &mut u32,
     ) -> Result<(), Fault> {
         let pid = self.pid;
@@ -282,8 +319,19 @@ impl<L: Launch> LiveWorker<L> {
                 .fetch_update(Relaxed, Relaxed, |busy| busy.checked_sub(1));
         }
         let job = entry.job;
+        // Counted before the caller can see the answer (`Pool::insights`).
+        let ran = match &verdict {
+            Verdict::Done(nanos) | Verdict::Failed(_, Some(nanos)) => Some(*nanos),
+            Verdict::Failed(_, None) => Some(0),
+            Verdict::Skipped => None,
+        };
+        if let Some(nanos) = ran {
+            self.ran += 1;
+            self.busy_nanos = self.busy_nanos.saturating_add(nanos);
+        }
         match verdict {
             Verdict::Done(nanos) => {
+                recent.run_time.record(nanos);
                 self.record(nanos);
                 *failures = 0;
                 tracing::debug!(target: "procpool", task = job.task, worker = pid,
@@ -312,7 +360,10 @@ impl<L: Launch> LiveWorker<L> {
                 job.finish(Err(Error::protocol(pid, Some(task), garbage)));
                 return Err(Fault::Protocol(garbage.into()));
             }
-            Verdict::Failed(failure, _nanos) => {
+            Verdict::Failed(failure, nanos) => {
+                if let Some(nanos) = nanos {
+                    recent.run_time.record(nanos);
+                }
                 counters.failed.fetch_add(1, Relaxed);
                 let error = Error::new(failure);
                 tracing::debug!(target: "procpool", task = job.task, worker = pid,

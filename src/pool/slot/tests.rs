@@ -77,6 +77,7 @@ impl Launch for MockLauncher {
                 io: ours,
                 first_id: 1,
                 keepalive: None,
+                startup: Duration::ZERO,
             })
         })
     }
@@ -293,6 +294,7 @@ impl Rig {
         };
         let (status_tx, status) = watch::channel((false, None));
         let mut queue = VecDeque::new();
+        let mut driver_recent = Recent::default();
         let (driver_launcher, driver_counters, failures) =
             (launcher.clone(), counters.clone(), start_failures.clone());
         tokio::spawn(poll_fn(move |cx| {
@@ -304,6 +306,7 @@ impl Rig {
                 recycle: Recycle::default(),
                 queue: &mut queue,
                 counters: &driver_counters,
+                recent: &mut driver_recent,
             };
             let mut failed = slot.poll(cx, &mut ctx).is_some();
             while !ctx.queue.is_empty() && slot.room(max_depth).is_some() {
@@ -341,6 +344,7 @@ impl Rig {
             placed: Default::default(),
             holds: Default::default(),
             room: None,
+            submitted: None,
         };
         self.submit.send(job).unwrap();
         answer
