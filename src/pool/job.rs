@@ -136,6 +136,27 @@ pub(crate) fn encode_request<A: serde::Serialize>(
 }
 
 impl Job {
+    /// A job for `frame`, answered on `reply`, with nothing else set: no
+    /// retries, no channel holds, no queue room, no submit time.
+    pub(crate) fn new(
+        task: &'static str,
+        frame: Vec<u8>,
+        reply: oneshot::Sender<Result<Reply, Error>>,
+    ) -> Job {
+        Job {
+            task,
+            frame,
+            reply,
+            retries_left: 0,
+            failed_deliveries: 0,
+            crashes: None,
+            placed: Placement::default(),
+            holds: Holds::default(),
+            room: None,
+            submitted: None,
+        }
+    }
+
     /// Delivers the outcome; a caller that stopped waiting is not an error.
     ///
     /// The holds on channels its arguments carried go first: once the

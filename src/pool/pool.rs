@@ -271,17 +271,12 @@ impl Pool {
         let (reply, receiver) = oneshot::channel();
         let placed = Placement::default();
         let job = Job {
-            task,
-            frame,
-            reply,
             retries_left: self.inner.config.retries,
-            failed_deliveries: 0,
-            crashes: None,
             placed: placed.clone(),
             holds,
-            room: None,
             // One clock read per task: its queue wait starts here.
             submitted: Some(std::time::Instant::now()),
+            ..Job::new(task, frame, reply)
         };
         let ticket = Ticket {
             answer: receiver,

@@ -441,16 +441,9 @@ impl ProcessBuilder {
         check_can_start("procpool::spawn")?;
         let (reply, answer) = oneshot::channel();
         let job = Job {
-            task,
-            frame,
-            reply,
-            retries_left: 0,
-            failed_deliveries: 0,
-            crashes: None,
             placed: placed.clone(),
             holds,
-            room: None,
-            submitted: None,
+            ..Job::new(task, frame, reply)
         };
         let launch = self.launch.clone();
         let fingerprint = registry.fingerprint();

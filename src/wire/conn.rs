@@ -443,20 +443,7 @@ mod tests {
     ) {
         let (reply, rx) = oneshot::channel();
         let frame = crate::wire::request::encode(3, &vec![7u8; bytes]).unwrap();
-        (
-            Job {
-                task: "t",
-                frame,
-                reply,
-                retries_left: 0,
-                failed_deliveries: 0,
-                crashes: None,
-                placed: Default::default(),
-                holds: Default::default(),
-                room: None,
-            },
-            rx,
-        )
+        (Job::new("t", frame, reply), rx)
     }
 
     async fn next(conn: &mut Conn<tokio::io::DuplexStream>) -> Option<Body> {

@@ -138,10 +138,15 @@ fn trim(text: &str) -> String {
         .iter()
         .rposition(|(symbol, _)| is(symbol, RAISING) && !is(symbol, CALLING))
         .map_or(0, |last_raising| last_raising + 1);
-    let end = frames[first..]
+    let mut end = frames[first..]
         .iter()
         .position(|(symbol, _)| is(symbol, CALLING))
         .map_or(frames.len(), |calling| first + calling);
+    // The registry calls the task through the `Fn` traits: those frames
+    // right above the worker's are its, not the task's.
+    while end > first && frames[end - 1].0.starts_with("core::ops::function::") {
+        end -= 1;
+    }
     if first >= end {
         return text.to_string();
     }
@@ -170,7 +175,8 @@ mod tests {
              at src/main.rs:7:5
    5: my_app::handle
              at src/main.rs:12:5
-   6: procpool::registry::Registry::invoke
+   6: core::ops::function::Fn::call
+   7: procpool::registry::Registry::invoke
    7: std::panicking::catch_unwind
    8: main
 ";

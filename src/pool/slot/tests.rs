@@ -335,16 +335,8 @@ impl Rig {
     fn submit(&self, arg: u32, retries: u32) -> oneshot::Receiver<Result<Reply, Error>> {
         let (reply, answer) = oneshot::channel();
         let job = Job {
-            task: "mock::task",
-            frame: request::encode(0, &arg).unwrap(),
-            reply,
             retries_left: retries,
-            failed_deliveries: 0,
-            crashes: None,
-            placed: Default::default(),
-            holds: Default::default(),
-            room: None,
-            submitted: None,
+            ..Job::new("mock::task", request::encode(0, &arg).unwrap(), reply)
         };
         self.submit.send(job).unwrap();
         answer
