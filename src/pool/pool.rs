@@ -187,7 +187,6 @@ impl Pool {
         room: Room,
     ) -> TaskHandle<T> {
         let task = std::any::type_name::<F>();
-        tracing::trace!(target: "procpool", task, "task submitted");
         // The pool-wide timeout's timer needs the runtime; a submit from a
         // plain thread gets the pool's.
         let _runtime = self.inner.runtime.enter();
@@ -270,7 +269,12 @@ impl Pool {
         }
         let (reply, receiver) = oneshot::channel();
         let placed = Placement::default();
+        let span = job::task_span(task);
+        if let Some(span) = &span {
+            span.in_scope(|| tracing::trace!(target: "procpool", task, "task submitted"));
+        }
         let job = Job {
+            span,
             retries_left: self.inner.config.retries,
             placed: placed.clone(),
             holds,

@@ -443,6 +443,7 @@ impl ProcessBuilder {
         let job = Job {
             placed: placed.clone(),
             holds,
+            span: crate::pool::job::task_span(task),
             ..Job::new(task, frame, reply)
         };
         let launch = self.launch.clone();

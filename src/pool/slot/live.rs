@@ -242,6 +242,10 @@ impl<L: Launch> LiveWorker<L> {
                 let (level, origin, message) =
                     log::parse(parts.payload).map_err(Fault::Protocol)?;
                 let task = self.conn.task_of(parts.id);
+                // Sent while it ran, so inside its span: the running task
+                // is the oldest one written.
+                let running = self.conn.head().filter(|head| head.id == parts.id);
+                let _entered = running.and_then(|head| head.job.enter());
                 logs::emit(self.pid, task, parts.id, level, origin, message);
                 Ok(())
             }
@@ -318,7 +322,10 @@ impl<L: Launch> LiveWorker<L> {
                 .busy
                 .fetch_update(Relaxed, Relaxed, |busy| busy.checked_sub(1));
         }
-        let job = entry.job;
+        let mut job = entry.job;
+        // Its span ends with this answer, after the events below.
+        let span = job.span.take();
+        let _entered = span.as_deref().map(tracing::Span::enter);
         // Counted before the caller can see the answer (`Pool::insights`).
         let ran = match &verdict {
             Verdict::Done(nanos) | Verdict::Failed(_, Some(nanos)) => Some(*nanos),
@@ -445,7 +452,13 @@ impl<L: Launch> LiveWorker<L> {
             self.resident_at_start = self.process.resident_bytes();
         }
         job.placed.set(self.pid);
-        tracing::trace!(target: "procpool", task = job.task, worker = self.pid, "task assigned");
+        if let Some(span) = &job.span {
+            span.record("worker", self.pid);
+            span.in_scope(|| {
+                tracing::trace!(target: "procpool", task = job.task, worker = self.pid,
+                    "task assigned");
+            });
+        }
         self.conn.push(job);
         self.assigned += 1;
         if recycle.max_tasks == Some(self.assigned) && self.successor.is_none() {
