@@ -117,8 +117,10 @@ const CALLING: &[&str] = &[
 /// A backtrace as std prints it, less the frames that raise the panic and
 /// those of the worker that called the task: what is left starts at the
 /// `panic!` (or `unwrap`) and ends in the task's function, as the default
-/// hook's short backtrace does. If no task frame is recognised (symbols
-/// stripped), the whole backtrace is kept.
+/// hook's short backtrace does. If no task frame is left (the task was
+/// inlined into the registry's call, as release builds may do), the frames
+/// from the raising ones on are kept; if none is recognised at all
+/// (symbols stripped), the whole backtrace.
 fn trim(text: &str) -> String {
     // A frame is its "  N: symbol" line and the "at file:line" lines after it.
     let mut frames: Vec<(&str, Vec<&str>)> = Vec::new();
@@ -146,6 +148,9 @@ fn trim(text: &str) -> String {
     // right above the worker's are its, not the task's.
     while end > first && frames[end - 1].0.starts_with("core::ops::function::") {
         end -= 1;
+    }
+    if first >= end {
+        end = frames.len();
     }
     if first >= end {
         return text.to_string();
@@ -186,5 +191,13 @@ mod tests {
         );
         let stripped = "   0: <unknown>\n   1: <unknown>\n";
         assert_eq!(trim(stripped), stripped);
+        let inlined = "   0: core::panicking::panic_fmt
+   1: <Func as procpool::registry::Task<fn(A) .> Ret>>::call
+   2: main
+";
+        assert_eq!(
+            trim(inlined),
+            "   1: <Func as procpool::registry::Task<fn(A) .> Ret>>::call\n   2: main\n"
+        );
     }
 }
