@@ -456,7 +456,11 @@ fn decode_item<R: DeserializeOwned>(
         chunk::ITEM_PANIC => {
             let report = answer::decode_report(item.bytes)
                 .map_err(|message| Error::protocol(reply.pid, Some(task), message))?;
-            Err(Error::new(Repr::panicked(task, reply.pid, report)))
+            Err(Error::new(Repr::Panicked {
+                task,
+                report,
+                pid: reply.pid,
+            }))
         }
         chunk::ITEM_FAILED => Err(Error::new(Repr::Remote {
             task,

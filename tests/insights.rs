@@ -85,12 +85,7 @@ async fn a_map_counts_its_chunks_as_tasks() {
 }
 
 async fn panics_are_timed_and_replaced_workers_counted() {
-    let pool = procpool::Pool::builder()
-        .workers(1)
-        .stderr(procpool::Redirect::Null)
-        .build()
-        .await
-        .unwrap();
+    let pool = pool(1).await;
     let first = pool.submit(pid, ()).await.unwrap();
     let err = pool.submit(sleep_then_panic, 30).await.unwrap_err();
     assert!(err.is_panic(), "{err}");

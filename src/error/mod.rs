@@ -539,7 +539,7 @@ impl Error {
     /// ```
     pub fn panic_message(&self) -> Option<&str> {
         match &*self.repr {
-            Repr::Panicked { message, .. } => Some(message),
+            Repr::Panicked { report, .. } => Some(&report.message),
             _ => None,
         }
     }
@@ -562,7 +562,7 @@ impl Error {
     /// ```
     pub fn panic_location(&self) -> Option<&str> {
         match &*self.repr {
-            Repr::Panicked { location, .. } => location.as_deref(),
+            Repr::Panicked { report, .. } => report.location.as_deref(),
             _ => None,
         }
     }
@@ -589,7 +589,7 @@ impl Error {
     /// ```
     pub fn backtrace(&self) -> Option<&str> {
         match &*self.repr {
-            Repr::Panicked { backtrace, .. } => backtrace.as_deref(),
+            Repr::Panicked { report, .. } => report.backtrace.as_deref(),
             _ => None,
         }
     }

@@ -64,12 +64,11 @@ impl fmt::Display for Crash {
 
 #[derive(Debug)]
 pub(crate) enum Repr {
+    /// The report says what, where, and the worker-side backtrace if it
+    /// captured one.
     Panicked {
         task: &'static str,
-        message: String,
-        location: Option<String>,
-        /// The worker-side backtrace, if it captured one.
-        backtrace: Option<String>,
+        report: PanicReport,
         pid: u32,
     },
     WorkerDied {
@@ -196,32 +195,17 @@ pub(crate) enum Repr {
     Io(io::Error),
 }
 
-impl Repr {
-    /// A task's panic, as the worker reported it.
-    pub(crate) fn panicked(task: &'static str, pid: u32, report: PanicReport) -> Repr {
-        let PanicReport {
-            message,
-            location,
-            backtrace,
-        } = report;
-        Repr::Panicked {
-            task,
-            message,
-            location,
-            backtrace,
-            pid,
-        }
-    }
-}
-
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &*self.repr {
             Repr::Panicked {
                 task,
-                message,
-                location,
-                backtrace,
+                report:
+                    PanicReport {
+                        message,
+                        location,
+                        backtrace,
+                    },
                 pid,
             } => {
                 write!(f, "task `{task}` panicked in worker {pid}")?;

@@ -116,7 +116,7 @@ pub struct Insights {
     /// from `submit` (or the `map` chunk's sending) until the pool handed
     /// them to a worker, which writes them at once unless its socket is
     /// full. A task sent ahead to a busy worker (see
-    /// [`max_in_flight`](crate::PoolBuilder::max_in_flight)) waits there
+    /// [`max_in_flight_per_worker`](crate::PoolBuilder::max_in_flight_per_worker)) waits there
     /// too, behind the one running; that is in neither figure. A task
     /// retried after its worker died counts its first wait only.
     pub queue_wait: Distribution,

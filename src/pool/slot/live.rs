@@ -279,7 +279,7 @@ impl<L: Launch> LiveWorker<L> {
             Response::Ok { nanos } => Verdict::Done(nanos),
             Response::Skipped => Verdict::Skipped,
             Response::Panic { nanos, report } => {
-                Verdict::Failed(Repr::panicked(task, pid, report), Some(nanos))
+                Verdict::Failed(Repr::Panicked { task, report, pid }, Some(nanos))
             }
             Response::Failed(message) => Verdict::Failed(
                 Repr::Remote {
