@@ -17,6 +17,8 @@ fn main() {
             a_map_counts_its_chunks_as_tasks,
             panics_are_timed_and_replaced_workers_counted,
             a_task_held_behind_another_shows_its_queue_wait,
+            a_recycled_workers_successor_says_so,
+            a_flood_of_asks_is_answered_and_tasks_go_on,
             insights_after_shutdown_are_empty,
         ],
         |_| {},
@@ -140,6 +142,53 @@ async fn a_task_held_behind_another_shows_its_queue_wait() {
         insights.run_time.max >= Duration::from_millis(200),
         "{insights}"
     );
+    pool.shutdown().await;
+}
+
+async fn a_recycled_workers_successor_says_so() {
+    // Recycled after 2 tasks; the one recycling takes nothing new, so
+    // tasks 3 and 4 run on its successor and task 5 on the third worker.
+    let pool = procpool::Pool::builder()
+        .workers(1)
+        .max_tasks_per_worker(2)
+        .build()
+        .await
+        .unwrap();
+    let mut pids = Vec::new();
+    for _ in 0..5 {
+        pids.push(pool.submit(pid, ()).await.unwrap());
+    }
+    let insights = pool.insights().await;
+    assert_eq!(insights.workers.len(), 1, "{insights}");
+    let worker = &insights.workers[0];
+    assert_eq!(worker.pid, pids[4], "{insights}");
+    assert_eq!(
+        (worker.recycled, worker.replaced, worker.tasks),
+        (2, 0, 1),
+        "{pids:?}\n{insights}"
+    );
+    assert_eq!(insights.run_time.count, 5);
+    pool.shutdown().await;
+}
+
+async fn a_flood_of_asks_is_answered_and_tasks_go_on() {
+    // 20,000 asks beside 2,000 tasks: all resolve, and the tasks with
+    // them (asks that arrive together share one report).
+    let pool = pool(2).await;
+    let tasks: Vec<_> = (0..2_000u64).map(|x| pool.submit(square, x)).collect();
+    let asks: Vec<_> = (0..20_000).map(|_| pool.insights()).collect();
+    let (results, reports) = within(
+        Duration::from_secs(60),
+        "tasks beside a flood of insights",
+        futures::future::join(
+            futures::future::try_join_all(tasks),
+            futures::future::join_all(asks),
+        ),
+    )
+    .await;
+    assert_eq!(results.unwrap().len(), 2_000);
+    assert!(reports.iter().all(|r| r.workers.len() == 2));
+    assert_eq!(tasks_run(&pool.insights().await), 2_000);
     pool.shutdown().await;
 }
 

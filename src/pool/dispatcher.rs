@@ -100,6 +100,9 @@ pub(crate) struct Dispatcher<L: Launch> {
     idle_checks: Option<Interval>,
     /// Recent run times and queue waits (`Pool::insights`).
     recent: Recent,
+    /// Who asked for insights since the last round: answered together,
+    /// with one report, so a flood of asks costs one sort per round.
+    asking: Vec<oneshot::Sender<Insights>>,
 }
 
 impl<L: Launch> Dispatcher<L> {
@@ -130,6 +133,7 @@ impl<L: Launch> Dispatcher<L> {
             draining: None,
             idle_checks,
             recent: Recent::default(),
+            asking: Vec::new(),
         }
     }
 
@@ -152,9 +156,7 @@ impl<L: Launch> Dispatcher<L> {
                     self.draining.get_or_insert_with(Vec::new).push(done);
                     self.abandon_all();
                 }
-                Poll::Ready(Some(Command::Insights(reply))) => {
-                    let _ = reply.send(self.insights());
-                }
+                Poll::Ready(Some(Command::Insights(reply))) => self.asking.push(reply),
                 Poll::Ready(Some(Command::Resize(n))) => {
                     let n = n.max(1);
                     self.settings.size.min = n;
@@ -226,15 +228,21 @@ impl<L: Launch> Dispatcher<L> {
         }
     }
 
-    /// What each live worker and the recent tasks did. Answers are
-    /// counted as they are delivered, in an earlier round than this
-    /// command's, so every result a caller has seen is in it.
-    fn insights(&self) -> Insights {
-        Insights {
+    /// Tells those who asked what each live worker and the recent tasks
+    /// did. Answers are counted as they are delivered, in an earlier round
+    /// than the ask, so every result a caller has seen is in it.
+    fn answer_insights(&mut self) {
+        if self.asking.is_empty() {
+            return;
+        }
+        let insights = Insights {
             workers: self.slots.iter().filter_map(Slot::insights).collect(),
             run_time: self.recent.run_time.distribution(),
             queue_wait: self.recent.queue_wait.distribution(),
             queued: self.queue.len(),
+        };
+        for reply in self.asking.drain(..) {
+            let _ = reply.send(insights.clone());
         }
     }
 
@@ -411,6 +419,7 @@ impl<L: Launch> Future for Dispatcher<L> {
         if !this.take_commands(cx) {
             return Poll::Ready(()); // every Pool was dropped: Drop kills the workers
         }
+        this.answer_insights();
         this.poll_slots(cx);
         this.assign();
         this.fit(cx);

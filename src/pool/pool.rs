@@ -707,7 +707,7 @@ impl Pool {
     /// (after awaiting `n` results on a fresh pool whose workers all live,
     /// the workers' `tasks` add up to `n`). Collecting the data costs the
     /// pool no lock and no shared counter; a report sorts two copies of
-    /// at most 4,096 samples.
+    /// at most 4,096 samples, once for all the asks that arrived together.
     ///
     /// After a shutdown, when the background task has ended, it is an
     /// empty [`Insights`].

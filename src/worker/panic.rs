@@ -114,6 +114,11 @@ const CALLING: &[&str] = &[
     "procpool::worker::",
 ];
 
+/// Frames a report keeps at most: a panic at the bottom of a deep
+/// recursion would otherwise make a report of megabytes, over the frame
+/// limit (the task would then fail as "result too large").
+const MAX_FRAMES: usize = 128;
+
 /// A backtrace as std prints it, less the frames that raise the panic and
 /// those of the worker that called the task: what is left starts at the
 /// `panic!` (or `unwrap`) and ends in the task's function, as the default
@@ -155,12 +160,17 @@ fn trim(text: &str) -> String {
     if first >= end {
         return text.to_string();
     }
+    let kept = &frames[first..end.min(first + MAX_FRAMES)];
     let mut out = String::new();
-    for (_, lines) in &frames[first..end] {
+    for (_, lines) in kept {
         for line in lines {
             out.push_str(line);
             out.push('\n');
         }
+    }
+    if kept.len() < end - first {
+        let more = end - first - kept.len();
+        out.push_str(&format!("      … and {more} more frames\n"));
     }
     out
 }
@@ -189,6 +199,12 @@ mod tests {
             trim(text),
             "   4: my_app::parse_port\n             at src/main.rs:7:5\n   5: my_app::handle\n             at src/main.rs:12:5\n"
         );
+        let deep: String = (0..1000)
+            .map(|i| format!("  {i}: my_app::recurse\n"))
+            .collect();
+        let cut = trim(&deep);
+        assert_eq!(cut.lines().count(), MAX_FRAMES + 1, "{cut}");
+        assert!(cut.ends_with("… and 872 more frames\n"), "{cut}");
         let stripped = "   0: <unknown>\n   1: <unknown>\n";
         assert_eq!(trim(stripped), stripped);
         let inlined = "   0: core::panicking::panic_fmt
