@@ -276,6 +276,7 @@ async fn each_task_has_a_span_around_the_pools_events_for_it() {
         let (&id, (fields, closed)) = found[0];
         assert!(fields.contains(&format!("worker={pid};")), "{fields}");
         assert!(fields.contains(";id="), "{fields}");
+        assert!(fields.contains(";queue_wait_us="), "{fields}");
         assert!(closed, "the span ends with its answer: {fields}");
         id
     };

@@ -270,9 +270,12 @@ impl<L: Launch> Dispatcher<L> {
             if let Some(submitted) = job.submitted.take() {
                 let now = *now.get_or_insert_with(std::time::Instant::now);
                 let waited = now.saturating_duration_since(submitted).as_nanos();
-                self.recent
-                    .queue_wait
-                    .record(u64::try_from(waited).unwrap_or(u64::MAX));
+                let waited = u64::try_from(waited).unwrap_or(u64::MAX);
+                self.recent.queue_wait.record(waited);
+                if let Some(span) = &job.span {
+                    // Shown with every later event inside it: "finished".
+                    span.record("queue_wait_us", waited / 1_000);
+                }
             }
             slot.accept(job, &self.launcher, self.settings.recycle);
         }

@@ -68,8 +68,8 @@ pub(crate) struct Job {
 }
 
 /// A task's span: target `procpool`, level DEBUG, name `task`, with the
-/// task's name, a process-wide `id`, and the `worker` it was last sent to
-/// (recorded when it is). The pool enters it around its own events for the
+/// task's name, a process-wide `id`, the `worker` it was last sent to and
+/// its `queue_wait_us` (recorded when it is sent, the first time). The pool enters it around its own events for the
 /// task (submitted, assigned, finished, failed, its worker's death) and
 /// around the records forwarded from its worker while it runs.
 ///
@@ -78,7 +78,8 @@ pub(crate) struct Job {
 /// counter is not touched: submitters share nothing new.
 pub(crate) fn task_span(task: &'static str) -> Option<Box<Span>> {
     let span = tracing::debug_span!(target: "procpool", "task", task,
-        id = tracing::field::Empty, worker = tracing::field::Empty);
+        id = tracing::field::Empty, worker = tracing::field::Empty,
+        queue_wait_us = tracing::field::Empty);
     if span.is_disabled() {
         return None;
     }
