@@ -14,7 +14,9 @@ use tracing::span::Entered;
 use tokio::sync::{OwnedSemaphorePermit, oneshot};
 
 use crate::channel::Holds;
+use crate::codec::attach;
 use crate::error::{Crash, Error};
+use crate::wire::request::Request;
 
 /// How many of the deaths a task caused its error names, at most (with
 /// `retries(u32::MAX)` it could be killing workers for ever).
@@ -37,7 +39,7 @@ pub(crate) struct Crashes {
 #[derive(Debug)]
 pub(crate) struct Job {
     pub(crate) task: &'static str,
-    pub(crate) frame: Vec<u8>,
+    pub(crate) request: Request,
     pub(crate) reply: oneshot::Sender<Result<Reply, Error>>,
     /// Runs left if its worker dies under it (`PoolBuilder::retries`).
     pub(crate) retries_left: u32,
@@ -154,25 +156,25 @@ impl Placement {
 
 /// Encodes the request to run task `index` on `args`, with holds on the
 /// channels whose endpoints `args` carry (see [`Job::holds`]).
-pub(crate) fn encode_request<A: serde::Serialize>(
+pub(crate) fn encode_request<A: serde::Serialize + 'static>(
     index: u32,
-    args: &A,
-) -> Result<(Vec<u8>, Holds), Error> {
-    let (frame, holds) = crate::channel::carry(|| crate::wire::request::encode(index, args));
-    Ok((frame?, holds))
+    args: A,
+) -> Result<(Request, Holds), Error> {
+    let (request, holds) = crate::channel::carry(|| crate::wire::request::encode(index, args));
+    Ok((request?, holds))
 }
 
 impl Job {
-    /// A job for `frame`, answered on `reply`, with nothing else set: no
+    /// A job for `request`, answered on `reply`, with nothing else set: no
     /// retries, no channel holds, no queue room, no submit time.
     pub(crate) fn new(
         task: &'static str,
-        frame: Vec<u8>,
+        request: Request,
         reply: oneshot::Sender<Result<Reply, Error>>,
     ) -> Job {
         Job {
             task,
-            frame,
+            request,
             reply,
             retries_left: 0,
             failed_deliveries: 0,
@@ -222,12 +224,14 @@ impl Job {
     }
 }
 
-/// A successful result, still encoded: `body[payload_at..]`. Decoding happens
-/// in the caller's task, not in the dispatcher.
+/// A successful result, still encoded: `body[payload_at..]` and the
+/// attachments of its frame. Decoding happens in the caller's task, not in
+/// the dispatcher.
 #[derive(Debug)]
 pub(crate) struct Reply {
     pub(crate) body: Vec<u8>,
     pub(crate) payload_at: usize,
+    pub(crate) attachments: Vec<Vec<u8>>,
     /// The run time the worker reported.
     pub(crate) nanos: u64,
     /// The worker that ran it.
@@ -237,5 +241,10 @@ pub(crate) struct Reply {
 impl Reply {
     pub(crate) fn payload(&self) -> &[u8] {
         &self.body[self.payload_at..]
+    }
+
+    /// The result, decoded.
+    pub(crate) fn decode<T: serde::de::DeserializeOwned + 'static>(self) -> Result<T, Error> {
+        attach::decode(&self.body[self.payload_at..], self.attachments)
     }
 }

@@ -18,7 +18,7 @@ use crate::pool::job::{self, Job, Placement, Ticket};
 use crate::pool::room::{self, Room};
 use crate::pool::stats::{Counters, Stats};
 use crate::task::handle::TaskHandle;
-use crate::wire::frame;
+use crate::wire::request::Request;
 
 use crate::registry::{Registry, Task, assert_fn_item};
 
@@ -170,7 +170,7 @@ impl Pool {
     pub fn submit<M, F: Task<M>>(&self, f: F, args: F::Args) -> TaskHandle<F::Output> {
         assert_fn_item::<F>();
         let _ = f;
-        self.handle_for::<F, F::Args, F::Output>(&args, Room::WaitIfFull)
+        self.handle_for::<F, F::Args, F::Output>(args, Room::WaitIfFull)
     }
 
     /// Room in the queue under `max_queued` (`None`: unbounded), and the
@@ -181,9 +181,9 @@ impl Pool {
     }
 
     /// The handle of a task submitted with `room` (see [`Room`]).
-    pub(crate) fn handle_for<F: 'static, A: serde::Serialize, T>(
+    pub(crate) fn handle_for<F: 'static, A: serde::Serialize + 'static, T>(
         &self,
-        args: &A,
+        args: A,
         room: Room,
     ) -> TaskHandle<T> {
         let task = std::any::type_name::<F>();
@@ -197,14 +197,14 @@ impl Pool {
         )
     }
 
-    fn enqueue<F: 'static, A: serde::Serialize>(
+    fn enqueue<F: 'static, A: serde::Serialize + 'static>(
         &self,
         task: &'static str,
-        args: &A,
+        args: A,
         room: Room,
     ) -> Result<Ticket, Error> {
-        let (frame, holds) = job::encode_request(self.task_index::<F>()?, args)?;
-        let (mut job, ticket) = self.prepare(task, frame, holds)?;
+        let (request, holds) = job::encode_request(self.task_index::<F>()?, args)?;
+        let (mut job, ticket) = self.prepare(task, request, holds)?;
         match room {
             Room::Taken(room) => job.room = room,
             Room::WaitIfFull => {
@@ -242,7 +242,7 @@ impl Pool {
         frame: Vec<u8>,
         holds: Holds,
     ) -> Result<Ticket, Error> {
-        let (job, ticket) = self.prepare(task, frame, holds)?;
+        let (job, ticket) = self.prepare(task, Request::plain(frame), holds)?;
         self.send(job)?;
         Ok(ticket)
     }
@@ -252,13 +252,13 @@ impl Pool {
     fn prepare(
         &self,
         task: &'static str,
-        frame: Vec<u8>,
+        request: Request,
         holds: Holds,
     ) -> Result<(Job, Ticket), Error> {
         if self.inner.closed.load(Relaxed) {
             return Err(Error::new(Repr::ShutDown));
         }
-        let bytes = frame::body_len_of(&frame);
+        let bytes = request.body_len();
         if bytes > self.inner.config.max_frame {
             // A worker would refuse it and die; do not send it at all.
             return Err(Error::new(Repr::TooLarge {
@@ -280,7 +280,7 @@ impl Pool {
             holds,
             // One clock read per task: its queue wait starts here.
             submitted: Some(std::time::Instant::now()),
-            ..Job::new(task, frame, reply)
+            ..Job::new(task, request, reply)
         };
         let ticket = Ticket {
             answer: receiver,

@@ -17,7 +17,6 @@ use crate::launch::{Containment, Redirect, WorkerOptions, cgroup_for, create_cgr
 use crate::pool::builder::check_can_start;
 use crate::pool::job::{Job, Placement, Ticket, encode_request};
 use crate::registry::{self, Task, assert_fn_item};
-use crate::wire::frame;
 use crate::wire::hello::Backtraces;
 
 /// Runs `f(args)` in a fresh process of its own, started at once, with
@@ -420,21 +419,21 @@ impl ProcessBuilder {
         let _ = f;
         let task = std::any::type_name::<F>();
         let placed = Placement::default();
-        let started = self.start::<F, F::Args>(task, &args, &placed);
+        let started = self.start::<F, F::Args>(task, args, &placed);
         Process::new(task, started, placed)
     }
 
     /// Encodes the request and starts the driver, which starts the process;
     /// the driver's handle says how the process ended once it is reaped.
-    fn start<F: 'static, A: serde::Serialize>(
+    fn start<F: 'static, A: serde::Serialize + 'static>(
         &self,
         task: &'static str,
-        args: &A,
+        args: A,
         placed: &Placement,
     ) -> Result<(Ticket, JoinHandle<Option<Exit>>), Error> {
         let registry = registry::global()?;
-        let (frame, holds) = encode_request(registry.index_of::<F>()?, args)?;
-        let (bytes, max) = (frame::body_len_of(&frame), self.launch.max_frame);
+        let (request, holds) = encode_request(registry.index_of::<F>()?, args)?;
+        let (bytes, max) = (request.body_len(), self.launch.max_frame);
         if bytes > max {
             return Err(Error::new(Repr::TooLarge { task, bytes, max }));
         }
@@ -444,7 +443,7 @@ impl ProcessBuilder {
             placed: placed.clone(),
             holds,
             span: crate::pool::job::task_span(task),
-            ..Job::new(task, frame, reply)
+            ..Job::new(task, request, reply)
         };
         let launch = self.launch.clone();
         let fingerprint = registry.fingerprint();

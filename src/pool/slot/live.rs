@@ -23,7 +23,7 @@ use crate::pool::stats::Counters;
 use crate::wire::answer::{self, Response};
 use crate::wire::call::{self, Service};
 use crate::wire::conn::{Body, Conn, InFlight};
-use crate::wire::frame::{self, CALL, LOG, PING, PONG, Parts};
+use crate::wire::frame::{self, CALL, LOG, OK, PING, PONG, Parts};
 use crate::wire::{channel, log};
 
 /// Roughly how much work, in time, a worker may have queued behind its
@@ -224,6 +224,12 @@ impl<L: Launch> LiveWorker<L> {
         failures: &mut u32,
     ) -> Result<(), Fault> {
         let parts = Parts::of(body.bytes()).map_err(Fault::Protocol)?;
+        if !body.attachments.is_empty() && parts.kind != OK {
+            return Err(Fault::Protocol(format!(
+                "attachments on a frame of kind 0x{:02x}, which takes none",
+                parts.kind
+            )));
+        }
         if Response::is_answer(parts.kind) {
             let verdict = self.verdict(parts)?;
             return self.answer(verdict, body, counters, recent, failures);
@@ -350,6 +356,7 @@ impl<L: Launch> LiveWorker<L> {
                 job.finish(Ok(Reply {
                     payload_at: body.start + answer::RESULT_AT,
                     body: body.buf,
+                    attachments: body.attachments,
                     nanos,
                     pid,
                 }));

@@ -336,7 +336,7 @@ impl Rig {
         let (reply, answer) = oneshot::channel();
         let job = Job {
             retries_left: retries,
-            ..Job::new("mock::task", request::encode(0, &arg).unwrap(), reply)
+            ..Job::new("mock::task", request::encode(0, arg).unwrap(), reply)
         };
         self.submit.send(job).unwrap();
         answer
