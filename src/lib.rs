@@ -255,7 +255,7 @@ pub use error::Error;
 pub use launch::{Containment, Launcher, Redirect};
 pub use manager::Manager;
 pub use map::MapStream;
-pub use pool::{Pool, PoolBuilder, Reservation, Stats};
+pub use pool::{Distribution, Insights, Pool, PoolBuilder, Reservation, Stats, WorkerInsights};
 pub use process::{Process, ProcessBuilder, spawn};
 pub use registry::{Registry, Task};
 pub use task::{Callback, OnDone, TaskHandle, WaitFor, Waited, as_completed, wait};

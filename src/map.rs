@@ -455,12 +455,11 @@ fn decode_item<R: DeserializeOwned + 'static>(
         // Encoded inline by the worker (see `registry::Arrived::Item`).
         chunk::ITEM_OK => attach::decode(item.bytes, Vec::new()),
         chunk::ITEM_PANIC => {
-            let (message, location) = answer::decode_report(item.bytes)
+            let report = answer::decode_report(item.bytes)
                 .map_err(|message| Error::protocol(reply.pid, Some(task), message))?;
             Err(Error::new(Repr::Panicked {
                 task,
-                message,
-                location,
+                report,
                 pid: reply.pid,
             }))
         }

@@ -1,9 +1,12 @@
 //! `tracing` events emitted inside tasks reach the parent's subscriber,
 //! tagged with the worker and the task, in order and before the task's
-//! result; a task that logs in a tight loop does not grow memory.
+//! result; a task that logs in a tight loop does not grow memory. The pool's
+//! own events for a task happen inside that task's span.
 
 mod common;
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -19,6 +22,7 @@ fn main() {
             worker_events_reach_the_parent_tagged,
             log_crate_records_reach_the_parent_too,
             the_pool_reports_what_its_workers_and_tasks_do,
+            each_task_has_a_span_around_the_pools_events_for_it,
             nothing_is_sent_unless_asked_for,
             a_process_forwards_its_events_too,
             a_record_over_the_frame_limit_is_cut_not_fatal,
@@ -29,11 +33,15 @@ fn main() {
 }
 
 /// Every event this process emits: (level, target, fields as text); or,
-/// with `counting`, only how many came from workers.
+/// with `counting`, only how many came from workers. Also every span
+/// (its fields as text, whether it closed) and, for each event inside one,
+/// (the event's fields, the innermost span's id).
 #[derive(Clone, Default)]
 struct Capture {
     events: Arc<Mutex<Vec<(Level, String, String)>>>,
     spans: Arc<AtomicU64>,
+    span_fields: Arc<Mutex<HashMap<u64, (String, bool)>>>,
+    in_spans: Arc<Mutex<Vec<(String, u64)>>>,
     counting: Arc<AtomicBool>,
     counted: Arc<AtomicU64>,
 }
@@ -47,6 +55,8 @@ impl Capture {
             capture
         });
         capture.events.lock().unwrap().clear();
+        capture.span_fields.lock().unwrap().clear();
+        capture.in_spans.lock().unwrap().clear();
         capture.counting.store(false, Ordering::Relaxed);
         capture.clone()
     }
@@ -65,10 +75,29 @@ impl Subscriber for Capture {
     fn enabled(&self, _: &Metadata<'_>) -> bool {
         true
     }
-    fn new_span(&self, _: &Attributes<'_>) -> Id {
-        Id::from_u64(self.spans.fetch_add(1, Ordering::Relaxed) + 1)
+    fn new_span(&self, span: &Attributes<'_>) -> Id {
+        let id = self.spans.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut fields = Fields(format!("name={};", span.metadata().name()));
+        span.record(&mut fields);
+        self.span_fields
+            .lock()
+            .unwrap()
+            .insert(id, (fields.0, false));
+        Id::from_u64(id)
     }
-    fn record(&self, _: &Id, _: &Record<'_>) {}
+    fn record(&self, id: &Id, values: &Record<'_>) {
+        if let Some((text, _)) = self.span_fields.lock().unwrap().get_mut(&id.into_u64()) {
+            let mut fields = Fields(std::mem::take(text));
+            values.record(&mut fields);
+            *text = fields.0;
+        }
+    }
+    fn try_close(&self, id: Id) -> bool {
+        if let Some((_, closed)) = self.span_fields.lock().unwrap().get_mut(&id.into_u64()) {
+            *closed = true;
+        }
+        true
+    }
     fn record_follows_from(&self, _: &Id, _: &Id) {}
     fn event(&self, event: &Event<'_>) {
         if self.counting.load(Ordering::Relaxed) {
@@ -77,22 +106,40 @@ impl Subscriber for Capture {
             }
             return;
         }
-        struct Fields(String);
-        impl Visit for Fields {
-            fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-                let _ = write!(self.0, "{}={value:?};", field.name());
-            }
-        }
         let mut fields = Fields(String::new());
         event.record(&mut fields);
+        if let Some(&span) = CURRENT_SPANS
+            .with(|spans| spans.borrow().last().copied())
+            .as_ref()
+        {
+            self.in_spans.lock().unwrap().push((fields.0.clone(), span));
+        }
         let meta = event.metadata();
         self.events
             .lock()
             .unwrap()
             .push((*meta.level(), meta.target().to_string(), fields.0));
     }
-    fn enter(&self, _: &Id) {}
-    fn exit(&self, _: &Id) {}
+    fn enter(&self, id: &Id) {
+        CURRENT_SPANS.with(|spans| spans.borrow_mut().push(id.into_u64()));
+    }
+    fn exit(&self, _: &Id) {
+        CURRENT_SPANS.with(|spans| spans.borrow_mut().pop());
+    }
+}
+
+thread_local! {
+    /// The spans this thread is in, innermost last.
+    static CURRENT_SPANS: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Fields as text: `name=value;` each.
+struct Fields(String);
+
+impl Visit for Fields {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        let _ = write!(self.0, "{}={value:?};", field.name());
+    }
 }
 
 async fn logging_pool(level: Option<Level>) -> procpool::Pool {
@@ -206,6 +253,72 @@ async fn the_pool_reports_what_its_workers_and_tasks_do() {
         .filter(|(level, _)| *level <= Level::INFO)
         .collect();
     assert_eq!(loud.len(), 1, "{loud:#?}");
+}
+
+async fn each_task_has_a_span_around_the_pools_events_for_it() {
+    let capture = Capture::install();
+    let pool = logging_pool(Some(Level::INFO)).await;
+    let pid = pool.submit(log_lines, 1).await.unwrap();
+    assert_eq!(pool.submit(square, 7).await.unwrap(), 49);
+    let panicked = pool.submit(panics, "in a span".to_string()).await;
+    assert!(panicked.unwrap_err().is_panic());
+    pool.shutdown().await;
+    let spans = capture.span_fields.lock().unwrap().clone();
+    let span_of = |task: &str| {
+        let found: Vec<_> = spans
+            .iter()
+            .filter(|(_, (fields, _))| {
+                fields.starts_with("name=task;")
+                    && fields.contains(&format!("task=\"logs::common::{task}\";"))
+            })
+            .collect();
+        assert_eq!(found.len(), 1, "one span for {task}: {spans:#?}");
+        let (&id, (fields, closed)) = found[0];
+        assert!(fields.contains(&format!("worker={pid};")), "{fields}");
+        assert!(fields.contains(";id="), "{fields}");
+        assert!(fields.contains(";queue_wait_us="), "{fields}");
+        assert!(closed, "the span ends with its answer: {fields}");
+        id
+    };
+    let inside = |span: u64| -> Vec<String> {
+        let in_spans = capture.in_spans.lock().unwrap();
+        in_spans
+            .iter()
+            .filter(|(_, id)| *id == span)
+            .map(|(fields, _)| fields.clone())
+            .collect()
+    };
+    let messages = |span| -> Vec<String> {
+        inside(span)
+            .iter()
+            .filter_map(|fields| {
+                let message = fields.strip_prefix("message=")?.split(';').next()?;
+                Some(message.to_string())
+            })
+            .collect()
+    };
+    assert_eq!(
+        messages(span_of("square")),
+        ["task submitted", "task assigned", "task finished"]
+    );
+    assert_eq!(
+        messages(span_of("panics")),
+        ["task submitted", "task assigned", "task failed"]
+    );
+    // What the worker logged while it ran the task is in its span too.
+    let logged = messages(span_of("log_lines"));
+    assert_eq!(
+        logged,
+        [
+            "task submitted",
+            "task assigned",
+            "line i=0",
+            "last",
+            "task finished"
+        ],
+        "{:#?}",
+        inside(span_of("log_lines"))
+    );
 }
 
 async fn nothing_is_sent_unless_asked_for() {

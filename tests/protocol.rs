@@ -421,8 +421,9 @@ async fn a_worker_refuses_garbage_from_its_pool() {
             .spawn()
             .unwrap();
         use std::io::{Read, Write};
-        // START: no log records, no memory cap, no cancel grace.
-        ours.write_all(&frame(0x20, 0, &[0; 17])).unwrap();
+        // START: no log records, no memory cap, no cancel grace,
+        // backtraces as the environment says.
+        ours.write_all(&frame(0x20, 0, &[0; 18])).unwrap();
         let mut len = [0u8; 8];
         ours.read_exact(&mut len).unwrap();
         let mut hello = vec![0; u64::from_le_bytes(len) as usize];

@@ -568,7 +568,7 @@ impl Error {
     /// ```
     pub fn panic_message(&self) -> Option<&str> {
         match &*self.repr {
-            Repr::Panicked { message, .. } => Some(message),
+            Repr::Panicked { report, .. } => Some(&report.message),
             Repr::Manager {
                 failure: Failure::Panicked { message, .. },
                 ..
@@ -595,7 +595,34 @@ impl Error {
     /// ```
     pub fn panic_location(&self) -> Option<&str> {
         match &*self.repr {
-            Repr::Panicked { location, .. } => location.as_deref(),
+            Repr::Panicked { report, .. } => report.location.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The backtrace of the worker thread that panicked, if the task
+    /// panicked ([`is_panic`](Error::is_panic)) and backtraces were on in
+    /// the worker: [`PoolBuilder::capture_backtraces`](crate::PoolBuilder::capture_backtraces),
+    /// or `RUST_LIB_BACKTRACE` / `RUST_BACKTRACE` in its environment. It
+    /// is std's text, one frame per numbered line with its `at file:line`
+    /// below, cut to the frames from the `panic!` to the task's function.
+    /// The error's `Display` shows it after the message.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn parse_port(text: String) -> u16 { text.parse().expect("a port number") }
+    /// # async fn demo(pool: procpool::Pool) {
+    /// let err = pool.submit(parse_port, "http".to_string()).await.unwrap_err();
+    /// match err.backtrace() {
+    ///     Some(backtrace) => eprintln!("panicked at:\n{backtrace}"),
+    ///     None => eprintln!("run with RUST_BACKTRACE=1 for a backtrace"),
+    /// }
+    /// # }
+    /// ```
+    pub fn backtrace(&self) -> Option<&str> {
+        match &*self.repr {
+            Repr::Panicked { report, .. } => report.backtrace.as_deref(),
             _ => None,
         }
     }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::Error;
 use crate::manager::state::Kind;
 use crate::manager::wire::Failure;
+use crate::wire::answer::PanicReport;
 
 /// How a worker process ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,10 +66,11 @@ impl fmt::Display for Crash {
 
 #[derive(Debug)]
 pub(crate) enum Repr {
+    /// The report says what, where, and the worker-side backtrace if it
+    /// captured one.
     Panicked {
         task: &'static str,
-        message: String,
-        location: Option<String>,
+        report: PanicReport,
         pid: u32,
     },
     WorkerDied {
@@ -205,15 +207,23 @@ impl fmt::Display for Error {
         match &*self.repr {
             Repr::Panicked {
                 task,
-                message,
-                location,
+                report:
+                    PanicReport {
+                        message,
+                        location,
+                        backtrace,
+                    },
                 pid,
             } => {
                 write!(f, "task `{task}` panicked in worker {pid}")?;
                 if let Some(location) = location {
                     write!(f, " at {location}")?;
                 }
-                write!(f, ": {message}")
+                write!(f, ": {message}")?;
+                if let Some(backtrace) = backtrace {
+                    write!(f, "\nworker-side backtrace:\n{}", backtrace.trim_end())?;
+                }
+                Ok(())
             }
             Repr::WorkerDied { task, pid, exit } => write!(
                 f,

@@ -42,6 +42,8 @@ pub(crate) struct WorkerSpec {
     pub(crate) memory_limit: Option<u64>,
     /// How long a cancelled running task may take to stop by itself.
     pub(crate) cancel_grace: Duration,
+    /// Whether its panics carry a backtrace.
+    pub(crate) backtraces: hello::Backtraces,
     pub(crate) fingerprint: u64,
     pub(crate) initializer: Option<Initializer>,
     /// Where workers get a cgroup each; `None`: process groups only.
@@ -172,6 +174,7 @@ pub(crate) async fn start(spec: &Arc<WorkerSpec>) -> Result<Started, Error> {
         log_level: spec.log_level,
         memory_limit: spec.memory_limit.unwrap_or(0),
         cancel_grace_nanos: u64::try_from(spec.cancel_grace.as_nanos()).unwrap_or(u64::MAX),
+        backtraces: spec.backtraces,
     };
     let _ = data.write_all(&start.encode()).await;
 
@@ -358,9 +361,19 @@ async fn initialize(
     });
     match parsed {
         Ok(Response::Ok { .. }) => Ok(()),
-        Ok(Response::Panic((message, location))) => {
-            let at = location.map(|l| format!(" at {l}")).unwrap_or_default();
-            Err(failed(format!("it panicked{at}: {message}")))
+        Ok(Response::Panic { report, .. }) => {
+            let at = report
+                .location
+                .map(|l| format!(" at {l}"))
+                .unwrap_or_default();
+            let backtrace = report
+                .backtrace
+                .map(|b| format!("\nworker-side backtrace:\n{}", b.trim_end()))
+                .unwrap_or_default();
+            Err(failed(format!(
+                "it panicked{at}: {}{backtrace}",
+                report.message
+            )))
         }
         Ok(Response::Failed(message)) => Err(failed(message.to_string())),
         Ok(Response::Skipped) => Err(failed("it was skipped".into())),

@@ -13,6 +13,7 @@ use super::launcher::{Launcher, Prefix};
 use super::local::{Initializer, RemoteCommand, WorkerSpec};
 use super::marker::{ENV_MARKER, Marker, Via};
 use crate::error::Error;
+use crate::wire::hello::Backtraces;
 
 /// Where a worker's standard output or error goes.
 ///
@@ -120,6 +121,8 @@ pub(crate) struct WorkerOptions {
     pub(crate) memory_limit: Option<u64>,
     /// How long a cancelled running task may take to stop by itself.
     pub(crate) cancel_grace: Duration,
+    /// Whether a panic's report carries the worker-side backtrace.
+    pub(crate) backtraces: Backtraces,
 }
 
 impl Default for WorkerOptions {
@@ -138,6 +141,7 @@ impl Default for WorkerOptions {
             launcher: Launcher::local(),
             memory_limit: None,
             cancel_grace: Duration::ZERO,
+            backtraces: Backtraces::FromEnvironment,
         }
     }
 }
@@ -233,6 +237,7 @@ impl WorkerOptions {
             log_level: self.log_level.map_or(0, crate::wire::log::level_byte),
             memory_limit: self.memory_limit,
             cancel_grace: self.cancel_grace,
+            backtraces: self.backtraces,
             fingerprint,
             initializer,
             cgroup,

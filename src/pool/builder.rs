@@ -8,15 +8,16 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use crate::error::Error;
-use crate::launch::local::{self, Initializer};
+use crate::launch::local::Initializer;
 use crate::launch::{Containment, Redirect, WorkerOptions, cgroup_for, create_cgroup};
 use crate::pool::Pool;
 use crate::pool::dispatcher::{Dispatcher, Settings, Size};
 use crate::pool::pool::Config;
-use crate::pool::slot::{Launched, Recycle};
+use crate::pool::slot::{Recycle, start_local};
 use crate::pool::stats::Counters;
 use crate::registry;
 use crate::registry::Task;
+use crate::wire::hello::Backtraces;
 use crate::wire::request;
 
 /// Settings for a [`Pool`]; start from [`Pool::builder`], finish with
@@ -679,6 +680,39 @@ impl PoolBuilder {
         self
     }
 
+    /// Whether a task's panic carries the backtrace of the worker thread
+    /// that panicked, as [`Error::backtrace`](crate::Error::backtrace)
+    /// and in the error's `Display` (`true`), or never does (`false`).
+    ///
+    /// The default follows the workers' environment as std's
+    /// [`Backtrace::capture`](std::backtrace::Backtrace::capture) does:
+    /// `RUST_LIB_BACKTRACE`, else `RUST_BACKTRACE`, set to anything but `0`
+    /// (workers inherit this process's environment, plus
+    /// [`env`](PoolBuilder::env)). The backtrace is taken in the worker's
+    /// panic hook, so tasks that do not panic pay nothing either way; a
+    /// panic with it on costs the stack walk and symbol lookup, about a
+    /// millisecond or more the first time. It is cut to the frames from
+    /// the `panic!` to the task's function; symbols need debug info
+    /// (`debug = 1` or more, or `"line-tables-only"`, in release builds).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// fn parse_port(text: String) -> u16 {
+    ///     text.parse().expect("a port number")
+    /// }
+    ///
+    /// # async fn demo() -> Result<(), procpool::Error> {
+    /// let pool = procpool::Pool::builder().capture_backtraces(true).build().await?;
+    /// let err = pool.submit(parse_port, "http".to_string()).await.unwrap_err();
+    /// assert!(err.backtrace().unwrap().contains("parse_port"));
+    /// # Ok(()) }
+    /// ```
+    pub fn capture_backtraces(mut self, capture: bool) -> Self {
+        self.launch.backtraces = Backtraces::from(capture);
+        self
+    }
+
     /// Starts the workers and waits until every one has completed its
     /// handshake (and run the [initializer](PoolBuilder::initializer)).
     ///
@@ -774,7 +808,7 @@ impl PoolBuilder {
                 .into_spec(registry.fingerprint(), initializer, cgroup)?,
         );
         // Handshakes overlap; if any fails, the others are killed and reaped.
-        let results = futures::future::join_all((0..workers).map(|_| local::start(&spec))).await;
+        let results = futures::future::join_all((0..workers).map(|_| start_local(&spec))).await;
         let mut started = Vec::with_capacity(workers);
         let mut failure = None;
         for result in results {
@@ -785,7 +819,7 @@ impl PoolBuilder {
         }
         if let Some(err) = failure {
             for spawned in started {
-                spawned.child.kill_and_wait().await;
+                spawned.process.kill_and_wait().await;
             }
             return Err(err);
         }
@@ -802,7 +836,6 @@ impl PoolBuilder {
             size,
         };
         let (commands, inbox) = mpsc::unbounded_channel();
-        let started = started.into_iter().map(Launched::from).collect();
         let dispatcher = Dispatcher::new(inbox, started, spec, counters.clone(), settings);
         tokio::spawn(dispatcher);
         Ok(Pool::from_parts(

@@ -27,6 +27,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Interval, MissedTickBehavior};
 
 use crate::error::{Error, Repr};
+use crate::pool::insights::{Insights, Recent};
 use crate::pool::job::Job;
 use crate::pool::slot::{Ctx, Launch, Launched, Recycle, Slot, StartFailed};
 use crate::pool::stats::Counters;
@@ -41,6 +42,8 @@ pub(crate) enum Command {
     ShutdownNow(oneshot::Sender<()>),
     /// Keep exactly this many workers from now on (`Pool::resize`).
     Resize(usize),
+    /// Say what each worker and recent tasks did (`Pool::insights`).
+    Insights(oneshot::Sender<Insights>),
 }
 
 /// Failed starts in a row, in every slot, before queued tasks are failed.
@@ -95,6 +98,11 @@ pub(crate) struct Dispatcher<L: Launch> {
     /// Ticks for an elastic pool's idle checks; `None` for a fixed one,
     /// which pays nothing for elasticity.
     idle_checks: Option<Interval>,
+    /// Recent run times and queue waits (`Pool::insights`).
+    recent: Recent,
+    /// Who asked for insights since the last round: answered together,
+    /// with one report, so a flood of asks costs one sort per round.
+    asking: Vec<oneshot::Sender<Insights>>,
 }
 
 impl<L: Launch> Dispatcher<L> {
@@ -124,6 +132,8 @@ impl<L: Launch> Dispatcher<L> {
             },
             draining: None,
             idle_checks,
+            recent: Recent::default(),
+            asking: Vec::new(),
         }
     }
 
@@ -146,6 +156,7 @@ impl<L: Launch> Dispatcher<L> {
                     self.draining.get_or_insert_with(Vec::new).push(done);
                     self.abandon_all();
                 }
+                Poll::Ready(Some(Command::Insights(reply))) => self.asking.push(reply),
                 Poll::Ready(Some(Command::Resize(n))) => {
                     let n = n.max(1);
                     self.settings.size.min = n;
@@ -185,6 +196,7 @@ impl<L: Launch> Dispatcher<L> {
                 recycle: self.settings.recycle,
                 queue: &mut self.queue,
                 counters: &self.counters,
+                recent: &mut self.recent,
             };
             if let Some(failed) = step(&mut self.slots[i], cx, &mut ctx) {
                 self.start_failed(failed);
@@ -216,8 +228,29 @@ impl<L: Launch> Dispatcher<L> {
         }
     }
 
+    /// Tells those who asked what each live worker and the recent tasks
+    /// did. Answers are counted as they are delivered, in an earlier round
+    /// than the ask, so every result a caller has seen is in it.
+    fn answer_insights(&mut self) {
+        if self.asking.is_empty() {
+            return;
+        }
+        let insights = Insights {
+            workers: self.slots.iter().filter_map(Slot::insights).collect(),
+            run_time: self.recent.run_time.distribution(),
+            queue_wait: self.recent.queue_wait.distribution(),
+            queued: self.queue.len(),
+        };
+        for reply in self.asking.drain(..) {
+            let _ = reply.send(insights.clone());
+        }
+    }
+
     /// Hands queued tasks to the least loaded workers with room.
     fn assign(&mut self) {
+        // Read once per round, and only if a task goes: the tasks handed
+        // out together share it as the end of their queue wait.
+        let mut now = None;
         while let Some(job) = self.queue.front() {
             if job.is_cancelled() {
                 self.queue.pop_front();
@@ -234,6 +267,16 @@ impl<L: Launch> Dispatcher<L> {
             let mut job = self.queue.pop_front().expect("front exists");
             // Out of the queue: its room under `max_queued` is free again.
             drop(job.room.take());
+            if let Some(submitted) = job.submitted.take() {
+                let now = *now.get_or_insert_with(std::time::Instant::now);
+                let waited = now.saturating_duration_since(submitted).as_nanos();
+                let waited = u64::try_from(waited).unwrap_or(u64::MAX);
+                self.recent.queue_wait.record(waited);
+                if let Some(span) = &job.span {
+                    // Shown with every later event inside it: "finished".
+                    span.record("queue_wait_us", waited / 1_000);
+                }
+            }
             slot.accept(job, &self.launcher, self.settings.recycle);
         }
     }
@@ -305,6 +348,7 @@ impl<L: Launch> Dispatcher<L> {
                 recycle: self.settings.recycle,
                 queue: &mut self.queue,
                 counters: &self.counters,
+                recent: &mut self.recent,
             };
             self.slots[i].close(cx, &mut ctx);
         }
@@ -358,6 +402,7 @@ impl<L: Launch> Dispatcher<L> {
                 recycle: self.settings.recycle,
                 queue: &mut self.queue,
                 counters: &self.counters,
+                recent: &mut self.recent,
             };
             slot.close(cx, &mut ctx);
         }
@@ -377,6 +422,7 @@ impl<L: Launch> Future for Dispatcher<L> {
         if !this.take_commands(cx) {
             return Poll::Ready(()); // every Pool was dropped: Drop kills the workers
         }
+        this.answer_insights();
         this.poll_slots(cx);
         this.assign();
         this.fit(cx);

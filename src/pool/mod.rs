@@ -12,10 +12,12 @@
 //!   and how a worker is launched (as traits, mocked in its tests);
 //! * [`room`]: backpressure, room in the queue under `max_queued`;
 //! * [`job`]: a submitted task on its way, paired with where its answer goes;
-//! * [`stats`]: the counters behind [`Pool::stats`].
+//! * [`stats`]: the counters behind [`Pool::stats`]; [`insights`]: what
+//!   [`Pool::insights`] reports (per-worker tallies, recent distributions).
 
 pub(crate) mod builder;
 pub(crate) mod dispatcher;
+pub(crate) mod insights;
 pub(crate) mod job;
 #[allow(clippy::module_inception)] // `pool::pool` is where `Pool` lives
 pub(crate) mod pool;
@@ -25,6 +27,7 @@ pub(crate) mod slot;
 pub(crate) mod stats;
 
 pub use builder::PoolBuilder;
+pub use insights::{Distribution, Insights, WorkerInsights};
 pub use pool::Pool;
 pub use room::Reservation;
 pub use stats::Stats;

@@ -13,6 +13,7 @@ use crate::launch::Containment;
 use crate::map::MapStream;
 use crate::pool::builder::PoolBuilder;
 use crate::pool::dispatcher::Command;
+use crate::pool::insights::Insights;
 use crate::pool::job::{self, Job, Placement, Ticket};
 use crate::pool::room::{self, Room};
 use crate::pool::stats::{Counters, Stats};
@@ -186,7 +187,6 @@ impl Pool {
         room: Room,
     ) -> TaskHandle<T> {
         let task = std::any::type_name::<F>();
-        tracing::trace!(target: "procpool", task, "task submitted");
         // The pool-wide timeout's timer needs the runtime; a submit from a
         // plain thread gets the pool's.
         let _runtime = self.inner.runtime.enter();
@@ -269,16 +269,18 @@ impl Pool {
         }
         let (reply, receiver) = oneshot::channel();
         let placed = Placement::default();
+        let span = job::task_span(task);
+        if let Some(span) = &span {
+            span.in_scope(|| tracing::trace!(target: "procpool", task, "task submitted"));
+        }
         let job = Job {
-            task,
-            request,
-            reply,
+            span,
             retries_left: self.inner.config.retries,
-            failed_deliveries: 0,
-            crashes: None,
             placed: placed.clone(),
             holds,
-            room: None,
+            // One clock read per task: its queue wait starts here.
+            submitted: Some(std::time::Instant::now()),
+            ..Job::new(task, request, reply)
         };
         let ticket = Ticket {
             answer: receiver,
@@ -692,6 +694,48 @@ impl Pool {
     /// ```
     pub fn stats(&self) -> Stats {
         self.inner.counters.snapshot()
+    }
+
+    /// What each worker has done and how long recent tasks ran and
+    /// waited: per worker its start-up time, busy and idle time and tasks
+    /// run; over the last 4,096 tasks, run-time and queue-wait percentiles
+    /// (see [`Insights`] for what each one measures, and its `Display` for
+    /// a table).
+    ///
+    /// It asks the pool's background task, which answers between two of
+    /// its rounds: every result already delivered to a caller is counted
+    /// (after awaiting `n` results on a fresh pool whose workers all live,
+    /// the workers' `tasks` add up to `n`). Collecting the data costs the
+    /// pool no lock and no shared counter; a report sorts two copies of
+    /// at most 4,096 samples, once for all the asks that arrived together.
+    ///
+    /// After a shutdown, when the background task has ended, it is an
+    /// empty [`Insights`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropping the future drops the answer, nothing else.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn square(x: u64) -> u64 { x * x }
+    /// # async fn demo(pool: procpool::Pool) -> Result<(), procpool::Error> {
+    /// for x in 0..100 {
+    ///     pool.submit(square, x).await?;
+    /// }
+    /// let insights = pool.insights().await;
+    /// let tasks: u64 = insights.workers.iter().map(|w| w.tasks).sum();
+    /// assert_eq!(tasks, 100);
+    /// println!("{insights}");
+    /// # Ok(()) }
+    /// ```
+    pub async fn insights(&self) -> Insights {
+        let (reply, answer) = oneshot::channel();
+        if self.inner.commands.send(Command::Insights(reply)).is_err() {
+            return Insights::default();
+        }
+        answer.await.unwrap_or_default()
     }
 }
 

@@ -17,6 +17,7 @@ use crate::launch::{Containment, Redirect, WorkerOptions, cgroup_for, create_cgr
 use crate::pool::builder::check_can_start;
 use crate::pool::job::{Job, Placement, Ticket, encode_request};
 use crate::registry::{self, Task, assert_fn_item};
+use crate::wire::hello::Backtraces;
 
 /// Runs `f(args)` in a fresh process of its own, started at once, with
 /// every setting at its default; the handle is a future of the result. The
@@ -263,6 +264,32 @@ impl ProcessBuilder {
         self
     }
 
+    /// Whether a panic of the function carries the process's backtrace, as
+    /// [`PoolBuilder::capture_backtraces`](crate::PoolBuilder::capture_backtraces)
+    /// says for a pool's workers (the default follows `RUST_LIB_BACKTRACE` /
+    /// `RUST_BACKTRACE` in the process's environment).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// fn check(x: u64) -> u64 {
+    ///     assert!(x < 10, "{x} is too big");
+    ///     x
+    /// }
+    /// # async fn demo() {
+    /// let err = procpool::Process::builder()
+    ///     .capture_backtraces(true)
+    ///     .spawn(check, 11)
+    ///     .await
+    ///     .unwrap_err();
+    /// assert!(err.backtrace().unwrap().contains("check"));
+    /// # }
+    /// ```
+    pub fn capture_backtraces(mut self, capture: bool) -> Self {
+        self.launch.backtraces = Backtraces::from(capture);
+        self
+    }
+
     /// Caps the process's address space at `bytes`, as
     /// [`PoolBuilder::max_memory_per_worker`](crate::PoolBuilder::max_memory_per_worker)
     /// does for a pool's workers (read there what is counted, and how a
@@ -413,15 +440,10 @@ impl ProcessBuilder {
         check_can_start("procpool::spawn")?;
         let (reply, answer) = oneshot::channel();
         let job = Job {
-            task,
-            request,
-            reply,
-            retries_left: 0,
-            failed_deliveries: 0,
-            crashes: None,
             placed: placed.clone(),
             holds,
-            room: None,
+            span: crate::pool::job::task_span(task),
+            ..Job::new(task, request, reply)
         };
         let launch = self.launch.clone();
         let fingerprint = registry.fingerprint();

@@ -18,6 +18,7 @@ use std::task::{Context, Poll};
 
 use crate::error::{Error, Exit, Repr};
 use crate::launch::local::WorkerSpec;
+use crate::pool::insights::Recent;
 use crate::pool::job::Job;
 use crate::pool::slot::{Ctx, Launch, Recycle, Slot, StartFailed};
 use crate::pool::stats::Counters;
@@ -88,6 +89,7 @@ impl Future for Driver {
             recycle: Recycle::default(),
             queue,
             counters,
+            recent: &mut Recent::default(),
         };
         let mut failed = slot.poll(cx, &mut ctx);
         if slot.room(1).is_some()

@@ -9,8 +9,15 @@ const NANOS_AT: usize = PREFIX_LEN;
 /// Where the result starts in an `OK` body.
 pub(crate) const RESULT_AT: usize = NANOS_AT + 8;
 
-/// A panic as it travels: its message, and where it happened if known.
-pub(crate) type PanicReport = (String, Option<String>);
+/// A panic as it travels: its message, where it happened if known, and
+/// the worker-side backtrace if the worker captured one (see
+/// `PoolBuilder::capture_backtraces`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct PanicReport {
+    pub(crate) message: String,
+    pub(crate) location: Option<String>,
+    pub(crate) backtrace: Option<String>,
+}
 
 /// Starts an `OK` answer to request `id` in `out`, so the result can be
 /// encoded straight after it; [`end_ok`] completes it.
@@ -33,9 +40,10 @@ pub(crate) fn failed(out: &mut Vec<u8>, id: u64, message: &str) {
     frame::end(out);
 }
 
-/// Writes a `PANIC` answer: request `id` panicked.
-pub(crate) fn panicked(out: &mut Vec<u8>, id: u64, report: &PanicReport) {
+/// Writes a `PANIC` answer: request `id` panicked after running `nanos`.
+pub(crate) fn panicked(out: &mut Vec<u8>, id: u64, nanos: u64, report: &PanicReport) {
     frame::begin(out, PANIC, id);
+    out.extend_from_slice(&nanos.to_le_bytes());
     encode_report(report, out);
     frame::end(out);
 }
@@ -59,10 +67,10 @@ pub(crate) fn encode_report(report: &PanicReport, out: &mut Vec<u8>) {
     let mark = out.len();
     if codec::encode_into(report, out).is_err() {
         out.truncate(mark);
-        let fallback = (
-            "a panic whose message could not be encoded".to_string(),
-            None::<String>,
-        );
+        let fallback = PanicReport {
+            message: "a panic whose message could not be encoded".to_string(),
+            ..PanicReport::default()
+        };
         codec::encode_into(&fallback, out).expect("a plain string encodes");
     }
 }
@@ -79,7 +87,11 @@ pub(crate) enum Response<'a> {
     Ok {
         nanos: u64,
     },
-    Panic(PanicReport),
+    /// It panicked after running `nanos`.
+    Panic {
+        nanos: u64,
+        report: PanicReport,
+    },
     Failed(&'a str),
     Skipped,
     /// The result, this many bytes encoded, was over the frame limit.
@@ -106,7 +118,15 @@ impl<'a> Response<'a> {
                     nanos: u64::from_le_bytes(*nanos),
                 }
             }
-            PANIC => Response::Panic(decode_report(payload)?),
+            PANIC => {
+                let (nanos, report) = payload
+                    .split_first_chunk::<8>()
+                    .ok_or("a PANIC answer too short for its run time")?;
+                Response::Panic {
+                    nanos: u64::from_le_bytes(*nanos),
+                    report: decode_report(report)?,
+                }
+            }
             FAILED => std::str::from_utf8(payload)
                 .map(Response::Failed)
                 .map_err(|_| "a failure report that is not UTF-8".to_string())?,
@@ -146,9 +166,14 @@ mod tests {
         end_ok(&mut out, 1234);
         assert_eq!(parse(&out), Ok((9, Response::Ok { nanos: 1234 })));
         assert_eq!(out[HEADER_LEN + RESULT_AT], 42);
-        let report = ("boom".to_string(), Some("src/x.rs:1:1".to_string()));
-        panicked(&mut out, 3, &report);
-        assert_eq!(parse(&out), Ok((3, Response::Panic(report))));
+        let report = PanicReport {
+            message: "boom".to_string(),
+            location: Some("src/x.rs:1:1".to_string()),
+            backtrace: Some("   0: my_app::boom\n".to_string()),
+        };
+        panicked(&mut out, 3, 77, &report);
+        let nanos = 77;
+        assert_eq!(parse(&out), Ok((3, Response::Panic { nanos, report })));
         failed(&mut out, 4, "bad arguments");
         assert_eq!(parse(&out), Ok((4, Response::Failed("bad arguments"))));
         skipped(&mut out, 5);
@@ -168,7 +193,21 @@ mod tests {
         };
         assert!(parse(&answer(0x77, &[1, 2])).is_err());
         assert!(parse(&answer(OK, &[1])).is_err(), "truncated OK");
-        assert!(parse(&answer(PANIC, &[0xFF, 0xFF])).is_err());
+        assert!(
+            parse(&answer(PANIC, &[0xFF, 0xFF])).is_err(),
+            "truncated PANIC"
+        );
+        assert!(
+            parse(&answer(
+                PANIC,
+                &[0; 8]
+                    .iter()
+                    .chain(&[0xFF, 0xFF])
+                    .copied()
+                    .collect::<Vec<_>>()
+            ))
+            .is_err()
+        );
         assert!(parse(&answer(FAILED, &[0xFF])).is_err());
         assert!(parse(&answer(SKIPPED, &[1])).is_err());
     }

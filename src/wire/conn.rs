@@ -599,20 +599,7 @@ mod tests {
         let (reply, rx) = oneshot::channel();
         // A `Vec<u8>` of 16 KiB or more goes as an attachment.
         let request = crate::wire::request::encode(3, vec![7u8; bytes]).unwrap();
-        (
-            Job {
-                task: "t",
-                request,
-                reply,
-                retries_left: 0,
-                failed_deliveries: 0,
-                crashes: None,
-                placed: Default::default(),
-                holds: Default::default(),
-                room: None,
-            },
-            rx,
-        )
+        (Job::new("t", request, reply), rx)
     }
 
     async fn next(conn: &mut Conn<tokio::io::DuplexStream>) -> Option<Body> {

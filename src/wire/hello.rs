@@ -24,17 +24,52 @@ pub(crate) struct Start {
     /// How long a cancelled running task may take to stop by itself before
     /// the worker ends it (`PoolBuilder::cancel_grace`), in ns; 0: at once.
     pub(crate) cancel_grace_nanos: u64,
+    /// Whether a panic's report carries the worker-side backtrace.
+    pub(crate) backtraces: Backtraces,
+}
+
+/// Whether a worker's panics carry a backtrace
+/// (`PoolBuilder::capture_backtraces`); travels as its `u8`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Backtraces {
+    /// As `RUST_LIB_BACKTRACE`, else `RUST_BACKTRACE`, in the worker's
+    /// environment say (std's rule for `Backtrace::capture`).
+    #[default]
+    FromEnvironment = 0,
+    Always = 1,
+    Never = 2,
+}
+
+impl From<bool> for Backtraces {
+    /// The builders' switch: always or never.
+    fn from(capture: bool) -> Backtraces {
+        if capture {
+            Backtraces::Always
+        } else {
+            Backtraces::Never
+        }
+    }
+}
+
+impl Backtraces {
+    fn from_byte(byte: u8) -> Option<Backtraces> {
+        [Self::FromEnvironment, Self::Always, Self::Never]
+            .into_iter()
+            .find(|b| *b as u8 == byte)
+    }
 }
 
 impl Start {
     /// The frame a pool sends a new worker once it is contained (in its
     /// cgroup): until it arrives the worker runs nothing of the user's.
     pub(crate) fn encode(self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(frame::HEADER_LEN + frame::PREFIX_LEN + 17);
+        let mut out = Vec::with_capacity(frame::HEADER_LEN + frame::PREFIX_LEN + 18);
         frame::begin(&mut out, START, 0);
         out.push(self.log_level);
         out.extend_from_slice(&self.memory_limit.to_le_bytes());
         out.extend_from_slice(&self.cancel_grace_nanos.to_le_bytes());
+        out.push(self.backtraces as u8);
         frame::end(&mut out);
         out
     }
@@ -43,12 +78,14 @@ impl Start {
     pub(crate) fn parse(body: &[u8]) -> Option<Start> {
         let parts = Parts::of(body).ok().filter(|parts| parts.kind == START)?;
         let (&log_level, rest) = parts.payload.split_first()?;
-        let (limit, grace) = rest.split_first_chunk::<8>()?;
-        let grace: &[u8; 8] = grace.try_into().ok()?;
-        (log_level <= 5).then(|| Start {
+        let (limit, rest) = rest.split_first_chunk::<8>()?;
+        let (grace, rest) = rest.split_first_chunk::<8>()?;
+        let &[backtraces] = rest else { return None };
+        (log_level <= 5).then_some(Start {
             log_level,
             memory_limit: u64::from_le_bytes(*limit),
             cancel_grace_nanos: u64::from_le_bytes(*grace),
+            backtraces: Backtraces::from_byte(backtraces)?,
         })
     }
 }
@@ -112,16 +149,19 @@ mod tests {
             log_level: 3,
             memory_limit: 1 << 30,
             cancel_grace_nanos: 5,
+            backtraces: Backtraces::Always,
         };
         assert_eq!(
             Start::parse(&start.encode()[frame::HEADER_LEN..]),
             Some(start)
         );
         assert_eq!(Start::parse(&encoded[frame::HEADER_LEN..]), None);
+        let mut unknown = start.encode();
+        *unknown.last_mut().unwrap() = 3;
+        assert_eq!(Start::parse(&unknown[frame::HEADER_LEN..]), None);
         let mut bad = Start {
             log_level: 9,
-            memory_limit: 0,
-            cancel_grace_nanos: 0,
+            ..Start::default()
         }
         .encode();
         assert_eq!(Start::parse(&bad[frame::HEADER_LEN..]), None);

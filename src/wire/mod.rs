@@ -15,13 +15,13 @@
 //!
 //! | kind | code | direction | id | payload | module |
 //! |---|---|---|---|---|---|
-//! | `START` | `0x20` | pool → worker, first | 0 | settings: the most verbose log level to send as `LOG` `u8` (0 none, 1 error … 5 trace), the address-space limit the worker sets on itself `u64` (0 none), the grace period of a cancelled running task in ns `u64` (0: end at once); the worker may run user code now | [`hello`] |
+//! | `START` | `0x20` | pool → worker, first | 0 | settings: the most verbose log level to send as `LOG` `u8` (0 none, 1 error … 5 trace), the address-space limit the worker sets on itself `u64` (0 none), the grace period of a cancelled running task in ns `u64` (0: end at once), panic backtraces `u8` (0 as the worker's `RUST_LIB_BACKTRACE`/`RUST_BACKTRACE` say, 1 always, 2 never); the worker may run user code now | [`hello`] |
 //! | `HELLO` | `0x10` | worker → pool, once | 0 | `procpool` magic, protocol version `u32`, registry fingerprint `u64`, pid `u32` | [`hello`] |
 //! | `REQUEST` | `0x01` (`0x81` with attachments) | pool → worker | task | task index `u32`, bincode arguments | [`request`] |
 //! | `CHUNK` | `0x06` | pool → worker | task | task index `u32`, item count `u32`, the items' arguments back to back, then each item's length `u32` | [`chunk`] |
 //! | `CANCEL` | `0x07` | pool → worker | task | none: skip the task, or end the worker if it is running it | [`cancel`] |
 //! | `OK` | `0x02` (`0x82` with attachments) | worker → pool | task | run time in ns `u64`, bincode result; for a `CHUNK`, per item: `ITEM_OK`/`ITEM_PANIC`/`ITEM_FAILED` `u8`, length `u32`, bincode result / panic report / text | [`answer`], [`chunk`] |
-//! | `PANIC` | `0x03` | worker → pool | task | bincode `(message, location)` | [`answer`] |
+//! | `PANIC` | `0x03` | worker → pool | task | run time in ns `u64`, the panic report: bincode `(message, location, backtrace)`, the last two `Option<String>` | [`answer`] |
 //! | `FAILED` | `0x04` | worker → pool | task | UTF-8 text: the worker could not run the task | [`answer`] |
 //! | `SKIPPED` | `0x05` | worker → pool | task | none: cancelled before it started | [`answer`] |
 //! | `TOO_LARGE` | `0x08` | worker → pool | task | the result's encoded size `u64`: over the frame limit, not sent | [`answer`] |

@@ -160,6 +160,7 @@ fn connect(registry: &Registry, marker: Marker) -> io::Result<UnixStream> {
         crate::logs::forward_from_worker(level);
     }
     cancel::set_grace(start.cancel_grace_nanos);
+    panic::set_backtraces(start.backtraces);
     if start.memory_limit > 0 {
         limit_memory(start.memory_limit)?;
     }

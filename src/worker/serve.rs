@@ -90,7 +90,7 @@ fn run_one(
             Vec::new()
         }
         Outcome::Panicked(report) => {
-            answer::panicked(out, id, &report);
+            answer::panicked(out, id, nanos, &report);
             Vec::new()
         }
     };

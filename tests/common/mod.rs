@@ -112,6 +112,17 @@ pub fn panics(message: String) -> u64 {
     panic!("{message}")
 }
 
+/// Sleeps, then panics: a panic with a known run time.
+pub fn sleep_then_panic(ms: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(ms));
+    panic!("after {ms} ms")
+}
+
+/// Panics with a payload that is not a string.
+pub fn panics_with_a_number() -> u64 {
+    std::panic::panic_any(42u32)
+}
+
 pub fn aborts() -> u64 {
     std::process::abort()
 }
@@ -759,6 +770,8 @@ pub fn tasks() -> procpool::Registry {
         sleep_then_touch,
         touch_then_sleep,
         panics,
+        panics_with_a_number,
+        sleep_then_panic,
         aborts,
         segfaults,
         exits,

@@ -9,7 +9,7 @@ use std::fmt::Debug;
 use std::future::Future;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::net::UnixStream;
 use tokio::task::JoinHandle;
@@ -61,6 +61,8 @@ pub(crate) struct Launched<Io, P> {
     /// [`Launcher::keepalive`](crate::Launcher::keepalive)); `None` for a
     /// local worker, whose death the pool sees directly.
     pub(crate) keepalive: Option<std::time::Duration>,
+    /// From spawning it to its being ready (`WorkerInsights::startup`).
+    pub(crate) startup: Duration,
 }
 
 /// A running worker process: the only way a slot signals or waits for it.
@@ -85,15 +87,24 @@ pub(crate) trait WorkerProcess: Debug + Send + 'static {
     fn kill_and_wait(self) -> impl Future<Output = Exit> + Send + 'static;
 }
 
-impl From<Started> for Launched<UnixStream, Child> {
-    fn from(started: Started) -> Self {
-        Launched {
-            process: started.child,
-            io: started.data,
-            first_id: started.first_id,
-            keepalive: started.keepalive,
-        }
-    }
+/// Starts a real worker and waits for it to be ready, timing that.
+pub(crate) async fn start_local(
+    spec: &Arc<WorkerSpec>,
+) -> Result<Launched<UnixStream, Child>, Error> {
+    let spawned = Instant::now();
+    let Started {
+        child,
+        data,
+        first_id,
+        keepalive,
+    } = local::start(spec).await?;
+    Ok(Launched {
+        process: child,
+        io: data,
+        first_id,
+        keepalive,
+        startup: spawned.elapsed(),
+    })
 }
 
 /// Real workers: the program re-executed, over a socketpair.
@@ -103,7 +114,7 @@ impl Launch for Arc<WorkerSpec> {
 
     fn start(&self) -> Starting<Self> {
         let spec = self.clone();
-        tokio::spawn(async move { local::start(&spec).await.map(Launched::from) })
+        tokio::spawn(async move { start_local(&spec).await })
     }
 
     fn max_frame(&self) -> u64 {

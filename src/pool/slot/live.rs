@@ -16,6 +16,7 @@ use super::settle::Remains;
 use super::{CANCEL_GRACE, CONTROL_BACKLOG_LIMIT, EXIT_GRACE, Recycle, STALL_LIMIT, State};
 use crate::channel::peer::Connection;
 use crate::error::{Error, Repr};
+use crate::pool::insights::{Recent, WorkerInsights};
 use crate::pool::job::{Job, Reply};
 use crate::pool::stats::Counters;
 use crate::wire::answer::{self, Response};
@@ -66,6 +67,12 @@ pub(crate) struct LiveWorker<L: Launch> {
     stall: Option<Pin<Box<Sleep>>>,
     /// A remote worker's sign-of-life check; `None` for a local one.
     keepalive: Option<Keepalive>,
+    /// What `Pool::insights` says of it: how long it took to start, when
+    /// it was ready, the run times its tasks reported, and how many ran.
+    startup: Duration,
+    ready_at: std::time::Instant,
+    busy_nanos: u64,
+    ran: u64,
 }
 
 /// Asks a remote worker for a sign of life every `every` (a `PING`, which it
@@ -125,6 +132,28 @@ impl<L: Launch> LiveWorker<L> {
                 timer: Box::pin(tokio::time::sleep(every)),
                 last_heard: Instant::now(),
             }),
+            startup: launched.startup,
+            ready_at: std::time::Instant::now(),
+            busy_nanos: 0,
+            ran: 0,
+        }
+    }
+
+    /// What it has done since it was ready; `replaced` and `recycled` are
+    /// its slot's.
+    pub(super) fn insights(&self, replaced: u64, recycled: u64) -> WorkerInsights {
+        let uptime = self.ready_at.elapsed();
+        let busy = Duration::from_nanos(self.busy_nanos);
+        WorkerInsights {
+            pid: self.pid,
+            startup: self.startup,
+            uptime,
+            busy,
+            idle: uptime.saturating_sub(busy),
+            tasks: self.ran,
+            in_flight: self.conn.in_flight(),
+            replaced,
+            recycled,
         }
     }
 
@@ -134,13 +163,14 @@ impl<L: Launch> LiveWorker<L> {
         &mut self,
         cx: &mut Context<'_>,
         counters: &Counters,
+        recent: &mut Recent,
         failures: &mut u32,
     ) -> Result<(), Fault> {
         loop {
             while self.conn.control_backlog() < CONTROL_BACKLOG_LIMIT
                 && let Some(body) = self.conn.next_body().map_err(Fault::Protocol)?
             {
-                self.route(body, counters, failures)?;
+                self.route(body, counters, recent, failures)?;
             }
             if self.conn.control_backlog() >= CONTROL_BACKLOG_LIMIT {
                 // Replies pile up unread: stop reading until they are
@@ -183,14 +213,20 @@ impl<L: Launch> LiveWorker<L> {
             self.kill_leftovers();
             self.conn.read_sent().map_err(|_| Fault::Io)?;
             while let Some(body) = self.conn.next_body().map_err(Fault::Protocol)? {
-                self.route(body, counters, failures)?;
+                self.route(body, counters, recent, failures)?;
             }
             return Err(Fault::Exited);
         }
     }
 
     /// Sends one frame from the worker where it belongs, by kind.
-    fn route(&mut self, body: Body, counters: &Counters, failures: &mut u32) -> Result<(), Fault> {
+    fn route(
+        &mut self,
+        body: Body,
+        counters: &Counters,
+        recent: &mut Recent,
+        failures: &mut u32,
+    ) -> Result<(), Fault> {
         let parts = Parts::of(body.bytes()).map_err(Fault::Protocol)?;
         if !body.attachments.is_empty() && parts.kind != OK {
             return Err(Fault::Protocol(format!(
@@ -200,7 +236,7 @@ impl<L: Launch> LiveWorker<L> {
         }
         if Response::is_answer(parts.kind) {
             let verdict = self.verdict(parts)?;
-            return self.answer(verdict, body, counters, failures);
+            return self.answer(verdict, body, counters, recent, failures);
         }
         match parts.kind {
             CALL => {
@@ -224,6 +260,10 @@ impl<L: Launch> LiveWorker<L> {
                 let (level, origin, message) =
                     log::parse(parts.payload).map_err(Fault::Protocol)?;
                 let task = self.conn.task_of(parts.id);
+                // Sent while it ran, so inside its span: the running task
+                // is the oldest one written.
+                let running = self.conn.head().filter(|head| head.id == parts.id);
+                let _entered = running.and_then(|head| head.job.enter());
                 logs::emit(self.pid, task, parts.id, level, origin, message);
                 Ok(())
             }
@@ -256,23 +296,26 @@ impl<L: Launch> LiveWorker<L> {
         Ok(match Response::parse(parts).map_err(Fault::Protocol)? {
             Response::Ok { nanos } => Verdict::Done(nanos),
             Response::Skipped => Verdict::Skipped,
-            Response::Panic((message, location)) => Verdict::Failed(Repr::Panicked {
-                task,
-                message,
-                location,
-                pid,
-            }),
-            Response::Failed(message) => Verdict::Failed(Repr::Remote {
-                task,
-                pid,
-                message: message.to_string(),
-            }),
-            Response::TooLarge { bytes } => Verdict::Failed(Repr::ResultTooLarge {
-                task,
-                bytes,
-                max: self.conn.max_frame(),
-                pid,
-            }),
+            Response::Panic { nanos, report } => {
+                Verdict::Failed(Repr::Panicked { task, report, pid }, Some(nanos))
+            }
+            Response::Failed(message) => Verdict::Failed(
+                Repr::Remote {
+                    task,
+                    pid,
+                    message: message.to_string(),
+                },
+                None,
+            ),
+            Response::TooLarge { bytes } => Verdict::Failed(
+                Repr::ResultTooLarge {
+                    task,
+                    bytes,
+                    max: self.conn.max_frame(),
+                    pid,
+                },
+                None,
+            ),
         })
     }
 
@@ -283,6 +326,7 @@ impl<L: Launch> LiveWorker<L> {
         verdict: Verdict,
         body: Body,
         counters: &Counters,
+        recent: &mut Recent,
         failures: &mut u32,
     ) -> Result<(), Fault> {
         let pid = self.pid;
@@ -296,9 +340,23 @@ impl<L: Launch> LiveWorker<L> {
                 .busy
                 .fetch_update(Relaxed, Relaxed, |busy| busy.checked_sub(1));
         }
-        let job = entry.job;
+        let mut job = entry.job;
+        // Its span ends with this answer, after the events below.
+        let span = job.span.take();
+        let _entered = span.as_deref().map(tracing::Span::enter);
+        // Counted before the caller can see the answer (`Pool::insights`).
+        let ran = match &verdict {
+            Verdict::Done(nanos) | Verdict::Failed(_, Some(nanos)) => Some(*nanos),
+            Verdict::Failed(_, None) => Some(0),
+            Verdict::Skipped => None,
+        };
+        if let Some(nanos) = ran {
+            self.ran += 1;
+            self.busy_nanos = self.busy_nanos.saturating_add(nanos);
+        }
         match verdict {
             Verdict::Done(nanos) => {
+                recent.run_time.record(nanos);
                 self.record(nanos);
                 *failures = 0;
                 tracing::debug!(target: "procpool", task = job.task, worker = pid,
@@ -328,7 +386,10 @@ impl<L: Launch> LiveWorker<L> {
                 job.finish(Err(Error::protocol(pid, Some(task), garbage)));
                 return Err(Fault::Protocol(garbage.into()));
             }
-            Verdict::Failed(failure) => {
+            Verdict::Failed(failure, nanos) => {
+                if let Some(nanos) = nanos {
+                    recent.run_time.record(nanos);
+                }
                 counters.failed.fetch_add(1, Relaxed);
                 let error = Error::new(failure);
                 tracing::debug!(target: "procpool", task = job.task, worker = pid,
@@ -413,7 +474,13 @@ impl<L: Launch> LiveWorker<L> {
             self.resident_at_start = self.process.resident_bytes();
         }
         job.placed.set(self.pid);
-        tracing::trace!(target: "procpool", task = job.task, worker = self.pid, "task assigned");
+        if let Some(span) = &job.span {
+            span.record("worker", self.pid);
+            span.in_scope(|| {
+                tracing::trace!(target: "procpool", task = job.task, worker = self.pid,
+                    "task assigned");
+            });
+        }
         self.conn.push(job);
         self.assigned += 1;
         if recycle.max_tasks == Some(self.assigned) && self.successor.is_none() {
@@ -616,6 +683,7 @@ enum Verdict {
     Done(u64),
     /// It was cancelled before it started.
     Skipped,
-    /// It panicked, could not run, or its result was too large.
-    Failed(Repr),
+    /// It panicked, could not run, or its result was too large; a panic
+    /// says how long it ran first.
+    Failed(Repr, Option<u64>),
 }

@@ -26,6 +26,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Sleep;
 
 use crate::error::{Error, Exit, Repr};
+use crate::pool::insights::{Recent, WorkerInsights};
 use crate::pool::job::Job;
 use crate::pool::stats::Counters;
 
@@ -35,7 +36,7 @@ pub(crate) mod settle;
 #[cfg(test)]
 mod tests;
 
-pub(crate) use launch::{Launch, Launched, Starting, WorkerProcess};
+pub(crate) use launch::{Launch, Launched, Starting, WorkerProcess, start_local};
 use live::LiveWorker;
 use settle::Remains;
 
@@ -79,6 +80,8 @@ pub(crate) struct Ctx<'a, L> {
     /// its front, in their order.
     pub(crate) queue: &'a mut VecDeque<Job>,
     pub(crate) counters: &'a Counters,
+    /// Where answers add their run time (`Pool::insights`).
+    pub(crate) recent: &'a mut Recent,
 }
 
 /// A replacement could not be started; the slot backs off and tries again.
@@ -125,6 +128,10 @@ pub(crate) struct Slot<L: Launch> {
     /// at the last check, and checks in a row that found it idle since.
     idle_seen: u64,
     idle_checks: u32,
+    /// Workers in this place that died and were replaced, and that were
+    /// recycled (`WorkerInsights`).
+    replaced: u64,
+    recycled: u64,
 }
 
 impl<L: Launch> Slot<L> {
@@ -147,6 +154,8 @@ impl<L: Launch> Slot<L> {
             exit: None,
             idle_seen: 0,
             idle_checks: 0,
+            replaced: 0,
+            recycled: 0,
         }
     }
 
@@ -189,7 +198,7 @@ impl<L: Launch> Slot<L> {
                     ),
                 },
                 State::Live(mut worker) => {
-                    match worker.poll(cx, ctx.counters, &mut self.failures) {
+                    match worker.poll(cx, ctx.counters, ctx.recent, &mut self.failures) {
                         Ok(()) => {
                             if let Some(growth) = ctx.recycle.memory_growth {
                                 worker.check_growth(ctx.launcher, growth);
@@ -201,6 +210,7 @@ impl<L: Launch> Slot<L> {
                                     tasks = worker.answered, "worker recycled");
                                 drop(worker.close(false));
                                 ctx.counters.recycled.fetch_add(1, Relaxed);
+                                self.recycled += 1;
                                 (State::Starting(successor), true)
                             } else {
                                 (State::Live(worker), false)
@@ -231,6 +241,7 @@ impl<L: Launch> Slot<L> {
                         } else {
                             tracing::debug!(target: "procpool", "replacing the worker");
                             ctx.counters.respawns.fetch_add(1, Relaxed);
+                            self.replaced += 1;
                             (self.replace(ctx.launcher), true)
                         }
                     }
@@ -317,6 +328,14 @@ impl<L: Launch> Slot<L> {
             unreachable!("tasks go only to a live worker with room");
         };
         worker.accept(job, launcher, recycle);
+    }
+
+    /// What its worker has done, if it is live (`Pool::insights`).
+    pub(crate) fn insights(&self) -> Option<WorkerInsights> {
+        match &self.state {
+            State::Live(worker) => Some(worker.insights(self.replaced, self.recycled)),
+            _ => None,
+        }
     }
 
     /// Tasks in flight on its worker, if it is live.

@@ -73,6 +73,8 @@ pub(crate) fn settle(
     if head_started && let Some(head) = entries.next() {
         ran_something = true;
         let mut job = head.job;
+        let span = job.span.take();
+        let entered = span.as_deref().map(tracing::Span::enter);
         if head.cancel_sent || job.is_cancelled() {
             // It died because we asked; its caller is gone.
             counters.cancelled.fetch_add(1, Relaxed);
@@ -90,6 +92,9 @@ pub(crate) fn settle(
                 ran_something = false;
             }
             counters.retried.fetch_add(1, Relaxed);
+            drop(entered);
+            // It goes on: so does its span.
+            job.span = span;
             retry = Some(job);
         } else {
             counters.failed.fetch_add(1, Relaxed);

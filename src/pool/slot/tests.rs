@@ -77,6 +77,7 @@ impl Launch for MockLauncher {
                 io: ours,
                 first_id: 1,
                 keepalive: None,
+                startup: Duration::ZERO,
             })
         })
     }
@@ -293,6 +294,7 @@ impl Rig {
         };
         let (status_tx, status) = watch::channel((false, None));
         let mut queue = VecDeque::new();
+        let mut driver_recent = Recent::default();
         let (driver_launcher, driver_counters, failures) =
             (launcher.clone(), counters.clone(), start_failures.clone());
         tokio::spawn(poll_fn(move |cx| {
@@ -304,6 +306,7 @@ impl Rig {
                 recycle: Recycle::default(),
                 queue: &mut queue,
                 counters: &driver_counters,
+                recent: &mut driver_recent,
             };
             let mut failed = slot.poll(cx, &mut ctx).is_some();
             while !ctx.queue.is_empty() && slot.room(max_depth).is_some() {
@@ -332,15 +335,8 @@ impl Rig {
     fn submit(&self, arg: u32, retries: u32) -> oneshot::Receiver<Result<Reply, Error>> {
         let (reply, answer) = oneshot::channel();
         let job = Job {
-            task: "mock::task",
-            request: request::encode(0, arg).unwrap(),
-            reply,
             retries_left: retries,
-            failed_deliveries: 0,
-            crashes: None,
-            placed: Default::default(),
-            holds: Default::default(),
-            room: None,
+            ..Job::new("mock::task", request::encode(0, arg).unwrap(), reply)
         };
         self.submit.send(job).unwrap();
         answer
