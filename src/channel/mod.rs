@@ -38,7 +38,7 @@
 //! [`Stream`]: futures::Stream
 //! [`Sink`]: futures::Sink
 
-mod block;
+pub(crate) mod block;
 mod end;
 pub(crate) mod hub;
 pub(crate) mod peer;

@@ -769,6 +769,11 @@ impl PoolBuilder {
             Some(_) => Containment::Cgroup,
             None => Containment::ProcessGroup,
         };
+        let remote = self
+            .launch
+            .launcher
+            .prefix()
+            .map(|prefix| prefix.describe());
         let spec = Arc::new(
             self.launch
                 .into_spec(registry.fingerprint(), initializer, cgroup)?,
@@ -815,6 +820,7 @@ impl PoolBuilder {
                 max_frame,
                 containment,
                 max_queued: self.max_queued,
+                remote,
             },
         ))
     }

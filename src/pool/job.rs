@@ -13,6 +13,7 @@ use tokio::sync::{OwnedSemaphorePermit, oneshot};
 
 use crate::channel::Holds;
 use crate::error::{Crash, Error};
+use crate::shared::Carried;
 
 /// How many of the deaths a task caused its error names, at most (with
 /// `retries(u32::MAX)` it could be killing workers for ever).
@@ -51,6 +52,9 @@ pub(crate) struct Job {
     /// is answered (the worker holds its own by then). Never read: what
     /// counts is when it drops.
     pub(crate) holds: Holds,
+    /// The shared memory regions its arguments carry, kept alive (their fds
+    /// open here) until it is answered, so its worker can open them.
+    pub(crate) regions: Carried,
     /// Its place under `PoolBuilder::max_queued`, given back when it
     /// leaves the pool's queue for a worker (`None`: no limit, or a `map`
     /// chunk, which its window bounds instead).
@@ -121,14 +125,42 @@ impl Placement {
     }
 }
 
-/// Encodes the request to run task `index` on `args`, with holds on the
-/// channels whose endpoints `args` carry (see [`Job::holds`]).
-pub(crate) fn encode_request<A: serde::Serialize>(
-    index: u32,
-    args: &A,
-) -> Result<(Vec<u8>, Holds), Error> {
-    let (frame, holds) = crate::channel::carry(|| crate::wire::request::encode(index, args));
-    Ok((frame?, holds))
+/// A request, encoded, with what its arguments carry.
+pub(crate) struct Encoded {
+    pub(crate) frame: Vec<u8>,
+    /// Holds on the channels whose endpoints it carries ([`Job::holds`]).
+    pub(crate) holds: Holds,
+    /// The shared memory regions it carries ([`Job::regions`]).
+    pub(crate) regions: Carried,
+}
+
+/// Encodes the request to run task `index` on `args`.
+pub(crate) fn encode_request<A: serde::Serialize>(index: u32, args: &A) -> Result<Encoded, Error> {
+    let ((frame, holds), regions) = crate::shared::carry(|| {
+        crate::channel::carry(|| crate::wire::request::encode(index, args))
+    });
+    Ok(Encoded {
+        frame: frame?,
+        holds,
+        regions,
+    })
+}
+
+/// The error for a task whose arguments carry shared memory, bound for
+/// workers started through the launcher `remote` (`None`: local workers,
+/// no error). The one check an ordinary task pays is `regions.is_empty()`.
+pub(crate) fn check_local(
+    task: &'static str,
+    regions: &Carried,
+    remote: Option<&String>,
+) -> Result<(), Error> {
+    match remote {
+        Some(launcher) if !regions.is_empty() => Err(Error::new(crate::error::Repr::NotLocal {
+            task,
+            launcher: launcher.clone(),
+        })),
+        _ => Ok(()),
+    }
 }
 
 impl Job {
@@ -137,8 +169,13 @@ impl Job {
     /// The holds on channels its arguments carried go first: once the
     /// caller sees the outcome, the task no longer keeps any channel open.
     pub(crate) fn finish(self, outcome: Result<Reply, Error>) {
-        let Job { reply, holds, .. } = self;
-        drop(holds);
+        let Job {
+            reply,
+            holds,
+            regions,
+            ..
+        } = self;
+        drop((holds, regions));
         let _ = reply.send(outcome);
     }
 

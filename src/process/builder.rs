@@ -15,7 +15,7 @@ use crate::error::{Error, Exit, Repr};
 use crate::launch::cgroup::PoolCgroup;
 use crate::launch::{Containment, Redirect, WorkerOptions, cgroup_for, create_cgroup};
 use crate::pool::builder::check_can_start;
-use crate::pool::job::{Job, Placement, Ticket, encode_request};
+use crate::pool::job::{Encoded, Job, Placement, Ticket, check_local, encode_request};
 use crate::registry::{self, Task, assert_fn_item};
 use crate::wire::frame;
 
@@ -406,7 +406,17 @@ impl ProcessBuilder {
         placed: &Placement,
     ) -> Result<(Ticket, JoinHandle<Option<Exit>>), Error> {
         let registry = registry::global()?;
-        let (frame, holds) = encode_request(registry.index_of::<F>()?, args)?;
+        let Encoded {
+            frame,
+            holds,
+            regions,
+        } = encode_request(registry.index_of::<F>()?, args)?;
+        let remote = self
+            .launch
+            .launcher
+            .prefix()
+            .map(|prefix| prefix.describe());
+        check_local(task, &regions, remote.as_ref())?;
         let (bytes, max) = (frame::body_len_of(&frame), self.launch.max_frame);
         if bytes > max {
             return Err(Error::new(Repr::TooLarge { task, bytes, max }));
@@ -422,6 +432,7 @@ impl ProcessBuilder {
             crashes: None,
             placed: placed.clone(),
             holds,
+            regions,
             room: None,
         };
         let launch = self.launch.clone();

@@ -453,6 +453,7 @@ mod tests {
                 crashes: None,
                 placed: Default::default(),
                 holds: Default::default(),
+                regions: Default::default(),
                 room: None,
             },
             rx,

@@ -340,6 +340,7 @@ impl Rig {
             crashes: None,
             placed: Default::default(),
             holds: Default::default(),
+            regions: Default::default(),
             room: None,
         };
         self.submit.send(job).unwrap();
