@@ -48,10 +48,10 @@ pub(crate) const HEADER: usize = 4096;
 /// ```no_run
 /// use procpool::shared::SharedArray;
 ///
-/// fn fill(out: SharedArray<f32>, part: usize) -> Result<(), procpool::Error> {
-///     let mut rows = out.blocking_lease(part * 100..(part + 1) * 100)?;
+/// fn fill(out: SharedArray<f32>, part: usize) {
+///     // Waits while another lease overlaps; errors only on a runtime thread.
+///     let mut rows = out.blocking_lease(part * 100..(part + 1) * 100).unwrap();
 ///     rows.fill(part as f32);
-///     Ok(())
 /// }
 ///
 /// # async fn demo(pool: procpool::Pool) -> Result<(), procpool::Error> {

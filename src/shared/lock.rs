@@ -35,16 +35,17 @@ use crate::error::{Error, Repr};
 /// ```no_run
 /// use procpool::shared::SharedLock;
 ///
-/// fn add(total: SharedLock<i64>, n: i64) -> Result<(), procpool::Error> {
+/// fn add(total: SharedLock<i64>, n: i64) -> Result<(), String> {
 ///     for _ in 0..n {
-///         *total.blocking_lock()? += 1;
+///         // An error only if a holder died: the total may be half-updated.
+///         *total.blocking_lock().map_err(|err| err.to_string())? += 1;
 ///     }
 ///     Ok(())
 /// }
 ///
 /// # async fn demo(pool: procpool::Pool) -> Result<(), procpool::Error> {
 /// let total = SharedLock::new(0i64)?;
-/// pool.submit(add, (total.clone(), 100)).await??;
+/// pool.submit(add, (total.clone(), 100)).await?.expect("no holder died");
 /// assert_eq!(*total.lock().await?, 100);
 /// # Ok(()) }
 /// ```
