@@ -17,13 +17,20 @@ fn start_together(gate: &SharedValue<u32>) {
     }
 }
 
+/// A little work, that the optimizer keeps.
+fn work() {
+    for i in 0..50 {
+        std::hint::black_box(i);
+    }
+}
+
 /// `value += delta`, as Python's `value.value += 1` does it without the
 /// lock: a read, then a write, with the other process free to write between.
 fn unlocked(value: SharedValue<i64>, delta: i64, gate: SharedValue<u32>) {
     start_together(&gate);
     for _ in 0..TIMES {
         let seen = value.load();
-        std::hint::black_box(for _ in 0..50 {}); // some work between read and write
+        work(); // between the read and the write
         value.store(seen + delta);
     }
 }
@@ -35,7 +42,7 @@ fn locked(value: SharedLock<i64>, delta: i64, gate: SharedValue<u32>) -> Result<
         // Poisoned only if the other process died holding it.
         let mut guard = value.blocking_lock().map_err(|err| err.to_string())?;
         let seen = *guard;
-        std::hint::black_box(for _ in 0..50 {});
+        work();
         *guard = seen + delta;
     }
     Ok(())

@@ -516,11 +516,13 @@ impl<'de, T: Pod> Deserialize<'de> for SharedArray<T> {
         let region = Region::deserialize(deserializer, true)?;
         let data = region.map.len().checked_sub(HEADER);
         match data {
-            Some(data) if size_of::<T>() > 0 && data % size_of::<T>() == 0 => Ok(SharedArray {
-                len: data / size_of::<T>(),
-                region,
-                _values: PhantomData,
-            }),
+            Some(data) if size_of::<T>() > 0 && data.is_multiple_of(size_of::<T>()) => {
+                Ok(SharedArray {
+                    len: data / size_of::<T>(),
+                    region,
+                    _values: PhantomData,
+                })
+            }
             _ => Err(serde::de::Error::custom(format!(
                 "a shared region of {} bytes is not an array of {}",
                 region.map.len(),

@@ -195,7 +195,7 @@ impl<T> Serialize for SharedSlice<T> {
 impl<'de, T: Pod> Deserialize<'de> for SharedSlice<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let region = Region::deserialize(deserializer, false)?;
-        if size_of::<T>() == 0 || region.map.len() % size_of::<T>() != 0 {
+        if size_of::<T>() == 0 || !region.map.len().is_multiple_of(size_of::<T>()) {
             return Err(serde::de::Error::custom(format!(
                 "a shared region of {} bytes is not a whole number of {}",
                 region.map.len(),

@@ -85,11 +85,9 @@ pub(crate) fn try_lock(region: &Region, me: u32, waiting: bool) -> Step {
 /// Gives the lock word back, waking whoever waits.
 pub(crate) fn unlock(region: &Region) {
     let lock = word(region, LOCK);
-    if let Ok(old) = lock.fetch_update(Release, Relaxed, |seen| (seen != POISONED).then_some(FREE))
-    {
-        if old & WAITERS != 0 {
-            let _ = futex::wake(lock, futex::Flags::empty(), u32::MAX);
-        }
+    let released = lock.fetch_update(Release, Relaxed, |seen| (seen != POISONED).then_some(FREE));
+    if released.is_ok_and(|old| old & WAITERS != 0) {
+        let _ = futex::wake(lock, futex::Flags::empty(), u32::MAX);
     }
 }
 

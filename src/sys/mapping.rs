@@ -126,7 +126,7 @@ impl Mapping {
         let bytes = count.checked_mul(size_of::<A>()).expect("atomics overflow");
         assert!(!self.frozen, "atomics over read-only memory");
         assert!(offset.checked_add(bytes).is_some_and(|end| end <= self.len));
-        assert!(offset % align_of::<A>() == 0, "misaligned atomics");
+        assert!(offset.is_multiple_of(align_of::<A>()), "misaligned atomics");
         // SAFETY: in bounds, aligned (mappings are page-aligned), writable
         // memory that lives as long as `self`. `A` is one of std's atomic
         // integers (`AtomicInt` is implemented for nothing else), valid for
@@ -151,7 +151,7 @@ impl Mapping {
         let bytes = count.checked_mul(size_of::<T>()).expect("slice overflow");
         assert!(!self.frozen, "a mutable view of read-only memory");
         assert!(offset.checked_add(bytes).is_some_and(|end| end <= self.len));
-        assert!(offset % align_of::<T>() == 0, "misaligned slice");
+        assert!(offset.is_multiple_of(align_of::<T>()), "misaligned slice");
         // SAFETY: in bounds, aligned, writable memory living as long as
         // `self`; `T: Pod` is valid for any bits, so whatever another
         // process wrote there is a valid `T`; exclusivity in this process
