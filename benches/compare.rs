@@ -18,6 +18,11 @@
 //! * **W3 payload**: a 16 MiB buffer echoed, 20 round trips after 2 warm-up:
 //!   MB/s (10^6 B, payload counted once per trip). Floors: the same echo over
 //!   a raw socketpair and over raw pipes.
+//! * **W3b shared memory**: 64 tasks (all submitted at once) each read a
+//!   16 MiB table, one byte per 4 KiB page, sent by value each time
+//!   (`serde_bytes`) and as one `SharedBytes` made for the run (its creation
+//!   timed too): ms end to end, and the ratio. Then a `SharedValue<u64>`
+//!   incremented with `fetch_add` by 2 workers at once: increments/s.
 //! * **W4 CPU scaling**: 64 tasks of an integer kernel (~20 ms each,
 //!   calibrated here) with 1 and 2 workers; efficiency T1/(2×T2); rayon with 1
 //!   and 2 threads as the in-process reference.
@@ -54,6 +59,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
+use procpool::shared::{SharedBytes, SharedValue};
 use procpool::{Launcher, Pool, Sender};
 use rayon::prelude::*;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -104,6 +110,29 @@ fn stream_blobs(count: u64, bytes: u64, out: Sender<Blob>) -> u64 {
     count
 }
 
+/// W3b: what a task reads of its table: one byte per page, summed.
+fn page_sum(table: &[u8]) -> u64 {
+    table.iter().step_by(4096).map(|&b| u64::from(b)).sum()
+}
+
+/// W3b: the table sent by value.
+fn pages_by_value(table: Blob) -> u64 {
+    page_sum(&table.0)
+}
+
+/// W3b: the table in shared memory.
+fn pages_shared(table: SharedBytes) -> u64 {
+    page_sum(&table)
+}
+
+/// W3b: `n` atomic increments.
+fn count_to(counter: SharedValue<u64>, n: u64) -> u64 {
+    for _ in 0..n {
+        counter.fetch_add(1);
+    }
+    n
+}
+
 // ---- constants -----------------------------------------------------------
 
 const WORKERS: usize = 2;
@@ -117,7 +146,9 @@ const W4_TARGET_TASK: Duration = Duration::from_millis(20);
 /// `bench/compare.py` can check that Python's kernel computes the same.
 const KERNEL_CHECK_SEED: u64 = 12345;
 const KERNEL_CHECK_ITERS: u64 = 100_000;
-const ALL_WORKLOADS: [&str; 6] = ["W1", "W2", "W3", "W4", "W5", "W6"];
+/// W3b: tasks per run, each reading the whole table.
+const W3B_TASKS: usize = 64;
+const ALL_WORKLOADS: [&str; 7] = ["W1", "W2", "W3", "W3b", "W4", "W5", "W6"];
 
 fn main() {
     // Workers are this executable again: they serve tasks here and never return.
@@ -126,7 +157,10 @@ fn main() {
         echo,
         kernel,
         stream_u64,
-        stream_blobs
+        stream_blobs,
+        pages_by_value,
+        pages_shared,
+        count_to
     ]);
     floor::serve_if_child();
     let cfg = Config::from_args();
@@ -144,6 +178,7 @@ fn main() {
             "W1" => w1_latency(&cfg, &runtime, &mut results),
             "W2" => w2_throughput(&cfg, &runtime, &mut results),
             "W3" => w3_payload(&cfg, &runtime, &mut results),
+            "W3b" => w3b_shared(&cfg, &runtime, &mut results),
             "W4" => w4_scaling(&cfg, &runtime, &mut results),
             "W5" => w5_startup(&cfg, &runtime, &mut results),
             "W6" => w6_channels(&cfg, &runtime, &mut results),
@@ -470,6 +505,72 @@ fn megabytes_per_second(bytes: usize, elapsed: Duration) -> f64 {
     bytes as f64 / 1e6 / elapsed.as_secs_f64()
 }
 
+// ---- W3b shared memory ---------------------------------------------------
+
+fn w3b_shared(cfg: &Config, runtime: &Runtime, results: &mut Results) {
+    let table = pseudo_random_bytes(PAYLOAD_BYTES);
+    let (mut by_value, mut shared, mut speedup, mut counts) = (vec![], vec![], vec![], vec![]);
+    runtime.block_on(async {
+        let pool = start_pool(WORKERS).await;
+        for _ in 0..cfg.reps {
+            let copied = w3b_by_value_once(&pool, &table).await;
+            let mapped = w3b_shared_once(&pool, &table).await;
+            by_value.push(copied);
+            shared.push(mapped);
+            speedup.push(copied / mapped);
+            counts.push(w3b_counter_once(&pool, cfg.sizes.w3b_increments).await);
+        }
+        pool.shutdown().await;
+    });
+    let row = "W3b 64 tasks x 16MiB table ms";
+    results.add("procpool", row, "ms", &shared);
+    results.add("procpool by value", row, "ms", &by_value);
+    results.add("procpool", "W3b shared / by value speedup", "x", &speedup);
+    results.add("procpool", "W3b counter incr/s", "incr/s", &counts);
+}
+
+/// 64 tasks, each sent its own copy of the table: ms.
+async fn w3b_by_value_once(pool: &Pool, table: &[u8]) -> f64 {
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..W3B_TASKS)
+        .map(|_| pool.submit(pages_by_value, Blob(table.to_vec())))
+        .collect();
+    w3b_check(tasks, table, start).await
+}
+
+/// 64 tasks sharing one sealed table, made inside the timing: ms.
+async fn w3b_shared_once(pool: &Pool, table: &[u8]) -> f64 {
+    let start = Instant::now();
+    let shared = SharedBytes::new(table).expect("W3b: a shared table");
+    let tasks: Vec<_> = (0..W3B_TASKS)
+        .map(|_| pool.submit(pages_shared, shared.clone()))
+        .collect();
+    w3b_check(tasks, table, start).await
+}
+
+async fn w3b_check(tasks: Vec<procpool::TaskHandle<u64>>, table: &[u8], start: Instant) -> f64 {
+    let expected = page_sum(table);
+    for task in tasks {
+        assert_eq!(task.await.expect("W3b task"), expected, "W3b: wrong sum");
+    }
+    start.elapsed().as_secs_f64() * 1e3
+}
+
+/// 2 workers increment one shared counter `n` times each: increments/s.
+async fn w3b_counter_once(pool: &Pool, n: u64) -> f64 {
+    let counter = SharedValue::new(0u64).expect("W3b: a shared counter");
+    let start = Instant::now();
+    let (a, b) = (
+        pool.submit(count_to, (counter.clone(), n)),
+        pool.submit(count_to, (counter.clone(), n)),
+    );
+    a.await.expect("W3b counter");
+    b.await.expect("W3b counter");
+    let rate = (2 * n) as f64 / start.elapsed().as_secs_f64();
+    assert_eq!(counter.load(), 2 * n, "W3b: increments lost");
+    rate
+}
+
 // ---- W4 CPU scaling ------------------------------------------------------
 
 fn w4_scaling(cfg: &Config, runtime: &Runtime, results: &mut Results) {
@@ -767,6 +868,7 @@ struct Sizes {
     w5_repeats: usize,
     w6_small: u64,
     w6_blobs: u64,
+    w3b_increments: u64,
 }
 
 impl Sizes {
@@ -782,6 +884,7 @@ impl Sizes {
                 w5_repeats: 3,
                 w6_small: 50_000,
                 w6_blobs: 32,
+                w3b_increments: 200_000,
             }
         } else {
             Sizes {
@@ -794,6 +897,7 @@ impl Sizes {
                 w5_repeats: 5,
                 w6_small: 1_000_000,
                 w6_blobs: 256,
+                w3b_increments: 2_000_000,
             }
         }
     }
@@ -805,7 +909,7 @@ usage: cargo bench --bench compare -- [--reps N] [--quick] [--json PATH]
   --reps N        repeat each measurement N times (default 5; 1 with --quick)
   --quick         smaller counts for a smoke run
   --json PATH     write [{impl, workload, unit, median, min, max, reps}, ...]
-  --only LIST     comma-separated workloads out of W1,W2,W3,W4,W5
+  --only LIST     comma-separated workloads out of W1,W2,W3,W3b,W4,W5,W6
   --w4-iters N    kernel iterations per W4 task (default: calibrated to ~20 ms)
 Unknown arguments (cargo passes --bench) are ignored.";
 
@@ -867,10 +971,9 @@ fn parse_only(list: &str) -> BTreeSet<&'static str> {
         .map(str::trim)
         .filter(|w| !w.is_empty())
         .map(|w| {
-            let upper = w.to_ascii_uppercase();
             ALL_WORKLOADS
                 .into_iter()
-                .find(|known| *known == upper)
+                .find(|known| known.eq_ignore_ascii_case(w))
                 .unwrap_or_else(|| usage_error(&format!("unknown workload {w:?} in --only")))
         })
         .collect()
