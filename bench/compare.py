@@ -37,8 +37,8 @@ RUST_JSON = "rust.json"
 PYTHON_JSON = "python.json"
 PPE = "ProcessPoolExecutor"
 MPP = "multiprocessing.Pool"
-COLUMNS = ("procpool", "floor", PPE, MPP, "rayon")
-POOLS = ("procpool", "floor", PPE, MPP)  # W1-W3, W5
+COLUMNS = ("procpool", "floor", "procspawn", PPE, MPP, "rayon")
+POOLS = ("procpool", "floor", "procspawn", PPE, MPP)  # W1-W3, W5
 CPU = ("procpool", PPE, MPP, "rayon")  # W4
 
 
@@ -77,6 +77,17 @@ def ratio_to_floor(limit, at_most):
     return check, limit, at_most, ("≤" if at_most else "≥") + f" {limit}× floor"
 
 
+def ratio_to_python(limit):
+    """Target: procpool's median as a multiple of the faster Python pool's."""
+    def check(cells):
+        ours = cells.get("procpool")
+        python = [cells[col]["median"] for col in (PPE, MPP) if cells.get(col)]
+        if not ours or not python:
+            return None
+        return ours["median"] / max(python), "× Python"
+    return check, limit, False, f"≥ {limit}× the faster Python pool"
+
+
 def absolute(limit, unit):
     """Target: procpool's median against a fixed figure."""
     def check(cells):
@@ -108,8 +119,15 @@ FIGURES = [
      {"floor": ("floor", "W2 unbatched msgs/s")}, None),
     ("W2 map, procpool untuned; Python chunksize N/(4×workers) (items/s)",
      same("W2 map items/s", ("procpool", PPE, MPP)), absolute(10_000_000, "items/s")),
-    ("W3 16 MiB echo (MB/s; floor: raw socketpair)", same("W3 echo 16MiB MB/s"),
+    ("W3 16 MiB echo, procpool::Bytes (MB/s; floor: raw socketpair; procspawn: a "
+     "serde_bytes struct; Python: bytes)",
+     {**same("W3 echo 16MiB MB/s"), "procpool": ("procpool", "W3 echo Bytes 16MiB MB/s")},
      ratio_to_floor(0.9, False)),
+    ("W3 16 MiB echo, a plain Vec<u8> (MB/s; procspawn: a serde_bytes struct; Python: bytes)",
+     {**same("W3 echo 16MiB MB/s"), "procpool": ("procpool", "W3 echo Vec<u8> 16MiB MB/s")},
+     ratio_to_python(1.0)),
+    ("W3 16 MiB echo, a serde_bytes field in a struct (MB/s)",
+     {"procpool": ("procpool", "W3 echo 16MiB MB/s")}, None),
     ("W3 16 MiB echo over raw pipes (MB/s)",
      {"floor": ("floor-pipes", "W3 echo 16MiB MB/s")}, None),
     ("W3b 64 tasks each reading a 16 MiB table, sent by value (ms)",
@@ -191,7 +209,7 @@ def verdict(target, cells):
         return text, "not measured", "n/a"
     value, unit = got
     ok = value <= limit if at_most else value >= limit
-    if unit == "× floor":
+    if unit in ("× floor", "× Python"):
         measured = f"{value:.2f}{unit}"
     elif unit == "":
         measured = f"{value:.3f}"

@@ -16,8 +16,9 @@
 //!   write per frame on both sides).
 //!   "W2 map": `pool.map` over the same input, default settings: items/s.
 //! * **W3 payload**: a 16 MiB buffer echoed, 20 round trips after 2 warm-up:
-//!   MB/s (10^6 B, payload counted once per trip). Floors: the same echo over
-//!   a raw socketpair and over raw pipes.
+//!   MB/s (10^6 B, payload counted once per trip), as a `procpool::Bytes`, a
+//!   plain `Vec<u8>`, and a `serde_bytes` field of a struct. Floors: the same
+//!   echo over a raw socketpair and over raw pipes.
 //! * **W3b shared memory**: 64 tasks (all submitted at once) each read a
 //!   16 MiB table, one byte per 4 KiB page, sent by value each time
 //!   (`serde_bytes`) and as one `SharedBytes` made for the run (its creation
@@ -91,6 +92,17 @@ fn kernel(seed: u64, iters: u64) -> u64 {
     acc
 }
 
+/// W3 the way a newcomer writes it: a plain `Vec<u8>` (which serde alone
+/// would send byte by byte).
+fn echo_vec(bytes: Vec<u8>) -> Vec<u8> {
+    bytes
+}
+
+/// W3 with the out-of-band buffer type.
+fn echo_bytes(bytes: procpool::Bytes) -> procpool::Bytes {
+    bytes
+}
+
 /// W6: sends `0..n` to the parent.
 fn stream_u64(n: u64, out: Sender<u64>) -> u64 {
     for i in 0..n {
@@ -151,10 +163,15 @@ const W3B_TASKS: usize = 64;
 const ALL_WORKLOADS: [&str; 7] = ["W1", "W2", "W3", "W3b", "W4", "W5", "W6"];
 
 fn main() {
+    // procspawn's children are this executable too: in one, this runs the
+    // function it was sent and exits; elsewhere it returns at once.
+    procspawn::init();
     // Workers are this executable again: they serve tasks here and never return.
     procpool::init(procpool::tasks![
         noop,
         echo,
+        echo_vec,
+        echo_bytes,
         kernel,
         stream_u64,
         stream_blobs,
@@ -175,9 +192,18 @@ fn main() {
     for workload in ALL_WORKLOADS.iter().filter(|w| cfg.only.contains(*w)) {
         println!("[{workload}]");
         match *workload {
-            "W1" => w1_latency(&cfg, &runtime, &mut results),
-            "W2" => w2_throughput(&cfg, &runtime, &mut results),
-            "W3" => w3_payload(&cfg, &runtime, &mut results),
+            "W1" => {
+                w1_latency(&cfg, &runtime, &mut results);
+                peer::w1_latency(&cfg, &mut results);
+            }
+            "W2" => {
+                w2_throughput(&cfg, &runtime, &mut results);
+                peer::w2_throughput(&cfg, &mut results);
+            }
+            "W3" => {
+                w3_payload(&cfg, &runtime, &mut results);
+                peer::w3_payload(&cfg, &mut results);
+            }
             "W3b" => w3b_shared(&cfg, &runtime, &mut results),
             "W4" => w4_scaling(&cfg, &runtime, &mut results),
             "W5" => w5_startup(&cfg, &runtime, &mut results),
@@ -443,13 +469,16 @@ async fn w2_map_once(pool: &Pool, n: u64) -> f64 {
 
 fn w3_payload(cfg: &Config, runtime: &Runtime, results: &mut Results) {
     let payload = pseudo_random_bytes(PAYLOAD_BYTES);
-    let (mut ours, mut socket, mut pipes) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut ours, mut vecs, mut bytes) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut socket, mut pipes) = (Vec::new(), Vec::new());
     runtime.block_on(async {
         let pool = start_pool(WORKERS).await;
         let mut socket_echo = SocketEcho::start("echo");
         let mut pipe_echo = PipeEcho::start();
         for _ in 0..cfg.reps {
-            ours.push(w3_procpool_once(&pool, &payload, cfg).await);
+            ours.push(w3_procpool_once(&pool, echo, &payload, cfg).await);
+            vecs.push(w3_procpool_once(&pool, echo_vec, &payload, cfg).await);
+            bytes.push(w3_procpool_once(&pool, echo_bytes, &payload, cfg).await);
             socket.push(w3_floor_once(&mut socket_echo, &payload, cfg).await);
             pipes.push(w3_floor_once(&mut pipe_echo, &payload, cfg).await);
         }
@@ -458,24 +487,35 @@ fn w3_payload(cfg: &Config, runtime: &Runtime, results: &mut Results) {
         pool.shutdown().await;
     });
     results.add("procpool", "W3 echo 16MiB MB/s", "MB/s", &ours);
+    results.add("procpool", "W3 echo Vec<u8> 16MiB MB/s", "MB/s", &vecs);
+    results.add("procpool", "W3 echo Bytes 16MiB MB/s", "MB/s", &bytes);
     results.add("floor", "W3 echo 16MiB MB/s", "MB/s", &socket);
     results.add("floor-pipes", "W3 echo 16MiB MB/s", "MB/s", &pipes);
 }
 
 /// The buffer goes back and forth by value: what comes back is sent again,
 /// so the caller copies nothing between trips.
-async fn w3_procpool_once(pool: &Pool, payload: &[u8], cfg: &Config) -> f64 {
-    let mut blob = Blob(payload.to_vec());
+async fn w3_procpool_once<T, M, F>(pool: &Pool, task: F, payload: &[u8], cfg: &Config) -> f64
+where
+    F: procpool::Task<M, Args = T, Output = T> + Copy,
+    T: From<Vec<u8>>
+        + AsRef<[u8]>
+        + serde::Serialize
+        + serde::de::DeserializeOwned
+        + Send
+        + 'static,
+{
+    let mut blob = T::from(payload.to_vec());
     for _ in 0..cfg.sizes.w3_warmup {
-        blob = pool.submit(echo, blob).await.expect("W3 warm-up");
+        blob = pool.submit(task, blob).await.expect("W3 warm-up");
     }
-    assert!(blob.0 == payload, "W3: echo differs from input");
+    assert!(blob.as_ref() == payload, "W3: echo differs from input");
     let start = Instant::now();
     for _ in 0..cfg.sizes.w3_trips {
-        blob = pool.submit(echo, blob).await.expect("W3 echo");
+        blob = pool.submit(task, blob).await.expect("W3 echo");
     }
     let rate = megabytes_per_second(payload.len() * cfg.sizes.w3_trips, start.elapsed());
-    assert!(blob.0 == payload, "W3: echo differs from input");
+    assert!(blob.as_ref() == payload, "W3: echo differs from input");
     rate
 }
 
@@ -569,6 +609,103 @@ async fn w3b_counter_once(pool: &Pool, n: u64) -> f64 {
     let rate = (2 * n) as f64 / start.elapsed().as_secs_f64();
     assert_eq!(counter.load(), 2 * n, "W3b: increments lost");
     rate
+}
+
+// ---- procspawn, the nearest Rust peer ------------------------------------
+
+/// W1–W3 through `procspawn::Pool` (1.0.2): the same tasks, called its way
+/// (blocking `spawn` + `join` from the main thread), same counts.
+mod peer {
+    use super::*;
+
+    const NAME: &str = "procspawn";
+
+    fn start() -> procspawn::Pool {
+        procspawn::Pool::new(WORKERS).expect("a procspawn pool")
+    }
+
+    fn call<A, R>(pool: &procspawn::Pool, args: A, f: fn(A) -> R) -> R
+    where
+        A: serde::Serialize + serde::de::DeserializeOwned,
+        R: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
+    {
+        pool.spawn(args, f).join().expect("a procspawn call")
+    }
+
+    pub(super) fn w1_latency(cfg: &Config, results: &mut Results) {
+        let pool = start();
+        let mut samples = Samples::default();
+        for _ in 0..cfg.reps {
+            for i in 0..cfg.sizes.w1_warmup {
+                assert_eq!(call(&pool, i, noop), i);
+            }
+            let latencies = (0..cfg.sizes.w1_calls)
+                .map(|i| {
+                    let start = Instant::now();
+                    let back = call(&pool, i, noop);
+                    let micros = start.elapsed().as_secs_f64() * 1e6;
+                    assert_eq!(back, i, "W1 procspawn: wrong result");
+                    micros
+                })
+                .collect();
+            samples.push_latencies(latencies);
+        }
+        pool.shutdown();
+        results.add(NAME, "W1 median us", "us", &samples.medians);
+        results.add(NAME, "W1 p99 us", "us", &samples.p99s);
+    }
+
+    /// Each call in flight holds two IPC channels (four descriptors), so
+    /// 100,000 at once run out of descriptors (`spawn` panics): at most
+    /// [`IN_FLIGHT`] are submitted ahead.
+    pub(super) fn w2_throughput(cfg: &Config, results: &mut Results) {
+        const IN_FLIGHT: usize = 256;
+        let n = cfg.sizes.w2_tasks;
+        let pool = start();
+        let mut rates = Vec::new();
+        for _ in 0..cfg.reps {
+            let start = Instant::now();
+            let mut handles = std::collections::VecDeque::with_capacity(IN_FLIGHT);
+            for i in 0..n {
+                if handles.len() == IN_FLIGHT {
+                    let (j, handle): (u64, procspawn::JoinHandle<u64>) =
+                        handles.pop_front().expect("full");
+                    assert_eq!(handle.join().expect("W2 procspawn"), j);
+                }
+                handles.push_back((i, pool.spawn(i, noop)));
+            }
+            for (i, handle) in handles {
+                assert_eq!(handle.join().expect("W2 procspawn"), i);
+            }
+            rates.push(n as f64 / start.elapsed().as_secs_f64());
+        }
+        pool.shutdown();
+        results.add(NAME, "W2 submit tasks/s", "tasks/s", &rates);
+    }
+
+    /// With the `serde_bytes` payload: procspawn's fastest way for bytes.
+    pub(super) fn w3_payload(cfg: &Config, results: &mut Results) {
+        let payload = pseudo_random_bytes(PAYLOAD_BYTES);
+        let pool = start();
+        let mut rates = Vec::new();
+        for _ in 0..cfg.reps {
+            let mut blob = Blob(payload.clone());
+            for _ in 0..cfg.sizes.w3_warmup {
+                blob = call(&pool, blob, echo);
+            }
+            let start = Instant::now();
+            for _ in 0..cfg.sizes.w3_trips {
+                blob = call(&pool, blob, echo);
+            }
+            rates.push(megabytes_per_second(
+                payload.len() * cfg.sizes.w3_trips,
+                start.elapsed(),
+            ));
+            assert!(blob.0 == payload, "W3 procspawn: echo differs from input");
+        }
+        pool.shutdown();
+        results.add(NAME, "W3 echo 16MiB MB/s", "MB/s", &rates);
+    }
 }
 
 // ---- W4 CPU scaling ------------------------------------------------------

@@ -222,6 +222,7 @@ compile_error!(
     "procpool supports Unix only (it relies on socketpairs, process groups and signals)"
 );
 
+mod buffer;
 pub mod channel;
 mod codec;
 mod error;
@@ -237,6 +238,8 @@ mod task;
 mod wire;
 mod worker;
 
+pub use buffer::{Buffer, Bytes};
+pub use bytemuck::Pod;
 pub use channel::{Duplex, Queue, Receiver, Sender, channel, pipe};
 pub use error::Error;
 pub use launch::{Containment, Launcher, Redirect};

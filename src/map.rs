@@ -17,10 +17,11 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::oneshot;
 
-use crate::codec;
+use crate::codec::attach;
 use crate::error::{Error, Repr};
 use crate::pool::Pool;
 use crate::pool::job::Encoded;
+use crate::wire::request::Request;
 use crate::pool::job::Reply;
 use crate::shared::Carried;
 use crate::wire::answer;
@@ -75,7 +76,7 @@ struct StreamSource<S> {
 impl<S> Source for StreamSource<S>
 where
     S: Stream + Send,
-    S::Item: Serialize,
+    S::Item: Serialize + 'static,
 {
     fn poll_fill(
         &mut self,
@@ -187,11 +188,11 @@ pub struct MapStream<'a, R> {
     _output: PhantomData<fn() -> R>,
 }
 
-impl<'a, R: DeserializeOwned> MapStream<'a, R> {
+impl<'a, R: DeserializeOwned + 'static> MapStream<'a, R> {
     pub(crate) fn new<F: 'static, S>(pool: &Pool, input: S, ordered: bool) -> MapStream<'a, R>
     where
         S: Stream + Send + 'a,
-        S::Item: Serialize,
+        S::Item: Serialize + 'static,
     {
         let task = std::any::type_name::<F>();
         let (index, fatal) = match pool.task_index::<F>() {
@@ -332,7 +333,7 @@ impl<'a, R: DeserializeOwned> MapStream<'a, R> {
             Carried::default()
         };
         let encoded = Encoded {
-            frame,
+            request: Request::plain(frame),
             holds: Default::default(),
             regions,
         };
@@ -470,7 +471,7 @@ fn rerunnable(error: &Error) -> bool {
     error.is_worker_died() || error.is_protocol()
 }
 
-fn decode_item<R: DeserializeOwned>(
+fn decode_item<R: DeserializeOwned + 'static>(
     reply: &Reply,
     pos: &mut usize,
     task: &'static str,
@@ -478,7 +479,8 @@ fn decode_item<R: DeserializeOwned>(
     let item = chunk::next_item(reply.payload(), pos)
         .map_err(|message| Error::protocol(reply.pid, Some(task), message))?;
     match item.tag {
-        chunk::ITEM_OK => codec::decode(item.bytes),
+        // Encoded inline by the worker (see `registry::Arrived::Item`).
+        chunk::ITEM_OK => attach::decode(item.bytes, Vec::new()),
         chunk::ITEM_PANIC => {
             let (message, location) = answer::decode_report(item.bytes)
                 .map_err(|message| Error::protocol(reply.pid, Some(task), message))?;
@@ -502,7 +504,7 @@ fn decode_item<R: DeserializeOwned>(
     }
 }
 
-impl<R: DeserializeOwned> Stream for MapStream<'_, R> {
+impl<R: DeserializeOwned + 'static> Stream for MapStream<'_, R> {
     type Item = Result<R, Error>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {

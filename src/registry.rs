@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::codec;
+use crate::codec::attach::{self, Attachment};
 use crate::error::{Error, Repr};
 
 /// A function that can run in a worker process.
@@ -272,7 +272,18 @@ pub(crate) const fn assert_fn_item<F>() {
     }
 }
 
-type Invoker = Box<dyn Fn(&[u8], &mut Vec<u8>) -> Result<(), String> + Send + Sync>;
+type Invoker =
+    Box<dyn Fn(&[u8], Arrived, &mut Vec<u8>) -> Result<Vec<Attachment>, String> + Send + Sync>;
+
+/// How a task's arguments arrived, which says how its result goes back.
+pub(crate) enum Arrived {
+    /// In a request, with its frame's attachments; the result's large
+    /// buffers go as attachments of the answer.
+    Request(Vec<Vec<u8>>),
+    /// As an item of a `map` chunk, whose frames carry no attachments:
+    /// every buffer is inside the encoding, both ways.
+    Item,
+}
 
 struct Entry {
     name: &'static str,
@@ -372,10 +383,20 @@ impl Registry {
                 std::any::type_name::<F::Args>(),
                 std::any::type_name::<F::Output>()
             ),
-            invoke: Box::new(move |args: &[u8], out: &mut Vec<u8>| {
-                let args: F::Args = codec::decode(args).map_err(|err| err.to_string())?;
+            invoke: Box::new(move |args: &[u8], arrived: Arrived, out: &mut Vec<u8>| {
+                let (attachments, item) = match arrived {
+                    Arrived::Request(attachments) => (attachments, false),
+                    Arrived::Item => (Vec::new(), true),
+                };
+                let args: F::Args =
+                    attach::decode(args, attachments).map_err(|err| err.to_string())?;
                 let output = f.call(args);
-                codec::encode_into(&output, out).map_err(|err| err.to_string())
+                let encoded = if item {
+                    attach::encode_inline(&output, out).map(|()| Vec::new())
+                } else {
+                    attach::encode(output, out)
+                };
+                encoded.map_err(|err| err.to_string())
             }),
         });
         self
@@ -426,11 +447,18 @@ impl Registry {
             .find(|known| *known == name)
     }
 
-    /// Runs entry `index` on encoded `args`, appending the encoded result.
-    /// Panics from the task propagate to the caller, which catches them.
-    pub(crate) fn invoke(&self, index: u32, args: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+    /// Runs entry `index` on encoded `args`, appending the encoded result
+    /// and returning its attachments. Panics from the task propagate to the
+    /// caller, which catches them.
+    pub(crate) fn invoke(
+        &self,
+        index: u32,
+        args: &[u8],
+        arrived: Arrived,
+        out: &mut Vec<u8>,
+    ) -> Result<Vec<Attachment>, String> {
         match self.entries.get(index as usize) {
-            Some(entry) => (entry.invoke)(args, out),
+            Some(entry) => (entry.invoke)(args, arrived, out),
             None => Err(format!(
                 "no task with index {index}; this worker has {} (is it the same build as the pool?)",
                 self.entries.len()
@@ -546,9 +574,11 @@ mod tests {
 
     fn call(registry: &Registry, index: u32, args: &impl Serialize) -> Vec<u8> {
         let mut input = Vec::new();
-        codec::encode_into(args, &mut input).unwrap();
+        crate::codec::encode_into(args, &mut input).unwrap();
         let mut out = Vec::new();
-        registry.invoke(index, &input, &mut out).unwrap();
+        registry
+            .invoke(index, &input, Arrived::Request(Vec::new()), &mut out)
+            .unwrap();
         out
     }
 
@@ -561,15 +591,19 @@ mod tests {
             "a fn pointer type is not a registered fn item"
         );
         assert_eq!(
-            codec::decode::<u64>(&call(&registry, 0, &7u64)).unwrap(),
+            crate::codec::decode::<u64>(&call(&registry, 0, &7u64)).unwrap(),
             49
         );
         assert_eq!(
-            codec::decode::<u64>(&call(&registry, 1, &(2u64, 3u64, 4u64))).unwrap(),
+            crate::codec::decode::<u64>(&call(&registry, 1, &(2u64, 3u64, 4u64))).unwrap(),
             24
         );
-        codec::decode::<()>(&call(&registry, 2, &())).unwrap();
-        assert!(registry.invoke(9, &[], &mut Vec::new()).is_err());
+        crate::codec::decode::<()>(&call(&registry, 2, &())).unwrap();
+        assert!(
+            registry
+                .invoke(9, &[], Arrived::Item, &mut Vec::new())
+                .is_err()
+        );
     }
 
     #[test]

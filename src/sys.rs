@@ -166,16 +166,19 @@ pub(crate) fn exit_now(code: i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
-/// Reads from `io` into the spare capacity of `buf`, growing its length by
-/// what was read, without zero-filling the spare capacity first (that would
-/// cost a memset per large frame).
+/// Reads at most `limit` bytes from `io` into the spare capacity of `buf`,
+/// growing its length by what was read, without zero-filling the spare
+/// capacity first (that would cost a memset per large frame).
 pub(crate) fn poll_read_spare<R: AsyncRead + Unpin>(
     io: &mut R,
     cx: &mut Context<'_>,
     buf: &mut Vec<u8>,
+    limit: usize,
 ) -> Poll<io::Result<usize>> {
     let filled_before = buf.len();
-    let mut read_buf = ReadBuf::uninit(buf.spare_capacity_mut());
+    let spare = buf.spare_capacity_mut();
+    let room = limit.min(spare.len());
+    let mut read_buf = ReadBuf::uninit(&mut spare[..room]);
     match Pin::new(io).poll_read(cx, &mut read_buf) {
         Poll::Ready(Ok(())) => {
             let n = read_buf.filled().len();

@@ -366,7 +366,8 @@ fn serde_json_like(table: &SharedBytes) -> String {
         .to_string()
 }
 
+/// SIGKILLs a worker (the pool's child, unreaped until it notices).
 fn kill(pid: u32) {
-    // SAFETY: a plain signal to a pid the test just read from its worker.
-    let _ = unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    let pid = rustix::process::Pid::from_raw(pid as i32).expect("a pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::KILL).expect("the worker lives");
 }

@@ -11,6 +11,18 @@ pub fn noop(x: u64) -> u64 {
 #[derive(Serialize, Deserialize)]
 pub struct Blob(#[serde(with = "serde_bytes")] pub Vec<u8>);
 
+impl From<Vec<u8>> for Blob {
+    fn from(bytes: Vec<u8>) -> Blob {
+        Blob(bytes)
+    }
+}
+
+impl AsRef<[u8]> for Blob {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
 /// W3: returns its payload.
 pub fn echo(blob: Blob) -> Blob {
     blob

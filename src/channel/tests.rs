@@ -16,6 +16,7 @@ fn route(conn: &mut Connection, frame: &[u8]) -> Result<(), String> {
     conn.route(Body {
         buf: frame.to_vec(),
         start: HEADER_LEN,
+        attachments: Vec::new(),
     })
 }
 

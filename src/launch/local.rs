@@ -21,6 +21,7 @@ use crate::error::{Error, Exit, Repr};
 use crate::wire::answer::Response;
 use crate::wire::frame::{self, Parts};
 use crate::wire::hello::{self, Hello};
+use crate::wire::request::Request;
 
 /// Everything needed to start a worker; shared by all of a pool's slots.
 #[derive(Debug)]
@@ -63,7 +64,7 @@ pub(crate) struct RemoteCommand {
 #[derive(Clone, Debug)]
 pub(crate) struct Initializer {
     pub(crate) task: &'static str,
-    pub(crate) frame: Vec<u8>,
+    pub(crate) request: Request,
 }
 
 /// A worker that has said hello.
@@ -341,13 +342,16 @@ async fn initialize(
             "initializer `{task}` failed in worker {pid}: {what}"
         ))
     };
-    let mut request = init.frame.clone();
-    frame::set_id(&mut request, INITIALIZER_ID);
-    data.write_all(&request).await.map_err(|_| None)?;
+    let mut request = init.request.clone();
+    frame::set_id(&mut request.frame, INITIALIZER_ID);
+    for piece in request.pieces() {
+        data.write_all(piece).await.map_err(|_| None)?;
+    }
     let body = frame::read_async(data, max_frame)
         .await
         .map_err(|err| failed(err.to_string()))?
         .ok_or(None)?;
+    let body = frame::drop_attachments(body).map_err(failed)?;
     let parsed = Parts::of(&body).and_then(|parts| match parts.id {
         INITIALIZER_ID => Response::parse(parts),
         id => Err(format!("an answer to request {id} instead")),

@@ -17,7 +17,7 @@ use crate::pool::slot::{Launched, Recycle};
 use crate::pool::stats::Counters;
 use crate::registry;
 use crate::registry::Task;
-use crate::wire::{frame, request};
+use crate::wire::request;
 
 /// Settings for a [`Pool`]; start from [`Pool::builder`], finish with
 /// [`build`](PoolBuilder::build).
@@ -546,8 +546,8 @@ impl PoolBuilder {
         self.initializer = Some(
             registry::global()
                 .and_then(|registry| registry.index_of::<F>())
-                .and_then(|index| request::encode(index, &args))
-                .map(|frame| Initializer { task, frame }),
+                .and_then(|index| request::encode(index, args))
+                .map(|request| Initializer { task, request }),
         );
         self
     }
@@ -755,10 +755,10 @@ impl PoolBuilder {
         };
         let max_frame = self.launch.max_frame;
         let initializer = match self.initializer.transpose()? {
-            Some(init) if frame::body_len_of(&init.frame) > max_frame => {
+            Some(init) if init.request.body_len() > max_frame => {
                 return Err(Error::new(crate::error::Repr::TooLarge {
                     task: init.task,
-                    bytes: frame::body_len_of(&init.frame),
+                    bytes: init.request.body_len(),
                     max: max_frame,
                 }));
             }

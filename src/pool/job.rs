@@ -12,8 +12,10 @@ use tokio::time::Instant;
 use tokio::sync::{OwnedSemaphorePermit, oneshot};
 
 use crate::channel::Holds;
+use crate::codec::attach;
 use crate::error::{Crash, Error};
 use crate::shared::Carried;
+use crate::wire::request::Request;
 
 /// How many of the deaths a task caused its error names, at most (with
 /// `retries(u32::MAX)` it could be killing workers for ever).
@@ -36,7 +38,7 @@ pub(crate) struct Crashes {
 #[derive(Debug)]
 pub(crate) struct Job {
     pub(crate) task: &'static str,
-    pub(crate) frame: Vec<u8>,
+    pub(crate) request: Request,
     pub(crate) reply: oneshot::Sender<Result<Reply, Error>>,
     /// Runs left if its worker dies under it (`PoolBuilder::retries`).
     pub(crate) retries_left: u32,
@@ -127,7 +129,7 @@ impl Placement {
 
 /// A request, encoded, with what its arguments carry.
 pub(crate) struct Encoded {
-    pub(crate) frame: Vec<u8>,
+    pub(crate) request: Request,
     /// Holds on the channels whose endpoints it carries ([`Job::holds`]).
     pub(crate) holds: Holds,
     /// The shared memory regions it carries ([`Job::regions`]).
@@ -135,12 +137,15 @@ pub(crate) struct Encoded {
 }
 
 /// Encodes the request to run task `index` on `args`.
-pub(crate) fn encode_request<A: serde::Serialize>(index: u32, args: &A) -> Result<Encoded, Error> {
-    let ((frame, holds), regions) = crate::shared::carry(|| {
+pub(crate) fn encode_request<A: serde::Serialize + 'static>(
+    index: u32,
+    args: A,
+) -> Result<Encoded, Error> {
+    let ((request, holds), regions) = crate::shared::carry(|| {
         crate::channel::carry(|| crate::wire::request::encode(index, args))
     });
     Ok(Encoded {
-        frame: frame?,
+        request: request?,
         holds,
         regions,
     })
@@ -201,12 +206,14 @@ impl Job {
     }
 }
 
-/// A successful result, still encoded: `body[payload_at..]`. Decoding happens
-/// in the caller's task, not in the dispatcher.
+/// A successful result, still encoded: `body[payload_at..]` and the
+/// attachments of its frame. Decoding happens in the caller's task, not in
+/// the dispatcher.
 #[derive(Debug)]
 pub(crate) struct Reply {
     pub(crate) body: Vec<u8>,
     pub(crate) payload_at: usize,
+    pub(crate) attachments: Vec<Vec<u8>>,
     /// The run time the worker reported.
     pub(crate) nanos: u64,
     /// The worker that ran it.
@@ -216,5 +223,10 @@ pub(crate) struct Reply {
 impl Reply {
     pub(crate) fn payload(&self) -> &[u8] {
         &self.body[self.payload_at..]
+    }
+
+    /// The result, decoded.
+    pub(crate) fn decode<T: serde::de::DeserializeOwned + 'static>(self) -> Result<T, Error> {
+        attach::decode(&self.body[self.payload_at..], self.attachments)
     }
 }

@@ -16,7 +16,6 @@ use crate::pool::job::{self, Encoded, Job, Placement, Ticket};
 use crate::pool::room::{self, Room};
 use crate::pool::stats::{Counters, Stats};
 use crate::task::handle::TaskHandle;
-use crate::wire::frame;
 
 use crate::registry::{Registry, Task, assert_fn_item};
 
@@ -171,7 +170,7 @@ impl Pool {
     pub fn submit<M, F: Task<M>>(&self, f: F, args: F::Args) -> TaskHandle<F::Output> {
         assert_fn_item::<F>();
         let _ = f;
-        self.handle_for::<F, F::Args, F::Output>(&args, Room::WaitIfFull)
+        self.handle_for::<F, F::Args, F::Output>(args, Room::WaitIfFull)
     }
 
     /// Room in the queue under `max_queued` (`None`: unbounded), and the
@@ -182,9 +181,9 @@ impl Pool {
     }
 
     /// The handle of a task submitted with `room` (see [`Room`]).
-    pub(crate) fn handle_for<F: 'static, A: serde::Serialize, T>(
+    pub(crate) fn handle_for<F: 'static, A: serde::Serialize + 'static, T>(
         &self,
-        args: &A,
+        args: A,
         room: Room,
     ) -> TaskHandle<T> {
         let task = std::any::type_name::<F>();
@@ -199,10 +198,10 @@ impl Pool {
         )
     }
 
-    fn enqueue<F: 'static, A: serde::Serialize>(
+    fn enqueue<F: 'static, A: serde::Serialize + 'static>(
         &self,
         task: &'static str,
-        args: &A,
+        args: A,
         room: Room,
     ) -> Result<Ticket, Error> {
         let encoded = job::encode_request(self.task_index::<F>()?, args)?;
@@ -255,12 +254,12 @@ impl Pool {
             return Err(Error::new(Repr::ShutDown));
         }
         let Encoded {
-            frame,
+            request,
             holds,
             regions,
         } = encoded;
         job::check_local(task, &regions, self.inner.config.remote.as_ref())?;
-        let bytes = frame::body_len_of(&frame);
+        let bytes = request.body_len();
         if bytes > self.inner.config.max_frame {
             // A worker would refuse it and die; do not send it at all.
             return Err(Error::new(Repr::TooLarge {
@@ -273,7 +272,7 @@ impl Pool {
         let placed = Placement::default();
         let job = Job {
             task,
-            frame,
+            request,
             reply,
             retries_left: self.inner.config.retries,
             failed_deliveries: 0,

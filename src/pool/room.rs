@@ -74,7 +74,7 @@ impl Pool {
                 })?)
             }
         };
-        Ok(self.handle_for::<F, F::Args, F::Output>(&args, Room::Taken(room)))
+        Ok(self.handle_for::<F, F::Args, F::Output>(args, Room::Taken(room)))
     }
 
     /// Waits until the pool's queue has room for one more task (see
@@ -181,7 +181,7 @@ impl Reservation {
         assert_fn_item::<F>();
         let _ = f;
         let Reservation { pool, room } = self;
-        pool.handle_for::<F, F::Args, F::Output>(&args, Room::Taken(room))
+        pool.handle_for::<F, F::Args, F::Output>(args, Room::Taken(room))
     }
 }
 

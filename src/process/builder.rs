@@ -17,7 +17,6 @@ use crate::launch::{Containment, Redirect, WorkerOptions, cgroup_for, create_cgr
 use crate::pool::builder::check_can_start;
 use crate::pool::job::{Encoded, Job, Placement, Ticket, check_local, encode_request};
 use crate::registry::{self, Task, assert_fn_item};
-use crate::wire::frame;
 
 /// Runs `f(args)` in a fresh process of its own, started at once, with
 /// every setting at its default; the handle is a future of the result. The
@@ -393,21 +392,21 @@ impl ProcessBuilder {
         let _ = f;
         let task = std::any::type_name::<F>();
         let placed = Placement::default();
-        let started = self.start::<F, F::Args>(task, &args, &placed);
+        let started = self.start::<F, F::Args>(task, args, &placed);
         Process::new(task, started, placed)
     }
 
     /// Encodes the request and starts the driver, which starts the process;
     /// the driver's handle says how the process ended once it is reaped.
-    fn start<F: 'static, A: serde::Serialize>(
+    fn start<F: 'static, A: serde::Serialize + 'static>(
         &self,
         task: &'static str,
-        args: &A,
+        args: A,
         placed: &Placement,
     ) -> Result<(Ticket, JoinHandle<Option<Exit>>), Error> {
         let registry = registry::global()?;
         let Encoded {
-            frame,
+            request,
             holds,
             regions,
         } = encode_request(registry.index_of::<F>()?, args)?;
@@ -417,7 +416,7 @@ impl ProcessBuilder {
             .prefix()
             .map(|prefix| prefix.describe());
         check_local(task, &regions, remote.as_ref())?;
-        let (bytes, max) = (frame::body_len_of(&frame), self.launch.max_frame);
+        let (bytes, max) = (request.body_len(), self.launch.max_frame);
         if bytes > max {
             return Err(Error::new(Repr::TooLarge { task, bytes, max }));
         }
@@ -425,7 +424,7 @@ impl ProcessBuilder {
         let (reply, answer) = oneshot::channel();
         let job = Job {
             task,
-            frame,
+            request,
             reply,
             retries_left: 0,
             failed_deliveries: 0,

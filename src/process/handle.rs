@@ -297,7 +297,7 @@ fn exit_of<R>(outcome: &Result<R, Error>, ran: bool) -> Option<Exit> {
     }
 }
 
-impl<R: DeserializeOwned> Process<R> {
+impl<R: DeserializeOwned + 'static> Process<R> {
     /// Kills the process, as Python's `Process.kill()`, and keeps the
     /// handle: the process is ended as dropping the handle ends it (it is
     /// told to, and kills everything it started — its process group, its
@@ -337,7 +337,7 @@ impl<R: DeserializeOwned> Process<R> {
     }
 }
 
-impl<R: DeserializeOwned> Future for Process<R> {
+impl<R: DeserializeOwned + 'static> Future for Process<R> {
     type Output = Result<R, Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {

@@ -121,11 +121,16 @@ pub(crate) fn wait(region: &Region, offset: usize, seen: u32) {
 /// Waits, without blocking the async runtime, while the word at `offset`
 /// reads `seen` (at most a short nap; the caller looks again).
 pub(crate) async fn wait_async(region: &Arc<Region>, offset: usize, seen: u32) {
-    let region = region.clone();
-    let napped = tokio::task::spawn_blocking(move || nap(&region, offset, seen, ASYNC_NAP));
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        // Polled by another executor: no blocking pool to nap on; a short
+        // nap here, on its thread, is the best it can get.
+        return nap(region, offset, seen, ASYNC_NAP);
+    };
+    let shared = region.clone();
+    let napped = runtime.spawn_blocking(move || nap(&shared, offset, seen, ASYNC_NAP));
     if napped.await.is_err() {
-        // No blocking pool (the runtime shutting down): look again soon.
-        tokio::time::sleep(ASYNC_NAP).await;
+        // The runtime is shutting down: nap here rather than spin.
+        nap(region, offset, seen, ASYNC_NAP);
     }
 }
 

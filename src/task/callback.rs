@@ -140,7 +140,7 @@ impl<T: DeserializeOwned + Send + 'static> OnDone<T> {
     }
 }
 
-impl<T: DeserializeOwned> Future for OnDone<T> {
+impl<T: DeserializeOwned + 'static> Future for OnDone<T> {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {

@@ -11,7 +11,6 @@ use serde::de::DeserializeOwned;
 use tokio::sync::oneshot;
 use tokio::time::Sleep;
 
-use crate::codec;
 use crate::error::{Error, Repr};
 use crate::pool::job::{Placement, Reply, Ticket};
 use crate::task::callback::OnDone;
@@ -313,14 +312,14 @@ impl RawHandle {
     }
 }
 
-impl<T: DeserializeOwned> Future for TaskHandle<T> {
+impl<T: DeserializeOwned + 'static> Future for TaskHandle<T> {
     type Output = Result<T, Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         self.get_mut()
             .raw
             .poll_reply(cx)
-            .map(|reply| reply.and_then(|reply| codec::decode(reply.payload())))
+            .map(|reply| reply.and_then(Reply::decode))
     }
 }
 

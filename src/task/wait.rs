@@ -55,7 +55,7 @@ struct Indexed<T> {
     handle: TaskHandle<T>,
 }
 
-impl<T: DeserializeOwned> Future for Indexed<T> {
+impl<T: DeserializeOwned + 'static> Future for Indexed<T> {
     type Output = (usize, Result<T, Error>);
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -173,7 +173,7 @@ pub struct Waited<T> {
 /// `next()`.
 pub async fn wait<T, I>(handles: I, until: WaitFor) -> Waited<T>
 where
-    T: DeserializeOwned,
+    T: DeserializeOwned + 'static,
     I: IntoIterator<Item = TaskHandle<T>>,
 {
     let mut pending: Vec<Option<TaskHandle<T>>> = handles.into_iter().map(Some).collect();

@@ -4,7 +4,7 @@
 //! the answers ([`ItemWriter`]).
 
 use super::frame::{self, CHUNK, HEADER_LEN, PREFIX_LEN};
-use crate::codec;
+use crate::codec::attach;
 use crate::error::{Error, Repr};
 
 /// Per-item outcomes inside the answer to a `CHUNK`.
@@ -56,9 +56,10 @@ impl ChunkBuilder {
     }
 
     /// Appends one item's arguments; on an encode error nothing is appended.
-    pub(crate) fn push<A: serde::Serialize>(&mut self, args: &A) -> Result<(), Error> {
+    /// Its buffers go inside the encoding: a chunk carries no attachments.
+    pub(crate) fn push<A: serde::Serialize + 'static>(&mut self, args: &A) -> Result<(), Error> {
         let before = self.frame.len();
-        let encoded = codec::encode_into(args, &mut self.frame).and_then(|()| {
+        let encoded = attach::encode_inline(args, &mut self.frame).and_then(|()| {
             u32::try_from(self.frame.len() - before).map_err(|_| {
                 Error::new(Repr::Encode {
                     ty: std::any::type_name::<A>(),
@@ -198,7 +199,7 @@ mod tests {
         let values: Vec<u64> = items(rest)
             .unwrap()
             .iter()
-            .map(|item| codec::decode(item).unwrap())
+            .map(|item| attach::decode(item, Vec::new()).unwrap())
             .collect();
         assert_eq!(values, [1, 300, 70_000]);
         assert_eq!(items_of_frame(&frame).unwrap().len(), 3);

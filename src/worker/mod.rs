@@ -146,8 +146,8 @@ fn connect(registry: &Registry, marker: Marker) -> io::Result<UnixStream> {
             keepalive_ms,
         } => stdio::take(quiet, keepalive_ms)?,
     };
-    let mut body = Vec::new();
-    if !frame::read_blocking(&mut socket, &mut body, marker.max_frame)? {
+    let (mut body, mut attachments) = (Vec::new(), Vec::new());
+    if !frame::read_blocking(&mut socket, &mut body, &mut attachments, marker.max_frame)? {
         return Err(io::ErrorKind::UnexpectedEof.into());
     }
     let Some(start) = Start::parse(&body) else {

@@ -41,7 +41,7 @@ use crate::wire::{call, channel};
 #[derive(Default)]
 struct State {
     /// Request bodies received and not started, with their ids.
-    queue: VecDeque<(u64, Vec<u8>)>,
+    queue: VecDeque<Queued>,
     /// Ids in `queue` whose caller stopped waiting.
     cancelled: BTreeSet<u64>,
     /// The request being run.
@@ -82,6 +82,15 @@ struct Watch {
 struct Reading {
     reader: BufReader<UnixStream>,
     body: Vec<u8>,
+    /// The attachments of the frame in `body`.
+    attachments: Vec<Vec<u8>>,
+}
+
+/// A request waiting for the task thread.
+struct Queued {
+    id: u64,
+    body: Vec<u8>,
+    attachments: Vec<Vec<u8>>,
 }
 
 /// What the task thread and the reader thread share.
@@ -103,6 +112,7 @@ pub(super) struct Inbox {
 pub(super) struct Next {
     pub(super) id: u64,
     pub(super) body: Vec<u8>,
+    pub(super) attachments: Vec<Vec<u8>>,
     /// Cancelled before it started: answer `SKIPPED` without running it.
     pub(super) skip: bool,
 }
@@ -124,6 +134,7 @@ impl Inbox {
             reading: Mutex::new(Reading {
                 reader: BufReader::with_capacity(64 * 1024, socket),
                 body: Vec::new(),
+                attachments: Vec::new(),
             }),
             state: Mutex::default(),
             watch: Mutex::default(),
@@ -191,10 +202,10 @@ impl Inbox {
             // come in the same read as this request, and epoll cannot see
             // what is buffered, so every whole frame is routed now.
             let mut state = lock(&self.state);
-            self.route(&mut state, &mut reading.body);
+            self.route(&mut state, &mut reading);
             while has_whole_frame(&reading) {
                 read_frame(&mut reading, self.max_frame);
-                self.route(&mut state, &mut reading.body);
+                self.route(&mut state, &mut reading);
             }
             if let Some(next) = self.pop(&mut state) {
                 return next;
@@ -203,7 +214,11 @@ impl Inbox {
     }
 
     fn pop(&self, state: &mut State) -> Option<Next> {
-        let (id, body) = state.queue.pop_front()?;
+        let Queued {
+            id,
+            body,
+            attachments,
+        } = state.queue.pop_front()?;
         let skip = state.cancelled.remove(&id);
         if !skip {
             state.running = Some(id);
@@ -212,7 +227,12 @@ impl Inbox {
                 self.arm(true);
             }
         }
-        Some(Next { id, body, skip })
+        Some(Next {
+            id,
+            body,
+            attachments,
+            skip,
+        })
     }
 
     /// The task thread is done with a request, which ran for `ran` ns
@@ -234,16 +254,22 @@ impl Inbox {
 
     /// Routes the frame just read; ends the worker on anything that is
     /// not our protocol.
-    fn route(&self, state: &mut State, body: &mut Vec<u8>) {
-        if let Err(problem) = self.try_route(state, body) {
+    fn route(&self, state: &mut State, reading: &mut Reading) {
+        if let Err(problem) = self.try_route(state, reading) {
             fail(&format!("the pool sent {problem}"));
         }
     }
 
-    fn try_route(&self, state: &mut State, body: &mut Vec<u8>) -> Result<(), String> {
-        let parts = Parts::of(body)?;
+    fn try_route(&self, state: &mut State, reading: &mut Reading) -> Result<(), String> {
+        let parts = Parts::of(&reading.body)?;
+        if !reading.attachments.is_empty() && parts.kind != REQUEST {
+            return Err(format!(
+                "attachments on a frame of kind 0x{:02x}, which takes none",
+                parts.kind
+            ));
+        }
         match parts.kind {
-            REQUEST | CHUNK => push(state, parts.id, body),
+            REQUEST | CHUNK => push(state, parts.id, reading),
             CANCEL if parts.payload.is_empty() => cancel(state, parts.id),
             REPLY => {
                 let outcome = call::parse_reply(parts.payload)?.map(<[u8]>::to_vec);
@@ -259,7 +285,7 @@ impl Inbox {
             }
             kind => Err(format!(
                 "a frame of unknown kind 0x{kind:02x} ({} bytes)",
-                body.len()
+                reading.body.len()
             )),
         }
     }
@@ -268,8 +294,12 @@ impl Inbox {
 /// Reads one frame into `reading.body`; ends the worker on a hang-up or on
 /// anything that is not our protocol.
 fn read_frame(reading: &mut Reading, max_frame: u64) {
-    let Reading { reader, body } = reading;
-    match frame::read_blocking(reader, body, max_frame) {
+    let Reading {
+        reader,
+        body,
+        attachments,
+    } = reading;
+    match frame::read_blocking(reader, body, attachments, max_frame) {
         Ok(true) => {}
         // The pool is gone (shut down, dropped, or dead): so are we.
         Ok(false) => teardown(),
@@ -278,7 +308,7 @@ fn read_frame(reading: &mut Reading, max_frame: u64) {
     }
 }
 
-fn push(state: &mut State, id: u64, body: &mut Vec<u8>) -> Result<(), String> {
+fn push(state: &mut State, id: u64, reading: &mut Reading) -> Result<(), String> {
     if id <= state.last_id {
         return Err(format!(
             "request {id} came after request {}: ids must grow",
@@ -291,9 +321,11 @@ fn push(state: &mut State, id: u64, body: &mut Vec<u8>) -> Result<(), String> {
         .take()
         .or_else(|| state.spares.pop())
         .unwrap_or_default();
-    state
-        .queue
-        .push_back((id, std::mem::replace(body, next_buffer)));
+    state.queue.push_back(Queued {
+        id,
+        body: std::mem::replace(&mut reading.body, next_buffer),
+        attachments: std::mem::take(&mut reading.attachments),
+    });
     Ok(())
 }
 
@@ -305,7 +337,7 @@ fn cancel(state: &mut State, id: u64) -> Result<(), String> {
         }
         return Ok(());
     }
-    if state.queue.iter().any(|(queued, _)| *queued == id) {
+    if state.queue.iter().any(|queued| queued.id == id) {
         state.cancelled.insert(id);
     } else if id > state.last_id {
         return Err(format!("a cancel of request {id}, which never came"));
@@ -400,7 +432,7 @@ pub(super) fn run(inbox: &'static Inbox) -> ! {
         let mut reading = lock(&inbox.reading);
         while has_more(&reading) {
             read_frame(&mut reading, inbox.max_frame);
-            inbox.route(&mut lock(&inbox.state), &mut reading.body);
+            inbox.route(&mut lock(&inbox.state), &mut reading);
         }
         drop(reading);
         let calls_waiting = inbox.link.awaits_replies();

@@ -7,7 +7,8 @@ use std::time::Instant;
 use super::link::Link;
 use super::panic;
 use super::reader::{Inbox, Next};
-use crate::registry::Registry;
+use crate::codec::attach::Attachment;
+use crate::registry::{Arrived, Registry};
 use crate::sys;
 use crate::wire::answer::{self, PanicReport};
 use crate::wire::chunk::{self, ItemWriter};
@@ -20,59 +21,86 @@ pub(super) fn serve(registry: &Registry, inbox: &Inbox, link: &Link, max_frame: 
     panic::capture_on_this_thread();
     let mut out = Vec::new();
     loop {
-        let Next { id, body, skip } = inbox.next();
-        let ran = if skip {
+        let Next {
+            id,
+            body,
+            attachments,
+            skip,
+        } = inbox.next();
+        let (ran, mut attached) = if skip {
             answer::skipped(&mut out, id);
-            None
+            (None, Vec::new())
         } else {
-            Some(run_one(registry, id, &body, &mut out))
+            let (nanos, attached) = run_one(registry, id, &body, attachments, &mut out);
+            (Some(nanos), attached)
         };
         inbox.done(body, ran);
         let bytes = frame::body_len_of(&out);
         if bytes > max_frame {
             // The pool would take it for garbage and kill us; say instead.
             answer::too_large(&mut out, id, bytes);
+            attached.clear();
         }
         // A task's `print!` without a newline should not wait for the next one.
         let _ = io::stdout().flush();
         // One write per answer, before the next task starts: if that task
         // crashes the worker, the answers to all earlier ones have already
         // left, so the pool knows exactly which task was running.
-        if let Err(err) = link.send(&[&out]) {
+        let mut pieces = Vec::with_capacity(1 + attached.len());
+        pieces.push(&out[..]);
+        pieces.extend(attached.iter().map(|attachment| attachment.as_bytes()));
+        if let Err(err) = link.send(&pieces) {
             return err;
         }
     }
 }
 
 /// Runs request `id`, leaves its answer frame in `out`, and returns how
-/// long it ran, in ns.
-fn run_one(registry: &Registry, id: u64, body: &[u8], out: &mut Vec<u8>) -> u64 {
+/// long it ran, in ns, and the answer's attachments, which go right after
+/// it.
+fn run_one(
+    registry: &Registry,
+    id: u64,
+    body: &[u8],
+    attachments: Vec<Vec<u8>>,
+    out: &mut Vec<u8>,
+) -> (u64, Vec<Attachment>) {
     // The reader routed it here by kind and id, so the prefix is there.
     let parts = Parts::of(body).expect("a routed request has a kind and id");
     let Some((index, rest)) = request::split(parts.payload) else {
         answer::failed(out, id, "a request too short for its task index");
-        return 0;
+        return (0, Vec::new());
     };
     answer::begin_ok(out, id);
     let began = Instant::now();
     let outcome = if parts.kind == CHUNK {
         run_chunk(registry, index, rest, out)
     } else {
-        run_caught(registry, index, rest, out)
+        run_caught(registry, index, rest, Arrived::Request(attachments), out)
     };
     let nanos = u64::try_from(began.elapsed().as_nanos()).unwrap_or(u64::MAX);
-    match outcome {
-        Outcome::Done => answer::end_ok(out, nanos),
-        Outcome::Failed(message) => answer::failed(out, id, &message),
-        Outcome::Panicked(report) => answer::panicked(out, id, &report),
-    }
-    nanos
+    let attached = match outcome {
+        Outcome::Done(attached) => {
+            answer::end_ok(out, nanos);
+            frame::attach(out, attached.iter().map(|a| a.as_bytes().len()));
+            attached
+        }
+        Outcome::Failed(message) => {
+            answer::failed(out, id, &message);
+            Vec::new()
+        }
+        Outcome::Panicked(report) => {
+            answer::panicked(out, id, &report);
+            Vec::new()
+        }
+    };
+    (nanos, attached)
 }
 
 /// What running one task produced.
 enum Outcome {
-    /// The encoded result was appended.
-    Done,
+    /// The encoded result was appended; its attachments.
+    Done(Vec<Attachment>),
     /// The task could not be run (bad arguments, unencodable result).
     Failed(String),
     /// The task panicked.
@@ -81,9 +109,15 @@ enum Outcome {
 
 /// Runs task `index` on encoded `args`, catching a panic; on success the
 /// encoded result is appended to `out`, otherwise `out` is left as it was.
-fn run_caught(registry: &Registry, index: u32, args: &[u8], out: &mut Vec<u8>) -> Outcome {
+fn run_caught(
+    registry: &Registry,
+    index: u32,
+    args: &[u8],
+    arrived: Arrived,
+    out: &mut Vec<u8>,
+) -> Outcome {
     let mark = out.len();
-    let outcome = panic::catch(|| registry.invoke(index, args, out));
+    let outcome = panic::catch(|| registry.invoke(index, args, arrived, out));
     if sys::IS_FORK_COPY.load(std::sync::atomic::Ordering::Relaxed) {
         // A copy the task made with fork() and let return (or panic): it
         // holds our socket, and must not answer anything. It touches nothing
@@ -92,7 +126,7 @@ fn run_caught(registry: &Registry, index: u32, args: &[u8], out: &mut Vec<u8>) -
         sys::exit_now(0);
     }
     let outcome = match outcome {
-        Ok(Ok(())) => return Outcome::Done,
+        Ok(Ok(attached)) => return Outcome::Done(attached),
         Ok(Err(message)) => Outcome::Failed(message),
         Err(report) => Outcome::Panicked(report),
     };
@@ -108,8 +142,8 @@ fn run_chunk(registry: &Registry, index: u32, rest: &[u8], out: &mut Vec<u8>) ->
     };
     for item in items {
         let writer = ItemWriter::begin(out);
-        let tag = match run_caught(registry, index, item, out) {
-            Outcome::Done => chunk::ITEM_OK,
+        let tag = match run_caught(registry, index, item, Arrived::Item, out) {
+            Outcome::Done(_) => chunk::ITEM_OK,
             Outcome::Failed(message) => {
                 out.extend_from_slice(message.as_bytes());
                 chunk::ITEM_FAILED
@@ -123,5 +157,5 @@ fn run_chunk(registry: &Registry, index: u32, rest: &[u8], out: &mut Vec<u8>) ->
             return Outcome::Failed(message);
         }
     }
-    Outcome::Done
+    Outcome::Done(Vec::new())
 }

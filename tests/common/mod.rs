@@ -821,7 +821,88 @@ pub fn tasks() -> procpool::Registry {
         echo_while_receiving,
         two_asks_then_give_back_when_told,
         impatient_large_getter,
+        reverse_frames,
+        cubes,
+        reverse_bytes,
+        reverse_vec,
+        pattern_vec,
+        checksum_vec,
+        bytes_over_a_channel,
+        checksum_after_first_abort,
     ]
+}
+
+/// Out-of-band buffers nested in a struct, as tasks take and return them.
+#[derive(Serialize, Deserialize, Debug, PartialEq, Clone)]
+pub struct Frames {
+    pub name: String,
+    pub pixels: procpool::Bytes,
+    pub samples: procpool::Buffer<f32>,
+    pub more: Vec<procpool::Bytes>,
+    pub maybe: Option<procpool::Buffer<u64>>,
+}
+
+/// Reverses every buffer in `frames`: what comes back proves what arrived.
+pub fn reverse_frames(frames: Frames) -> Frames {
+    let reversed = |bytes: procpool::Bytes| {
+        let mut bytes = bytes.into_vec();
+        bytes.reverse();
+        procpool::Bytes::from(bytes)
+    };
+    Frames {
+        name: frames.name.chars().rev().collect(),
+        pixels: reversed(frames.pixels),
+        samples: frames.samples.iter().rev().copied().collect(),
+        more: frames.more.into_iter().map(reversed).collect(),
+        maybe: frames.maybe.map(|m| m.iter().rev().copied().collect()),
+    }
+}
+
+/// The seeds' benchmark task: the cubes of `0..n`, as a typed buffer.
+pub fn cubes(n: u64) -> procpool::Buffer<u64> {
+    (0..n).map(|i| i * i * i).collect()
+}
+
+/// Reverses a buffer in place (the task owns it: no copy).
+pub fn reverse_bytes(bytes: procpool::Bytes) -> procpool::Bytes {
+    let mut bytes = bytes.into_vec();
+    bytes.reverse();
+    bytes.into()
+}
+
+/// Reverses a plain `Vec<u8>`.
+pub fn reverse_vec(mut bytes: Vec<u8>) -> Vec<u8> {
+    bytes.reverse();
+    bytes
+}
+
+/// `n` bytes of a pattern [`checksum_vec`] can check.
+pub fn pattern_vec(n: u64) -> Vec<u8> {
+    (0..n).map(|i| (i % 251) as u8).collect()
+}
+
+/// A checksum of `bytes` that notices order: `pattern_vec(n)` gives
+/// `pattern_checksum(n)`.
+pub fn checksum_vec(bytes: Vec<u8>) -> u64 {
+    bytes.iter().enumerate().fold(0u64, |sum, (i, &b)| {
+        sum.wrapping_mul(31).wrapping_add(b as u64 ^ i as u64)
+    })
+}
+
+/// Aborts its worker the first time (`flag` does not exist yet), then
+/// returns the checksum of `bytes`: the retry must get the same bytes.
+pub fn checksum_after_first_abort(flag: String, bytes: procpool::Bytes) -> u64 {
+    abort_first_time(flag);
+    checksum_vec(bytes.into_vec())
+}
+
+/// Sends `count` buffers of `bytes` bytes to the parent over `out`.
+pub fn bytes_over_a_channel(count: u32, bytes: u64, out: procpool::Sender<procpool::Bytes>) -> u32 {
+    for i in 0..count {
+        let buffer: procpool::Bytes = (0..bytes).map(|j| (i as u64 + j) as u8).collect();
+        out.blocking_send(buffer).unwrap();
+    }
+    count
 }
 
 /// A function deliberately left out of `tasks()`.

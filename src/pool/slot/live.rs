@@ -22,7 +22,7 @@ use crate::pool::stats::Counters;
 use crate::wire::answer::{self, Response};
 use crate::wire::call::{self, Service};
 use crate::wire::conn::{Body, Conn, InFlight};
-use crate::wire::frame::{self, CALL, LOG, PING, PONG, Parts};
+use crate::wire::frame::{self, CALL, LOG, OK, PING, PONG, Parts};
 use crate::wire::{channel, log};
 
 /// Roughly how much work, in time, a worker may have queued behind its
@@ -188,6 +188,12 @@ impl<L: Launch> LiveWorker<L> {
     /// Sends one frame from the worker where it belongs, by kind.
     fn route(&mut self, body: Body, counters: &Counters, failures: &mut u32) -> Result<(), Fault> {
         let parts = Parts::of(body.bytes()).map_err(Fault::Protocol)?;
+        if !body.attachments.is_empty() && parts.kind != OK {
+            return Err(Fault::Protocol(format!(
+                "attachments on a frame of kind 0x{:02x}, which takes none",
+                parts.kind
+            )));
+        }
         if Response::is_answer(parts.kind) {
             let verdict = self.verdict(parts)?;
             return self.answer(verdict, body, counters, failures);
@@ -292,6 +298,7 @@ impl<L: Launch> LiveWorker<L> {
                 job.finish(Ok(Reply {
                     payload_at: body.start + answer::RESULT_AT,
                     body: body.buf,
+                    attachments: body.attachments,
                     nanos,
                     pid,
                 }));

@@ -333,7 +333,7 @@ impl Rig {
         let (reply, answer) = oneshot::channel();
         let job = Job {
             task: "mock::task",
-            frame: request::encode(0, &arg).unwrap(),
+            request: request::encode(0, arg).unwrap(),
             reply,
             retries_left: retries,
             failed_deliveries: 0,

@@ -1,5 +1,8 @@
 //! Every use of bincode lives here, so the encoding can be swapped in one place
-//! (bincode 2 is unmaintained; its 3.0 on crates.io is an empty tombstone).
+//! (bincode 2 is unmaintained; its 3.0 on crates.io is an empty tombstone),
+//! and the large byte buffers that go beside it ([`attach`]).
+
+pub(crate) mod attach;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -35,12 +38,13 @@ pub(crate) fn encode_into<T: Serialize + ?Sized>(
 
 /// Decodes a whole `T` from `bytes`; trailing bytes are an error.
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
-    let fail = |message: String| {
-        Error::new(Repr::Decode {
-            ty: std::any::type_name::<T>(),
-            message,
-        })
-    };
+    decode_as(bytes, std::any::type_name::<T>())
+}
+
+/// [`decode`], naming the type `ty` in its errors (the type the caller
+/// asked for, which `T` may stand in for).
+fn decode_as<T: DeserializeOwned>(bytes: &[u8], ty: &'static str) -> Result<T, Error> {
+    let fail = |message: String| Error::new(Repr::Decode { ty, message });
     match bincode::serde::decode_from_slice::<T, _>(bytes, config()) {
         Ok((value, used)) if used == bytes.len() => Ok(value),
         Ok((_, used)) => Err(fail(format!(
