@@ -21,6 +21,7 @@ fn main() {
             buffers_cross_a_channel_as_bytes,
             a_result_over_the_frame_limit_is_a_typed_error,
             a_crash_mid_request_retries_with_the_same_buffers,
+            a_worker_killed_mid_attachment_fails_its_task_alone,
         ],
         roles,
     );
@@ -28,6 +29,15 @@ fn main() {
 
 fn roles(role: &str) {
     panic!("no roles here: {role}");
+}
+
+async fn one_worker_with_max_frame(bytes: u64) -> Pool {
+    Pool::builder()
+        .workers(1)
+        .max_frame_size(bytes)
+        .build()
+        .await
+        .unwrap()
 }
 
 /// `n` bytes that differ from their reverse.
@@ -95,12 +105,7 @@ async fn every_size_round_trips_both_ways() {
 }
 
 async fn a_gibibyte_round_trips() {
-    let pool = Pool::builder()
-        .workers(1)
-        .max_frame_size(2 << 30)
-        .build()
-        .await
-        .unwrap();
+    let pool = one_worker_with_max_frame(2 << 30).await;
     let sent = pattern(1 << 30);
     let expected = checksum_vec(reversed(&sent));
     let back = pool.submit(reverse_vec, sent).await.unwrap();
@@ -184,12 +189,7 @@ async fn buffers_cross_a_channel_as_bytes() {
 
 async fn a_result_over_the_frame_limit_is_a_typed_error() {
     // The attachment counts against the limit like any other byte.
-    let pool = Pool::builder()
-        .workers(1)
-        .max_frame_size(1 << 20)
-        .build()
-        .await
-        .unwrap();
+    let pool = one_worker_with_max_frame(1 << 20).await;
     let err = pool.submit(pattern_vec, 2 << 20).await.unwrap_err();
     assert!(err.to_string().contains("maximum frame size"), "{err}");
     let err = pool
@@ -216,5 +216,19 @@ async fn a_crash_mid_request_retries_with_the_same_buffers() {
     assert_eq!(sum.await.unwrap(), checksum_vec(sent));
     assert!(std::fs::metadata(&flag).is_ok(), "it did abort once");
     let _ = std::fs::remove_file(&flag);
+    pool.shutdown().await;
+}
+
+async fn a_worker_killed_mid_attachment_fails_its_task_alone() {
+    let pool = one_worker_with_max_frame(2 << 30).await;
+    let err = pool
+        .submit(killed_while_answering, 1 << 30)
+        .await
+        .unwrap_err();
+    assert!(err.is_worker_died(), "{err}");
+    assert!(err.to_string().contains("SIGKILL"), "{err}");
+    // The half-read attachment is gone with its worker; the next is whole.
+    let sent = pattern(3 << 20);
+    assert!(pool.submit(reverse_vec, sent.clone()).await.unwrap() == reversed(&sent));
     pool.shutdown().await;
 }

@@ -31,6 +31,8 @@ fn main() {
             frames_a_worker_starts_are_routed_and_answered,
             a_worker_refuses_garbage_from_its_pool,
             a_result_over_the_frame_limit_is_a_typed_error,
+            attachments_claiming_more_than_their_frame_are_a_protocol_error,
+            a_frame_that_stops_part_way_through_an_attachment_is_a_protocol_error,
         ],
         roles,
     );
@@ -335,14 +337,17 @@ async fn a_frame_that_stops_part_way_is_a_protocol_error() {
     // itself must end the wait.
     let mut truncated = 100u64.to_le_bytes().to_vec();
     truncated.push(2);
+    expect_stall(truncated, "a task behind a truncated frame").await;
+}
+
+/// Has a task write `bytes` (a frame that stops part-way) to its socket:
+/// its worker must be found stalled, with no timeout set, and the pool
+/// still shut down.
+async fn expect_stall(bytes: Vec<u8>, what: &str) {
     let pool = one_worker_with_max_frame(1 << 20).await;
-    let err = within(
-        Duration::from_secs(20),
-        "a task behind a truncated frame",
-        pool.submit(scribble, truncated),
-    )
-    .await
-    .unwrap_err();
+    let err = within(Duration::from_secs(20), what, pool.submit(scribble, bytes))
+        .await
+        .unwrap_err();
     assert!(err.is_protocol(), "{err}");
     assert!(err.to_string().contains("part-way"), "{err}");
     within(
@@ -465,4 +470,35 @@ async fn a_result_over_the_frame_limit_is_a_typed_error() {
     assert_eq!(pool.submit(pid, ()).await.unwrap(), worker);
     let Blob(small) = pool.submit(big_result, 1000).await.unwrap();
     assert_eq!(small.len(), 1000);
+}
+
+/// The head of an `OK` frame flagged with attachments (kind `0x82`) of
+/// `lens` bytes, whose body claims `body_len` bytes.
+fn attached_head(body_len: u64, lens: &[u64]) -> Vec<u8> {
+    let mut head = body_len.to_le_bytes().to_vec();
+    head.push(0x02 | 0x80);
+    head.extend_from_slice(&0u64.to_le_bytes());
+    head.extend_from_slice(&(lens.len() as u32).to_le_bytes());
+    lens.iter()
+        .for_each(|len| head.extend_from_slice(&len.to_le_bytes()));
+    head
+}
+
+async fn attachments_claiming_more_than_their_frame_are_a_protocol_error() {
+    // A small frame whose table claims a terabyte: refused on reading the
+    // table, before anything is allocated for it.
+    let err = expect_protocol_error(attached_head(21, &[1 << 40])).await;
+    assert!(err.to_string().contains("claim more"), "{err}");
+    let err = expect_protocol_error(attached_head(1 << 19, &[u64::MAX, 2])).await;
+    assert!(err.to_string().contains("claim more"), "{err}");
+}
+
+async fn a_frame_that_stops_part_way_through_an_attachment_is_a_protocol_error() {
+    // An attachment of 100,000 bytes of which 10 come: the task's real
+    // answer is swallowed as more of it, and then nothing. The stall
+    // itself must end the wait, as for a frame cut short before its
+    // attachments.
+    let mut cut = attached_head(9 + 4 + 8 + 100_000, &[100_000]);
+    cut.extend_from_slice(&[7; 10]);
+    expect_stall(cut, "a task behind a truncated attachment").await;
 }

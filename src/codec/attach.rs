@@ -27,6 +27,7 @@ use serde::ser::Serializer;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Repr};
+use crate::wire::frame::MAX_ATTACHMENTS;
 
 /// Buffers smaller than this are copied into the encoding: below it a
 /// copy costs less than a separate write and allocation.
@@ -126,8 +127,11 @@ pub(crate) fn serialize<S: Serializer>(
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
     let attached = OUTGOING.with_borrow_mut(|mode| match mode.as_mut()? {
-        Mode::Collect(collected) if bytes.len() >= ATTACH_FROM => {
-            let index = u32::try_from(collected.len()).ok()?;
+        // Past the most a frame may carry, the rest go inline.
+        Mode::Collect(collected)
+            if bytes.len() >= ATTACH_FROM && collected.len() < MAX_ATTACHMENTS =>
+        {
+            let index = collected.len() as u32;
             collected.push(owner());
             Some(Some(index))
         }
@@ -280,4 +284,83 @@ fn from_bytes<T: 'static>(bytes: Vec<u8>) -> T {
         .downcast_mut::<Option<T>>()
         .and_then(Option::take)
         .expect("T is Vec<u8>")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Bytes;
+
+    fn big(fill: u8) -> Bytes {
+        vec![fill; ATTACH_FROM].into()
+    }
+
+    #[test]
+    fn large_buffers_go_beside_the_encoding_and_small_ones_inside() {
+        let value = (big(1), Bytes::from(vec![2u8; 10]), vec![big(3)]);
+        let mut out = Vec::new();
+        let attached = encode(value.clone(), &mut out).unwrap();
+        assert_eq!(attached.len(), 2);
+        assert!(
+            out.len() < 100,
+            "only indexes and the small one: {}",
+            out.len()
+        );
+        let owned: Vec<Vec<u8>> = attached.iter().map(|a| a.as_bytes().to_vec()).collect();
+        let back: (Bytes, Bytes, Vec<Bytes>) = decode(&out, owned).unwrap();
+        assert_eq!(back, value);
+    }
+
+    #[test]
+    fn attachments_missing_left_over_or_taken_twice_are_errors() {
+        let mut out = Vec::new();
+        let attached = encode((big(1), big(2)), &mut out).unwrap();
+        let owned: Vec<Vec<u8>> = attached.iter().map(|a| a.as_bytes().to_vec()).collect();
+        let missing = decode::<(Bytes, Bytes)>(&out, owned[..1].to_vec()).unwrap_err();
+        assert!(
+            missing.to_string().contains("not in the frame"),
+            "{missing}"
+        );
+        let mut extra = owned.clone();
+        extra.push(vec![9]);
+        let extra = decode::<(Bytes, Bytes)>(&out, extra).unwrap_err();
+        assert!(
+            extra.to_string().contains("not part of the value"),
+            "{extra}"
+        );
+        // The same index twice (a forged encoding): the second finds it gone.
+        let mut twice = Vec::new();
+        encode(big(1), &mut twice).unwrap();
+        let mut forged = twice.clone();
+        forged.extend_from_slice(&twice);
+        let err = decode::<(Bytes, Bytes)>(&forged, owned[..1].to_vec()).unwrap_err();
+        assert!(err.to_string().contains("used already"), "{err}");
+    }
+
+    #[test]
+    fn past_the_most_a_frame_carries_buffers_go_inline() {
+        let many: Vec<Bytes> = (0..MAX_ATTACHMENTS + 3).map(|_| big(7)).collect();
+        let mut out = Vec::new();
+        let attached = encode(many.clone(), &mut out).unwrap();
+        assert_eq!(attached.len(), MAX_ATTACHMENTS);
+        let owned: Vec<Vec<u8>> = attached.iter().map(|a| a.as_bytes().to_vec()).collect();
+        assert_eq!(decode::<Vec<Bytes>>(&out, owned).unwrap(), many);
+    }
+
+    #[test]
+    fn a_whole_vec_of_bytes_is_moved_not_copied() {
+        let bytes = vec![5u8; 1 << 20];
+        let at = bytes.as_ptr();
+        let mut out = Vec::new();
+        let attached = encode(bytes, &mut out).unwrap();
+        assert_eq!(attached[0].as_bytes().as_ptr(), at);
+        let received = vec![attached[0].as_bytes().to_vec()];
+        let at = received[0].as_ptr();
+        let back: Vec<u8> = decode(&out, received).unwrap();
+        assert_eq!(back.as_ptr(), at, "the received allocation is the value");
+        // Inline, for a frame without attachments, it still reads back.
+        let mut inline = Vec::new();
+        encode_inline(&back, &mut inline).unwrap();
+        assert_eq!(decode::<Vec<u8>>(&inline, Vec::new()).unwrap(), back);
+    }
 }

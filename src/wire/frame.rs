@@ -13,7 +13,7 @@ pub(crate) const PREFIX_LEN: usize = 1 + 8;
 pub(crate) const RESERVE_AHEAD: usize = 64 << 20;
 
 /// Bumped whenever the format in the module docs changes.
-pub(crate) const PROTOCOL_VERSION: u32 = 8;
+pub(crate) const PROTOCOL_VERSION: u32 = 9;
 
 // Kinds, pool → worker.
 pub(crate) const START: u8 = 0x20;

@@ -17,10 +17,10 @@
 //! |---|---|---|---|---|---|
 //! | `START` | `0x20` | pool → worker, first | 0 | settings: the most verbose log level to send as `LOG` `u8` (0 none, 1 error … 5 trace), the address-space limit the worker sets on itself `u64` (0 none), the grace period of a cancelled running task in ns `u64` (0: end at once); the worker may run user code now | [`hello`] |
 //! | `HELLO` | `0x10` | worker → pool, once | 0 | `procpool` magic, protocol version `u32`, registry fingerprint `u64`, pid `u32` | [`hello`] |
-//! | `REQUEST` | `0x01` | pool → worker | task | task index `u32`, bincode arguments | [`request`] |
+//! | `REQUEST` | `0x01` (`0x81` with attachments) | pool → worker | task | task index `u32`, bincode arguments | [`request`] |
 //! | `CHUNK` | `0x06` | pool → worker | task | task index `u32`, item count `u32`, the items' arguments back to back, then each item's length `u32` | [`chunk`] |
 //! | `CANCEL` | `0x07` | pool → worker | task | none: skip the task, or end the worker if it is running it | [`cancel`] |
-//! | `OK` | `0x02` | worker → pool | task | run time in ns `u64`, bincode result; for a `CHUNK`, per item: `ITEM_OK`/`ITEM_PANIC`/`ITEM_FAILED` `u8`, length `u32`, bincode result / panic report / text | [`answer`], [`chunk`] |
+//! | `OK` | `0x02` (`0x82` with attachments) | worker → pool | task | run time in ns `u64`, bincode result; for a `CHUNK`, per item: `ITEM_OK`/`ITEM_PANIC`/`ITEM_FAILED` `u8`, length `u32`, bincode result / panic report / text | [`answer`], [`chunk`] |
 //! | `PANIC` | `0x03` | worker → pool | task | bincode `(message, location)` | [`answer`] |
 //! | `FAILED` | `0x04` | worker → pool | task | UTF-8 text: the worker could not run the task | [`answer`] |
 //! | `SKIPPED` | `0x05` | worker → pool | task | none: cancelled before it started | [`answer`] |
@@ -40,6 +40,24 @@
 //! | `PING` | `0x60` | pool → worker, remote workers only | 0 | none: answer with `PONG` (see [`Launcher::keepalive`](crate::Launcher::keepalive)) | [`frame`] |
 //! | `PONG` | `0x61` | worker → pool | 0 | none: the answer to a `PING` | [`frame`] |
 //! | `LOG` | `0x50` | worker → pool, any thread | running task (0: none) | level `u8`, target length `u16` and target, the event's fields as UTF-8 text | [`log`] |
+//!
+//! # Attachments
+//!
+//! A `REQUEST` or `OK` may carry attachments: byte buffers of the value
+//! sent as they are, beside its encoding ([`Buffer`](crate::Buffer)s, and a
+//! whole value that is a `Vec<u8>`; see [`codec::attach`](crate::codec::attach)).
+//! Its kind then has bit `0x80` set, and its body is
+//!
+//! ```text
+//! kind|0x80 u8 | id u64 | count u32 | length u64 × count | payload | attachments, back to back
+//! ```
+//!
+//! The frame's length counts all of it. The encoding names an attachment by
+//! its index; each must be used exactly once. A reader takes the table
+//! before the bytes and reads each attachment into an allocation of its
+//! own (never more than `RESERVE_AHEAD` ahead of what has arrived); a table
+//! claiming more than its frame holds, more than 65,536 attachments, or
+//! none, is a protocol error. Any other kind with the bit set is one too.
 //!
 //! # Ids and order
 //!

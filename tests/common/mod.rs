@@ -829,6 +829,7 @@ pub fn tasks() -> procpool::Registry {
         checksum_vec,
         bytes_over_a_channel,
         checksum_after_first_abort,
+        killed_while_answering,
     ]
 }
 
@@ -894,6 +895,18 @@ pub fn checksum_vec(bytes: Vec<u8>) -> u64 {
 pub fn checksum_after_first_abort(flag: String, bytes: procpool::Bytes) -> u64 {
     abort_first_time(flag);
     checksum_vec(bytes.into_vec())
+}
+
+/// Returns `bytes` bytes, and SIGKILLs its own worker 20 ms into sending
+/// them: the pool sees a death part-way through an attachment.
+pub fn killed_while_answering(bytes: u64) -> Vec<u8> {
+    let result = vec![1u8; bytes as usize];
+    std::thread::spawn(|| {
+        std::thread::sleep(Duration::from_millis(20));
+        // SAFETY: kill(2) with our own pid has no memory-safety preconditions.
+        unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+    });
+    result
 }
 
 /// Sends `count` buffers of `bytes` bytes to the parent over `out`.
