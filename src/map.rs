@@ -21,12 +21,12 @@ use crate::codec::attach;
 use crate::error::{Error, Repr};
 use crate::pool::Pool;
 use crate::pool::job::Encoded;
-use crate::wire::request::Request;
 use crate::pool::job::Reply;
 use crate::shared::Carried;
 use crate::wire::answer;
 use crate::wire::chunk::{self, ChunkBuilder};
 use crate::wire::frame;
+use crate::wire::request::Request;
 
 /// Run time a chunk should take in a worker when the size is chosen
 /// automatically: long enough that the fixed cost of a round trip (tens of
