@@ -10,6 +10,11 @@ process-pool crate in this repository:
                  map over the same N with chunksize ceil(N / (4 * workers)) (items/s)
   W3 payload     echo of a 16 MiB bytes buffer, sequential round trips
                  (MB/s, MB = 10^6 bytes, payload counted once per round trip)
+  W3b shared     64 tasks submitted at once, each reading a 16 MiB table (one
+                 byte per 4 KiB page): sent by value (bytes) and through one
+                 multiprocessing.shared_memory.SharedMemory (ms, creation timed);
+                 and a multiprocessing.Value incremented under get_lock() by
+                 two Processes (increments/s)
   W4 CPU scaling 64 tasks of a fixed xorshift64 multiply-accumulate kernel,
                  wall time with 1 and 2 workers, efficiency = T1 / (2 * T2)
   W5 start-up    create a pool of 2 and get the first no-op result back (ms),
@@ -33,6 +38,7 @@ Run:
 """
 
 import argparse
+from multiprocessing import resource_tracker, shared_memory
 import concurrent.futures
 import json
 import math
@@ -48,12 +54,14 @@ M64 = (1 << 64) - 1
 PAYLOAD_BYTES = 16 * 1024 * 1024
 WORKERS = 2
 TARGET_TASK_SECONDS = 0.020
-ALL_WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "W7")
+ALL_WORKLOADS = ("W1", "W2", "W3", "W3B", "W4", "W5", "W6", "W7")
 PPE = "ProcessPoolExecutor"
 MPP = "multiprocessing.Pool"
 MPROC = "multiprocessing.Process"
 MQUEUE = "multiprocessing.Queue"
 MMANAGER = "multiprocessing.Manager"
+MVALUE = "multiprocessing.Value"
+W3B_TASKS = 64
 W6_BLOB = 1 << 20
 
 
@@ -329,6 +337,78 @@ def w5_process(method, cfg, results):
     results.add(MPROC, f"W5 process ms ({method})", "ms", rep_medians)
 
 
+def page_sum(buf):
+    """W3b: one byte per 4 KiB page, summed (as the Rust side reads)."""
+    return sum(memoryview(buf)[::4096])
+
+
+def pages_by_value(table):
+    return page_sum(table)
+
+
+def pages_shared(name):
+    # Attaching registers the segment with the resource tracker again
+    # (gh-82300); under 'fork' the tracker is the parent's, where the name is
+    # registered already, and the parent's unlink unregisters it once.
+    shm = shared_memory.SharedMemory(name=name)
+    try:
+        return page_sum(shm.buf)
+    finally:
+        shm.close()
+
+
+def w3b_tables(adapter, ctx, cfg, results, table):
+    expected = page_sum(table)
+    by_value, shared = [], []
+    # Workers forked before the tracker runs would start trackers of their
+    # own, which unlink the segment when the worker exits (gh-82300).
+    resource_tracker.ensure_running()
+    with PoolScope(adapter, WORKERS, ctx) as pool:
+        for _ in range(cfg.reps):
+            t0 = time.perf_counter()
+            got = adapter.submit_all(pool, pages_by_value, [table] * W3B_TASKS)
+            by_value.append((time.perf_counter() - t0) * 1e3)
+            if got != [expected] * W3B_TASKS:
+                raise AssertionError("W3b by value: wrong sums")
+            t0 = time.perf_counter()
+            shm = shared_memory.SharedMemory(create=True, size=len(table))
+            try:
+                shm.buf[:len(table)] = table
+                got = adapter.submit_all(pool, pages_shared, [shm.name] * W3B_TASKS)
+                shared.append((time.perf_counter() - t0) * 1e3)
+            finally:
+                shm.close()
+                shm.unlink()
+            if got != [expected] * W3B_TASKS:
+                raise AssertionError("W3b shared_memory: wrong sums")
+    results.add(adapter.name, "W3b 64 tasks x 16MiB table ms", "ms", by_value)
+    results.add(adapter.name + " shared_memory", "W3b 64 tasks x 16MiB table ms", "ms", shared)
+
+
+def count_locked(value, n):
+    for _ in range(n):
+        with value.get_lock():
+            value.value += 1
+
+
+def w3b_counter(cfg, results):
+    """Two Processes increment one multiprocessing.Value under its lock."""
+    ctx = multiprocessing.get_context("fork")
+    n, rates = cfg.w3b_increments, []
+    for _ in range(cfg.reps):
+        value = ctx.Value("q", 0)
+        t0 = time.perf_counter()
+        processes = [ctx.Process(target=count_locked, args=(value, n)) for _ in range(2)]
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.join()
+        rates.append(2 * n / (time.perf_counter() - t0))
+        if value.value != 2 * n:
+            raise AssertionError("W3b counter: increments lost")
+    results.add(MVALUE, "W3b counter incr/s", "incr/s", rates)
+
+
 def put_ints(queue, n):
     for i in range(n):
         queue.put(i)
@@ -452,6 +532,7 @@ def parse_args(argv=None):
     cfg.w5_repeats = 3 if q else 5
     cfg.w6_small, cfg.w6_blobs = (50_000, 32) if q else (1_000_000, 256)
     cfg.w7_writes = 2_000 if q else 20_000
+    cfg.w3b_increments = 20_000 if q else 200_000
     return cfg
 
 
@@ -491,6 +572,7 @@ def main(argv=None):
         print(f"W4: {cfg.w4_tasks} tasks x {cfg.w4_iters} iterations")
 
     payload = os.urandom(PAYLOAD_BYTES) if "W3" in cfg.only else None
+    table = os.urandom(PAYLOAD_BYTES) if "W3B" in cfg.only else None
     methods = [m for m in ("fork", "spawn", "forkserver")
                if m in multiprocessing.get_all_start_methods()]
 
@@ -503,6 +585,9 @@ def main(argv=None):
         if "W3" in cfg.only:
             plan.append(("W3", adapter,
                          lambda a=adapter: w3_payload(a, ctx, cfg, results, payload)))
+        if "W3B" in cfg.only:
+            plan.append(("W3b", adapter,
+                         lambda a=adapter: w3b_tables(a, ctx, cfg, results, table)))
         if "W4" in cfg.only:
             plan.append(("W4", adapter, lambda a=adapter: w4_scaling(a, ctx, cfg, results)))
         if "W5" in cfg.only:
@@ -514,6 +599,10 @@ def main(argv=None):
         process = argparse.Namespace(name=MPROC)
         for m in methods:
             plan.append((f"W5/{m}", process, lambda m=m: w5_process(m, cfg, results)))
+
+    if "W3B" in cfg.only:
+        value = argparse.Namespace(name=MVALUE)
+        plan.append(("W3b", value, lambda: w3b_counter(cfg, results)))
 
     if "W6" in cfg.only:
         queue = argparse.Namespace(name=MQUEUE)

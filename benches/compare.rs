@@ -19,6 +19,11 @@
 //!   MB/s (10^6 B, payload counted once per trip), as a `procpool::Bytes`, a
 //!   plain `Vec<u8>`, and a `serde_bytes` field of a struct. Floors: the same
 //!   echo over a raw socketpair and over raw pipes.
+//! * **W3b shared memory**: 64 tasks (all submitted at once) each read a
+//!   16 MiB table, one byte per 4 KiB page, sent by value each time
+//!   (`serde_bytes`) and as one `SharedBytes` made for the run (its creation
+//!   timed too): ms end to end, and the ratio. Then a `SharedValue<u64>`
+//!   incremented with `fetch_add` by 2 workers at once: increments/s.
 //! * **W4 CPU scaling**: 64 tasks of an integer kernel (~20 ms each,
 //!   calibrated here) with 1 and 2 workers; efficiency T1/(2×T2); rayon with 1
 //!   and 2 threads as the in-process reference.
@@ -62,6 +67,7 @@ use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
 use procpool::manager::Dict;
+use procpool::shared::{SharedBytes, SharedValue};
 use procpool::{Launcher, Manager, Pool, Sender};
 use rayon::prelude::*;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -134,6 +140,29 @@ fn write_keys(from: u64, n: u64, dict: Dict<u64, u64>) -> f64 {
     start.elapsed().as_secs_f64()
 }
 
+/// W3b: what a task reads of its table: one byte per page, summed.
+fn page_sum(table: &[u8]) -> u64 {
+    table.iter().step_by(4096).map(|&b| u64::from(b)).sum()
+}
+
+/// W3b: the table sent by value.
+fn pages_by_value(table: Blob) -> u64 {
+    page_sum(&table.0)
+}
+
+/// W3b: the table in shared memory.
+fn pages_shared(table: SharedBytes) -> u64 {
+    page_sum(&table)
+}
+
+/// W3b: `n` atomic increments.
+fn count_to(counter: SharedValue<u64>, n: u64) -> u64 {
+    for _ in 0..n {
+        counter.fetch_add(1);
+    }
+    n
+}
+
 // ---- constants -----------------------------------------------------------
 
 const WORKERS: usize = 2;
@@ -147,7 +176,9 @@ const W4_TARGET_TASK: Duration = Duration::from_millis(20);
 /// `bench/compare.py` can check that Python's kernel computes the same.
 const KERNEL_CHECK_SEED: u64 = 12345;
 const KERNEL_CHECK_ITERS: u64 = 100_000;
-const ALL_WORKLOADS: [&str; 7] = ["W1", "W2", "W3", "W4", "W5", "W6", "W7"];
+/// W3b: tasks per run, each reading the whole table.
+const W3B_TASKS: usize = 64;
+const ALL_WORKLOADS: [&str; 8] = ["W1", "W2", "W3", "W3b", "W4", "W5", "W6", "W7"];
 
 fn main() {
     // procspawn's children are this executable too: in one, this runs the
@@ -162,7 +193,10 @@ fn main() {
         kernel,
         stream_u64,
         stream_blobs,
-        write_keys
+        write_keys,
+        pages_by_value,
+        pages_shared,
+        count_to
     ]);
     floor::serve_if_child();
     let cfg = Config::from_args();
@@ -189,6 +223,7 @@ fn main() {
                 w3_payload(&cfg, &runtime, &mut results);
                 peer::w3_payload(&cfg, &mut results);
             }
+            "W3b" => w3b_shared(&cfg, &runtime, &mut results),
             "W4" => w4_scaling(&cfg, &runtime, &mut results),
             "W5" => w5_startup(&cfg, &runtime, &mut results),
             "W6" => w6_channels(&cfg, &runtime, &mut results),
@@ -528,6 +563,72 @@ where
 
 fn megabytes_per_second(bytes: usize, elapsed: Duration) -> f64 {
     bytes as f64 / 1e6 / elapsed.as_secs_f64()
+}
+
+// ---- W3b shared memory ---------------------------------------------------
+
+fn w3b_shared(cfg: &Config, runtime: &Runtime, results: &mut Results) {
+    let table = pseudo_random_bytes(PAYLOAD_BYTES);
+    let (mut by_value, mut shared, mut speedup, mut counts) = (vec![], vec![], vec![], vec![]);
+    runtime.block_on(async {
+        let pool = start_pool(WORKERS).await;
+        for _ in 0..cfg.reps {
+            let copied = w3b_by_value_once(&pool, &table).await;
+            let mapped = w3b_shared_once(&pool, &table).await;
+            by_value.push(copied);
+            shared.push(mapped);
+            speedup.push(copied / mapped);
+            counts.push(w3b_counter_once(&pool, cfg.sizes.w3b_increments).await);
+        }
+        pool.shutdown().await;
+    });
+    let row = "W3b 64 tasks x 16MiB table ms";
+    results.add("procpool", row, "ms", &shared);
+    results.add("procpool by value", row, "ms", &by_value);
+    results.add("procpool", "W3b shared / by value speedup", "x", &speedup);
+    results.add("procpool", "W3b counter incr/s", "incr/s", &counts);
+}
+
+/// 64 tasks, each sent its own copy of the table: ms.
+async fn w3b_by_value_once(pool: &Pool, table: &[u8]) -> f64 {
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..W3B_TASKS)
+        .map(|_| pool.submit(pages_by_value, Blob(table.to_vec())))
+        .collect();
+    w3b_check(tasks, table, start).await
+}
+
+/// 64 tasks sharing one sealed table, made inside the timing: ms.
+async fn w3b_shared_once(pool: &Pool, table: &[u8]) -> f64 {
+    let start = Instant::now();
+    let shared = SharedBytes::new(table).expect("W3b: a shared table");
+    let tasks: Vec<_> = (0..W3B_TASKS)
+        .map(|_| pool.submit(pages_shared, shared.clone()))
+        .collect();
+    w3b_check(tasks, table, start).await
+}
+
+async fn w3b_check(tasks: Vec<procpool::TaskHandle<u64>>, table: &[u8], start: Instant) -> f64 {
+    let expected = page_sum(table);
+    for task in tasks {
+        assert_eq!(task.await.expect("W3b task"), expected, "W3b: wrong sum");
+    }
+    start.elapsed().as_secs_f64() * 1e3
+}
+
+/// 2 workers increment one shared counter `n` times each: increments/s.
+async fn w3b_counter_once(pool: &Pool, n: u64) -> f64 {
+    let counter = SharedValue::new(0u64).expect("W3b: a shared counter");
+    let start = Instant::now();
+    let (a, b) = (
+        pool.submit(count_to, (counter.clone(), n)),
+        pool.submit(count_to, (counter.clone(), n)),
+    );
+    a.await.expect("W3b counter");
+    b.await.expect("W3b counter");
+    let rate = (2 * n) as f64 / start.elapsed().as_secs_f64();
+    assert_eq!(counter.load(), 2 * n, "W3b: increments lost");
+    rate
 }
 
 // ---- procspawn, the nearest Rust peer ------------------------------------
@@ -955,6 +1056,7 @@ struct Sizes {
     w6_small: u64,
     w6_blobs: u64,
     w7_writes: u64,
+    w3b_increments: u64,
 }
 
 impl Sizes {
@@ -971,6 +1073,7 @@ impl Sizes {
                 w6_small: 50_000,
                 w6_blobs: 32,
                 w7_writes: 2_000,
+                w3b_increments: 200_000,
             }
         } else {
             Sizes {
@@ -984,6 +1087,7 @@ impl Sizes {
                 w6_small: 1_000_000,
                 w6_blobs: 256,
                 w7_writes: 20_000,
+                w3b_increments: 2_000_000,
             }
         }
     }
@@ -996,6 +1100,7 @@ usage: cargo bench --bench compare -- [--reps N] [--quick] [--json PATH]
   --quick         smaller counts for a smoke run
   --json PATH     write [{impl, workload, unit, median, min, max, reps}, ...]
   --only LIST     comma-separated workloads out of W1,W2,W3,W4,W5,W6,W7
+  --only LIST     comma-separated workloads out of W1,W2,W3,W3b,W4,W5,W6
   --w4-iters N    kernel iterations per W4 task (default: calibrated to ~20 ms)
 Unknown arguments (cargo passes --bench) are ignored.";
 
@@ -1057,10 +1162,9 @@ fn parse_only(list: &str) -> BTreeSet<&'static str> {
         .map(str::trim)
         .filter(|w| !w.is_empty())
         .map(|w| {
-            let upper = w.to_ascii_uppercase();
             ALL_WORKLOADS
                 .into_iter()
-                .find(|known| *known == upper)
+                .find(|known| known.eq_ignore_ascii_case(w))
                 .unwrap_or_else(|| usage_error(&format!("unknown workload {w:?} in --only")))
         })
         .collect()

@@ -243,6 +243,7 @@ mod map;
 mod pool;
 mod process;
 mod registry;
+pub mod shared;
 mod sys;
 mod task;
 mod wire;

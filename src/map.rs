@@ -17,14 +17,16 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::oneshot;
 
-use crate::channel::Holds;
 use crate::codec::attach;
 use crate::error::{Error, Repr};
 use crate::pool::Pool;
+use crate::pool::job::Encoded;
 use crate::pool::job::Reply;
+use crate::shared::Carried;
 use crate::wire::answer;
 use crate::wire::chunk::{self, ChunkBuilder};
 use crate::wire::frame;
+use crate::wire::request::Request;
 
 /// Run time a chunk should take in a worker when the size is chosen
 /// automatically: long enough that the fixed cost of a round trip (tens of
@@ -105,6 +107,8 @@ enum Slot {
     Waiting {
         answer: Answer,
         items: Option<Vec<u8>>,
+        /// The shared memory the items carry, for those reruns.
+        regions: Carried,
         count: usize,
     },
     /// Answered: results are read off `reply` as the stream yields them.
@@ -174,6 +178,8 @@ pub struct MapStream<'a, R> {
     auto_size: usize,
     item_nanos: Option<u64>,
     chunk: ChunkBuilder,
+    /// The shared memory regions the items in `chunk` carry.
+    carried: Carried,
     slots: VecDeque<Slot>,
     /// An error to yield once, before ending (e.g. the function is not registered).
     fatal: Option<Error>,
@@ -206,6 +212,7 @@ impl<'a, R: DeserializeOwned + 'static> MapStream<'a, R> {
             auto_size: 1,
             item_nanos: None,
             chunk: ChunkBuilder::new(index),
+            carried: Carried::default(),
             slots: VecDeque::new(),
             fatal,
             yielded: 0,
@@ -288,14 +295,20 @@ impl<'a, R: DeserializeOwned + 'static> MapStream<'a, R> {
             let Some(source) = self.source.as_mut() else {
                 return;
             };
-            let fill = match source.poll_fill(cx, &mut self.chunk, max_items) {
+            // Items are encoded as they are pulled: the shared handles they
+            // carry are collected for the chunk (nothing, for most maps).
+            let (fill, carried) =
+                crate::shared::carry(|| source.poll_fill(cx, &mut self.chunk, max_items));
+            self.carried.extend(carried);
+            let fill = match fill {
                 Poll::Ready(fill) => fill,
                 Poll::Pending => return,
             };
             if self.chunk.len() > 0 {
                 let count = self.chunk.len();
                 let frame = self.chunk.take();
-                self.send(frame, count);
+                let regions = std::mem::take(&mut self.carried);
+                self.send(frame, count, regions);
             }
             match fill {
                 Fill::Full => {}
@@ -306,18 +319,29 @@ impl<'a, R: DeserializeOwned + 'static> MapStream<'a, R> {
         }
     }
 
-    fn send(&mut self, frame: Vec<u8>, count: usize) {
+    fn send(&mut self, frame: Vec<u8>, count: usize, regions: Carried) {
         if count > 1 && frame::body_len_of(&frame) > self.pool.max_frame() {
             // Over the pool's frame limit as a chunk: each item on its own
             // (an item too large by itself fails alone, at once).
-            return self.send_one_by_one(&frame);
+            return self.send_one_by_one(&frame, &regions);
         }
         // Kept only where a rerun could split it.
         let items = (count > 1).then(|| frame.clone());
-        let slot = match self.pool.enqueue_frame(self.task, frame, Holds::default()) {
+        let kept = if count > 1 {
+            regions.clone()
+        } else {
+            Carried::default()
+        };
+        let encoded = Encoded {
+            request: Request::plain(frame),
+            holds: Default::default(),
+            regions,
+        };
+        let slot = match self.pool.enqueue_frame(self.task, encoded) {
             Ok(ticket) => Slot::Waiting {
                 answer: ticket.answer,
                 items,
+                regions: kept,
                 count,
             },
             Err(error) => {
@@ -339,6 +363,7 @@ impl<'a, R: DeserializeOwned + 'static> MapStream<'a, R> {
             let Slot::Waiting {
                 answer,
                 items,
+                regions,
                 count,
             } = &mut self.slots[i]
             else {
@@ -365,7 +390,8 @@ impl<'a, R: DeserializeOwned + 'static> MapStream<'a, R> {
                 }
                 Err(error) if rerunnable(&error) && items.is_some() => {
                     let frame = items.take().expect("checked");
-                    self.rerun_one_by_one(i, &frame);
+                    let regions = std::mem::take(regions);
+                    self.rerun_one_by_one(i, &frame, &regions);
                     continue; // slot i is now the first of the reruns
                 }
                 Err(error) => self.slots[i] = Slot::Failed { error, left: count },
@@ -375,21 +401,22 @@ impl<'a, R: DeserializeOwned + 'static> MapStream<'a, R> {
     }
 
     /// Replaces chunk `i` by one chunk per item, in the same place.
-    fn rerun_one_by_one(&mut self, i: usize, frame: &[u8]) {
+    fn rerun_one_by_one(&mut self, i: usize, frame: &[u8], regions: &Carried) {
         let tail = self.slots.split_off(i + 1);
         self.slots.pop_back();
-        self.send_one_by_one(frame);
+        self.send_one_by_one(frame, regions);
         self.slots.extend(tail);
     }
 
-    /// Sends each item of a chunk frame as a chunk of its own.
-    fn send_one_by_one(&mut self, frame: &[u8]) {
+    /// Sends each item of a chunk frame as a chunk of its own (each keeps
+    /// all the chunk's regions alive: which item carries which is unknown).
+    fn send_one_by_one(&mut self, frame: &[u8], regions: &Carried) {
         let items = chunk::items_of_frame(frame).expect("we built this chunk");
         for item in items {
             let mut single = ChunkBuilder::new(self.index);
             single.push_encoded(item);
             let frame = single.take();
-            self.send(frame, 1);
+            self.send(frame, 1, regions.clone());
         }
     }
 

@@ -12,6 +12,10 @@ use std::task::{Context, Poll};
 use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, Interest, ReadBuf};
 
+mod mapping;
+
+pub(crate) use mapping::Mapping;
+
 /// Gives up this process's controlling terminal, if it has one, so that
 /// nothing it or its children do to the terminal can stop them with SIGTTOU
 /// or SIGTTIN (they get an error instead: opening `/dev/tty` fails with ENXIO).

@@ -395,23 +395,35 @@ impl Error {
         matches!(*self.repr, Repr::ShutDown) || self.manager_failure_is(|f| *f == Failure::Gone)
     }
 
-    /// A [manager `Lock`](crate::manager::Lock)'s holder died holding it (its
-    /// worker crashed, was killed, or its task was cancelled), so what it
-    /// guards may be half-updated. Every acquire fails with this until
-    /// [`clear_poison`](crate::manager::Lock::clear_poison) is called.
+    /// A lock's holder died holding it, so what it guards may be
+    /// half-updated:
+    ///
+    /// * a [manager `Lock`](crate::manager::Lock) (its holder's worker
+    ///   crashed, was killed, or its task was cancelled): every acquire fails
+    ///   with this until [`clear_poison`](crate::manager::Lock::clear_poison)
+    ///   is called;
+    /// * a [`SharedLock`](crate::shared::SharedLock): poisoned for good, and
+    ///   every waiter and later `lock()` gets this;
+    ///   [`worker_pid`](Error::worker_pid) names the dead process.
     ///
     /// # Examples
     ///
     /// ```no_run
-    /// # async fn demo(lock: procpool::manager::Lock) -> Result<(), procpool::Error> {
+    /// # async fn demo(lock: procpool::manager::Lock, shared: procpool::shared::SharedLock<u64>) -> Result<(), procpool::Error> {
     /// if let Err(err) = lock.acquire().await {
     ///     assert!(err.is_poisoned());
     ///     lock.clear_poison().await?; // once what it guards is repaired
     /// }
+    /// match shared.lock().await {
+    ///     Ok(value) => println!("{}", *value),
+    ///     Err(err) if err.is_poisoned() => eprintln!("holder died: {err}"),
+    ///     Err(err) => eprintln!("{err}"),
+    /// }
     /// # Ok(()) }
     /// ```
     pub fn is_poisoned(&self) -> bool {
-        self.manager_failure_is(|f| matches!(f, Failure::Poisoned(_)))
+        matches!(*self.repr, Repr::Poisoned { .. })
+            || self.manager_failure_is(|f| matches!(f, Failure::Poisoned(_)))
     }
 
     fn manager_failure_is(&self, is: impl FnOnce(&Failure) -> bool) -> bool {
@@ -522,6 +534,56 @@ impl Error {
     /// ```
     pub fn is_spawn(&self) -> bool {
         matches!(*self.repr, Repr::Spawn { .. })
+    }
+
+    /// A shared memory region could not be created (out of memory, a memfd
+    /// limit) or mapped in a worker (see [`procpool::shared`](crate::shared)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// if let Err(err) = procpool::shared::SharedBytes::new(&[1, 2, 3]) {
+    ///     assert!(err.is_shared_memory());
+    /// }
+    /// ```
+    pub fn is_shared_memory(&self) -> bool {
+        matches!(*self.repr, Repr::Shared(_))
+    }
+
+    /// [`SharedArray::try_lease`](crate::shared::SharedArray::try_lease)
+    /// found the range overlapping another lease (in any process), or every
+    /// lease slot taken.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let a = procpool::shared::SharedArray::<u8>::new(4)?;
+    /// let _held = a.try_lease(..2)?;
+    /// assert!(a.try_lease(1..).unwrap_err().is_leased());
+    /// # Ok::<(), procpool::Error>(())
+    /// ```
+    pub fn is_leased(&self) -> bool {
+        matches!(*self.repr, Repr::Leased { .. })
+    }
+
+    /// A task carrying a [shared memory](crate::shared) handle was
+    /// submitted to a pool or process whose workers are remote (started
+    /// through [`Launcher::ssh`](crate::Launcher::ssh),
+    /// [`srun`](crate::Launcher::srun) or [`command`](crate::Launcher::command)):
+    /// they cannot map this machine's memory. Nothing was sent.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn sum(t: procpool::shared::SharedBytes) -> u64 { t.len() as u64 }
+    /// # async fn demo(remote: procpool::Pool) -> Result<(), procpool::Error> {
+    /// let table = procpool::shared::SharedBytes::new(&[0; 1024])?;
+    /// let err = remote.submit(sum, table).await.unwrap_err();
+    /// assert!(err.is_not_local());
+    /// # Ok(()) }
+    /// ```
+    pub fn is_not_local(&self) -> bool {
+        matches!(*self.repr, Repr::NotLocal { .. })
     }
 
     /// A worker broke the wire protocol: garbage on its socket, an oversized
@@ -750,6 +812,7 @@ impl Error {
             | Repr::Remote { pid, .. }
             | Repr::ResultTooLarge { pid, .. }
             | Repr::PeerDied { pid, .. }
+            | Repr::Poisoned { pid }
             | Repr::Protocol { pid, .. } => Some(pid),
             Repr::Cancelled { pid, .. }
             | Repr::ProcessKilled { pid, .. }

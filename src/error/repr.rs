@@ -178,6 +178,22 @@ pub(crate) enum Repr {
     },
     /// A channel endpoint used where it cannot work (what, and what to do).
     Endpoint(String),
+    /// A shared memory region could not be created or mapped (why).
+    Shared(String),
+    /// A `SharedLock`'s holder, this pid, died holding it.
+    Poisoned {
+        pid: u32,
+    },
+    /// A lease was refused: it overlaps one held by `holder` (a pid);
+    /// `None`: every lease slot is taken.
+    Leased {
+        holder: Option<u32>,
+    },
+    /// A task carrying shared memory, for a worker started by this launcher.
+    NotLocal {
+        task: &'static str,
+        launcher: String,
+    },
     NotInitialized,
     ShutDown,
     /// `try_submit` found the pool's queue at `PoolBuilder::max_queued`.
@@ -393,6 +409,27 @@ impl fmt::Display for Error {
             }
             Repr::Endpoint(message) => f.write_str(message),
             Repr::Manager { what, failure } => manager_failure(f, *what, failure),
+            Repr::Shared(message) => f.write_str(message),
+            Repr::Poisoned { pid } => write!(
+                f,
+                "the shared lock is poisoned: process {pid} died holding it, so what it guards \
+                 may be half-updated; check the value and make a new SharedLock"
+            ),
+            Repr::Leased { holder: Some(pid) } => write!(
+                f,
+                "the range overlaps a lease held by process {pid}; wait for it with \
+                 `blocking_lease` (in a task) or `lease(..).await`, or lease another range"
+            ),
+            Repr::Leased { holder: None } => f.write_str(
+                "all 64 lease slots of the shared array are taken; wait with `blocking_lease` \
+                 or `lease(..).await`, or lease larger ranges",
+            ),
+            Repr::NotLocal { task, launcher } => write!(
+                f,
+                "task `{task}` carries shared memory, but its workers are started through \
+                 {launcher} and cannot map this machine's memory; send the data by value, or \
+                 use a local pool"
+            ),
             Repr::NotInitialized => f.write_str(
                 "procpool::init was not called; call `procpool::init(procpool::tasks![...])` \
                  first thing in `main` (it is also where worker processes start)",

@@ -174,6 +174,9 @@ impl Process {
             }
         }
         self.kill_unreaped();
+        // Still unreaped, so no other process has its pid: the locks it
+        // held are poisoned and its leases end before the pid is free.
+        crate::shared::owners::died(self.pid_number());
         let exit = match rustix::process::waitid(
             WaitId::Pid(self.pid),
             WaitIdOptions::EXITED | WaitIdOptions::NOHANG,

@@ -803,6 +803,11 @@ impl PoolBuilder {
             Some(_) => Containment::Cgroup,
             None => Containment::ProcessGroup,
         };
+        let remote = self
+            .launch
+            .launcher
+            .prefix()
+            .map(|prefix| prefix.describe());
         let spec = Arc::new(
             self.launch
                 .into_spec(registry.fingerprint(), initializer, cgroup)?,
@@ -848,6 +853,7 @@ impl PoolBuilder {
                 max_frame,
                 containment,
                 max_queued: self.max_queued,
+                remote,
             },
         ))
     }

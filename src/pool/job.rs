@@ -16,6 +16,7 @@ use tokio::sync::{OwnedSemaphorePermit, oneshot};
 use crate::channel::Holds;
 use crate::codec::attach;
 use crate::error::{Crash, Error};
+use crate::shared::Carried;
 use crate::wire::request::Request;
 
 /// How many of the deaths a task caused its error names, at most (with
@@ -55,6 +56,9 @@ pub(crate) struct Job {
     /// is answered (the worker holds its own by then). Never read: what
     /// counts is when it drops.
     pub(crate) holds: Holds,
+    /// The shared memory regions its arguments carry, kept alive (their fds
+    /// open here) until it is answered, so its worker can open them.
+    pub(crate) regions: Carried,
     /// Its place under `PoolBuilder::max_queued`, given back when it
     /// leaves the pool's queue for a worker (`None`: no limit, or a `map`
     /// chunk, which its window bounds instead).
@@ -154,14 +158,45 @@ impl Placement {
     }
 }
 
-/// Encodes the request to run task `index` on `args`, with holds on the
-/// channels whose endpoints `args` carry (see [`Job::holds`]).
+/// A request, encoded, with what its arguments carry.
+pub(crate) struct Encoded {
+    pub(crate) request: Request,
+    /// Holds on the channels whose endpoints it carries ([`Job::holds`]).
+    pub(crate) holds: Holds,
+    /// The shared memory regions it carries ([`Job::regions`]).
+    pub(crate) regions: Carried,
+}
+
+/// Encodes the request to run task `index` on `args`.
 pub(crate) fn encode_request<A: serde::Serialize + 'static>(
     index: u32,
     args: A,
-) -> Result<(Request, Holds), Error> {
-    let (request, holds) = crate::channel::carry(|| crate::wire::request::encode(index, args));
-    Ok((request?, holds))
+) -> Result<Encoded, Error> {
+    let ((request, holds), regions) = crate::shared::carry(|| {
+        crate::channel::carry(|| crate::wire::request::encode(index, args))
+    });
+    Ok(Encoded {
+        request: request?,
+        holds,
+        regions,
+    })
+}
+
+/// The error for a task whose arguments carry shared memory, bound for
+/// workers started through the launcher `remote` (`None`: local workers,
+/// no error). The one check an ordinary task pays is `regions.is_empty()`.
+pub(crate) fn check_local(
+    task: &'static str,
+    regions: &Carried,
+    remote: Option<&String>,
+) -> Result<(), Error> {
+    match remote {
+        Some(launcher) if !regions.is_empty() => Err(Error::new(crate::error::Repr::NotLocal {
+            task,
+            launcher: launcher.clone(),
+        })),
+        _ => Ok(()),
+    }
 }
 
 impl Job {
@@ -181,6 +216,7 @@ impl Job {
             crashes: None,
             placed: Placement::default(),
             holds: Holds::default(),
+            regions: Carried::default(),
             room: None,
             submitted: None,
             span: None,
@@ -197,8 +233,13 @@ impl Job {
     /// The holds on channels its arguments carried go first: once the
     /// caller sees the outcome, the task no longer keeps any channel open.
     pub(crate) fn finish(self, outcome: Result<Reply, Error>) {
-        let Job { reply, holds, .. } = self;
-        drop(holds);
+        let Job {
+            reply,
+            holds,
+            regions,
+            ..
+        } = self;
+        drop((holds, regions));
         let _ = reply.send(outcome);
     }
 

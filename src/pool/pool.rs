@@ -7,18 +7,16 @@ use std::time::Duration;
 
 use tokio::sync::{Semaphore, TryAcquireError, mpsc, oneshot};
 
-use crate::channel::Holds;
 use crate::error::{Error, Repr};
 use crate::launch::Containment;
 use crate::map::MapStream;
 use crate::pool::builder::PoolBuilder;
 use crate::pool::dispatcher::Command;
 use crate::pool::insights::Insights;
-use crate::pool::job::{self, Job, Placement, Ticket};
+use crate::pool::job::{self, Encoded, Job, Placement, Ticket};
 use crate::pool::room::{self, Room};
 use crate::pool::stats::{Counters, Stats};
 use crate::task::handle::TaskHandle;
-use crate::wire::request::Request;
 
 use crate::registry::{Registry, Task, assert_fn_item};
 
@@ -71,6 +69,9 @@ pub(crate) struct Config {
     pub(crate) max_frame: u64,
     pub(crate) containment: Containment,
     pub(crate) max_queued: Option<usize>,
+    /// How workers are started, where that is not on this machine (shared
+    /// memory cannot reach them).
+    pub(crate) remote: Option<String>,
 }
 
 impl Pool {
@@ -203,8 +204,8 @@ impl Pool {
         args: A,
         room: Room,
     ) -> Result<Ticket, Error> {
-        let (request, holds) = job::encode_request(self.task_index::<F>()?, args)?;
-        let (mut job, ticket) = self.prepare(task, request, holds)?;
+        let encoded = job::encode_request(self.task_index::<F>()?, args)?;
+        let (mut job, ticket) = self.prepare(task, encoded)?;
         match room {
             Room::Taken(room) => job.room = room,
             Room::WaitIfFull => {
@@ -239,25 +240,25 @@ impl Pool {
     pub(crate) fn enqueue_frame(
         &self,
         task: &'static str,
-        frame: Vec<u8>,
-        holds: Holds,
+        encoded: Encoded,
     ) -> Result<Ticket, Error> {
-        let (job, ticket) = self.prepare(task, Request::plain(frame), holds)?;
+        let (job, ticket) = self.prepare(task, encoded)?;
         self.send(job)?;
         Ok(ticket)
     }
 
     /// The job for an encoded request, and the caller's end of it; an error
     /// if it must not be sent at all.
-    fn prepare(
-        &self,
-        task: &'static str,
-        request: Request,
-        holds: Holds,
-    ) -> Result<(Job, Ticket), Error> {
+    fn prepare(&self, task: &'static str, encoded: Encoded) -> Result<(Job, Ticket), Error> {
         if self.inner.closed.load(Relaxed) {
             return Err(Error::new(Repr::ShutDown));
         }
+        let Encoded {
+            request,
+            holds,
+            regions,
+        } = encoded;
+        job::check_local(task, &regions, self.inner.config.remote.as_ref())?;
         let bytes = request.body_len();
         if bytes > self.inner.config.max_frame {
             // A worker would refuse it and die; do not send it at all.
@@ -278,6 +279,7 @@ impl Pool {
             retries_left: self.inner.config.retries,
             placed: placed.clone(),
             holds,
+            regions,
             // One clock read per task: its queue wait starts here.
             submitted: Some(std::time::Instant::now()),
             ..Job::new(task, request, reply)

@@ -15,7 +15,7 @@ use crate::error::{Error, Exit, Repr};
 use crate::launch::cgroup::PoolCgroup;
 use crate::launch::{Containment, Redirect, WorkerOptions, cgroup_for, create_cgroup};
 use crate::pool::builder::check_can_start;
-use crate::pool::job::{Job, Placement, Ticket, encode_request};
+use crate::pool::job::{Encoded, Job, Placement, Ticket, check_local, encode_request};
 use crate::registry::{self, Task, assert_fn_item};
 use crate::wire::hello::Backtraces;
 
@@ -432,7 +432,17 @@ impl ProcessBuilder {
         placed: &Placement,
     ) -> Result<(Ticket, JoinHandle<Option<Exit>>), Error> {
         let registry = registry::global()?;
-        let (request, holds) = encode_request(registry.index_of::<F>()?, args)?;
+        let Encoded {
+            request,
+            holds,
+            regions,
+        } = encode_request(registry.index_of::<F>()?, args)?;
+        let remote = self
+            .launch
+            .launcher
+            .prefix()
+            .map(|prefix| prefix.describe());
+        check_local(task, &regions, remote.as_ref())?;
         let (bytes, max) = (request.body_len(), self.launch.max_frame);
         if bytes > max {
             return Err(Error::new(Repr::TooLarge { task, bytes, max }));
@@ -442,6 +452,7 @@ impl ProcessBuilder {
         let job = Job {
             placed: placed.clone(),
             holds,
+            regions,
             span: crate::pool::job::task_span(task),
             ..Job::new(task, request, reply)
         };

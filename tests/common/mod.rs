@@ -742,8 +742,20 @@ pub fn log_records(n: u64) -> u32 {
     std::process::id()
 }
 
+pub mod shared;
+pub use shared::*;
+
 pub fn tasks() -> procpool::Registry {
     procpool::tasks![
+        count_up,
+        lock_add,
+        hold_lock,
+        wait_for_lock,
+        hold_lease,
+        try_lease,
+        sum_table,
+        hold_table,
+        attack_table,
         square,
         add_one,
         add_one_unless_13,

@@ -1,0 +1,373 @@
+//! `procpool::shared`: shared memory between the pool's process and its
+//! workers. Counters exact under contention; a dead lock holder poisons the
+//! lock and wakes its waiters; leases exclude overlaps and die with their
+//! holder; sealed tables refuse writes; no memfd outlives its last handle,
+//! even when the pool's process is SIGKILLed; remote workers get a typed
+//! error.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use futures::StreamExt;
+use procpool::shared::{SharedArray, SharedBytes, SharedLock, SharedValue};
+
+fn main() {
+    run(
+        tests![
+            counters_are_exact_under_contention_from_4_workers,
+            a_lock_keeps_read_modify_write_exact,
+            a_sigkilled_lock_holder_poisons_the_lock_and_wakes_every_waiter,
+            leases_reject_overlaps_and_a_dead_workers_leases_end,
+            a_task_cannot_truncate_or_write_a_sealed_table,
+            map_items_and_spawn_share_one_table,
+            a_handle_dropped_right_after_submit_still_reaches_the_worker,
+            no_memfd_is_left_once_the_last_handle_drops,
+            no_memfd_is_left_after_the_pool_process_is_sigkilled,
+            a_shared_handle_for_remote_workers_is_a_typed_error,
+            a_handle_cannot_be_serialized_outside_a_task_argument,
+        ],
+        roles,
+    );
+}
+
+/// Nothing that hangs passes: every wait has this limit.
+const LIMIT: Duration = Duration::from_secs(20);
+
+async fn within<T>(what: &str, future: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(LIMIT, future)
+        .await
+        .unwrap_or_else(|_| panic!("{what} hung"))
+}
+
+fn roles(role: &str) {
+    assert_eq!(role, "parent_of_table");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let pool = pool(1).await;
+        let table = SharedBytes::new(&[1; 4096]).unwrap();
+        let id = procpool::shared::__region_id(&table);
+        let path = marker("shared-parent");
+        let _held = pool.submit(hold_table, (table, path.clone()));
+        let pid = wait_for_pid_file(&path).await;
+        println!("READY {id} {pid}");
+        tokio::time::sleep(Duration::from_secs(60)).await;
+    });
+}
+
+/// Where the region `id` is still open or mapped: `(pid, "fd" | "map")`.
+fn holders_of(id: u64) -> Vec<(u32, &'static str)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) {
+            for fd in fds.flatten() {
+                let is_ours = std::fs::read_link(fd.path())
+                    .is_ok_and(|link| link.to_string_lossy().contains("memfd:procpool-shared"));
+                if is_ours && std::fs::metadata(fd.path()).is_ok_and(|meta| meta.ino() == id) {
+                    found.push((pid, "fd"));
+                }
+            }
+        }
+        if let Ok(maps) = std::fs::read_to_string(format!("/proc/{pid}/maps")) {
+            let mapped = maps.lines().any(|line| {
+                line.contains("memfd:procpool-shared")
+                    && line.split_whitespace().nth(4) == Some(&id.to_string())
+            });
+            if mapped {
+                found.push((pid, "map"));
+            }
+        }
+    }
+    found
+}
+
+async fn wait_until_gone(id: u64) {
+    within("the region's end", async {
+        while !holders_of(id).is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+}
+
+async fn counters_are_exact_under_contention_from_4_workers() {
+    let pool = pool(4).await;
+    let counter = SharedValue::new(0u64).unwrap();
+    let array = SharedArray::<u64>::new(2).unwrap();
+    let tasks: Vec<_> = (0..8)
+        .map(|_| pool.submit(count_up, (counter.clone(), array.clone(), 100_000)))
+        .collect();
+    for task in tasks {
+        assert_eq!(within("a counter task", task).await.unwrap(), 100_000);
+    }
+    assert_eq!(counter.load(), 800_000);
+    assert_eq!(array.load(1), 800_000);
+    assert_eq!(array.load(0), 0);
+    pool.shutdown().await;
+}
+
+async fn a_lock_keeps_read_modify_write_exact() {
+    let pool = pool(4).await;
+    let lock = SharedLock::new(1i64).unwrap();
+    let tasks: Vec<_> = (0..4)
+        .map(|i| {
+            pool.submit(
+                lock_add,
+                (lock.clone(), 5_000, if i % 2 == 0 { 1 } else { -1 }),
+            )
+        })
+        .collect();
+    // The parent takes part too, through the async form.
+    for _ in 0..1000 {
+        *lock.lock().await.unwrap() += 2;
+        *lock.lock().await.unwrap() -= 2;
+    }
+    for task in tasks {
+        within("a lock task", task).await.unwrap().unwrap();
+    }
+    assert_eq!(*lock.lock().await.unwrap(), 1);
+    pool.shutdown().await;
+}
+
+async fn a_sigkilled_lock_holder_poisons_the_lock_and_wakes_every_waiter() {
+    let pool = pool(3).await;
+    let lock = SharedLock::new(5i64).unwrap();
+    let path = marker("lock-holder");
+    let holder = pool.submit(hold_lock, (lock.clone(), path.clone()));
+    let pid = wait_for_pid_file(&path).await;
+    assert!(lock.try_lock().unwrap().is_none(), "held by the worker");
+    let waiters: Vec<_> = (0..2)
+        .map(|_| pool.submit(wait_for_lock, lock.clone()))
+        .collect();
+    let parent_waiter = {
+        let lock = lock.clone();
+        tokio::spawn(async move { lock.lock().await.map(|value| *value) })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await; // let them wait
+    kill(pid);
+    let holder = within("the holder's task", holder).await;
+    assert!(holder.unwrap_err().is_worker_died());
+    for waiter in waiters {
+        let said = within("a waiting task", waiter).await.unwrap();
+        assert!(said.starts_with("poisoned"), "{said}");
+        assert!(
+            said.contains(&pid.to_string()),
+            "names the dead holder: {said}"
+        );
+    }
+    let err = within("the parent's wait", parent_waiter)
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(err.is_poisoned(), "{err}");
+    assert_eq!(err.worker_pid(), Some(pid));
+    // And every later lock, blocking or not, says so too.
+    assert!(lock.try_lock().unwrap_err().is_poisoned());
+    let later = pool.submit(wait_for_lock, lock.clone());
+    assert!(
+        within("a later task", later)
+            .await
+            .unwrap()
+            .starts_with("poisoned")
+    );
+    pool.shutdown().await;
+}
+
+async fn leases_reject_overlaps_and_a_dead_workers_leases_end() {
+    let pool = pool(2).await;
+    let array = SharedArray::<u32>::new(100).unwrap();
+    let path = marker("lease-holder");
+    let holder = pool.submit(hold_lease, (array.clone(), 0, 10, path.clone()));
+    let pid = wait_for_pid_file(&path).await;
+    // Overlaps are refused, here and in another worker; neighbours are not.
+    let err = array.try_lease(5..15).unwrap_err();
+    assert!(err.is_leased(), "{err}");
+    assert!(err.to_string().contains(&pid.to_string()), "{err}");
+    let there = pool.submit(try_lease, (array.clone(), 9, 10));
+    assert_eq!(
+        within("try_lease in a worker", there).await.unwrap(),
+        "leased"
+    );
+    let beside = pool.submit(try_lease, (array.clone(), 10, 20));
+    assert_eq!(within("try_lease beside", beside).await.unwrap(), "ok");
+    {
+        let mut mine = array.try_lease(50..60).unwrap();
+        mine.fill(3);
+        assert!(
+            array.try_lease(55..56).unwrap_err().is_leased(),
+            "in one process too"
+        );
+    }
+    // A waiter in the parent gets the range once the holder dies.
+    let waiter = {
+        let array = array.clone();
+        tokio::spawn(async move { array.lease(0..10).await.map(|lease| lease.to_vec()) })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    kill(pid);
+    assert!(
+        within("the holder", holder)
+            .await
+            .unwrap_err()
+            .is_worker_died()
+    );
+    let got = within("the reclaimed lease", waiter)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got, vec![7; 10], "what the dead holder wrote stays written");
+    assert_eq!(array.try_lease(..).unwrap()[55], 3);
+    pool.shutdown().await;
+}
+
+async fn a_task_cannot_truncate_or_write_a_sealed_table() {
+    let pool = pool(1).await;
+    let table = SharedBytes::new(&[2; 10_000]).unwrap();
+    let results = within("the attack", pool.submit(attack_table, table.clone()))
+        .await
+        .unwrap();
+    assert!(results.len() >= 3, "found the table's fd: {results:?}");
+    assert!(
+        !results.iter().any(|r| r == "truncated" || r == "written"),
+        "{results:?}"
+    );
+    assert!(
+        results.iter().any(|r| r.starts_with("truncate: ")),
+        "{results:?}"
+    );
+    assert!(
+        results.iter().any(|r| r.starts_with("write: ")),
+        "{results:?}"
+    );
+    assert_eq!(results.last().unwrap(), "still 20000");
+    assert!(table.iter().all(|&b| b == 2));
+    pool.shutdown().await;
+}
+
+async fn map_items_and_spawn_share_one_table() {
+    let pool = pool(2).await;
+    let table = SharedBytes::with_len(1 << 20, |bytes| bytes.fill(1)).unwrap();
+    let items = (0..64).map(|i| (table.clone(), i));
+    let sums: Vec<u64> = within(
+        "the map",
+        pool.starmap(sum_table, items).collect::<Vec<_>>(),
+    )
+    .await
+    .into_iter()
+    .map(Result::unwrap)
+    .collect();
+    assert_eq!(sums, vec![1 << 20; 64]);
+    let spawned = procpool::spawn(sum_table, (table.clone(), 0));
+    assert_eq!(within("the process", spawned).await.unwrap(), 1 << 20);
+    pool.shutdown().await;
+}
+
+async fn a_handle_dropped_right_after_submit_still_reaches_the_worker() {
+    let pool = pool(1).await;
+    let busy = pool.submit(sleep_ms, 200);
+    let table = SharedBytes::new(&[3; 100]).unwrap();
+    let id = procpool::shared::__region_id(&table);
+    let task = pool.submit(sum_table, (table, 0));
+    // Only the job holds the region now, until the answer.
+    assert_eq!(within("the task", task).await.unwrap(), 300);
+    busy.await.unwrap();
+    wait_until_gone(id).await;
+    pool.shutdown().await;
+}
+
+async fn no_memfd_is_left_once_the_last_handle_drops() {
+    let pool = pool(2).await;
+    let table = SharedBytes::new(&[1; 8192]).unwrap();
+    let id = procpool::shared::__region_id(&table);
+    let path = marker("table-holder");
+    let held = pool.submit(hold_table, (table.clone(), path.clone()));
+    let pid = wait_for_pid_file(&path).await;
+    let holders = holders_of(id);
+    assert!(holders.contains(&(std::process::id(), "fd")), "{holders:?}");
+    assert!(
+        holders.contains(&(pid, "map")),
+        "mapped in the worker: {holders:?}"
+    );
+    assert!(
+        !holders.contains(&(pid, "fd")),
+        "the worker closed its fd: {holders:?}"
+    );
+    drop(held); // cancels: the worker is killed
+    drop(table);
+    wait_until_gone(id).await;
+    pool.shutdown().await;
+}
+
+async fn no_memfd_is_left_after_the_pool_process_is_sigkilled() {
+    let (mut parent, line) = start_role("parent_of_table");
+    let mut words = line.trim().strip_prefix("READY ").expect(&line).split(' ');
+    let id: u64 = words.next().unwrap().parse().unwrap();
+    let worker: u32 = words.next().unwrap().parse().unwrap();
+    let holders = holders_of(id);
+    assert!(holders.contains(&(worker, "map")), "{holders:?}");
+    parent.kill().unwrap(); // SIGKILL
+    parent.wait().unwrap();
+    wait_until_gone(id).await;
+    within("the worker's end", async {
+        while is_alive(worker) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+}
+
+async fn a_shared_handle_for_remote_workers_is_a_typed_error() {
+    let launcher = || procpool::Launcher::command(["sh", "-c", r#"exec "$@""#, "sh"]);
+    let pool = procpool::Pool::builder()
+        .workers(1)
+        .launcher(launcher())
+        .build()
+        .await
+        .unwrap();
+    let table = SharedBytes::new(&[1; 16]).unwrap();
+    let err = pool
+        .submit(sum_table, (table.clone(), 0))
+        .await
+        .unwrap_err();
+    assert!(err.is_not_local(), "{err}");
+    assert!(
+        err.to_string().contains("sh -c"),
+        "names the launcher: {err}"
+    );
+    let mapped: Vec<_> = pool
+        .starmap(sum_table, [(table.clone(), 0)])
+        .collect()
+        .await;
+    assert!(mapped[0].as_ref().unwrap_err().is_not_local());
+    // Ordinary tasks still run there.
+    assert_eq!(pool.submit(square, 3).await.unwrap(), 9);
+    let process = procpool::Process::builder()
+        .launcher(launcher())
+        .spawn(sum_table, (table, 0));
+    assert!(process.await.unwrap_err().is_not_local());
+    pool.shutdown().await;
+}
+
+async fn a_handle_cannot_be_serialized_outside_a_task_argument() {
+    let table = SharedBytes::new(b"x").unwrap();
+    let err = serde_json_like(&table);
+    assert!(err.contains("only be sent as an argument"), "{err}");
+}
+
+/// Serializes with bincode by hand, as user code might: the error's text.
+fn serde_json_like(table: &SharedBytes) -> String {
+    bincode::serde::encode_to_vec(table, bincode::config::standard())
+        .unwrap_err()
+        .to_string()
+}
+
+/// SIGKILLs a worker (the pool's child, unreaped until it notices).
+fn kill(pid: u32) {
+    let pid = rustix::process::Pid::from_raw(pid as i32).expect("a pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::KILL).expect("the worker lives");
+}
