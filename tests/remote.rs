@@ -506,17 +506,21 @@ async fn cgroup_containment_is_refused_for_launchers() {
     );
 }
 
+/// One worker through pipes, checked by a keepalive every `every`.
+async fn one_piped_worker_with_keepalive(every: Duration) -> Pool {
+    Pool::builder()
+        .launcher(launcher(Kind::Pipes).keepalive(Some(every)))
+        .workers(1)
+        .build()
+        .await
+        .unwrap()
+}
+
 /// A link with nothing answering behind it (here: the worker stopped, as a
 /// frozen host would be) is found by the keepalive and given up; the pool
 /// goes on with a new worker.
 async fn a_hung_link_is_found_by_the_keepalive() {
-    let launcher = launcher(Kind::Pipes).keepalive(Some(Duration::from_millis(500)));
-    let pool = Pool::builder()
-        .launcher(launcher)
-        .workers(1)
-        .build()
-        .await
-        .unwrap();
+    let pool = one_piped_worker_with_keepalive(Duration::from_millis(500)).await;
     let path = marker("hung");
     let busy = pool.submit(touch_then_sleep, (path.clone(), 30_000));
     let worker = wait_for_pid_file(&path).await;
@@ -551,13 +555,7 @@ async fn a_hung_link_is_found_by_the_keepalive() {
 async fn a_busy_link_both_ways_is_no_hung_link() {
     const BLOBS: u64 = 48;
     const BLOB: usize = 4 << 20;
-    let launcher = launcher(Kind::Pipes).keepalive(Some(Duration::from_millis(300)));
-    let pool = Pool::builder()
-        .launcher(launcher)
-        .workers(1)
-        .build()
-        .await
-        .unwrap();
+    let pool = one_piped_worker_with_keepalive(Duration::from_millis(300)).await;
     let (tx, rx) = procpool::channel::<Blob>(2);
     let task = pool.submit(echo_while_receiving, (rx, 4, 6, 8 << 20));
     for i in 0..BLOBS {
