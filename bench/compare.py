@@ -188,8 +188,14 @@ FIGURES = [
       "floor": ("floor", "W6 channel 1MiB MB/s"),
       MPP: ("multiprocessing.Queue", "W6 channel 1MiB MB/s")},
      ratio_to_floor(0.5, False)),
-    ("W7 manager dict writes from 2 workers at once (writes/s; Python: Manager().dict())",
+    ("W7 manager dict writes from 2 workers at once, each call waited for "
+     "(writes/s; Python: Manager().dict())",
      {"procpool": ("procpool", "W7 manager writes/s"),
+      MPP: ("multiprocessing.Manager", "W7 manager writes/s")},
+     ratio_to_python(5)),
+    ("W7 the same, procpool's calls sent ahead (`Call::send`), answers waited for after "
+     "(writes/s; Python: Manager().dict(), which has no such form)",
+     {"procpool": ("procpool sent ahead", "W7 manager writes/s"),
       MPP: ("multiprocessing.Manager", "W7 manager writes/s")},
      ratio_to_python(5)),
     ("W7 manager dict write, round trip per call (µs; Python: Manager().dict())",

@@ -140,6 +140,19 @@ fn write_keys(from: u64, n: u64, dict: Dict<u64, u64>) -> f64 {
     start.elapsed().as_secs_f64()
 }
 
+/// W7: writes keys `from..from + n` into `dict`, every call sent ahead
+/// and the answers waited for after: seconds.
+fn write_keys_ahead(from: u64, n: u64, dict: Dict<u64, u64>) -> f64 {
+    let start = Instant::now();
+    let sent: Vec<_> = (from..from + n)
+        .map(|key| dict.insert(key, key).send())
+        .collect();
+    for insert in sent {
+        insert.wait().expect("W7: the manager is alive");
+    }
+    start.elapsed().as_secs_f64()
+}
+
 /// W3b: what a task reads of its table: one byte per page, summed.
 fn page_sum(table: &[u8]) -> u64 {
     table.iter().step_by(4096).map(|&b| u64::from(b)).sum()
@@ -194,6 +207,7 @@ fn main() {
         stream_u64,
         stream_blobs,
         write_keys,
+        write_keys_ahead,
         pages_by_value,
         pages_shared,
         count_to
@@ -1004,30 +1018,52 @@ async fn w6_blobs_once(pool: &Pool, count: u64) -> f64 {
 
 fn w7_manager(cfg: &Config, runtime: &Runtime, results: &mut Results) {
     let n = cfg.sizes.w7_writes;
-    let (mut rates, mut micros) = (Vec::new(), Vec::new());
+    let (mut rates, mut micros, mut ahead) = (Vec::new(), Vec::new(), Vec::new());
     runtime.block_on(async {
         let pool = start_pool(WORKERS).await;
         for _ in 0..cfg.reps {
-            let manager = Manager::new();
-            let dict = manager.dict::<u64, u64>();
-            let start = Instant::now();
-            let tasks: Vec<_> = (0..WORKERS as u64)
-                .map(|w| pool.submit(write_keys, (w * n, n, dict.clone())))
-                .collect();
-            let mut seconds = Vec::new();
-            for task in tasks {
-                seconds.push(task.await.expect("W7 writes"));
-            }
-            let wall = start.elapsed().as_secs_f64();
-            let writes = WORKERS as u64 * n;
-            assert_eq!(dict.len().await.expect("W7 len"), writes, "W7: writes lost");
-            rates.push(writes as f64 / wall);
-            micros.push(seconds.iter().sum::<f64>() / writes as f64 * 1e6);
+            let (rate, seconds) =
+                w7_once(n, |from, dict| pool.submit(write_keys, (from, n, dict))).await;
+            rates.push(rate);
+            micros.push(seconds.iter().sum::<f64>() / (WORKERS as u64 * n) as f64 * 1e6);
+            let ahead_once = w7_once(n, |from, dict| {
+                pool.submit(write_keys_ahead, (from, n, dict))
+            });
+            ahead.push(ahead_once.await.0);
         }
         pool.shutdown().await;
     });
     results.add("procpool", "W7 manager writes/s", "writes/s", &rates);
     results.add("procpool", "W7 manager write us", "us", &micros);
+    results.add(
+        "procpool sent ahead",
+        "W7 manager writes/s",
+        "writes/s",
+        &ahead,
+    );
+}
+
+/// One W7 run: `WORKERS` tasks, started by `submit(first key, dict)`,
+/// writing `n` keys each into a fresh dict: writes/s over all, and each
+/// task's seconds.
+async fn w7_once(
+    n: u64,
+    submit: impl Fn(u64, Dict<u64, u64>) -> procpool::TaskHandle<f64>,
+) -> (f64, Vec<f64>) {
+    let manager = Manager::new();
+    let dict = manager.dict::<u64, u64>();
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..WORKERS as u64)
+        .map(|w| submit(w * n, dict.clone()))
+        .collect();
+    let mut seconds = Vec::new();
+    for task in tasks {
+        seconds.push(task.await.expect("W7 writes"));
+    }
+    let wall = start.elapsed().as_secs_f64();
+    let writes = WORKERS as u64 * n;
+    assert_eq!(dict.len().await.expect("W7 len"), writes, "W7: writes lost");
+    (writes as f64 / wall, seconds)
 }
 
 // ---- configuration -------------------------------------------------------

@@ -24,6 +24,10 @@ fn main() {
             a_dead_holder_poisons_the_lock,
             waits_time_out_and_queues_are_bounded,
             a_flood_of_calls_completes,
+            calls_sent_ahead_are_applied_in_order,
+            calls_sent_ahead_and_dropped_are_applied,
+            a_waiting_call_is_not_sent_ahead,
+            a_worker_killed_while_sending_ahead_loses_only_a_tail,
             remote_workers_reach_the_manager,
         ],
         |_| {},
@@ -314,17 +318,116 @@ async fn waits_time_out_and_queues_are_bounded() {
 
 async fn a_flood_of_calls_completes() {
     let pool = pool(2).await;
+    for ahead in [false, true] {
+        let manager = Manager::new();
+        let dict = manager.dict::<u64, u64>();
+        // 8 threads in each of 2 workers; sent ahead, 2,000 calls a
+        // thread, 16,000 a worker: far past its 1,024 unanswered.
+        let floods: Vec<_> = (0..2)
+            .map(|w| pool.submit(flood, (w * 16_000, 8, 2_000, ahead, dict.clone())))
+            .collect();
+        for flood in floods {
+            within(Duration::from_secs(60), "a flood", flood)
+                .await
+                .unwrap();
+        }
+        assert_eq!(dict.len().await.unwrap(), 2 * 8 * 2_000, "ahead: {ahead}");
+        let mut keys: Vec<_> = dict.items().await.unwrap();
+        keys.sort();
+        assert!(
+            keys.iter()
+                .enumerate()
+                .all(|(i, (k, v))| *k == i as u64 && k == v)
+        );
+    }
+    pool.shutdown().await;
+}
+
+async fn calls_sent_ahead_are_applied_in_order() {
+    let pool = pool(1).await;
+    let manager = Manager::new();
+    let value = manager.value(0u64);
+    let before = within(
+        Duration::from_secs(60),
+        "fetch_adds sent ahead",
+        pool.submit(fetch_adds_ahead, (value.clone(), 5_000)),
+    )
+    .await
+    .unwrap();
+    // Each answer is the value before its own increment: in send order.
+    assert_eq!(before, (0..5_000).collect::<Vec<u64>>());
+    assert_eq!(value.load().await.unwrap(), 5_000);
+    pool.shutdown().await;
+}
+
+async fn calls_sent_ahead_and_dropped_are_applied() {
+    let pool = pool(1).await;
     let manager = Manager::new();
     let dict = manager.dict::<u64, u64>();
-    let floods: Vec<_> = (0..2)
-        .map(|_| pool.submit(flood, (8, 2_000, dict.clone())))
-        .collect();
-    for flood in floods {
-        within(Duration::from_secs(60), "a flood", flood)
+    // None waited for, 5x the worker's unanswered limit: the `len` after
+    // them sees them all.
+    let len = within(
+        Duration::from_secs(60),
+        "inserts dropped unwaited",
+        pool.submit(inserts_dropped_unwaited, (dict.clone(), 5_000)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(len, 5_000);
+    // In the pool's process too.
+    drop(dict.insert(5_000, 0).send());
+    assert_eq!(dict.len().await.unwrap(), 5_001);
+    pool.shutdown().await;
+}
+
+async fn a_waiting_call_is_not_sent_ahead() {
+    let pool = pool(1).await;
+    let manager = Manager::new();
+    let lock = manager.lock();
+    let tried = pool.submit(acquire_sent_then_dropped, lock.clone());
+    assert_eq!(tried.await.unwrap(), "held");
+    // Nobody holds it now.
+    drop(
+        lock.acquire()
+            .timeout(Duration::from_secs(5))
             .await
-            .unwrap();
+            .unwrap(),
+    );
+    pool.shutdown().await;
+}
+
+async fn a_worker_killed_while_sending_ahead_loses_only_a_tail() {
+    let pool = pool(1).await;
+    let manager = Manager::new();
+    let (me, dict) = (manager.value(0u32), manager.dict::<u64, u64>());
+    let task = pool.submit(send_ahead_until_killed, (me.clone(), dict.clone()));
+    within(Duration::from_secs(20), "the sends", async {
+        while dict.len().await.unwrap() < 20_000 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    })
+    .await;
+    let pid = me.load().await.unwrap();
+    // SAFETY: kill takes plain integers; the pid is a live worker of ours.
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    let err = within(Duration::from_secs(10), "the killed task", task)
+        .await
+        .unwrap_err();
+    assert!(err.is_worker_died(), "{err}");
+    // Applied in order, each whole: the keys are 0..n, no gap.
+    let mut items = dict.items().await.unwrap();
+    items.sort();
+    assert!(items.len() >= 20_000);
+    for (i, (k, v)) in items.iter().enumerate() {
+        assert_eq!((*k, *v), (i as u64, i as u64), "item {i}");
     }
-    assert_eq!(dict.len().await.unwrap(), 8 * 2_000);
+    // And the pool goes on: a new worker serves the manager.
+    assert_eq!(
+        pool.submit(fetch_adds_ahead, (manager.value(7u64), 3))
+            .await
+            .unwrap(),
+        vec![7, 8, 9]
+    );
     pool.shutdown().await;
 }
 

@@ -89,9 +89,9 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-pub use call::Call;
 #[doc(hidden)]
 pub use call::raw_call_through_pool;
+pub use call::{Call, Sent};
 pub use dict::Dict;
 pub use list::List;
 pub use lock::{Lock, LockGuard};

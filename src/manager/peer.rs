@@ -12,7 +12,7 @@ use std::task::Context;
 use futures::task::AtomicWaker;
 
 use super::host::{self, Served, To, lock};
-use super::wire::{self, Op, Reply};
+use super::wire::{self, Reply};
 use crate::wire::call;
 
 static NEXT_PEER: AtomicU64 = AtomicU64::new(1);
@@ -86,7 +86,7 @@ impl Peer {
         let Some(object) = host::find(request.object) else {
             return Ok(Some(frame(call, &Err(wire::Failure::Gone))));
         };
-        let may_wait = matches!(request.op, Op::Acquire | Op::Put | Op::Take);
+        let may_wait = request.op.may_wait();
         if may_wait {
             // Counted before it can wait, since it may be answered (and
             // uncounted) before `serve` returns.

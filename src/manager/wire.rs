@@ -41,6 +41,12 @@ pub(crate) enum Op {
 }
 
 impl Op {
+    /// Whether a call of this op may wait in its object's line: for the
+    /// lock, an item, room in a queue.
+    pub(crate) fn may_wait(self) -> bool {
+        matches!(self, Op::Acquire | Op::Put | Op::Take)
+    }
+
     const ALL: [Op; 20] = [
         Op::Len,
         Op::Items,

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::io::{self, Write};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{SyncSender, TryRecvError, sync_channel};
-use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use super::outbox::Outbox;
 use crate::wire::call::{self, Service};
@@ -16,6 +16,8 @@ use crate::wire::call::{self, Service};
 pub(crate) struct Link {
     writer: Mutex<UnixStream>,
     calls: Mutex<Calls>,
+    /// Signalled when a reply makes room under [`MAX_IN_FLIGHT`].
+    room: Condvar,
     /// Threads blocked until a frame from the pool comes (a channel's
     /// credit or message), besides those waiting on calls.
     waiters: AtomicUsize,
@@ -40,11 +42,58 @@ impl Drop for Waiting {
     }
 }
 
+/// What the pool's service replied to a call: its answer, or why it
+/// refused the call.
+pub(crate) type Reply = Result<Vec<u8>, String>;
+
+/// The most calls of one worker that may be unanswered at once; a thread
+/// sending ahead waits past it. It bounds what the pool holds for a worker
+/// that sends calls and does not read the replies (~100 KiB of small
+/// replies), and is far more than a round trip needs to be hidden: at
+/// ~20 µs a round trip and ~1 µs a call, about 20 in flight do it.
+pub(crate) const MAX_IN_FLIGHT: usize = 1024;
+
 /// Calls sent and not yet answered, by id.
 #[derive(Default)]
 struct Calls {
     next_id: u64,
-    waiting: HashMap<u64, SyncSender<Result<Vec<u8>, String>>>,
+    waiting: HashMap<u64, SyncSender<Reply>>,
+    /// Threads waiting on `Link::room`.
+    wanting_room: usize,
+}
+
+/// A call sent, its reply to come.
+pub(crate) struct Pending {
+    answer: Receiver<Reply>,
+}
+
+impl Pending {
+    /// Blocks until the reply comes: reading it on this thread if it is
+    /// the task thread and no other thread reads (a reply handed between
+    /// threads costs two wake-ups), else handed it.
+    ///
+    /// Never waits for ever: the pool answers every call, and a pool that
+    /// goes away ends this process.
+    pub(crate) fn wait(self) -> io::Result<Reply> {
+        let gone = || io::Error::new(io::ErrorKind::BrokenPipe, "the pool went away");
+        let mut got = None;
+        let read = super::reader::read_here_until(|| match self.answer.try_recv() {
+            Ok(reply) => {
+                got = Some(Ok(reply));
+                true
+            }
+            Err(TryRecvError::Empty) => false,
+            Err(TryRecvError::Disconnected) => {
+                got = Some(Err(gone()));
+                true
+            }
+        });
+        if let (true, Some(got)) = (read, got) {
+            return got;
+        }
+        super::reader::expect_reply();
+        self.answer.recv().map_err(|_| gone())
+    }
 }
 
 static LINK: OnceLock<Link> = OnceLock::new();
@@ -61,6 +110,7 @@ impl Link {
         LINK.get_or_init(|| Link {
             writer: Mutex::new(writer),
             calls: Mutex::default(),
+            room: Condvar::new(),
             waiters: AtomicUsize::new(0),
             piece: crate::wire::channel::piece_for(max_frame),
             max_frame,
@@ -126,47 +176,63 @@ impl Link {
     ///
     /// Never waits for ever: the pool answers every call, and a pool that
     /// goes away ends this process.
-    pub(crate) fn call(
-        &self,
-        service: Service,
-        args: &[u8],
-    ) -> io::Result<Result<Vec<u8>, String>> {
-        let (reply, answer) = sync_channel(1);
-        let id = {
-            let mut calls = lock(&self.calls);
-            calls.next_id += 1;
-            let id = calls.next_id;
-            calls.waiting.insert(id, reply);
-            self.awaiting.store(calls.waiting.len(), Ordering::Release);
-            id
-        };
-        let gone = || io::Error::new(io::ErrorKind::BrokenPipe, "the pool went away");
+    pub(crate) fn call(&'static self, service: Service, args: &[u8]) -> io::Result<Reply> {
+        let (id, answer) = self.register();
         // The task thread reads its reply itself where it can (see
         // `read_here_until`); other threads are handed theirs.
-        let by_hand = super::panic::is_task_thread();
-        if !by_hand {
+        if !super::panic::is_task_thread() {
             super::reader::expect_reply();
         }
         self.send(&[&call::call_head(id, service, args.len()), args])?;
-        if by_hand {
-            let mut got = None;
-            let read = super::reader::read_here_until(|| match answer.try_recv() {
-                Ok(reply) => {
-                    got = Some(Ok(reply));
-                    true
-                }
-                Err(TryRecvError::Empty) => false,
-                Err(TryRecvError::Disconnected) => {
-                    got = Some(Err(gone()));
-                    true
-                }
-            });
-            if let (true, Some(got)) = (read, got) {
-                return got;
-            }
-            super::reader::expect_reply();
+        Pending { answer }.wait()
+    }
+
+    /// Sends a call to the pool's `service` without waiting for the reply:
+    /// it goes out soon, with other small frames (see [`Outbox`]), and the
+    /// reply is read by whichever thread reads next. First waits while
+    /// [`MAX_IN_FLIGHT`] calls of this process are unanswered.
+    pub(crate) fn start(&'static self, service: Service, args: &[u8]) -> io::Result<Pending> {
+        if self.awaiting.load(Ordering::Acquire) >= MAX_IN_FLIGHT {
+            self.wait_for_room()?;
         }
-        answer.recv().map_err(|_| gone())
+        let (id, answer) = self.register();
+        // Read while this thread goes on: the replies must not pile up in
+        // the pool (which stops reading calls once its replies back up).
+        super::reader::expect_reply();
+        self.send_soon(&[&call::call_head(id, service, args.len()), args])?;
+        Ok(Pending { answer })
+    }
+
+    /// A new call id, and where its reply will be handed.
+    fn register(&self) -> (u64, Receiver<Reply>) {
+        let (reply, answer) = sync_channel(1);
+        let mut calls = lock(&self.calls);
+        calls.next_id += 1;
+        let id = calls.next_id;
+        calls.waiting.insert(id, reply);
+        self.awaiting.store(calls.waiting.len(), Ordering::Release);
+        (id, answer)
+    }
+
+    /// Blocks until fewer than [`MAX_IN_FLIGHT`] calls are unanswered:
+    /// reading the replies itself on the task thread, else handed the
+    /// news by whoever reads.
+    fn wait_for_room(&self) -> io::Result<()> {
+        let has_room = || self.awaiting.load(Ordering::Acquire) < MAX_IN_FLIGHT;
+        if super::reader::read_here_until(has_room) {
+            return Ok(());
+        }
+        super::reader::expect_reply();
+        let mut calls = lock(&self.calls);
+        while calls.waiting.len() >= MAX_IN_FLIGHT {
+            calls.wanting_room += 1;
+            calls = self
+                .room
+                .wait(calls)
+                .unwrap_or_else(PoisonError::into_inner);
+            calls.wanting_room -= 1;
+        }
+        Ok(())
     }
 
     /// Whether some thread waits for a reply or another frame.
@@ -181,10 +247,14 @@ impl Link {
             let mut calls = lock(&self.calls);
             let waiting = calls.waiting.remove(&id);
             self.awaiting.store(calls.waiting.len(), Ordering::Release);
+            if calls.wanting_room > 0 && calls.waiting.len() < MAX_IN_FLIGHT {
+                self.room.notify_all();
+            }
             waiting
         };
         match waiting {
-            // The caller cannot be gone: it waits until the reply comes.
+            // A caller that sent ahead may have stopped waiting: then the
+            // reply is dropped (the call was applied all the same).
             Some(reply) => {
                 let _ = reply.send(outcome);
                 Ok(())

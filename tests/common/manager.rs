@@ -110,14 +110,24 @@ pub fn put_n(queue: Queue<u64>, n: u64) {
     }
 }
 
-/// `threads` threads each inserting `calls` keys at once: the dict's length.
-pub fn flood(threads: u64, calls: u64, dict: Dict<u64, u64>) -> u64 {
+/// `threads` threads each inserting `calls` keys (from `first` on) at
+/// once, waiting for each answer or (`ahead`) sending all and waiting
+/// after: the dict's length.
+pub fn flood(first: u64, threads: u64, calls: u64, ahead: bool, dict: Dict<u64, u64>) -> u64 {
     let workers: Vec<_> = (0..threads)
         .map(|t| {
             let dict = dict.clone();
             std::thread::spawn(move || {
-                for i in 0..calls {
-                    dict.insert(t * calls + i, i).wait().unwrap();
+                let keys = first + t * calls..first + (t + 1) * calls;
+                if ahead {
+                    let sent: Vec<_> = keys.map(|k| dict.insert(k, k).send()).collect();
+                    for insert in sent {
+                        insert.wait().unwrap();
+                    }
+                } else {
+                    for k in keys {
+                        dict.insert(k, k).wait().unwrap();
+                    }
                 }
             })
         })
@@ -132,4 +142,33 @@ pub fn flood(threads: u64, calls: u64, dict: Dict<u64, u64>) -> u64 {
 pub fn sleep_then_get(dict: Dict<u64, u64>, ms: u64) -> String {
     std::thread::sleep(Duration::from_millis(ms));
     get_after_shutdown(dict)
+}
+
+/// `n` increments sent ahead, then their answers: the values before each.
+pub fn fetch_adds_ahead(value: Value<u64>, n: u64) -> Vec<u64> {
+    let sent: Vec<_> = (0..n).map(|_| value.fetch_add(1).send()).collect();
+    sent.into_iter().map(|add| add.wait().unwrap()).collect()
+}
+
+/// `n` inserts sent ahead and dropped unwaited, then the dict's length.
+pub fn inserts_dropped_unwaited(dict: Dict<u64, u64>, n: u64) -> u64 {
+    for k in 0..n {
+        drop(dict.insert(k, k).send());
+    }
+    dict.len().wait().unwrap()
+}
+
+/// An `acquire` sent ahead and dropped, then a try of the same lock.
+pub fn acquire_sent_then_dropped(lock: Lock) -> String {
+    drop(lock.acquire().send());
+    try_lock(lock, 1_000)
+}
+
+/// Tells its pid, then sends inserts of 0, 1, 2, ... ahead for ever
+/// (until killed), never waiting.
+pub fn send_ahead_until_killed(me: Value<u32>, dict: Dict<u64, u64>) {
+    me.store(std::process::id()).wait().unwrap();
+    for k in 0.. {
+        drop(dict.insert(k, k).send());
+    }
 }
