@@ -28,6 +28,7 @@ fn main() {
             calls_sent_ahead_and_dropped_are_applied,
             a_waiting_call_is_not_sent_ahead,
             a_worker_killed_while_sending_ahead_loses_only_a_tail,
+            waiting_calls_of_one_worker_are_capped,
             remote_workers_reach_the_manager,
         ],
         |_| {},
@@ -428,6 +429,36 @@ async fn a_worker_killed_while_sending_ahead_loses_only_a_tail() {
             .unwrap(),
         vec![7, 8, 9]
     );
+    pool.shutdown().await;
+}
+
+async fn waiting_calls_of_one_worker_are_capped() {
+    let pool = pool(1).await;
+    let manager = Manager::new();
+    let (queue, refused) = (manager.queue::<u64>(8_192), manager.value(0u64));
+    // One more waiter than a worker may have: exactly one is refused at
+    // once, the others wait in line.
+    let task = pool.submit(wait_from_threads, (queue.clone(), 4_097, refused.clone()));
+    within(Duration::from_secs(60), "the refusal", async {
+        while refused.load().await.unwrap() == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    for i in 0..4_096 {
+        queue.put(i).await.unwrap();
+    }
+    let (got, refusals) = within(Duration::from_secs(60), "the waiters", task)
+        .await
+        .unwrap();
+    assert_eq!(got, 4_096);
+    assert_eq!(refusals.len(), 1, "{refusals:?}");
+    assert!(
+        refusals[0].contains("more than 4096 calls"),
+        "{}",
+        refusals[0]
+    );
+    assert_eq!(queue.len().await.unwrap(), 0);
     pool.shutdown().await;
 }
 

@@ -172,3 +172,33 @@ pub fn send_ahead_until_killed(me: Value<u32>, dict: Dict<u64, u64>) {
         drop(dict.insert(k, k).send());
     }
 }
+
+/// `threads` threads each waiting (up to 60 s) for an item of `queue`;
+/// `refused` is set once one of them is refused for too many waiting
+/// calls. The items got, and the refusals' messages.
+pub fn wait_from_threads(
+    queue: Queue<u64>,
+    threads: u64,
+    refused: Value<u64>,
+) -> (u64, Vec<String>) {
+    let waiters: Vec<_> = (0..threads)
+        .map(|_| {
+            let (queue, refused) = (queue.clone(), refused.clone());
+            std::thread::Builder::new()
+                .stack_size(64 << 10)
+                .spawn(
+                    move || match queue.get().timeout(Duration::from_secs(60)).wait() {
+                        Ok(_) => None,
+                        Err(err) => {
+                            refused.fetch_add(1).wait().unwrap();
+                            Some(err.to_string())
+                        }
+                    },
+                )
+                .unwrap()
+        })
+        .collect();
+    let outcomes: Vec<_> = waiters.into_iter().map(|t| t.join().unwrap()).collect();
+    let got = outcomes.iter().filter(|o| o.is_none()).count() as u64;
+    (got, outcomes.into_iter().flatten().collect())
+}

@@ -775,6 +775,7 @@ pub fn tasks() -> procpool::Registry {
         inserts_dropped_unwaited,
         acquire_sent_then_dropped,
         send_ahead_until_killed,
+        wait_from_threads,
         sleep_then_get,
         channels_known,
         log_records,
