@@ -92,10 +92,12 @@
 
 mod array;
 mod atomic;
+mod kept;
 mod lease;
 mod lock;
 pub(crate) mod owners;
 mod region;
+mod released;
 mod slice;
 mod value;
 mod word;
@@ -106,11 +108,20 @@ pub use lock::{SharedLock, SharedLockGuard};
 pub use slice::{SharedBytes, SharedSlice};
 pub use value::SharedValue;
 
-pub(crate) use region::{Carried, carry};
+pub(crate) use region::{Carried, carry, forget};
+pub(crate) use released::Releases;
 
 /// Not part of the API: the inode of a slice's region, for tests that look
 /// for it in `/proc`.
 #[doc(hidden)]
 pub fn __region_id<T>(slice: &SharedSlice<T>) -> u64 {
     slice::region_id(slice)
+}
+
+/// Not part of the API: how many regions of other processes this process
+/// has mapped so far (a kept mapping used again is not counted), for tests
+/// that check a worker maps a region once.
+#[doc(hidden)]
+pub fn __maps_made() -> u64 {
+    region::maps_made()
 }

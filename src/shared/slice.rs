@@ -81,7 +81,11 @@ impl<T: Pod> SharedSlice<T> {
     /// # Ok::<(), procpool::Error>(())
     /// ```
     pub fn new(values: &[T]) -> Result<SharedSlice<T>, Error> {
-        Self::with_len(values.len(), |slice| slice.copy_from_slice(values))
+        assert!(size_of::<T>() > 0, "SharedSlice of a zero-sized type");
+        Ok(SharedSlice {
+            region: Region::frozen_copy(bytemuck::cast_slice(values))?,
+            _values: PhantomData,
+        })
     }
 
     /// A new sealed region of `len` values, zeroed and then filled in place

@@ -13,7 +13,7 @@ pub(crate) const PREFIX_LEN: usize = 1 + 8;
 pub(crate) const RESERVE_AHEAD: usize = 64 << 20;
 
 /// Bumped whenever the format in the module docs changes.
-pub(crate) const PROTOCOL_VERSION: u32 = 10;
+pub(crate) const PROTOCOL_VERSION: u32 = 11;
 
 // Kinds, pool → worker.
 pub(crate) const START: u8 = 0x20;
@@ -22,6 +22,7 @@ pub(crate) const CHUNK: u8 = 0x06;
 pub(crate) const CANCEL: u8 = 0x07;
 pub(crate) const REPLY: u8 = 0x31;
 pub(crate) const PING: u8 = 0x60;
+pub(crate) const UNMAP: u8 = 0x70;
 // Kinds, worker → pool.
 pub(crate) const HELLO: u8 = 0x10;
 pub(crate) const OK: u8 = 0x02;

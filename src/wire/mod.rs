@@ -37,6 +37,7 @@
 //! | `DATA` | `0x49` | pool → worker | channel | flags `u8` (1: last piece, 2: a dead sender's report: pid `u32`, exit tag `u8` and `i32`, task name), a piece of a message asked for | [`channel`] |
 //! | `CLOSED` | `0x4A` | pool → worker | channel | role `u8` gone: every sender (after every message was received) or every receiver | [`channel`] |
 //! | `FORGOTTEN` | `0x4B` | pool → worker | channel | none: the answer to a `FORGET`, after every other frame for the channel; nothing more comes for it unless the worker opens it again | [`channel`] |
+//! | `UNMAP` | `0x70` | pool → worker | 0 | region ids `u64` × n: shared memory regions the pool's process let go (their last handle there dropped); the worker unmaps what it kept of them, and ignores ids it never mapped | [`unmap`] |
 //! | `PING` | `0x60` | pool → worker, remote workers only | 0 | none: answer with `PONG` (see [`Launcher::keepalive`](crate::Launcher::keepalive)) | [`frame`] |
 //! | `PONG` | `0x61` | worker → pool | 0 | none: the answer to a `PING` | [`frame`] |
 //! | `LOG` | `0x50` | worker → pool, any thread | running task (0: none) | level `u8`, target length `u16` and target, the event's fields as UTF-8 text | [`log`] |
@@ -75,11 +76,11 @@
 //! piece arrives, and the pieces of one message on one channel from one
 //! worker come in a row; a worker killed mid-message delivers nothing.
 //!
-//! Frames are written whole: the pool puts a `CANCEL`, `REPLY` or channel
-//! frame between two requests, never inside one; a worker's threads share
-//! one writer lock, and small channel and log frames are gathered by a
-//! writer thread and written before the next frame written directly (a
-//! task's messages go before its answer).
+//! Frames are written whole: the pool puts a `CANCEL`, `REPLY`, `UNMAP`
+//! or channel frame between two requests, never inside one; a worker's
+//! threads share one writer lock, and small channel and log frames are
+//! gathered by a writer thread and written before the next frame written
+//! directly (a task's messages go before its answer).
 
 pub(crate) mod answer;
 pub(crate) mod call;
@@ -91,3 +92,4 @@ pub(crate) mod frame;
 pub(crate) mod hello;
 pub(crate) mod log;
 pub(crate) mod request;
+pub(crate) mod unmap;

@@ -34,8 +34,8 @@ use rustix::net::RecvFlags;
 
 use super::link::Link;
 use super::teardown::{fail, teardown};
-use crate::wire::frame::{self, CANCEL, CHUNK, PING, PONG, Parts, REPLY, REQUEST};
-use crate::wire::{call, channel};
+use crate::wire::frame::{self, CANCEL, CHUNK, PING, PONG, Parts, REPLY, REQUEST, UNMAP};
+use crate::wire::{call, channel, unmap};
 
 /// Requests waiting for the task thread, and what it is doing.
 #[derive(Default)]
@@ -282,6 +282,10 @@ impl Inbox {
                 .map_err(|err| format!("(could not answer its keepalive: {err})")),
             channel::CREDIT | channel::DATA | channel::CLOSED | channel::FORGOTTEN => {
                 crate::channel::remote::route(parts)
+            }
+            UNMAP => {
+                crate::shared::forget(unmap::parse(parts.payload)?);
+                Ok(())
             }
             kind => Err(format!(
                 "a frame of unknown kind 0x{kind:02x} ({} bytes)",

@@ -19,6 +19,7 @@ use crate::error::{Error, Repr};
 use crate::pool::insights::{Recent, WorkerInsights};
 use crate::pool::job::{Job, Reply};
 use crate::pool::stats::Counters;
+use crate::shared::Releases;
 use crate::wire::answer::{self, Response};
 use crate::wire::call::{self, Service};
 use crate::wire::conn::{Body, Conn, InFlight};
@@ -43,6 +44,8 @@ pub(crate) struct LiveWorker<L: Launch> {
     channels: Connection,
     /// Its part in managers: replies to its calls that waited.
     manager: manager::peer::Peer,
+    /// Shared memory regions this process let go, for it to unmap.
+    releases: Releases,
     /// Moving average of the run time the worker reports per task.
     task_nanos: Option<u64>,
     /// Requests sent to it, for recycling after `max_tasks_per_worker` (and
@@ -118,6 +121,7 @@ impl<L: Launch> LiveWorker<L> {
             conn: Conn::new(launched.io, max_frame, launched.first_id),
             channels: Connection::new(max_frame),
             manager: manager::peer::Peer::new(pid),
+            releases: Releases::listen(),
             task_nanos: None,
             assigned: 0,
             answered: 0,
@@ -410,6 +414,9 @@ impl<L: Launch> LiveWorker<L> {
         }
         if let Some(replies) = self.manager.take(cx) {
             self.conn.queue_control_owned(replies);
+        }
+        if let Some(unmaps) = self.releases.take(cx) {
+            self.conn.queue_control_owned(unmaps);
         }
         let mut more_pieces = self.take_channel_frames(cx);
         let backlog = self.conn.control_backlog();
