@@ -2,8 +2,9 @@
 //! workers. Counters exact under contention; a dead lock holder poisons the
 //! lock and wakes its waiters; leases exclude overlaps and die with their
 //! holder; sealed tables refuse writes; no memfd outlives its last handle,
-//! even when the pool's process is SIGKILLed; remote workers get a typed
-//! error.
+//! even when the pool's process is SIGKILLed; a worker maps a region once
+//! for all its tasks, keeps a bounded number mapped, and unmaps them when
+//! the pool lets them go; remote workers get a typed error.
 
 mod common;
 
@@ -27,6 +28,11 @@ fn main() {
             no_memfd_is_left_after_the_pool_process_is_sigkilled,
             a_shared_handle_for_remote_workers_is_a_typed_error,
             a_handle_cannot_be_serialized_outside_a_task_argument,
+            a_region_used_by_many_tasks_is_mapped_once_per_worker,
+            a_worker_unmaps_a_kept_region_once_the_pool_lets_it_go,
+            a_sigkilled_worker_with_kept_mappings_leaves_nothing,
+            a_worker_keeps_at_most_8_regions_mapped_without_a_handle,
+            kept_mappings_stay_under_a_quarter_of_max_memory_per_worker,
         ],
         roles,
     );
@@ -84,6 +90,11 @@ fn holders_of(id: u64) -> Vec<(u32, &'static str)> {
         }
     }
     found
+}
+
+/// Whether process `pid` maps region `id`.
+fn maps(pid: u32, id: u64) -> bool {
+    holders_of(id).contains(&(pid, "map"))
 }
 
 async fn wait_until_gone(id: u64) {
@@ -357,6 +368,162 @@ async fn a_handle_cannot_be_serialized_outside_a_task_argument() {
     let table = SharedBytes::new(b"x").unwrap();
     let err = serde_json_like(&table);
     assert!(err.contains("only be sent as an argument"), "{err}");
+}
+
+async fn a_region_used_by_many_tasks_is_mapped_once_per_worker() {
+    let pool = pool(2).await;
+    let table = SharedBytes::new(&[9; 1 << 20]).unwrap();
+    let id = procpool::shared::__region_id(&table);
+    // All at once (both workers), then one after another.
+    let at_once: Vec<_> = (0..40)
+        .map(|_| pool.submit(table_seen, table.clone()))
+        .collect();
+    let mut seen = Vec::new();
+    for task in at_once {
+        seen.push(within("a task", task).await.unwrap());
+    }
+    for _ in 0..20 {
+        seen.push(
+            within("a task", pool.submit(table_seen, table.clone()))
+                .await
+                .unwrap(),
+        );
+    }
+    let mut by_worker = std::collections::BTreeMap::<u32, Vec<u64>>::new();
+    for (pid, maps_made, first) in seen {
+        assert_eq!(first, 9);
+        by_worker.entry(pid).or_default().push(maps_made);
+    }
+    for (pid, counts) in &by_worker {
+        assert!(
+            counts.iter().all(|&count| count == counts[0]),
+            "worker {pid} mapped it again between tasks: {counts:?}"
+        );
+        assert!(maps(*pid, id), "worker {pid} keeps it mapped between tasks");
+    }
+    pool.shutdown().await;
+}
+
+async fn a_worker_unmaps_a_kept_region_once_the_pool_lets_it_go() {
+    let pool = pool(2).await;
+    let table = SharedBytes::new(&[1; 64 << 10]).unwrap();
+    let id = procpool::shared::__region_id(&table);
+    let tasks: Vec<_> = (0..8)
+        .map(|_| pool.submit(table_seen, table.clone()))
+        .collect();
+    let mut workers = Vec::new();
+    for task in tasks {
+        workers.push(within("a task", task).await.unwrap().0);
+    }
+    workers.dedup();
+    for &pid in &workers {
+        assert!(maps(pid, id), "kept after its tasks: {:?}", holders_of(id));
+    }
+    drop(table); // the pool's last handle: the workers are told
+    wait_until_gone(id).await;
+    for &pid in &workers {
+        assert!(is_alive(pid), "worker {pid} unmapped it, not died");
+    }
+    // And they still take a new table (and an old one's id means nothing).
+    let again = SharedBytes::new(&[4; 100]).unwrap();
+    let (_, _, first) = within("a task", pool.submit(table_seen, again))
+        .await
+        .unwrap();
+    assert_eq!(first, 4);
+    pool.shutdown().await;
+}
+
+async fn a_sigkilled_worker_with_kept_mappings_leaves_nothing() {
+    let pool = pool(1).await;
+    let table = SharedBytes::new(&[5; 64 << 10]).unwrap();
+    let id = procpool::shared::__region_id(&table);
+    let (pid, _, _) = within("a task", pool.submit(table_seen, table.clone()))
+        .await
+        .unwrap();
+    assert!(maps(pid, id), "kept: {:?}", holders_of(id));
+    kill(pid);
+    within("the dead worker's unmapping", async {
+        while maps(pid, id) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    // Its replacement maps the table afresh.
+    let (next, _, first) = within("a task", pool.submit(table_seen, table.clone()))
+        .await
+        .unwrap();
+    assert_ne!(next, pid);
+    assert_eq!(first, 5);
+    drop(table);
+    wait_until_gone(id).await;
+    pool.shutdown().await;
+}
+
+async fn a_worker_keeps_at_most_8_regions_mapped_without_a_handle() {
+    let pool = pool(1).await;
+    let tables: Vec<_> = (0..12u8)
+        .map(|i| SharedBytes::new(&[i; 4096]).unwrap())
+        .collect();
+    let ids: Vec<u64> = tables.iter().map(procpool::shared::__region_id).collect();
+    let mut pid = 0;
+    let mut counts = Vec::new();
+    for (i, table) in tables.iter().enumerate() {
+        let (worker, maps_made, first) = within("a task", pool.submit(table_seen, table.clone()))
+            .await
+            .unwrap();
+        assert_eq!(first as usize, i);
+        pid = worker;
+        counts.push(maps_made);
+    }
+    assert!(counts.windows(2).all(|w| w[1] == w[0] + 1), "{counts:?}");
+    // The pool holds all 12; the worker keeps the 8 it used last.
+    let mapped: Vec<bool> = ids.iter().map(|&id| maps(pid, id)).collect();
+    assert_eq!(mapped, [[false; 4], [true; 4], [true; 4]].concat());
+    // The most recently used stays; the oldest kept one makes room for a
+    // table mapped again.
+    let (_, before, _) = within("a task", pool.submit(table_seen, tables[11].clone()))
+        .await
+        .unwrap();
+    let (_, after, _) = within("a task", pool.submit(table_seen, tables[0].clone()))
+        .await
+        .unwrap();
+    assert_eq!(before, *counts.last().unwrap(), "table 11 was still mapped");
+    assert_eq!(after, before + 1, "table 0 was mapped again");
+    assert!(maps(pid, ids[0]) && maps(pid, ids[11]) && !maps(pid, ids[4]));
+    drop(tables);
+    for id in ids {
+        wait_until_gone(id).await;
+    }
+    pool.shutdown().await;
+}
+
+async fn kept_mappings_stay_under_a_quarter_of_max_memory_per_worker() {
+    let pool = procpool::Pool::builder()
+        .workers(1)
+        .max_memory_per_worker(1 << 30)
+        .build()
+        .await
+        .unwrap();
+    // 96 MiB each: a quarter of 1 GiB holds two of them.
+    let tables: Vec<_> = (0..4u8)
+        .map(|i| SharedBytes::with_len(96 << 20, |bytes| bytes[0] = i).unwrap())
+        .collect();
+    let ids: Vec<u64> = tables.iter().map(procpool::shared::__region_id).collect();
+    let mut pid = 0;
+    for (i, table) in tables.iter().enumerate() {
+        let (worker, _, first) = within("a task", pool.submit(table_seen, table.clone()))
+            .await
+            .unwrap();
+        assert_eq!(first as usize, i);
+        pid = worker;
+    }
+    let mapped: Vec<bool> = ids.iter().map(|&id| maps(pid, id)).collect();
+    assert_eq!(mapped, [false, false, true, true]);
+    drop(tables);
+    for id in ids {
+        wait_until_gone(id).await;
+    }
+    pool.shutdown().await;
 }
 
 /// Serializes with bincode by hand, as user code might: the error's text.

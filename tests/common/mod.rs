@@ -756,6 +756,7 @@ pub fn tasks() -> procpool::Registry {
         sum_table,
         hold_table,
         attack_table,
+        table_seen,
         square,
         add_one,
         add_one_unless_13,

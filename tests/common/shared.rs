@@ -114,3 +114,14 @@ pub fn attack_table(table: SharedBytes) -> Vec<String> {
     ));
     results
 }
+
+/// What a task saw of its table: the worker's pid, how many regions that
+/// worker had mapped by then (a kept mapping used again is not counted),
+/// and the table's first byte.
+pub fn table_seen(table: SharedBytes) -> (u32, u64, u8) {
+    (
+        std::process::id(),
+        procpool::shared::__maps_made(),
+        table.first().copied().unwrap_or(0),
+    )
+}
