@@ -33,6 +33,7 @@ fn main() {
             a_sigkilled_worker_with_kept_mappings_leaves_nothing,
             a_worker_keeps_at_most_8_regions_mapped_without_a_handle,
             kept_mappings_stay_under_a_quarter_of_max_memory_per_worker,
+            a_kept_table_is_not_memory_growth,
         ],
         roles,
     );
@@ -523,6 +524,30 @@ async fn kept_mappings_stay_under_a_quarter_of_max_memory_per_worker() {
     for id in ids {
         wait_until_gone(id).await;
     }
+    pool.shutdown().await;
+}
+
+async fn a_kept_table_is_not_memory_growth() {
+    let pool = procpool::Pool::builder()
+        .workers(1)
+        .recycle_on_memory_growth(32 << 20)
+        .build()
+        .await
+        .unwrap();
+    let table = SharedBytes::with_len(128 << 20, |bytes| bytes.fill(3)).unwrap();
+    let id = procpool::shared::__region_id(&table);
+    let mut workers = Vec::new();
+    for _ in 0..6 {
+        let (pid, _, first) = within("a task", pool.submit(table_seen, table.clone()))
+            .await
+            .unwrap();
+        assert_eq!(first, 3);
+        workers.push(pid);
+    }
+    // 128 MiB resident in the worker, all of it shared: no growth.
+    assert!(maps(workers[0], id), "{:?}", holders_of(id));
+    assert_eq!(pool.stats().recycled, 0);
+    assert!(workers.iter().all(|&pid| pid == workers[0]), "{workers:?}");
     pool.shutdown().await;
 }
 

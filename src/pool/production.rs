@@ -219,7 +219,9 @@ impl PoolBuilder {
     /// #4125). What counts is resident memory the task left behind,
     /// including memory freed but kept by the allocator: a task that
     /// briefly needs more than `bytes` may recycle its worker too. Children
-    /// a task starts are not counted.
+    /// a task starts are not counted, nor are shared pages (a
+    /// [`shared`](crate::shared) table the worker keeps mapped between
+    /// tasks, files it maps): the machine holds those once.
     ///
     /// The default is off. The cost when set: reading
     /// `/proc/<pid>/statm` of the worker (a few µs) after each batch of

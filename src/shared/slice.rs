@@ -33,8 +33,10 @@ pub type SharedBytes = SharedSlice<u8>;
 /// it; the memory is counted once on the machine.
 ///
 /// Cloning is cheap (a reference count). Sending it to a task sends a
-/// 29-byte handle. The region is freed when the last handle in every process
-/// is gone: nothing has a name, so nothing is left behind, even after a
+/// 29-byte handle. The region is freed once the pool's process has dropped
+/// its last handle and no task still holds one: workers keep it mapped
+/// between tasks until the pool's process lets it go, then are told to
+/// unmap it. Nothing has a name, so nothing is left behind, even after a
 /// SIGKILL.
 ///
 /// Sending one to a pool or process whose workers are remote
