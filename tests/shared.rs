@@ -376,13 +376,7 @@ async fn a_region_used_by_many_tasks_is_mapped_once_per_worker() {
     let table = SharedBytes::new(&[9; 1 << 20]).unwrap();
     let id = procpool::shared::__region_id(&table);
     // All at once (both workers), then one after another.
-    let at_once: Vec<_> = (0..40)
-        .map(|_| pool.submit(table_seen, table.clone()))
-        .collect();
-    let mut seen = Vec::new();
-    for task in at_once {
-        seen.push(within("a task", task).await.unwrap());
-    }
+    let mut seen = all_at_once(&pool, &table, 40).await;
     for _ in 0..20 {
         seen.push(
             within("a task", pool.submit(table_seen, table.clone()))
@@ -409,13 +403,12 @@ async fn a_worker_unmaps_a_kept_region_once_the_pool_lets_it_go() {
     let pool = pool(2).await;
     let table = SharedBytes::new(&[1; 64 << 10]).unwrap();
     let id = procpool::shared::__region_id(&table);
-    let tasks: Vec<_> = (0..8)
-        .map(|_| pool.submit(table_seen, table.clone()))
+    let mut workers: Vec<u32> = all_at_once(&pool, &table, 8)
+        .await
+        .into_iter()
+        .map(|(pid, _, _)| pid)
         .collect();
-    let mut workers = Vec::new();
-    for task in tasks {
-        workers.push(within("a task", task).await.unwrap().0);
-    }
+    workers.sort_unstable();
     workers.dedup();
     for &pid in &workers {
         assert!(maps(pid, id), "kept after its tasks: {:?}", holders_of(id));
@@ -466,16 +459,7 @@ async fn a_worker_keeps_at_most_8_regions_mapped_without_a_handle() {
         .map(|i| SharedBytes::new(&[i; 4096]).unwrap())
         .collect();
     let ids: Vec<u64> = tables.iter().map(procpool::shared::__region_id).collect();
-    let mut pid = 0;
-    let mut counts = Vec::new();
-    for (i, table) in tables.iter().enumerate() {
-        let (worker, maps_made, first) = within("a task", pool.submit(table_seen, table.clone()))
-            .await
-            .unwrap();
-        assert_eq!(first as usize, i);
-        pid = worker;
-        counts.push(maps_made);
-    }
+    let (pid, counts) = use_each(&pool, &tables).await;
     assert!(counts.windows(2).all(|w| w[1] == w[0] + 1), "{counts:?}");
     // The pool holds all 12; the worker keeps the 8 it used last.
     let mapped: Vec<bool> = ids.iter().map(|&id| maps(pid, id)).collect();
@@ -491,10 +475,7 @@ async fn a_worker_keeps_at_most_8_regions_mapped_without_a_handle() {
     assert_eq!(before, *counts.last().unwrap(), "table 11 was still mapped");
     assert_eq!(after, before + 1, "table 0 was mapped again");
     assert!(maps(pid, ids[0]) && maps(pid, ids[11]) && !maps(pid, ids[4]));
-    drop(tables);
-    for id in ids {
-        wait_until_gone(id).await;
-    }
+    drop_all(tables, &ids).await;
     pool.shutdown().await;
 }
 
@@ -510,21 +491,47 @@ async fn kept_mappings_stay_under_a_quarter_of_max_memory_per_worker() {
         .map(|i| SharedBytes::with_len(96 << 20, |bytes| bytes[0] = i).unwrap())
         .collect();
     let ids: Vec<u64> = tables.iter().map(procpool::shared::__region_id).collect();
+    let (pid, _) = use_each(&pool, &tables).await;
+    let mapped: Vec<bool> = ids.iter().map(|&id| maps(pid, id)).collect();
+    assert_eq!(mapped, [false, false, true, true]);
+    drop_all(tables, &ids).await;
+    pool.shutdown().await;
+}
+
+/// What `n` tasks submitted at once saw of `table`.
+async fn all_at_once(pool: &procpool::Pool, table: &SharedBytes, n: usize) -> Vec<(u32, u64, u8)> {
+    let tasks: Vec<_> = (0..n)
+        .map(|_| pool.submit(table_seen, table.clone()))
+        .collect();
+    let mut seen = Vec::new();
+    for task in tasks {
+        seen.push(within("a task", task).await.unwrap());
+    }
+    seen
+}
+
+/// Runs a task on each table in turn (table `i` starts with byte `i`): the
+/// (last) worker's pid, and its count of regions mapped after each.
+async fn use_each(pool: &procpool::Pool, tables: &[SharedBytes]) -> (u32, Vec<u64>) {
     let mut pid = 0;
+    let mut counts = Vec::new();
     for (i, table) in tables.iter().enumerate() {
-        let (worker, _, first) = within("a task", pool.submit(table_seen, table.clone()))
+        let (worker, maps_made, first) = within("a task", pool.submit(table_seen, table.clone()))
             .await
             .unwrap();
         assert_eq!(first as usize, i);
         pid = worker;
+        counts.push(maps_made);
     }
-    let mapped: Vec<bool> = ids.iter().map(|&id| maps(pid, id)).collect();
-    assert_eq!(mapped, [false, false, true, true]);
+    (pid, counts)
+}
+
+/// Drops the pool's handles, then waits until no process holds any of them.
+async fn drop_all(tables: Vec<SharedBytes>, ids: &[u64]) {
     drop(tables);
-    for id in ids {
+    for &id in ids {
         wait_until_gone(id).await;
     }
-    pool.shutdown().await;
 }
 
 async fn a_kept_table_is_not_memory_growth() {
