@@ -29,6 +29,7 @@ fn main() {
             a_waiting_call_is_not_sent_ahead,
             a_worker_killed_while_sending_ahead_loses_only_a_tail,
             waiting_calls_of_one_worker_are_capped,
+            an_extend_is_applied_whole,
             remote_workers_reach_the_manager,
         ],
         |_| {},
@@ -459,6 +460,25 @@ async fn waiting_calls_of_one_worker_are_capped() {
         refusals[0]
     );
     assert_eq!(queue.len().await.unwrap(), 0);
+    pool.shutdown().await;
+}
+
+async fn an_extend_is_applied_whole() {
+    let pool = pool(1).await;
+    let manager = Manager::new();
+    let (dict, list) = (manager.dict::<u64, u64>(), manager.list::<u64>());
+    let n = 100_000;
+    let task = tokio::spawn(pool.submit(extend_both, (dict.clone(), list.clone(), n)));
+    // Whenever the parent looks, each holds none of them or all.
+    while !task.is_finished() {
+        let (keys, items) = (dict.len().await.unwrap(), list.len().await.unwrap());
+        assert!(keys == 0 || keys == n, "{keys} keys");
+        assert!(items == 0 || items == n, "{items} items");
+        tokio::task::yield_now().await;
+    }
+    task.await.unwrap().unwrap();
+    assert_eq!(dict.get(&(n - 1)).await.unwrap(), Some(n - 1));
+    assert_eq!(list.items().await.unwrap(), (0..n).collect::<Vec<_>>());
     pool.shutdown().await;
 }
 

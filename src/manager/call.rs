@@ -107,7 +107,8 @@ impl Route {
 }
 
 /// A call on a shared object, made when it is awaited (in the pool's
-/// process) or [`wait`](Call::wait)ed for (inside a task).
+/// process) or [`wait`](Call::wait)ed for (inside a task), or
+/// [`send`](Call::send) sends it ahead.
 ///
 /// Every method of a [`Dict`](super::Dict), [`List`](super::List),
 /// [`Value`](super::Value), [`Queue`](super::Queue) or
@@ -132,7 +133,7 @@ impl Route {
 ///     counts.insert("a".into(), 2).wait().unwrap()
 /// }
 /// ```
-#[must_use = "a manager call does nothing until it is awaited or waited for"]
+#[must_use = "a manager call does nothing until it is awaited, waited for or sent"]
 pub struct Call<T> {
     route: Route,
     /// The encoded request, or why it could not be made.

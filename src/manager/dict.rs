@@ -8,7 +8,8 @@ use serde::de::DeserializeOwned;
 use super::call::{Call, Route};
 use super::handle::{encode, encode_option, handle, task_index};
 use super::state::Kind;
-use super::wire::Op;
+use super::wire::{self, Op};
+use crate::Error;
 use crate::registry::Task;
 
 /// A map shared by the pool's process and its tasks: a handle to it, which
@@ -101,6 +102,35 @@ where
     pub fn insert(&self, key: K, value: V) -> Call<Option<V>> {
         let fields = encode(&key).and_then(|k| Ok(vec![k, encode(&value)?]));
         self.call(Op::Insert, 0, fields)
+    }
+
+    /// Inserts every pair of `pairs`, in one call, applied whole: no other
+    /// call sees some of them and not the others (Python's
+    /// `dict.update(mapping)`; here `update` is the read-modify-write). A
+    /// key given twice keeps its last value.
+    ///
+    /// # Errors
+    ///
+    /// As [`get`](Dict::get); nothing is inserted if a key or value does
+    /// not encode.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # futures::executor::block_on(async {
+    /// let ages = procpool::Manager::new().dict::<String, u32>();
+    /// ages.extend([("ann".into(), 31), ("bob".into(), 45)]).await?;
+    /// assert_eq!(ages.len().await?, 2);
+    /// assert_eq!(ages.get(&"bob".into()).await?, Some(45));
+    /// # Ok::<(), procpool::Error>(()) }).unwrap();
+    /// ```
+    pub fn extend(&self, pairs: impl IntoIterator<Item = (K, V)>) -> Call<()> {
+        let fields = pairs
+            .into_iter()
+            .map(|(key, value)| Ok([encode(&key)?, encode(&value)?]))
+            .collect::<Result<Vec<_>, Error>>()
+            .map(|pairs| vec![wire::pack(pairs.as_flattened())]);
+        self.call(Op::Extend, 0, fields)
     }
 
     /// Removes `key`; the value it had, if any.

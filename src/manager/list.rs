@@ -8,7 +8,8 @@ use serde::de::DeserializeOwned;
 use super::call::{Call, Route};
 use super::handle::{encode, handle, task_index};
 use super::state::Kind;
-use super::wire::Op;
+use super::wire::{self, Op};
+use crate::Error;
 use crate::registry::Task;
 
 /// A list shared by the pool's process and its tasks: a handle that is a
@@ -60,6 +61,33 @@ impl<T: Serialize + DeserializeOwned> List<T> {
     /// ```
     pub fn push(&self, item: T) -> Call<()> {
         self.call(Op::Push, 0, encode(&item).map(|item| vec![item]))
+    }
+
+    /// Appends every item of `items`, in one call, applied whole: no other
+    /// call sees some of them and not the others (Python's
+    /// `list.extend`).
+    ///
+    /// # Errors
+    ///
+    /// As [`push`](List::push); nothing is appended if any item does not
+    /// encode.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # futures::executor::block_on(async {
+    /// let list = procpool::Manager::new().list::<u32>();
+    /// list.extend([1, 2, 3]).await?;
+    /// assert_eq!(list.items().await?, [1, 2, 3]);
+    /// # Ok::<(), procpool::Error>(()) }).unwrap();
+    /// ```
+    pub fn extend(&self, items: impl IntoIterator<Item = T>) -> Call<()> {
+        let fields = items
+            .into_iter()
+            .map(|item| encode(&item))
+            .collect::<Result<Vec<_>, Error>>()
+            .map(|items| vec![wire::pack(&items)]);
+        self.call(Op::Extend, 0, fields)
     }
 
     /// Removes the last item and returns it, if there is one.

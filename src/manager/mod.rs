@@ -6,7 +6,9 @@
 //! them. Handles are serde values: pass them to
 //! [`Pool::submit`](crate::Pool::submit) as arguments, clone them, keep
 //! them. Every method returns a [`Call`]: `.await` it in the pool's
-//! process, [`wait`](Call::wait) for it inside a task.
+//! process, [`wait`](Call::wait) for it inside a task, or
+//! [`send`](Call::send) it ahead and wait for its [`Sent`] answer later,
+//! so that many calls from a task cost about one round trip.
 //!
 //! ```no_run
 //! use procpool::manager::Dict;
@@ -68,9 +70,11 @@
 //! workers could not reach. The cost: the objects go away with the pool's
 //! process, and an update function runs on its threads.
 //!
-//! Calls are bounded: a task's thread makes one call at a time, and a
-//! worker that does not read its replies is not read from (the pool's
-//! 4 MiB reply backlog), so a flood of calls is slowed, not buffered.
+//! Calls are bounded: a worker has at most 1,024 calls unanswered at once
+//! (sending more waits for answers), at most 4,096 waiting in objects'
+//! lines (more are refused), and a worker that does not read its replies
+//! is not read from (the pool's 4 MiB reply backlog), so a flood of calls
+//! is slowed, not buffered.
 
 mod call;
 mod dict;

@@ -13,7 +13,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use super::wire::{Failure, Op, Reply, Request};
+use super::wire::{self, Failure, Op, Reply, Request};
 use crate::codec;
 use crate::registry::{self, Arrived};
 
@@ -140,6 +140,12 @@ fn field<'a>(request: &Request<'a>, at: usize) -> Result<&'a [u8], Failure> {
         .get(at)
         .copied()
         .ok_or_else(|| Failure::Misuse(format!("{:?} without its field {at}", request.op)))
+}
+
+/// The values packed into the request's first field (checked whole before
+/// any is applied).
+fn unpacked<'a>(request: &Request<'a>) -> Result<Vec<&'a [u8]>, Failure> {
+    wire::unpack(field(request, 0)?).map_err(Failure::Misuse)
 }
 
 /// Runs registered function `task` on `args` (a whole encoded argument),
@@ -437,6 +443,20 @@ fn dict(map: &mut HashMap<Vec<u8>, Vec<u8>>, request: &Request<'_>) -> Reply {
                 .as_ref(),
         )),
         Op::Remove => Ok(option(map.remove(key()?).as_ref())),
+        Op::Extend => {
+            let pairs = unpacked(request)?;
+            if pairs.len() % 2 != 0 {
+                return Err(Failure::Misuse(format!(
+                    "a dict's extend of {} keys and values, not pairs",
+                    pairs.len()
+                )));
+            }
+            map.reserve(pairs.len() / 2);
+            for pair in pairs.chunks_exact(2) {
+                map.insert(pair[0].to_vec(), pair[1].to_vec());
+            }
+            Ok(Vec::new())
+        }
         Op::Clear => {
             map.clear();
             Ok(Vec::new())
@@ -494,6 +514,10 @@ fn list(items: &mut Vec<Vec<u8>>, request: &Request<'_>) -> Reply {
             items.push(field(request, 0)?.to_vec());
             Ok(Vec::new())
         }
+        Op::Extend => {
+            items.extend(unpacked(request)?.into_iter().map(<[u8]>::to_vec));
+            Ok(Vec::new())
+        }
         Op::Pop => Ok(option(items.pop().as_ref())),
         Op::Get => Ok(option(
             usize::try_from(request.number)
@@ -548,5 +572,27 @@ fn value_op(value: &mut Vec<u8>, request: &Request<'_>) -> Reply {
             Ok(std::mem::replace(value, new))
         }
         op => misuse("value", op),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manager::wire;
+
+    fn extend_request(values: &[Vec<u8>]) -> Vec<u8> {
+        wire::request(1, Kind::Dict as u8, Op::Extend, 0, &[&wire::pack(values)])
+    }
+
+    #[test]
+    fn a_dict_extend_of_unpaired_values_applies_nothing() {
+        let mut map = HashMap::new();
+        let odd = extend_request(&[b"k1".to_vec(), b"v1".to_vec(), b"k2".to_vec()]);
+        let refused = dict(&mut map, &wire::parse(&odd).unwrap());
+        assert!(matches!(refused, Err(Failure::Misuse(_))), "{refused:?}");
+        assert!(map.is_empty());
+        let pairs = extend_request(&[b"k".to_vec(), b"1".to_vec(), b"k".to_vec(), b"2".to_vec()]);
+        dict(&mut map, &wire::parse(&pairs).unwrap()).unwrap();
+        assert_eq!(map.get(b"k".as_slice()), Some(&b"2".to_vec()));
     }
 }

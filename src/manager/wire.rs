@@ -38,6 +38,7 @@ pub(crate) enum Op {
     Acquire = 18,
     Release = 19,
     ClearPoison = 20,
+    Extend = 21,
 }
 
 impl Op {
@@ -47,7 +48,7 @@ impl Op {
         matches!(self, Op::Acquire | Op::Put | Op::Take)
     }
 
-    const ALL: [Op; 20] = [
+    const ALL: [Op; 21] = [
         Op::Len,
         Op::Items,
         Op::Clear,
@@ -68,6 +69,7 @@ impl Op {
         Op::Acquire,
         Op::Release,
         Op::ClearPoison,
+        Op::Extend,
     ];
 
     fn from_byte(byte: u8) -> Option<Op> {
@@ -135,25 +137,7 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Request<'_>, String> {
     };
     let number = u64_at(bytes, NUMBER_AT).ok_or_else(short)?;
     let count = *bytes.get(FIELDS_AT - 1).ok_or_else(short)?;
-    let mut fields = Vec::with_capacity(usize::from(count));
-    let mut at = FIELDS_AT;
-    for _ in 0..count {
-        let len = u64_at(bytes, at).ok_or_else(short)?;
-        at += 8;
-        let end = usize::try_from(len)
-            .ok()
-            .and_then(|len| at.checked_add(len))
-            .filter(|end| *end <= bytes.len())
-            .ok_or_else(|| format!("a manager request field of {len} bytes, past its end"))?;
-        fields.push(&bytes[at..end]);
-        at = end;
-    }
-    if at != bytes.len() {
-        return Err(format!(
-            "{} bytes after a manager request",
-            bytes.len() - at
-        ));
-    }
+    let fields = fields_at(bytes, FIELDS_AT, u64::from(count), "a manager request")?;
     Ok(Request {
         object,
         kind,
@@ -162,6 +146,57 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Request<'_>, String> {
         number,
         fields,
     })
+}
+
+/// `count` length-prefixed fields from `at` to the end of `bytes` (all of
+/// it: anything after them is an error), in the message `what` are.
+fn fields_at<'a>(
+    bytes: &'a [u8],
+    at: usize,
+    count: u64,
+    what: &str,
+) -> Result<Vec<&'a [u8]>, String> {
+    // Each field takes at least its 8-byte length: a count claiming more
+    // than the bytes could hold allocates nothing.
+    if count > (bytes.len().saturating_sub(at) / 8) as u64 {
+        return Err(format!("{what} of {count} fields in {} bytes", bytes.len()));
+    }
+    let mut fields = Vec::with_capacity(count as usize);
+    let mut at = at;
+    for _ in 0..count {
+        let len = u64_at(bytes, at).ok_or_else(|| format!("{what} cut short"))?;
+        at += 8;
+        let end = usize::try_from(len)
+            .ok()
+            .and_then(|len| at.checked_add(len))
+            .filter(|end| *end <= bytes.len())
+            .ok_or_else(|| format!("{what} field of {len} bytes, past its end"))?;
+        fields.push(&bytes[at..end]);
+        at = end;
+    }
+    if at != bytes.len() {
+        return Err(format!("{} bytes after {what}", bytes.len() - at));
+    }
+    Ok(fields)
+}
+
+/// Many encoded values as one field (a dict's `extend` sends its keys and
+/// values so): their count, then each with its length.
+pub(crate) fn pack(values: &[Vec<u8>]) -> Vec<u8> {
+    let len = 8 + values.iter().map(|value| 8 + value.len()).sum::<usize>();
+    let mut out = Vec::with_capacity(len);
+    out.extend_from_slice(&(values.len() as u64).to_le_bytes());
+    for value in values {
+        out.extend_from_slice(&(value.len() as u64).to_le_bytes());
+        out.extend_from_slice(value);
+    }
+    out
+}
+
+/// The values [`pack`] made into `field`.
+pub(crate) fn unpack(field: &[u8]) -> Result<Vec<&[u8]>, String> {
+    let count = u64_at(field, 0).ok_or("a packed field without its count")?;
+    fields_at(field, 8, count, "a packed field")
 }
 
 /// Why a manager call failed, as the host says it (and as it travels).
@@ -285,6 +320,27 @@ mod tests {
         let mut huge = good;
         huge[FIELDS_AT..FIELDS_AT + 8].copy_from_slice(&u64::MAX.to_le_bytes());
         assert!(parse(&huge).is_err());
+    }
+
+    #[test]
+    fn packed_values_read_back_and_garbage_is_an_error() {
+        let values = vec![b"ab".to_vec(), Vec::new(), vec![7; 300]];
+        let packed = pack(&values);
+        assert_eq!(unpack(&packed).unwrap(), values);
+        assert_eq!(unpack(&pack(&[])).unwrap(), Vec::<&[u8]>::new());
+        for cut in 0..packed.len() {
+            assert!(unpack(&packed[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut long = packed.clone();
+        long.push(0);
+        assert!(unpack(&long).is_err());
+        // A count or a length no bytes could back: an error, no allocation.
+        let mut many = packed.clone();
+        many[..8].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert!(unpack(&many).unwrap_err().contains("fields in"));
+        let mut huge = packed;
+        huge[8..16].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert!(unpack(&huge).unwrap_err().contains("past its end"));
     }
 
     #[test]

@@ -202,3 +202,10 @@ pub fn wait_from_threads(
     let got = outcomes.iter().filter(|o| o.is_none()).count() as u64;
     (got, outcomes.into_iter().flatten().collect())
 }
+
+/// Extends `dict` with `(k, k)` and `list` with `k` for `k` in `0..n`, one
+/// call each.
+pub fn extend_both(dict: Dict<u64, u64>, list: List<u64>, n: u64) {
+    dict.extend((0..n).map(|k| (k, k))).wait().unwrap();
+    list.extend(0..n).wait().unwrap();
+}

@@ -777,6 +777,7 @@ pub fn tasks() -> procpool::Registry {
         acquire_sent_then_dropped,
         send_ahead_until_killed,
         wait_from_threads,
+        extend_both,
         sleep_then_get,
         channels_known,
         log_records,
