@@ -177,8 +177,8 @@ impl Region {
 
     /// A new sealed region holding a copy of `bytes`, written into the file
     /// rather than through a mapping: one copy by the kernel into fresh
-    /// pages, with no zeroing, page faults or unmapping on the side (a
-    /// 16 MiB table in 6.5 ms here instead of 14).
+    /// pages, with no zeroing, page faults or unmapping on the side (16 MiB
+    /// copied in 6.5 ms here, against 14 ms through a populated mapping).
     pub(crate) fn frozen_copy(bytes: &[u8]) -> Result<Arc<Region>, Error> {
         Self::make(bytes.len(), Kind::Frozen, |fd| {
             let mut written = 0;
@@ -336,15 +336,13 @@ impl Region {
             }
             None => false,
         });
-        if carried {
-            self.sent.store(true, Ordering::Relaxed);
-        }
         if !carried {
             return Err(serde::ser::Error::custom(
                 "a shared memory handle can only be sent as an argument of a task (Pool::submit, \
                  Pool::map items, procpool::spawn), not in a result or serialized by hand",
             ));
         }
+        self.sent.store(true, Ordering::Relaxed);
         use std::os::fd::AsRawFd;
         Wire {
             home: self.home,
