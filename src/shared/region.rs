@@ -246,10 +246,12 @@ impl Region {
         }
         // A kept mapping is of the same file: its id is the inode number,
         // unique among live files, and the mapping keeps the file alive.
-        let kept = table
-            .kept
-            .take(wire.id)
-            .filter(|kept| kept.map.is_frozen() != wire.writable);
+        // Its length and kind are checked all the same: should inode
+        // numbers ever wrap around (2^32 memfds), a stale mapping may give
+        // wrong bytes, but never a read past its end.
+        let kept = table.kept.take(wire.id).filter(|kept| {
+            kept.map.is_frozen() != wire.writable && kept.map.len() as u64 == wire.len
+        });
         let map = match kept {
             Some(kept) => kept.map,
             None => {
