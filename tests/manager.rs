@@ -31,6 +31,9 @@ fn main() {
             waiting_calls_of_one_worker_are_capped,
             an_extend_is_applied_whole,
             remote_workers_reach_the_manager,
+            replies_in_flight_at_a_tasks_end_go_to_nobody_later,
+            a_worker_stopped_and_continued_mid_stream_loses_nothing,
+            a_reply_over_max_frame_size_is_a_typed_error,
         ],
         |_| {},
     );
@@ -505,5 +508,120 @@ async fn remote_workers_reach_the_manager() {
     assert_eq!(counts.get(&0).await.unwrap(), Some(200));
     let lock = manager.lock();
     assert_eq!(pool.submit(try_lock, (lock, 1_000)).await.unwrap(), "held");
+    pool.shutdown().await;
+}
+
+async fn replies_in_flight_at_a_tasks_end_go_to_nobody_later() {
+    let pool = pool(1).await;
+    let manager = Manager::new();
+    let (value, dict, done) = (
+        manager.value(0u64),
+        manager.dict::<u64, u64>(),
+        manager.value(0u64),
+    );
+    // A task returns with 3,000 replies on their way, and a thread of
+    // another keeps sending after its task ended; the tasks after them, on
+    // the same worker, get their own answers, in order.
+    let first = pool.submit(fetch_adds_sent_then_return, (value.clone(), 3_000));
+    let thread = pool.submit(
+        spawn_sender_and_return,
+        (dict.clone(), 20_000, done.clone()),
+    );
+    let later: Vec<_> = (0..50)
+        .map(|_| pool.submit(fetch_adds_ahead, (value.clone(), 3)))
+        .collect();
+    within(Duration::from_secs(60), "the first task", first)
+        .await
+        .unwrap();
+    within(Duration::from_secs(60), "the spawning task", thread)
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    for task in later {
+        let got = within(Duration::from_secs(60), "a later task", task)
+            .await
+            .unwrap();
+        assert!(got.windows(2).all(|w| w[1] == w[0] + 1), "{got:?}");
+        seen.extend(got);
+    }
+    seen.sort();
+    assert_eq!(seen, (3_000..3_150).collect::<Vec<u64>>());
+    within(Duration::from_secs(60), "the outliving thread", async {
+        while done.load().await.unwrap() == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    assert_eq!(dict.len().await.unwrap(), 20_000);
+    pool.shutdown().await;
+}
+
+async fn a_worker_stopped_and_continued_mid_stream_loses_nothing() {
+    let pool = pool(1).await;
+    let manager = Manager::new();
+    let (me, dict) = (manager.value(0u32), manager.dict::<u64, u64>());
+    let n = 200_000;
+    let task = pool.submit(send_ahead_then_len, (me.clone(), dict.clone(), n));
+    within(Duration::from_secs(20), "the sends", async {
+        while dict.len().await.unwrap() < 20_000 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    })
+    .await;
+    let pid = me.load().await.unwrap() as i32;
+    // SAFETY: kill takes plain integers; the pid is a live worker of ours.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    // The pool keeps serving the parent meanwhile.
+    let stopped_at = dict.len().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(dict.len().await.unwrap() >= stopped_at);
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    let len = within(Duration::from_secs(60), "the continued task", task)
+        .await
+        .unwrap();
+    assert_eq!(len, n);
+    pool.shutdown().await;
+}
+
+async fn a_reply_over_max_frame_size_is_a_typed_error() {
+    let pool = Pool::builder()
+        .workers(1)
+        .max_frame_size(1 << 20)
+        .build()
+        .await
+        .unwrap();
+    let manager = Manager::new();
+    let dict = manager.dict::<u8, Big>();
+    // Each value fits a frame; together (items) they do not, nor does
+    // the 2 MiB one the parent put (the parent has no frame limit).
+    for key in 0..3 {
+        dict.insert(key, Big(vec![key; 512 << 10])).await.unwrap();
+    }
+    dict.insert(9, Big(vec![9; 2 << 20])).await.unwrap();
+    let items = within(
+        Duration::from_secs(60),
+        "items",
+        pool.submit(items_of_big, dict.clone()),
+    )
+    .await
+    .expect("the worker survives a reply over its frame limit");
+    let err = items.unwrap_err();
+    assert!(err.contains("max_frame_size"), "{err}");
+    let get = within(
+        Duration::from_secs(60),
+        "a big get sent ahead",
+        pool.submit(get_big_sent_ahead, (dict.clone(), 9)),
+    )
+    .await
+    .expect("the worker survives a reply over its frame limit");
+    let err = get.unwrap_err();
+    assert!(err.contains("max_frame_size"), "{err}");
+    // Small ones still pass.
+    let small = pool
+        .submit(get_big_sent_ahead, (dict.clone(), 1))
+        .await
+        .unwrap();
+    assert_eq!(small, Ok(512 << 10));
     pool.shutdown().await;
 }

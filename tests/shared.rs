@@ -34,6 +34,7 @@ fn main() {
             a_worker_keeps_at_most_8_regions_mapped_without_a_handle,
             kept_mappings_stay_under_a_quarter_of_max_memory_per_worker,
             a_kept_table_is_not_memory_growth,
+            churning_thousands_of_regions_leaks_no_mapping_or_fd,
         ],
         roles,
     );
@@ -569,4 +570,28 @@ fn serde_json_like(table: &SharedBytes) -> String {
 fn kill(pid: u32) {
     let pid = rustix::process::Pid::from_raw(pid as i32).expect("a pid");
     rustix::process::kill_process(pid, rustix::process::Signal::KILL).expect("the worker lives");
+}
+
+async fn churning_thousands_of_regions_leaks_no_mapping_or_fd() {
+    let pool = pool(2).await;
+    let mut most = (0, 0);
+    let mut first_fds = None;
+    for round in 0..2_000u32 {
+        // Two tasks at once, each with a fresh table dropped right after.
+        let tasks: Vec<_> = (0..2u8)
+            .map(|k| {
+                let table = SharedBytes::new(&[(round as u8).wrapping_add(k); 4096]).unwrap();
+                pool.submit(regions_and_fds, table)
+            })
+            .collect();
+        for task in tasks {
+            let (regions, fds) = within("a churning task", task).await.unwrap();
+            let first = *first_fds.get_or_insert(fds);
+            most = (most.0.max(regions), most.1.max(fds));
+            assert!(regions <= 9, "round {round}: {regions} regions mapped");
+            assert!(fds <= first + 4, "round {round}: {fds} fds, from {first}");
+        }
+    }
+    eprintln!("most regions mapped, fds: {most:?}");
+    pool.shutdown().await;
 }

@@ -33,6 +33,8 @@ pub(crate) struct Outbox {
     waker: AtomicWaker,
     /// Its calls waiting in some object's line.
     waiting: AtomicUsize,
+    /// The largest frame body its worker reads.
+    max_frame: u64,
 }
 
 impl Outbox {
@@ -42,10 +44,12 @@ impl Outbox {
         let Some(frames) = frames.as_mut() else {
             return Err(reply);
         };
-        frames.extend_from_slice(&frame(call, &reply));
+        let fits = frame(call, &reply, self.max_frame);
+        frames.extend_from_slice(fits.as_ref().unwrap_or_else(|refused| refused));
         self.waiting.fetch_sub(1, Relaxed);
         self.waker.wake();
-        Ok(())
+        // Not sent (the caller was told why): what it granted goes back.
+        fits.map(drop).map_err(|_| reply)
     }
 
     pub(crate) fn is_gone(&self) -> bool {
@@ -64,7 +68,9 @@ pub(crate) struct Peer {
 }
 
 impl Peer {
-    pub(crate) fn new(pid: u32) -> Peer {
+    /// The part of worker `pid`, which reads frames of at most `max_frame`
+    /// bytes.
+    pub(crate) fn new(pid: u32, max_frame: u64) -> Peer {
         Peer {
             id: NEXT_PEER.fetch_add(1, Relaxed),
             pid,
@@ -72,6 +78,7 @@ impl Peer {
                 frames: Mutex::new(Some(Vec::new())),
                 waker: AtomicWaker::new(),
                 waiting: AtomicUsize::new(0),
+                max_frame,
             }),
             touched: HashSet::new(),
         }
@@ -83,8 +90,9 @@ impl Peer {
     /// not following the protocol.
     pub(crate) fn serve(&mut self, call: u64, args: &[u8]) -> Result<Option<Vec<u8>>, String> {
         let request = wire::parse(args)?;
+        let max_frame = self.out.max_frame;
         let Some(object) = host::find(request.object) else {
-            return Ok(Some(frame(call, &Err(wire::Failure::Gone))));
+            return Ok(Some(small_frame(call, &Err(wire::Failure::Gone))));
         };
         let may_wait = request.op.may_wait();
         if may_wait {
@@ -94,7 +102,10 @@ impl Peer {
                 self.out.waiting.fetch_sub(1, Relaxed);
                 let refused =
                     format!("more than {MAX_WAITING} calls of one worker waiting at once");
-                return Ok(Some(frame(call, &Err(wire::Failure::Misuse(refused)))));
+                return Ok(Some(small_frame(
+                    call,
+                    &Err(wire::Failure::Misuse(refused)),
+                )));
             }
             self.touched.insert(object.id);
         }
@@ -107,7 +118,15 @@ impl Peer {
                 if may_wait {
                     self.out.waiting.fetch_sub(1, Relaxed);
                 }
-                Ok(Some(frame(call, &reply)))
+                Ok(Some(frame(call, &reply, max_frame).unwrap_or_else(
+                    |refused| {
+                        // Not sent: what it granted (an item) goes back.
+                        if let Ok(granted) = reply {
+                            object.give_back(request.op, granted);
+                        }
+                        refused
+                    },
+                )))
             }
             Served::Parked(parked) => {
                 if let Some(after) = request.timeout {
@@ -136,7 +155,24 @@ impl Peer {
     }
 }
 
-fn frame(call: u64, reply: &Reply) -> Vec<u8> {
+/// The `REPLY` frame of `reply` to call `call`; `Err` with a refusal in its
+/// place if it is over `max_frame`, which its worker would take for a
+/// broken connection and die of.
+fn frame(call: u64, reply: &Reply, max_frame: u64) -> Result<Vec<u8>, Vec<u8>> {
+    let whole = small_frame(call, reply);
+    let len = crate::wire::frame::body_len_of(&whole);
+    if len <= max_frame {
+        return Ok(whole);
+    }
+    let refused = format!(
+        "an answer of {len} bytes, over the pool's maximum frame of {max_frame} \
+         (PoolBuilder::max_frame_size): ask for less at a time, or raise it"
+    );
+    Err(small_frame(call, &Err(wire::Failure::Misuse(refused))))
+}
+
+/// The `REPLY` frame of a reply known to be small.
+fn small_frame(call: u64, reply: &Reply) -> Vec<u8> {
     call::reply(call, Ok(&wire::reply(reply)))
 }
 

@@ -209,3 +209,57 @@ pub fn extend_both(dict: Dict<u64, u64>, list: List<u64>, n: u64) {
     dict.extend((0..n).map(|k| (k, k))).wait().unwrap();
     list.extend(0..n).wait().unwrap();
 }
+
+/// `n` increments sent ahead and dropped unwaited: the task returns while
+/// their replies are still on their way.
+pub fn fetch_adds_sent_then_return(value: Value<u64>, n: u64) {
+    for _ in 0..n {
+        drop(value.fetch_add(1).send());
+    }
+}
+
+/// Starts a thread that outlives the task: it sends `n` inserts ahead,
+/// waits for each, then sets `done` to 1.
+pub fn spawn_sender_and_return(dict: Dict<u64, u64>, n: u64, done: Value<u64>) {
+    std::thread::spawn(move || {
+        let sent: Vec<_> = (0..n).map(|k| dict.insert(k, k).send()).collect();
+        for insert in sent {
+            insert.wait().unwrap();
+        }
+        done.store(1).wait().unwrap();
+    });
+}
+
+/// Tells its pid, sends `n` inserts ahead, then waits for the dict's
+/// length (after them all).
+pub fn send_ahead_then_len(me: Value<u32>, dict: Dict<u64, u64>, n: u64) -> u64 {
+    me.store(std::process::id()).wait().unwrap();
+    for k in 0..n {
+        drop(dict.insert(k, k).send());
+    }
+    dict.len().wait().unwrap()
+}
+
+/// What a task's `items()` of `dict` says: how many, or the error.
+pub fn items_of_big(dict: Dict<u8, Big>) -> Result<usize, String> {
+    dict.items()
+        .wait()
+        .map(|items| items.len())
+        .map_err(|err| err.to_string())
+}
+
+/// What a task's `get` of `key`, sent ahead, says: its length, or the error.
+pub fn get_big_sent_ahead(dict: Dict<u8, Big>, key: u8) -> Result<usize, String> {
+    let sent = dict.get(&key).send();
+    match sent.wait() {
+        Ok(value) => Ok(value.map_or(0, |big| big.0.len())),
+        Err(err) => Err(err.to_string()),
+    }
+}
+
+/// What a task's `get` of `queue` (waiting up to 20 s) says: the item's
+/// length, or the error.
+pub fn get_big_item(queue: Queue<Big>) -> Result<usize, String> {
+    let got = queue.get().timeout(Duration::from_secs(20)).wait();
+    got.map(|big| big.0.len()).map_err(|err| err.to_string())
+}

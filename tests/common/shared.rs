@@ -125,3 +125,16 @@ pub fn table_seen(table: SharedBytes) -> (u32, u64, u8) {
         table.first().copied().unwrap_or(0),
     )
 }
+
+/// Reads `table` and says how many procpool regions this worker maps and
+/// how many fds it has open.
+pub fn regions_and_fds(table: SharedBytes) -> (usize, usize) {
+    assert!(table.iter().all(|&b| b == table[0]));
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    let regions = maps
+        .lines()
+        .filter(|line| line.contains("memfd:procpool-shared"))
+        .count();
+    let fds = std::fs::read_dir("/proc/self/fd").unwrap().count();
+    (regions, fds)
+}

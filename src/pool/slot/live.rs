@@ -120,7 +120,7 @@ impl<L: Launch> LiveWorker<L> {
             process: launched.process,
             conn: Conn::new(launched.io, max_frame, launched.first_id),
             channels: Connection::new(max_frame),
-            manager: manager::peer::Peer::new(pid),
+            manager: manager::peer::Peer::new(pid, max_frame),
             releases: Releases::listen(),
             task_nanos: None,
             assigned: 0,
