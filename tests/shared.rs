@@ -595,3 +595,31 @@ async fn churning_thousands_of_regions_leaks_no_mapping_or_fd() {
     eprintln!("most regions mapped, fds: {most:?}");
     pool.shutdown().await;
 }
+
+/// Known to fail (see the report of branch `red`): resident memory is
+/// counted less shared pages, so that a kept table is not growth, and a
+/// leak of `MAP_SHARED | MAP_ANONYMOUS` (or memfd) pages, which are shared
+/// pages to the kernel, escapes `recycle_on_memory_growth` however large.
+/// Not in `tests![..]` until that is fixed; add it there to see it fail.
+#[allow(dead_code)]
+async fn a_task_leaking_shared_anonymous_memory_recycles_its_worker() {
+    let pool = procpool::Pool::builder()
+        .workers(1)
+        .max_in_flight_per_worker(1)
+        .recycle_on_memory_growth(32 << 20)
+        .build()
+        .await
+        .unwrap();
+    let mut pids = Vec::new();
+    for _ in 0..3 {
+        pids.push(
+            within("a leak", pool.submit(leak_shared_mib, 64))
+                .await
+                .unwrap(),
+        );
+    }
+    // 64 MiB leaked per task, twice the limit: each leak on a fresh worker.
+    pids.dedup();
+    assert_eq!(pids.len(), 3, "{pids:?}: {:?}", pool.stats());
+    pool.shutdown().await;
+}

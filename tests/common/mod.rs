@@ -785,6 +785,7 @@ pub fn tasks() -> procpool::Registry {
         get_big_sent_ahead,
         get_big_item,
         regions_and_fds,
+        leak_shared_mib,
         sleep_then_get,
         channels_known,
         log_records,

@@ -138,3 +138,25 @@ pub fn regions_and_fds(table: SharedBytes) -> (usize, usize) {
     let fds = std::fs::read_dir("/proc/self/fd").unwrap().count();
     (regions, fds)
 }
+
+/// Leaks `mib` MiB of shared anonymous memory (`MAP_SHARED |
+/// MAP_ANONYMOUS`, touched): resident, counted as shared by the kernel,
+/// mapped by this worker alone. Its pid.
+pub fn leak_shared_mib(mib: usize) -> u32 {
+    let len = mib << 20;
+    // SAFETY: a fresh anonymous mapping, no address given; never unmapped
+    // (the leak is the point), written only through this pointer.
+    unsafe {
+        let at = libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        );
+        assert_ne!(at, libc::MAP_FAILED);
+        std::ptr::write_bytes(at.cast::<u8>(), 1, len);
+    }
+    std::process::id()
+}
