@@ -34,6 +34,7 @@ fn main() {
             replies_in_flight_at_a_tasks_end_go_to_nobody_later,
             a_worker_stopped_and_continued_mid_stream_loses_nothing,
             a_reply_over_max_frame_size_is_a_typed_error,
+            extends_of_nothing_of_garbage_and_of_too_much,
         ],
         |_| {},
     );
@@ -391,6 +392,15 @@ async fn a_waiting_call_is_not_sent_ahead() {
     let lock = manager.lock();
     let tried = pool.submit(acquire_sent_then_dropped, lock.clone());
     assert_eq!(tried.await.unwrap(), "held");
+    // A put sent and dropped puts nothing (as the docs say); one waited
+    // for is made then.
+    let queue = manager.queue::<u64>(4);
+    assert_eq!(
+        pool.submit(puts_sent_ahead, queue.clone()).await.unwrap(),
+        0
+    );
+    assert_eq!(queue.get().await.unwrap(), 2);
+    assert_eq!(queue.len().await.unwrap(), 0);
     // Nobody holds it now.
     drop(
         lock.acquire()
@@ -623,5 +633,44 @@ async fn a_reply_over_max_frame_size_is_a_typed_error() {
         .await
         .unwrap();
     assert_eq!(small, Ok(512 << 10));
+    pool.shutdown().await;
+}
+
+async fn extends_of_nothing_of_garbage_and_of_too_much() {
+    let pool = Pool::builder()
+        .workers(1)
+        .max_frame_size(1 << 20)
+        .build()
+        .await
+        .unwrap();
+    let manager = Manager::new();
+    let (dict, list) = (manager.dict(), manager.list());
+    let (said, keys, items) = within(
+        Duration::from_secs(60),
+        "the extends",
+        pool.submit(extend_edges, (dict.clone(), list.clone())),
+    )
+    .await
+    .unwrap();
+    // Nothing is fine; 0..100 has a 13 that cannot be encoded: nothing of
+    // it applied; a million is more than a frame: refused, nothing applied.
+    assert_eq!(&said[..2], ["ok", "ok"]);
+    for garbage in &said[2..4] {
+        assert!(garbage.contains("13 cannot be encoded"), "{garbage}");
+    }
+    for too_much in &said[4..] {
+        assert!(too_much.contains("max_frame_size"), "{too_much}");
+    }
+    assert_eq!((keys, items), (0, 0));
+    // In the pool's process, a million is fine (no frame), and garbage
+    // applies nothing.
+    let err = dict
+        .extend((0..100).map(|k| (k, Unlucky(k))))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("13 cannot be encoded"), "{err}");
+    list.extend((14..1_000_014).map(Unlucky)).await.unwrap();
+    assert_eq!(dict.len().await.unwrap(), 0);
+    assert_eq!(list.len().await.unwrap(), 1_000_000);
     pool.shutdown().await;
 }

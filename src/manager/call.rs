@@ -250,8 +250,10 @@ impl<T> Call<T> {
     /// a [`Queue`](super::Queue)'s `put` and `get`) are not sent ahead: one
     /// sent and then dropped would take the lock or an item for nobody.
     /// They are made when their `Sent` is waited for, as by
-    /// [`wait`](Self::wait). In the pool's process every call is made at
-    /// once (there is no round trip to hide).
+    /// [`wait`](Self::wait): such a `Sent` dropped unwaited is never made
+    /// (a `put` so dropped puts nothing), and one waited for after later
+    /// sends is applied after them. In the pool's process every call is
+    /// made at once (there is no round trip to hide).
     ///
     /// # Examples
     ///

@@ -263,3 +263,53 @@ pub fn get_big_item(queue: Queue<Big>) -> Result<usize, String> {
     let got = queue.get().timeout(Duration::from_secs(20)).wait();
     got.map(|big| big.0.len()).map_err(|err| err.to_string())
 }
+
+/// A value that cannot be encoded when it is 13.
+#[derive(serde::Deserialize, Clone, PartialEq, Debug)]
+pub struct Unlucky(pub u64);
+
+impl serde::Serialize for Unlucky {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if self.0 == 13 {
+            return Err(serde::ser::Error::custom("13 cannot be encoded"));
+        }
+        self.0.serialize(serializer)
+    }
+}
+
+/// Extends of nothing, of a value that fails to encode half-way, and of
+/// more than a frame holds, waited for and sent ahead: what each said, and
+/// the lengths after them.
+pub fn extend_edges(dict: Dict<u64, Unlucky>, list: List<Unlucky>) -> (Vec<String>, u64, u64) {
+    let said = |done: Result<(), procpool::Error>| match done {
+        Ok(()) => "ok".to_string(),
+        Err(err) => err.to_string(),
+    };
+    let pairs = |n: u64| (0..n).map(|k| (k, Unlucky(k)));
+    let items = |n: u64| (0..n).map(Unlucky);
+    let outcomes = vec![
+        said(dict.extend(pairs(0)).wait()),
+        said(list.extend(items(0)).send().wait()),
+        said(dict.extend(pairs(100)).wait()),
+        said(list.extend(items(100)).send().wait()),
+        said(
+            dict.extend(pairs(1_000_000).map(|(k, v)| (k + 100, Unlucky(v.0 + 100))))
+                .wait(),
+        ),
+        said(list.extend(items(1_000_000).skip(14)).send().wait()),
+    ];
+    (
+        outcomes,
+        dict.len().wait().unwrap(),
+        list.len().wait().unwrap(),
+    )
+}
+
+/// A `put` sent and dropped, then one sent and waited for: the queue's
+/// length between them.
+pub fn puts_sent_ahead(queue: Queue<u64>) -> u64 {
+    drop(queue.put(1).send());
+    let dropped = queue.len().wait().unwrap();
+    queue.put(2).send().wait().unwrap();
+    dropped
+}

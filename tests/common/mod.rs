@@ -786,6 +786,8 @@ pub fn tasks() -> procpool::Registry {
         get_big_item,
         regions_and_fds,
         leak_shared_mib,
+        extend_edges,
+        puts_sent_ahead,
         sleep_then_get,
         channels_known,
         log_records,
