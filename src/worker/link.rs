@@ -177,7 +177,7 @@ impl Link {
     /// Never waits for ever: the pool answers every call, and a pool that
     /// goes away ends this process.
     pub(crate) fn call(&'static self, service: Service, args: &[u8]) -> io::Result<Reply> {
-        let (id, answer) = self.register();
+        let (id, answer) = self.register(usize::MAX).expect("no bound");
         // The task thread reads its reply itself where it can (see
         // `read_here_until`); other threads are handed theirs.
         if !super::panic::is_task_thread() {
@@ -192,10 +192,16 @@ impl Link {
     /// reply is read by whichever thread reads next. First waits while
     /// [`MAX_IN_FLIGHT`] calls of this process are unanswered.
     pub(crate) fn start(&'static self, service: Service, args: &[u8]) -> io::Result<Pending> {
-        if self.awaiting.load(Ordering::Acquire) >= MAX_IN_FLIGHT {
-            self.wait_for_room()?;
-        }
-        let (id, answer) = self.register();
+        // Checked again as it registers: threads sending at once must not
+        // all pass one look at the count.
+        let (id, answer) = loop {
+            if self.awaiting.load(Ordering::Acquire) >= MAX_IN_FLIGHT {
+                self.wait_for_room()?;
+            }
+            if let Some(registered) = self.register(MAX_IN_FLIGHT) {
+                break registered;
+            }
+        };
         // Read while this thread goes on: the replies must not pile up in
         // the pool (which stops reading calls once its replies back up).
         super::reader::expect_reply();
@@ -203,15 +209,19 @@ impl Link {
         Ok(Pending { answer })
     }
 
-    /// A new call id, and where its reply will be handed.
-    fn register(&self) -> (u64, Receiver<Reply>) {
-        let (reply, answer) = sync_channel(1);
+    /// A new call id, and where its reply will be handed; `None` if
+    /// `bound` calls are unanswered already.
+    fn register(&self, bound: usize) -> Option<(u64, Receiver<Reply>)> {
         let mut calls = lock(&self.calls);
+        if calls.waiting.len() >= bound {
+            return None;
+        }
+        let (reply, answer) = sync_channel(1);
         calls.next_id += 1;
         let id = calls.next_id;
         calls.waiting.insert(id, reply);
         self.awaiting.store(calls.waiting.len(), Ordering::Release);
-        (id, answer)
+        Some((id, answer))
     }
 
     /// Blocks until fewer than [`MAX_IN_FLIGHT`] calls are unanswered:
