@@ -595,12 +595,7 @@ async fn a_worker_stopped_and_continued_mid_stream_loses_nothing() {
 }
 
 async fn a_reply_over_max_frame_size_is_a_typed_error() {
-    let pool = Pool::builder()
-        .workers(1)
-        .max_frame_size(1 << 20)
-        .build()
-        .await
-        .unwrap();
+    let pool = pool_of_1_mib_frames().await;
     let manager = Manager::new();
     let dict = manager.dict::<u8, Big>();
     // Each value fits a frame; together (items) they do not, nor does
@@ -633,16 +628,37 @@ async fn a_reply_over_max_frame_size_is_a_typed_error() {
         .await
         .unwrap();
     assert_eq!(small, Ok(512 << 10));
+    // An item too large for the worker stays in the queue, whether the
+    // taker was waiting (answered later) or not (answered at once).
+    let queue = manager.queue::<Big>(4);
+    let waiting = pool.submit(get_big_item, queue.clone());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    queue.put(Big(vec![7; 2 << 20])).await.unwrap();
+    for taker in [Some(waiting), None] {
+        let taker = taker.unwrap_or_else(|| pool.submit(get_big_item, queue.clone()));
+        let err = within(Duration::from_secs(60), "a big get", taker)
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert!(err.contains("max_frame_size"), "{err}");
+        assert_eq!(queue.len().await.unwrap(), 1);
+    }
+    assert_eq!(queue.get().await.unwrap().0.len(), 2 << 20);
     pool.shutdown().await;
 }
 
-async fn extends_of_nothing_of_garbage_and_of_too_much() {
-    let pool = Pool::builder()
+/// One worker, reading frames of at most 1 MiB.
+async fn pool_of_1_mib_frames() -> Pool {
+    Pool::builder()
         .workers(1)
         .max_frame_size(1 << 20)
         .build()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+async fn extends_of_nothing_of_garbage_and_of_too_much() {
+    let pool = pool_of_1_mib_frames().await;
     let manager = Manager::new();
     let (dict, list) = (manager.dict(), manager.list());
     let (said, keys, items) = within(
