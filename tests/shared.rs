@@ -35,6 +35,7 @@ fn main() {
             kept_mappings_stay_under_a_quarter_of_max_memory_per_worker,
             a_kept_table_is_not_memory_growth,
             churning_thousands_of_regions_leaks_no_mapping_or_fd,
+            a_table_a_task_keeps_outlives_the_pools_release,
         ],
         roles,
     );
@@ -621,5 +622,30 @@ async fn a_task_leaking_shared_anonymous_memory_recycles_its_worker() {
     // 64 MiB leaked per task, twice the limit: each leak on a fresh worker.
     pids.dedup();
     assert_eq!(pids.len(), 3, "{pids:?}: {:?}", pool.stats());
+    pool.shutdown().await;
+}
+
+async fn a_table_a_task_keeps_outlives_the_pools_release() {
+    let pool = pool(1).await;
+    let table = SharedBytes::new(&[5; 64 << 10]).unwrap();
+    let id = procpool::shared::__region_id(&table);
+    let worker = within("the stash", pool.submit(stash_table, table))
+        .await
+        .unwrap();
+    // The pool let it go (its fd closed, the worker told): only the
+    // worker's stash maps it now, and reads stay whole.
+    within("the pool's release", async {
+        while holders_of(id) != [(worker, "map")] {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    for drop_it in [false, false, true] {
+        let sum = within("a read", pool.submit(sum_stashed, drop_it)).await;
+        assert_eq!(sum.unwrap(), 5 * (64 << 10));
+    }
+    // Its last handle gone, the worker unmaps it: nothing is left.
+    wait_until_gone(id).await;
+    assert_eq!(within("a pid", pool.submit(pid, ())).await.unwrap(), worker);
     pool.shutdown().await;
 }

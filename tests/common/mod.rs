@@ -788,6 +788,8 @@ pub fn tasks() -> procpool::Registry {
         leak_shared_mib,
         extend_edges,
         puts_sent_ahead,
+        stash_table,
+        sum_stashed,
         sleep_then_get,
         channels_known,
         log_records,

@@ -160,3 +160,25 @@ pub fn leak_shared_mib(mib: usize) -> u32 {
     }
     std::process::id()
 }
+
+/// A table a task keeps after it returns (in a static, as a cache might).
+static STASHED: std::sync::Mutex<Option<SharedBytes>> = std::sync::Mutex::new(None);
+
+/// Keeps `table` in this worker past the task; its pid.
+pub fn stash_table(table: SharedBytes) -> u32 {
+    *STASHED.lock().unwrap() = Some(table);
+    std::process::id()
+}
+
+/// The sum of the stashed table's bytes (read in place), and drops it if
+/// `drop_it`.
+pub fn sum_stashed(drop_it: bool) -> u64 {
+    let mut stashed = STASHED.lock().unwrap();
+    let sum = stashed
+        .as_ref()
+        .map_or(0, |t| t.iter().map(|&b| u64::from(b)).sum());
+    if drop_it {
+        *stashed = None;
+    }
+    sum
+}
