@@ -193,7 +193,7 @@ impl Link {
     /// [`MAX_IN_FLIGHT`] calls of this process are unanswered.
     pub(crate) fn start(&'static self, service: Service, args: &[u8]) -> io::Result<Pending> {
         if self.awaiting.load(Ordering::Acquire) >= MAX_IN_FLIGHT {
-            self.wait_for_room()?;
+            self.wait_for_room();
         }
         let (id, answer) = self.register();
         // Read while this thread goes on: the replies must not pile up in
@@ -217,10 +217,10 @@ impl Link {
     /// Blocks until fewer than [`MAX_IN_FLIGHT`] calls are unanswered:
     /// reading the replies itself on the task thread, else handed the
     /// news by whoever reads.
-    fn wait_for_room(&self) -> io::Result<()> {
+    fn wait_for_room(&self) {
         let has_room = || self.awaiting.load(Ordering::Acquire) < MAX_IN_FLIGHT;
         if super::reader::read_here_until(has_room) {
-            return Ok(());
+            return;
         }
         super::reader::expect_reply();
         let mut calls = lock(&self.calls);
@@ -232,7 +232,6 @@ impl Link {
                 .unwrap_or_else(PoisonError::into_inner);
             calls.wanting_room -= 1;
         }
-        Ok(())
     }
 
     /// Whether some thread waits for a reply or another frame.
