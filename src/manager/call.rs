@@ -250,8 +250,9 @@ impl<T> Call<T> {
     /// a [`Queue`](super::Queue)'s `put` and `get`) are not sent ahead: one
     /// sent and then dropped would take the lock or an item for nobody.
     /// They are made when their `Sent` is waited for, as by
-    /// [`wait`](Self::wait). In the pool's process every call is made at
-    /// once (there is no round trip to hide).
+    /// [`wait`](Self::wait). In the pool's process `send` makes the
+    /// others at once (there is no round trip to hide). Whatever fails,
+    /// [`Sent::wait`] says.
     ///
     /// # Examples
     ///
