@@ -2,7 +2,8 @@
 //! `starmap(update_string, [(word, list) ..])` over a sentence, printed at
 //! the end with every word; then a word count in a manager dict, updated
 //! from many tasks with a registered function run where the dict lives,
-//! exact at the end.
+//! exact at the end; then the same 20,000 inserts from a task made one
+//! round trip at a time and sent ahead, timed.
 //!
 //! Run it with `cargo run --release --example manager`.
 
@@ -29,13 +30,38 @@ fn count_words(line: String, counts: Dict<String, u64>) -> usize {
     words.len()
 }
 
+/// Inserts `n` squares, each call waited for (`ahead: false`) or all sent
+/// ahead and their answers collected after: the seconds it took.
+fn insert_squares(n: u64, ahead: bool, squares: Dict<u64, u64>) -> f64 {
+    let start = std::time::Instant::now();
+    if ahead {
+        let sent: Vec<_> = (0..n).map(|k| squares.insert(k, k * k).send()).collect();
+        for insert in sent {
+            insert.wait().expect("the manager is alive");
+        }
+    } else {
+        for k in 0..n {
+            squares
+                .insert(k, k * k)
+                .wait()
+                .expect("the manager is alive");
+        }
+    }
+    start.elapsed().as_secs_f64()
+}
+
 /// The read-modify-write, registered so that the host can run it.
 fn add_one(count: Option<u64>) -> u64 {
     count.unwrap_or(0) + 1
 }
 
 fn main() -> Result<(), procpool::Error> {
-    procpool::init(procpool::tasks![update_string, count_words, add_one]);
+    procpool::init(procpool::tasks![
+        update_string,
+        count_words,
+        insert_squares,
+        add_one
+    ]);
     tokio::runtime::Runtime::new()?.block_on(async {
         let pool = Pool::builder().workers(4).build().await?;
         let manager = Manager::new();
@@ -62,6 +88,22 @@ fn main() -> Result<(), procpool::Error> {
         assert_eq!(the, Some(600));
         let total: u64 = counts.items().await?.iter().map(|(_, n)| n).sum();
         assert_eq!(total, counted as u64);
+
+        for ahead in [false, true] {
+            let squares = manager.dict::<u64, u64>();
+            let n = 20_000;
+            let took = pool
+                .submit(insert_squares, (n, ahead, squares.clone()))
+                .await?;
+            assert_eq!(squares.len().await?, n);
+            assert_eq!(squares.get(&(n - 1)).await?, Some((n - 1) * (n - 1)));
+            let how = if ahead { "sent ahead" } else { "one at a time" };
+            println!(
+                "{n} inserts from a task, {how}: {:.0} ms ({:.1} µs each)",
+                took * 1e3,
+                took * 1e6 / n as f64
+            );
+        }
 
         pool.shutdown().await;
         Ok(())

@@ -105,20 +105,8 @@ async fn a_worker_killed_mid_burst_leaves_every_object_consistent() {
         burst_until_killed,
         (me.clone(), list.clone(), dict.clone(), lock.clone()),
     );
-    // Wait for the burst to be well under way, then SIGKILL its worker.
-    within(Duration::from_secs(20), "the burst", async {
-        while list.len().await.unwrap() < 200 {
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-    })
-    .await;
-    let pid = me.load().await.unwrap();
-    // SAFETY: kill takes plain integers; the pid is a live worker of ours.
-    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-    let err = within(Duration::from_secs(10), "the killed task", task)
-        .await
-        .unwrap_err();
-    assert!(err.is_worker_died(), "{err}");
+    // Once the burst is well under way, its worker is SIGKILLed.
+    kill_when(|| list.len(), 200, &me, task).await;
     // Every item whole, every record consistent: item i is [i; 1000], the
     // dict holds 0..n or 0..n-1 (the kill may fall between the two calls).
     let items = list.items().await.unwrap();
@@ -143,6 +131,29 @@ async fn a_worker_killed_mid_burst_leaves_every_object_consistent() {
     // And the manager serves the next worker.
     assert_eq!(pool.submit(try_lock, (lock, 1_000)).await.unwrap(), "held");
     pool.shutdown().await;
+}
+
+/// Waits until `len()` reaches `at_least`, then SIGKILLs the worker whose
+/// pid `me` holds, and checks that `task` failed with it.
+async fn kill_when(
+    len: impl Fn() -> procpool::manager::Call<u64>,
+    at_least: u64,
+    me: &procpool::manager::Value<u32>,
+    task: procpool::TaskHandle<()>,
+) {
+    within(Duration::from_secs(20), "the calls", async {
+        while len().await.unwrap() < at_least {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    })
+    .await;
+    let pid = me.load().await.unwrap();
+    // SAFETY: kill takes plain integers; the pid is a live worker of ours.
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    let err = within(Duration::from_secs(10), "the killed task", task)
+        .await
+        .unwrap_err();
+    assert!(err.is_worker_died(), "{err}");
 }
 
 async fn calls_after_shutdown_are_typed_errors() {
@@ -416,19 +427,7 @@ async fn a_worker_killed_while_sending_ahead_loses_only_a_tail() {
     let manager = Manager::new();
     let (me, dict) = (manager.value(0u32), manager.dict::<u64, u64>());
     let task = pool.submit(send_ahead_until_killed, (me.clone(), dict.clone()));
-    within(Duration::from_secs(20), "the sends", async {
-        while dict.len().await.unwrap() < 20_000 {
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-    })
-    .await;
-    let pid = me.load().await.unwrap();
-    // SAFETY: kill takes plain integers; the pid is a live worker of ours.
-    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-    let err = within(Duration::from_secs(10), "the killed task", task)
-        .await
-        .unwrap_err();
-    assert!(err.is_worker_died(), "{err}");
+    kill_when(|| dict.len(), 20_000, &me, task).await;
     // Applied in order, each whole: the keys are 0..n, no gap.
     let mut items = dict.items().await.unwrap();
     items.sort();

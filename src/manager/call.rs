@@ -252,8 +252,9 @@ impl<T> Call<T> {
     /// They are made when their `Sent` is waited for, as by
     /// [`wait`](Self::wait): such a `Sent` dropped unwaited is never made
     /// (a `put` so dropped puts nothing), and one waited for after later
-    /// sends is applied after them. In the pool's process every call is
-    /// made at once (there is no round trip to hide).
+    /// sends is applied after them. In the pool's process `send` makes the
+    /// others at once (there is no round trip to hide). Whatever fails,
+    /// [`Sent::wait`] says.
     ///
     /// # Examples
     ///

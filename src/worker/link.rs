@@ -196,7 +196,7 @@ impl Link {
         // all pass one look at the count.
         let (id, answer) = loop {
             if self.awaiting.load(Ordering::Acquire) >= MAX_IN_FLIGHT {
-                self.wait_for_room()?;
+                self.wait_for_room();
             }
             if let Some(registered) = self.register(MAX_IN_FLIGHT) {
                 break registered;
@@ -227,10 +227,10 @@ impl Link {
     /// Blocks until fewer than [`MAX_IN_FLIGHT`] calls are unanswered:
     /// reading the replies itself on the task thread, else handed the
     /// news by whoever reads.
-    fn wait_for_room(&self) -> io::Result<()> {
+    fn wait_for_room(&self) {
         let has_room = || self.awaiting.load(Ordering::Acquire) < MAX_IN_FLIGHT;
         if super::reader::read_here_until(has_room) {
-            return Ok(());
+            return;
         }
         super::reader::expect_reply();
         let mut calls = lock(&self.calls);
@@ -242,7 +242,6 @@ impl Link {
                 .unwrap_or_else(PoisonError::into_inner);
             calls.wanting_room -= 1;
         }
-        Ok(())
     }
 
     /// Whether some thread waits for a reply or another frame.
