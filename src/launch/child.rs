@@ -254,20 +254,14 @@ impl Child {
         self.process.kill();
     }
 
-    /// The worker's resident memory of its own in bytes: resident pages
-    /// less shared ones (from `/proc/<pid>/statm`, one small read), or
-    /// `None` where that cannot be read (not Linux, or the worker is gone:
-    /// then the pid may not be ours, but nothing is signalled, and a
-    /// stranger's size at worst recycles a worker early). Shared pages are
-    /// left out because the machine holds them once and the worker did not
-    /// allocate them: a shared memory table it keeps mapped between tasks
-    /// (see `shared::kept`), or a file it maps.
+    /// The memory the worker holds of its own, in bytes (see
+    /// [`memory`](super::memory): anonymous pages and shared memory a task
+    /// made, not file pages nor the pool's regions), or `None` where that
+    /// cannot be read (not Linux, or the worker is gone: then the pid may
+    /// not be ours, but nothing is signalled, and a stranger's size at worst
+    /// recycles a worker early).
     pub(crate) fn resident_bytes(&self) -> Option<u64> {
-        let statm = std::fs::read_to_string(format!("/proc/{}/statm", self.pid())).ok()?;
-        let mut fields = statm.split(' ').skip(1);
-        let resident: u64 = fields.next()?.parse().ok()?;
-        let shared: u64 = fields.next()?.parse().ok()?;
-        Some(resident.saturating_sub(shared) * rustix::param::page_size() as u64)
+        super::memory::own_bytes(self.pid())
     }
 
     /// `Ready` once the worker process has exited (it is not reaped yet).

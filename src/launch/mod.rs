@@ -18,6 +18,7 @@ pub(crate) mod child;
 mod launcher;
 pub(crate) mod local;
 pub(crate) mod marker;
+mod memory;
 mod options;
 mod remote;
 

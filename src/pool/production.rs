@@ -218,15 +218,20 @@ impl PoolBuilder {
     /// an absolute threshold does to every worker born above it (Celery
     /// #4125). What counts is resident memory the task left behind,
     /// including memory freed but kept by the allocator: a task that
-    /// briefly needs more than `bytes` may recycle its worker too. Children
-    /// a task starts are not counted, nor are shared pages (a
-    /// [`shared`](crate::shared) table the worker keeps mapped between
-    /// tasks, files it maps): the machine holds those once.
+    /// briefly needs more than `bytes` may recycle its worker too. What is
+    /// counted: anonymous pages (the heap) and shared memory a task made
+    /// itself (`MAP_SHARED | MAP_ANONYMOUS`, a memfd), which the kernel
+    /// cannot reclaim without swap. Not counted: children a task starts,
+    /// file pages (the kernel can drop them), and the pool's
+    /// [`shared`](crate::shared) regions, which the machine holds once and
+    /// which a worker keeps mapped between tasks.
     ///
     /// The default is off. The cost when set: reading
-    /// `/proc/<pid>/statm` of the worker (a few µs) after each batch of
-    /// answers and before its first task; nothing when unset. Linux only:
-    /// elsewhere nothing is measured and no worker is recycled for it.
+    /// `/proc/<pid>/status` of the worker (a few µs; and its
+    /// `/proc/<pid>/maps` while it has shared memory resident) after each
+    /// batch of answers and before its first task; nothing when unset.
+    /// Linux only: elsewhere nothing is measured and no worker is recycled
+    /// for it.
     ///
     /// # Examples
     ///

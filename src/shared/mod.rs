@@ -122,7 +122,7 @@ pub use lock::{SharedLock, SharedLockGuard};
 pub use slice::{SharedBytes, SharedSlice};
 pub use value::SharedValue;
 
-pub(crate) use region::{Carried, carry, forget};
+pub(crate) use region::{Carried, REGION_NAME, carry, forget};
 pub(crate) use released::Releases;
 
 /// Not part of the API: the inode of a slice's region, for tests that look

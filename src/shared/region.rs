@@ -59,6 +59,11 @@ impl std::fmt::Debug for Region {
     }
 }
 
+/// The name every region's memfd has (`/memfd:procpool-shared` in
+/// `/proc/<pid>/maps`), by which a worker's memory measure tells the
+/// pool's regions from a task's own shared memory.
+pub(crate) const REGION_NAME: &str = "procpool-shared";
+
 /// The regions mapped in this process, by id.
 #[derive(Default)]
 struct Table {
@@ -204,7 +209,7 @@ impl Region {
     ) -> Result<Arc<Region>, Error> {
         let made = (|| {
             let fd = rustix::fs::memfd_create(
-                "procpool-shared",
+                REGION_NAME,
                 MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
             )?;
             rustix::fs::ftruncate(&fd, len as u64)?;
