@@ -43,19 +43,18 @@ fn status_kib(status: &str, name: &str) -> Option<u64> {
 
 /// The mapped size of the pool's regions in `/proc/<pid>/maps`.
 fn region_bytes(maps: &str) -> u64 {
-    let path = format!("/memfd:{REGION_NAME}");
     maps.lines()
-        .filter(|line| {
-            // The path is the sixth field, then " (deleted)" as memfds have.
-            line.split_whitespace().nth(5) == Some(path.as_str())
-        })
         .filter_map(|line| {
-            let (start, end) = line.split_whitespace().next()?.split_once('-')?;
-            let (start, end) = (
-                u64::from_str_radix(start, 16).ok()?,
-                u64::from_str_radix(end, 16).ok()?,
-            );
-            end.checked_sub(start)
+            let mut fields = line.split_whitespace();
+            let range = fields.next()?;
+            // The path is the sixth field, then " (deleted)" as memfds have.
+            let path = fields.nth(4)?;
+            if path.strip_prefix("/memfd:") != Some(REGION_NAME) {
+                return None;
+            }
+            let (start, end) = range.split_once('-')?;
+            let start = u64::from_str_radix(start, 16).ok()?;
+            u64::from_str_radix(end, 16).ok()?.checked_sub(start)
         })
         .sum()
 }

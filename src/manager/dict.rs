@@ -9,7 +9,7 @@ use super::call::{Call, Route};
 use super::handle::{encode, encode_option, handle, task_index};
 use super::state::Kind;
 use super::wire::{self, Op};
-use crate::Error;
+use crate::codec;
 use crate::registry::Task;
 
 /// A map shared by the pool's process and its tasks: a handle to it, which
@@ -125,11 +125,14 @@ where
     /// # Ok::<(), procpool::Error>(()) }).unwrap();
     /// ```
     pub fn extend(&self, pairs: impl IntoIterator<Item = (K, V)>) -> Call<()> {
+        let mut packed = wire::Packed::new();
         let fields = pairs
             .into_iter()
-            .map(|(key, value)| Ok([encode(&key)?, encode(&value)?]))
-            .collect::<Result<Vec<_>, Error>>()
-            .map(|pairs| vec![wire::pack(pairs.as_flattened())]);
+            .try_for_each(|(key, value)| {
+                packed.push(|out| codec::encode_into(&key, out))?;
+                packed.push(|out| codec::encode_into(&value, out))
+            })
+            .map(|()| vec![packed.finish()]);
         self.call(Op::Extend, 0, fields)
     }
 

@@ -9,7 +9,7 @@ use super::call::{Call, Route};
 use super::handle::{encode, handle, task_index};
 use super::state::Kind;
 use super::wire::{self, Op};
-use crate::Error;
+use crate::codec;
 use crate::registry::Task;
 
 /// A list shared by the pool's process and its tasks: a handle that is a
@@ -82,11 +82,11 @@ impl<T: Serialize + DeserializeOwned> List<T> {
     /// # Ok::<(), procpool::Error>(()) }).unwrap();
     /// ```
     pub fn extend(&self, items: impl IntoIterator<Item = T>) -> Call<()> {
+        let mut packed = wire::Packed::new();
         let fields = items
             .into_iter()
-            .map(|item| encode(&item))
-            .collect::<Result<Vec<_>, Error>>()
-            .map(|items| vec![wire::pack(&items)]);
+            .try_for_each(|item| packed.push(|out| codec::encode_into(&item, out)))
+            .map(|()| vec![packed.finish()]);
         self.call(Op::Extend, 0, fields)
     }
 

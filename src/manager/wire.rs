@@ -180,20 +180,59 @@ fn fields_at<'a>(
     Ok(fields)
 }
 
-/// Many encoded values as one field (a dict's `extend` sends its keys and
-/// values so): their count, then each with its length.
-pub(crate) fn pack(values: &[Vec<u8>]) -> Vec<u8> {
-    let len = 8 + values.iter().map(|value| 8 + value.len()).sum::<usize>();
-    let mut out = Vec::with_capacity(len);
-    out.extend_from_slice(&(values.len() as u64).to_le_bytes());
-    for value in values {
-        out.extend_from_slice(&(value.len() as u64).to_le_bytes());
-        out.extend_from_slice(value);
-    }
-    out
+/// Many values as one field (a dict's `extend` sends its keys and values
+/// so): their count, then each with its length, each written in place by
+/// its encoder (no buffer per value, no second copy).
+#[derive(Debug)]
+pub(crate) struct Packed {
+    out: Vec<u8>,
+    count: u64,
 }
 
-/// The values [`pack`] made into `field`.
+impl Packed {
+    pub(crate) fn new() -> Packed {
+        Packed {
+            out: 0u64.to_le_bytes().to_vec(),
+            count: 0,
+        }
+    }
+
+    /// Adds the value `write` appends to the buffer it is given.
+    pub(crate) fn push<E>(
+        &mut self,
+        write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let at = self.out.len();
+        self.out.extend_from_slice(&0u64.to_le_bytes());
+        write(&mut self.out)?;
+        let len = (self.out.len() - at - 8) as u64;
+        self.out[at..at + 8].copy_from_slice(&len.to_le_bytes());
+        self.count += 1;
+        Ok(())
+    }
+
+    /// The field.
+    pub(crate) fn finish(mut self) -> Vec<u8> {
+        self.out[..8].copy_from_slice(&self.count.to_le_bytes());
+        self.out
+    }
+}
+
+/// `values`, packed (see [`Packed`]).
+#[cfg(test)]
+pub(crate) fn pack(values: &[Vec<u8>]) -> Vec<u8> {
+    let mut packed = Packed::new();
+    for value in values {
+        let appended: Result<(), ()> = packed.push(|out| {
+            out.extend_from_slice(value);
+            Ok(())
+        });
+        appended.expect("appending cannot fail");
+    }
+    packed.finish()
+}
+
+/// The values packed into `field` (see [`Packed`]).
 pub(crate) fn unpack(field: &[u8]) -> Result<Vec<&[u8]>, String> {
     let count = u64_at(field, 0).ok_or("a packed field without its count")?;
     fields_at(field, 8, count, "a packed field")
